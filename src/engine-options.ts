@@ -1,0 +1,85 @@
+import type { Logger } from 'pino';
+import type { InspectionEvent } from 'xstate';
+import { z } from 'zod';
+import type { AnyJobDefinition, JobDefinition } from './job.js';
+import type { Store } from './store/store.js';
+import type { PoolOptions } from './workers/pool.js';
+
+/** What `createEngine` takes. */
+export interface EngineOptions {
+  /** The jobs this engine can run (from `defineJob`). */
+  jobs: readonly AnyJobDefinition[];
+  /** Where batches are kept. Default: `sqliteStore({ path: './.partita/partita.db' })`. */
+  store?: Store;
+  /** The worker-thread pool shared by every batch. */
+  workers?: PoolOptions;
+  /** Batches PROCESSING at once; the rest wait QUEUED. Default 4. */
+  maxConcurrentBatches?: number;
+  /** A pino logger (child loggers per batch and partition), or false for silence. Default: pino at info. */
+  logger?: Logger | false;
+  /** Stately inspector (or any) inspection callback, passed to every actor. */
+  inspect?: (event: InspectionEvent) => void;
+  /** Longest time an outcome waits for its group commit. Default 5 ms. */
+  flushDelayMs?: number;
+  /** How long this engine's lease on a batch lasts without renewal. Default 30,000 ms. */
+  leaseTtlMs?: number;
+  /** Identifies this engine in leases. Default: `${hostname}/${pid}/${random}`. */
+  ownerId?: string;
+  /** Told about store errors (besides the log). The engine keeps the data and retries. */
+  onError?: (err: Error, batchId: string | undefined) => void;
+}
+
+/** What `engine.submit` takes besides the job and input. */
+export interface SubmitOptions {
+  /** The batch id. Submitting an id that exists returns that batch instead of creating another. */
+  id?: string;
+  /** Higher runs first. Default 0. */
+  priority?: number;
+  /** Batch ids that must be final before this one runs. */
+  after?: string[];
+  /** 'succeeded' (default): parents must be COMPLETED, or this batch is cancelled. 'settled': any final state. */
+  when?: 'succeeded' | 'settled';
+  /** Labels stored with the batch (never secrets). */
+  meta?: Record<string, string>;
+}
+
+const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', { message: 'expected a function' });
+
+export const engineOptionsSchema = z
+  .object({
+    jobs: z.array(z.custom<JobDefinition>((v) => typeof v === 'object' && v !== null && 'name' in v && 'partition' in v, {
+      message: 'expected a job from defineJob()',
+    })),
+    store: z
+      .custom<Store>((v) => typeof v === 'object' && v !== null && typeof (v as Store).createBatch === 'function', {
+        message: 'expected a Store (memoryStore(), sqliteStore(), postgresStore())',
+      })
+      .optional(),
+    workers: z
+      .object({
+        maxThreads: z.number().int().min(1).optional(),
+        minThreads: z.number().int().min(0).optional(),
+        idleTimeout: z.number().int().min(0).optional(),
+        resourceLimits: z.record(z.string(), z.number()).optional(),
+      })
+      .strict()
+      .optional(),
+    maxConcurrentBatches: z.number().int().min(1).optional(),
+    logger: z.union([z.literal(false), z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).child === 'function', { message: 'expected a pino logger or false' })]).optional(),
+    inspect: fn.optional(),
+    flushDelayMs: z.number().int().min(0).max(10_000).optional(),
+    leaseTtlMs: z.number().int().min(100).optional(),
+    ownerId: z.string().min(1).optional(),
+    onError: fn.optional(),
+  })
+  .strict();
+
+export const submitOptionsSchema = z
+  .object({
+    id: z.string().min(1).max(200).optional(),
+    priority: z.number().int().optional(),
+    after: z.array(z.string().min(1)).optional(),
+    when: z.enum(['succeeded', 'settled']).optional(),
+    meta: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();

@@ -1,0 +1,163 @@
+/**
+ * Every error partita raises is a {@link PartitaError} with a stable string `code`.
+ * Codes are part of the public contract; messages are for humans and may change.
+ *
+ * @example
+ * ```ts
+ * try { await engine.submit('nope', {}); }
+ * catch (err) { if (err instanceof PartitaError && err.code === 'UNKNOWN_JOB') { ... } }
+ * ```
+ */
+export type ErrorCode =
+  | 'VALIDATION'
+  | 'UNKNOWN_JOB'
+  | 'NOT_FOUND'
+  | 'TIMEOUT'
+  | 'CANCELLED'
+  | 'WORKER_CRASHED'
+  | 'HANDLER'
+  | 'RESULT_INVALID'
+  | 'FINALIZE'
+  | 'STORE'
+  | 'SNAPSHOT_VERSION'
+  | 'LEASE_LOST'
+  | 'ENGINE_STATE';
+
+/** Base class of every error partita raises. */
+export class PartitaError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Input, options or a job definition failed validation. `issues` lists each problem with its path. */
+export class ValidationError extends PartitaError {
+  readonly issues: ReadonlyArray<{ path: string; message: string }>;
+  constructor(message: string, issues: ReadonlyArray<{ path: string; message: string }> = [], cause?: unknown) {
+    super('VALIDATION', message, { cause });
+    this.issues = issues;
+  }
+}
+
+/** `submit` named a job that the engine does not know. */
+export class UnknownJobError extends PartitaError {
+  readonly job: string;
+  constructor(job: string, known: readonly string[]) {
+    super('UNKNOWN_JOB', `Unknown job "${job}". Known jobs: ${known.length ? known.join(', ') : '(none)'}`);
+    this.job = job;
+  }
+}
+
+/** No batch with this id exists in the store. */
+export class NotFoundError extends PartitaError {
+  readonly batchId: string;
+  constructor(batchId: string) {
+    super('NOT_FOUND', `Batch "${batchId}" not found`);
+    this.batchId = batchId;
+  }
+}
+
+/** A partition ran longer than the job's `timeoutMs`. */
+export class TimeoutError extends PartitaError {
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
+    super('TIMEOUT', `Partition timed out after ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The batch or partition was cancelled. */
+export class CancelledError extends PartitaError {
+  constructor(reason = 'cancelled') {
+    super('CANCELLED', reason);
+  }
+}
+
+/** The worker thread running a partition died (uncaught error, `process.exit`, out of memory). */
+export class WorkerCrashedError extends PartitaError {
+  constructor(message: string, cause?: unknown) {
+    super('WORKER_CRASHED', `Worker thread crashed: ${message}`, { cause });
+  }
+}
+
+/** A partition's result did not match the job's `result` schema. */
+export class ResultValidationError extends PartitaError {
+  constructor(message: string) {
+    super('RESULT_INVALID', message);
+  }
+}
+
+/** The store could not read or write. The batch is left as it was durably recorded. */
+export class StoreError extends PartitaError {
+  constructor(message: string, cause?: unknown) {
+    super('STORE', message, { cause });
+  }
+}
+
+/** A stored snapshot or record was written by a newer, unknown version of partita. */
+export class SnapshotVersionError extends PartitaError {
+  readonly found: unknown;
+  readonly supported: number;
+  constructor(found: unknown, supported: number, what = 'record') {
+    super('SNAPSHOT_VERSION', `Stored ${what} has schemaVersion ${String(found)}; this partita reads up to ${supported}`);
+    this.found = found;
+    this.supported = supported;
+  }
+}
+
+/** This engine no longer owns the batch's lease; its write was refused. */
+export class LeaseLostError extends PartitaError {
+  readonly batchId: string;
+  constructor(batchId: string) {
+    super('LEASE_LOST', `Lease on batch "${batchId}" was lost; write refused`);
+    this.batchId = batchId;
+  }
+}
+
+/** The engine is not in a state that allows the call (e.g. `submit` before `start`). */
+export class EngineStateError extends PartitaError {
+  constructor(message: string) {
+    super('ENGINE_STATE', message);
+  }
+}
+
+/** An error as it crosses a thread or is stored: plain data. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string | undefined;
+  code?: string | undefined;
+  cause?: SerializedError | undefined;
+}
+
+/** Coerce anything thrown into an Error. */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  if (typeof value === 'object' && value !== null && 'message' in value) {
+    return Object.assign(new Error(String((value as { message: unknown }).message)), value);
+  }
+  return new Error(typeof value === 'string' ? value : JSON.stringify(value));
+}
+
+/** Turn anything thrown into plain data that survives structured clone and JSON. */
+export function serializeError(value: unknown, depth = 0): SerializedError {
+  const err = toError(value);
+  const out: SerializedError = { name: err.name, message: err.message };
+  if (err.stack) out.stack = err.stack;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' || typeof code === 'number') out.code = String(code);
+  if (err.cause !== undefined && depth < 3) out.cause = serializeError(err.cause, depth + 1);
+  return out;
+}
+
+/** Rebuild a serialized error as an Error whose name, code and stack are the original ones. */
+export function deserializeError(data: SerializedError): Error {
+  const err = new Error(data.message, data.cause ? { cause: deserializeError(data.cause) } : undefined);
+  err.name = data.name;
+  if (data.stack) err.stack = data.stack;
+  if (data.code) (err as { code?: string }).code = data.code;
+  return err;
+}

@@ -1,0 +1,169 @@
+import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import type { BatchSummary, FailurePolicy } from './summary.js';
+import { parseOrThrow } from './validation.js';
+import type { PartitionContext } from './worker.js';
+
+/** One unit of work produced by a job's `partition` function. */
+export interface Partition<P = unknown> {
+  /** Unique within the batch; names the partition in outcomes, logs and `engine.partitions()`. */
+  key: string;
+  /** Passed to the worker or handler. Must be structured-clonable and JSON-serializable (it is stored). */
+  payload: P;
+}
+
+export interface RetryOptions {
+  /** Attempts in total, including the first. Default 1 (no retry). */
+  attempts: number;
+  /** Delay before the second attempt; doubles each time. Default 100. */
+  backoffMs?: number;
+  /** Upper bound of the delay. Default 30,000. */
+  maxBackoffMs?: number;
+}
+
+/** Context passed to a job's `finalize` hook. */
+export interface FinalizeContext {
+  batchId: string;
+  signal: AbortSignal;
+}
+
+/** What `defineJob` takes. Give exactly one of `worker` (a module run on a worker thread) or `handler` (inline). */
+export interface JobOptions<I = unknown, P = unknown, R = unknown, O = unknown> {
+  /** Unique name, /^[a-z0-9][a-z0-9._-]*$/. */
+  name: string;
+  /** Validates the input given to `submit`. Rejected input stores nothing. */
+  input?: z.ZodType<I>;
+  /** Splits the input into partitions. May return an Iterable or an AsyncIterable. */
+  partition: (input: I) => Iterable<Partition<P>> | AsyncIterable<Partition<P>>;
+  /** File URL (or absolute path) of an ES module whose default export is `async (payload, ctx) => result`. */
+  worker?: URL | string;
+  /** Inline handler on the main thread, for I/O-bound work. Same contract as a worker module. */
+  handler?: (payload: P, ctx: PartitionContext) => R | Promise<R>;
+  /** Validates each partition's result (inside the worker when the schema is JSON-schema representable). */
+  result?: z.ZodType<R>;
+  retry?: RetryOptions;
+  /** A partition running longer than this fails with TIMEOUT (and is retried if attempts remain). */
+  timeoutMs?: number;
+  /** Partitions of one batch in flight at once. Default 16. */
+  concurrency?: number;
+  failurePolicy?: FailurePolicy;
+  /** Runs once when all partitions have settled; its return value becomes `summary.output`. */
+  finalize?: (summary: BatchSummary, ctx: FinalizeContext) => O | Promise<O>;
+}
+
+/** A validated job definition, as `createEngine({ jobs })` takes it. */
+export interface JobDefinition<I = unknown, P = unknown, R = unknown, O = unknown> {
+  readonly name: string;
+  readonly input: z.ZodType<I> | undefined;
+  readonly partition: (input: I) => Iterable<Partition<P>> | AsyncIterable<Partition<P>>;
+  /** The worker module's file URL (href), fixed here and never taken from batch input. */
+  readonly workerUrl: string | undefined;
+  readonly handler: ((payload: P, ctx: PartitionContext) => R | Promise<R>) | undefined;
+  readonly result: z.ZodType<R> | undefined;
+  readonly retry: Required<RetryOptions>;
+  readonly timeoutMs: number | undefined;
+  readonly concurrency: number;
+  readonly failurePolicy: FailurePolicy;
+  readonly finalize: ((summary: BatchSummary, ctx: FinalizeContext) => O | Promise<O>) | undefined;
+}
+
+const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', { message: 'expected a function' });
+const zodSchema = z.custom<z.ZodType>((v) => v instanceof Object && typeof (v as z.ZodType).safeParse === 'function', {
+  message: 'expected a zod schema',
+});
+
+const jobOptionsSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'must match /^[a-z0-9][a-z0-9._-]*$/'),
+    input: zodSchema.optional(),
+    partition: fn,
+    worker: z
+      .union([
+        z.instanceof(URL).refine((u) => u.protocol === 'file:', 'must be a file: URL'),
+        z.string().refine((s) => s.startsWith('file:') || s.startsWith('/'), 'must be a file URL or an absolute path'),
+      ])
+      .optional(),
+    handler: fn.optional(),
+    result: zodSchema.optional(),
+    retry: z
+      .object({
+        attempts: z.number().int().min(1).max(100),
+        backoffMs: z.number().int().min(0).optional(),
+        maxBackoffMs: z.number().int().min(0).optional(),
+      })
+      .strict()
+      .optional(),
+    timeoutMs: z.number().int().positive().max(2_147_483_647).optional(),
+    concurrency: z.number().int().min(1).max(10_000).optional(),
+    failurePolicy: z
+      .object({ maxFailures: z.number().int().min(0).optional(), maxFailureRatio: z.number().min(0).max(1).optional() })
+      .strict()
+      .optional(),
+    finalize: fn.optional(),
+  })
+  .strict()
+  .refine((o) => (o.worker === undefined) !== (o.handler === undefined), {
+    message: 'give exactly one of `worker` (module URL) or `handler` (inline function)',
+    path: ['worker'],
+  });
+
+/**
+ * Define a job: how to validate its input, split it into partitions, and run each partition.
+ * Throws a ValidationError (code VALIDATION) naming each bad option.
+ *
+ * @example
+ * ```ts
+ * export const salaryRecalc = defineJob({
+ *   name: 'salary-recalc',
+ *   input: z.object({ users: z.array(z.string()), days: z.array(z.string()) }),
+ *   partition: ({ users, days }) => users.flatMap((u) => days.map((d) => ({ key: `${u}:${d}`, payload: { u, d } }))),
+ *   worker: new URL('./salary.worker.js', import.meta.url),
+ *   retry: { attempts: 3, backoffMs: 100 },
+ *   timeoutMs: 30_000,
+ *   concurrency: 16,
+ * });
+ * ```
+ */
+export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown>(
+  options: JobOptions<I, P, R, O>,
+): JobDefinition<I, P, R, O> {
+  const o = parseOrThrow(jobOptionsSchema, options, `job definition${nameOf(options)}`);
+  const worker = o.worker === undefined ? undefined : toFileUrl(o.worker);
+  return Object.freeze({
+    name: o.name,
+    input: options.input,
+    partition: options.partition,
+    workerUrl: worker,
+    handler: options.handler,
+    result: options.result,
+    retry: {
+      attempts: o.retry?.attempts ?? 1,
+      backoffMs: o.retry?.backoffMs ?? 100,
+      maxBackoffMs: o.retry?.maxBackoffMs ?? 30_000,
+    },
+    timeoutMs: o.timeoutMs,
+    concurrency: o.concurrency ?? 16,
+    failurePolicy: { ...o.failurePolicy },
+    finalize: options.finalize,
+  });
+}
+
+function nameOf(options: unknown): string {
+  const name = (options as { name?: unknown } | null)?.name;
+  return typeof name === 'string' ? ` "${name}"` : '';
+}
+
+function toFileUrl(worker: URL | string): string {
+  if (worker instanceof URL) return worker.href;
+  if (worker.startsWith('file:')) return worker;
+  return pathToFileURL(worker).href;
+}
+
+/** Delay before attempt `attempt + 1` after a failed `attempt` (1-based): exponential, capped. */
+export function backoffDelay(retry: Required<RetryOptions>, attempt: number): number {
+  return Math.min(retry.maxBackoffMs, retry.backoffMs * 2 ** (attempt - 1));
+}
+
+/** A job of any input, payload, result and output types (what `createEngine({ jobs })` holds). */
+// biome-ignore lint/suspicious/noExplicitAny: jobs of different types live in one list
+export type AnyJobDefinition = JobDefinition<any, any, any, any>;

@@ -1,0 +1,379 @@
+import { assign, enqueueActions, fromPromise, setup } from 'xstate';
+import { type SerializedError, serializeError } from '../errors.js';
+import { type BatchStatus, decideOutcome, type FailurePolicy, type PartitionFailure } from '../summary.js';
+import { type LaneReport, partitionMachine, type PartitionOutput } from './partition.js';
+
+/**
+ * The batch statechart (DESIGN.md section 4): QUEUED → PROCESSING → FINALIZING →
+ * COMPLETED | PARTIAL | FAILED, or CANCELLED.
+ *
+ * The batch actor is the only writer of its counts. Each partition's outcome arrives as an event from
+ * the lane that ran it; the same transition counts it, hands it to the journal (`journalOutcome`,
+ * provided by the engine) and dispatches the next partition. Finalization is an eventless `always`
+ * transition guarded by `allSettled`, so the last outcome itself moves the batch to FINALIZING with
+ * no other event, timer or poll (seed 002).
+ *
+ * Context is O(concurrency): counts, a cursor into the stored partition list, the partition in
+ * flight on each lane, and the first 100 failures. Results stay in the store.
+ */
+
+/** Bumped when the context shape or the states change; stored with every snapshot. */
+export const BATCH_MACHINE_VERSION = 1;
+
+/** At most this many failures are kept in context (and in the summary). */
+export const FAILURE_SAMPLE = 100;
+
+export interface InFlight {
+  index: number;
+  attempt: number;
+}
+
+/** An outcome read back from the journal at recovery. */
+export interface ReplayedOutcome {
+  index: number;
+  key: string;
+  status: 'succeeded' | 'failed';
+  attempts: number;
+  error?: SerializedError | undefined;
+}
+
+export interface BatchInput {
+  batchId: string;
+  job: string;
+  total: number;
+  concurrency: number;
+  maxAttempts: number;
+  backoffMs: number;
+  maxBackoffMs: number;
+  timeoutMs?: number | undefined;
+  failurePolicy?: FailurePolicy | undefined;
+  /** How many partitions one `loadPartitions` asks for. */
+  pageSize?: number | undefined;
+}
+
+export interface BatchContext {
+  batchId: string;
+  job: string;
+  total: number;
+  /** Number of lanes: min(concurrency, total). */
+  lanes: number;
+  maxAttempts: number;
+  backoffMs: number;
+  maxBackoffMs: number;
+  timeoutMs: number | undefined;
+  failurePolicy: FailurePolicy;
+  pageSize: number;
+  /** Next partition index to dispatch. */
+  cursor: number;
+  /** Partitions [0, loaded) are loaded and can be dispatched. */
+  loaded: number;
+  loading: boolean;
+  succeeded: number;
+  failed: number;
+  running: number;
+  /** The partition on each lane, or null when the lane is idle. */
+  inFlight: (InFlight | null)[];
+  /** Partitions that were in flight when the engine stopped: run again first. */
+  redeliver: InFlight[];
+  /** Partitions at or after the cursor whose outcome was replayed from the journal: skip them. */
+  settledAhead: number[];
+  failures: PartitionFailure[];
+  startedAt: string | undefined;
+  outcome: BatchStatus | undefined;
+  output: unknown;
+  error: SerializedError | undefined;
+}
+
+export type BatchEvent =
+  | { type: 'ADMIT'; at: string }
+  | { type: 'PARTITIONS.LOADED'; loaded: number }
+  | { type: 'CANCEL'; reason: string }
+  | { type: 'RESUME'; replay: ReplayedOutcome[] }
+  | LaneReport;
+
+/** Finalize's input and output. The engine provides the actor (`finalize`). */
+export interface FinalizeInput {
+  batchId: string;
+  total: number;
+  succeeded: number;
+  failed: number;
+}
+
+/**
+ * A reference to an action of this same `setup()`, for use inside its own `enqueueActions`
+ * (TypeScript cannot see the setup's action names from within it; XState resolves them at run time).
+ */
+const named = (type: string, params: object) => ({ type, params }) as never;
+
+const settledCount = (c: BatchContext) => c.succeeded + c.failed;
+const allSettled = (c: BatchContext) => c.running === 0 && settledCount(c) >= c.total;
+
+/** Count one outcome (pure). Returns the context changes. */
+function count(c: BatchContext, o: { key: string; status: string; attempts: number; error?: SerializedError | undefined }) {
+  const failures =
+    o.status === 'failed' && c.failures.length < FAILURE_SAMPLE
+      ? [...c.failures, { key: o.key, error: o.error ?? { name: 'Error', message: 'failed' }, attempts: o.attempts }]
+      : c.failures;
+  return o.status === 'succeeded' ? { succeeded: c.succeeded + 1 } : { failed: c.failed + 1, failures };
+}
+
+/** Does this lane report an outcome for the partition the lane was given? Anything else is ignored. */
+function matchesLane(c: BatchContext, lane: number, index: number): boolean {
+  return c.inFlight[lane]?.index === index;
+}
+
+export const batchMachine = setup({
+  types: {
+    context: {} as BatchContext,
+    input: {} as BatchInput,
+    events: {} as BatchEvent,
+  },
+  actors: {
+    lane: partitionMachine,
+    finalize: fromPromise<{ output: unknown }, FinalizeInput>(async () => ({ output: undefined })),
+  },
+  actions: {
+    /** Provided by the engine: send `RUN { index, key, attempt, redelivered }` to the lane. */
+    dispatchPartition: (_, _params: { lane: number; index: number; attempt: number; redelivered: boolean }) => {},
+    /** Provided by the engine: load partitions [from, from + count) and answer PARTITIONS.LOADED. */
+    loadPartitions: (_, _params: { from: number; count: number }) => {},
+    /** Provided by the engine: make the outcome durable (group commit). `seq` is its journal position. */
+    journalOutcome: (_, _params: { outcome: PartitionOutput; seq: number }) => {},
+    spawnLanes: enqueueActions(({ context, enqueue }) => {
+      for (let lane = 0; lane < context.lanes; lane++) {
+        enqueue.spawnChild('lane', {
+          id: `lane-${lane}`,
+          input: {
+            lane,
+            maxAttempts: context.maxAttempts,
+            backoffMs: context.backoffMs,
+            maxBackoffMs: context.maxBackoffMs,
+            timeoutMs: context.timeoutMs,
+          },
+        });
+      }
+    }),
+    /** Fill idle lanes: partitions to redeliver first, then the cursor; ask for more partitions early. */
+    dispatch: enqueueActions(({ context, enqueue }) => {
+      const inFlight = context.inFlight.slice();
+      const redeliver = context.redeliver.slice();
+      const settledAhead = context.settledAhead.slice();
+      let { cursor, running, loading } = context;
+      for (let lane = 0; lane < inFlight.length; lane++) {
+        if (inFlight[lane]) continue;
+        let next: InFlight | undefined;
+        let redelivered = false;
+        if (redeliver.length > 0) {
+          const r = redeliver.shift()!;
+          next = { index: r.index, attempt: r.attempt + 1 };
+          redelivered = true;
+        } else {
+          while (cursor < context.loaded && settledAhead.includes(cursor)) settledAhead.splice(settledAhead.indexOf(cursor++), 1);
+          if (cursor < context.loaded) next = { index: cursor++, attempt: 1 };
+        }
+        if (!next) break;
+        inFlight[lane] = next;
+        running++;
+        enqueue(named('dispatchPartition', { lane, index: next.index, attempt: next.attempt, redelivered }));
+      }
+      // Keep a page ahead so lanes never wait on the store.
+      if (!loading && context.loaded < context.total && cursor + context.lanes >= context.loaded) {
+        loading = true;
+        enqueue(named('loadPartitions', { from: context.loaded, count: context.pageSize }));
+      }
+      enqueue.assign({ inFlight, redeliver, settledAhead, cursor, running, loading });
+    }),
+    record: assign(({ context, event }) => {
+      if (event.type !== 'PARTITION.SETTLED') return {};
+      const inFlight = context.inFlight.slice();
+      inFlight[event.lane] = null;
+      return { ...count(context, event.outcome), inFlight, running: context.running - 1 };
+    }),
+    journal: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'PARTITION.SETTLED') return;
+      enqueue(named('journalOutcome', { outcome: event.outcome, seq: settledCount(context) }));
+    }),
+    freeLane: assign(({ context, event }) => {
+      if (event.type !== 'PARTITION.CANCELLED') return {};
+      const inFlight = context.inFlight.slice();
+      inFlight[event.lane] = null;
+      return { inFlight, running: context.running - 1 };
+    }),
+    /** Apply outcomes read back from the journal; they are durable already, so not journaled again. */
+    replay: assign(({ context, event }) => {
+      if (event.type !== 'RESUME') return {};
+      let c = context;
+      const inFlight = context.inFlight.slice();
+      const settledAhead = context.settledAhead.slice();
+      let redeliver = context.redeliver;
+      let running = context.running;
+      for (const o of event.replay) {
+        c = { ...c, ...count(c, o) };
+        const lane = inFlight.findIndex((f) => f?.index === o.index);
+        if (lane >= 0) {
+          inFlight[lane] = null;
+          running--;
+        } else if (redeliver.some((r) => r.index === o.index)) {
+          redeliver = redeliver.filter((r) => r.index !== o.index);
+        } else if (o.index >= context.cursor) settledAhead.push(o.index);
+      }
+      return { succeeded: c.succeeded, failed: c.failed, failures: c.failures, inFlight, redeliver, settledAhead, running };
+    }),
+    /** After a restart nothing runs: what was in flight is redelivered, pages are loaded again. */
+    restartLanes: assign(({ context }) => ({
+      redeliver: [...context.redeliver, ...context.inFlight.filter((f): f is InFlight => f !== null)],
+      inFlight: context.inFlight.map(() => null),
+      running: 0,
+      loaded: context.cursor,
+      loading: false,
+    })),
+    cancelLanes: enqueueActions(({ context, enqueue }) => {
+      context.inFlight.forEach((f, lane) => {
+        if (f) enqueue.sendTo(`lane-${lane}`, { type: 'CANCEL' });
+      });
+    }),
+    setCancelled: assign(({ event }) => ({
+      outcome: 'CANCELLED' as const,
+      error: event.type === 'CANCEL' ? serializeError(new CancelledErrorLike(event.reason)) : undefined,
+    })),
+  },
+  guards: {
+    allSettled: ({ context }) => allSettled(context),
+    noneRunning: ({ context }) => context.running === 0,
+    isOwnLane: ({ context, event }) =>
+      (event.type === 'PARTITION.SETTLED' && matchesLane(context, event.lane, event.outcome.index)) ||
+      (event.type === 'PARTITION.CANCELLED' && matchesLane(context, event.lane, event.index)),
+    isCompleted: ({ context }) => decideOutcome(context, context.failurePolicy) === 'COMPLETED',
+    isPartial: ({ context }) => decideOutcome(context, context.failurePolicy) === 'PARTIAL',
+  },
+}).createMachine({
+  id: 'batch',
+  context: ({ input }) => {
+    const lanes = Math.max(0, Math.min(input.concurrency, input.total));
+    return {
+      batchId: input.batchId,
+      job: input.job,
+      total: input.total,
+      lanes,
+      maxAttempts: input.maxAttempts,
+      backoffMs: input.backoffMs,
+      maxBackoffMs: input.maxBackoffMs,
+      timeoutMs: input.timeoutMs,
+      failurePolicy: input.failurePolicy ?? {},
+      pageSize: input.pageSize ?? Math.max(256, 2 * lanes),
+      cursor: 0,
+      loaded: 0,
+      loading: false,
+      succeeded: 0,
+      failed: 0,
+      running: 0,
+      inFlight: Array.from({ length: lanes }, () => null),
+      redeliver: [],
+      settledAhead: [],
+      failures: [],
+      startedAt: undefined,
+      outcome: undefined,
+      output: undefined,
+      error: undefined,
+    };
+  },
+  initial: 'queued',
+  states: {
+    queued: {
+      on: {
+        ADMIT: { target: 'processing', actions: assign(({ event }) => ({ startedAt: event.at })) },
+        CANCEL: { target: 'cancelled', actions: 'setCancelled' },
+        // Outcomes journaled before the state left QUEUED was saved: counted now, skipped at dispatch.
+        RESUME: { actions: 'replay' },
+      },
+    },
+    processing: {
+      entry: ['spawnLanes', 'dispatch'],
+      always: { guard: 'allSettled', target: 'finalizing' },
+      on: {
+        'PARTITION.SETTLED': { guard: 'isOwnLane', actions: ['record', 'journal', 'dispatch'] },
+        'PARTITIONS.LOADED': {
+          actions: [assign(({ event }) => ({ loaded: event.loaded, loading: false })), 'dispatch'],
+        },
+        CANCEL: { target: 'cancelling', actions: 'setCancelled' },
+        RESUME: { actions: ['replay', 'restartLanes', 'spawnLanes', 'dispatch'] },
+      },
+    },
+    cancelling: {
+      entry: 'cancelLanes',
+      always: { guard: 'noneRunning', target: 'cancelled' },
+      on: {
+        'PARTITION.SETTLED': { guard: 'isOwnLane', actions: ['record', 'journal'] },
+        'PARTITION.CANCELLED': { guard: 'isOwnLane', actions: 'freeLane' },
+        RESUME: { actions: ['replay', 'restartLanes'] },
+      },
+    },
+    finalizing: {
+      invoke: {
+        src: 'finalize',
+        id: 'finalize',
+        input: ({ context }) => ({
+          batchId: context.batchId,
+          total: context.total,
+          succeeded: context.succeeded,
+          failed: context.failed,
+        }),
+        onDone: [
+          { guard: 'isCompleted', target: 'completed', actions: assign(({ event }) => ({ output: event.output.output })) },
+          { guard: 'isPartial', target: 'partial', actions: assign(({ event }) => ({ output: event.output.output })) },
+          { target: 'failed', actions: assign(({ event }) => ({ output: event.output.output })) },
+        ],
+        onError: { target: 'failed', actions: assign(({ event }) => ({ error: serializeError(event.error) })) },
+      },
+      on: {
+        // After a restart the finalizer runs again (finalization is idempotent).
+        RESUME: { target: 'finalizing', reenter: true },
+        CANCEL: { target: 'cancelled', actions: 'setCancelled' },
+      },
+    },
+    completed: { type: 'final', entry: assign({ outcome: 'COMPLETED' as const }) },
+    partial: { type: 'final', entry: assign({ outcome: 'PARTIAL' as const }) },
+    failed: { type: 'final', entry: assign({ outcome: 'FAILED' as const }) },
+    cancelled: { type: 'final', entry: assign({ outcome: 'CANCELLED' as const }) },
+  },
+  output: ({ context }) => ({
+    status: context.outcome,
+    total: context.total,
+    succeeded: context.succeeded,
+    failed: context.failed,
+    output: context.output,
+    error: context.error,
+  }),
+});
+
+/** Plain data for the cancel reason; the engine rebuilds a CancelledError. */
+class CancelledErrorLike extends Error {
+  readonly code = 'CANCELLED';
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'CancelledError';
+  }
+}
+
+/** The public status of a batch actor's state value. */
+export function statusOf(value: unknown): BatchStatus {
+  switch (value) {
+    case 'queued':
+      return 'QUEUED';
+    case 'processing':
+    case 'cancelling':
+      return 'PROCESSING';
+    case 'finalizing':
+      return 'FINALIZING';
+    case 'completed':
+      return 'COMPLETED';
+    case 'partial':
+      return 'PARTIAL';
+    case 'failed':
+      return 'FAILED';
+    default:
+      return 'CANCELLED';
+  }
+}
+
+export type BatchMachine = typeof batchMachine;

@@ -1,0 +1,213 @@
+import { and, assign, sendParent, setup } from 'xstate';
+import { type SerializedError, serializeError, TimeoutError } from '../errors.js';
+
+/**
+ * The partition statechart, run by a long-lived *lane* actor (DESIGN.md section 4).
+ *
+ * The batch actor spawns `concurrency` lanes once (`lane-0` …). A lane takes one partition at a
+ * time (`RUN`), goes through `running → succeeded | backoff → running | failed | cancelled`, reports
+ * the outcome to its parent as an event and returns to `idle` for the next partition. Lanes are never
+ * spawned or stopped per partition: XState copies the parent's children map on every spawn and stop,
+ * which made one child per partition 6–17 × slower than raw Piscina.
+ *
+ * The machine is pure. The work itself starts and stops through the `startWork` and `abortWork`
+ * actions, which the engine provides (`machine.provide`); the work reports back to the lane with
+ * `WORK.DONE` / `WORK.FAILED` events carrying the partition's `index` and `attempt`, so a late answer
+ * from an earlier attempt is recognised and ignored.
+ */
+
+/** The partition a lane is working on. */
+export interface LaneWork {
+  index: number;
+  key: string;
+  attempt: number;
+  redelivered: boolean;
+}
+
+export interface LaneContext {
+  lane: number;
+  maxAttempts: number;
+  backoffMs: number;
+  maxBackoffMs: number;
+  timeoutMs: number | undefined;
+  current: LaneWork | undefined;
+  /** The last attempt's result or error, reported on entering succeeded / failed. */
+  result: unknown;
+  error: SerializedError | undefined;
+  durationMs: number;
+  /** Last progress reported by the handler: done of total. */
+  progress: { done: number; total?: number | undefined } | undefined;
+}
+
+export interface LaneInput {
+  lane: number;
+  maxAttempts: number;
+  backoffMs: number;
+  maxBackoffMs: number;
+  timeoutMs?: number | undefined;
+}
+
+/** The outcome a lane reports to the batch actor for one partition. */
+export interface PartitionOutput {
+  index: number;
+  key: string;
+  status: 'succeeded' | 'failed';
+  result?: unknown;
+  error?: SerializedError | undefined;
+  attempts: number;
+  durationMs: number;
+}
+
+export type LaneEvent =
+  | { type: 'RUN'; index: number; key: string; attempt: number; redelivered: boolean }
+  | { type: 'WORK.DONE'; index: number; attempt: number; result: unknown; durationMs: number }
+  | { type: 'WORK.FAILED'; index: number; attempt: number; error: SerializedError; retryable: boolean; durationMs: number }
+  | { type: 'WORK.PROGRESS'; index: number; attempt: number; done: number; total?: number | undefined }
+  | { type: 'CANCEL' };
+
+/** Events a lane sends to its parent batch actor. */
+export type LaneReport =
+  | { type: 'PARTITION.SETTLED'; lane: number; outcome: PartitionOutput }
+  | { type: 'PARTITION.CANCELLED'; lane: number; index: number };
+
+/** setTimeout's largest delay: a lane of a job without `timeoutMs` never times out in practice. */
+const NO_TIMEOUT = 2_147_483_647;
+
+function isCurrent(context: LaneContext, event: LaneEvent): boolean {
+  const cur = context.current;
+  return (
+    cur !== undefined &&
+    'index' in event &&
+    'attempt' in event &&
+    event.index === cur.index &&
+    event.attempt === cur.attempt
+  );
+}
+
+function outputOf(context: LaneContext, status: 'succeeded' | 'failed'): PartitionOutput {
+  const cur = context.current!;
+  const out: PartitionOutput = { index: cur.index, key: cur.key, status, attempts: cur.attempt, durationMs: context.durationMs };
+  if (status === 'succeeded') out.result = context.result;
+  else out.error = context.error;
+  return out;
+}
+
+export const partitionMachine = setup({
+  types: {
+    context: {} as LaneContext,
+    input: {} as LaneInput,
+    events: {} as LaneEvent,
+  },
+  actions: {
+    /** Provided by the engine: start the current attempt; answer with WORK.DONE / WORK.FAILED. */
+    startWork: () => {},
+    /** Provided by the engine: abort the current attempt (cancel, timeout). */
+    abortWork: () => {},
+    clear: assign({ current: undefined, result: undefined, error: undefined, progress: undefined }),
+  },
+  delays: {
+    timeout: ({ context }) => context.timeoutMs ?? NO_TIMEOUT,
+    backoff: ({ context }) =>
+      Math.min(context.maxBackoffMs, context.backoffMs * 2 ** ((context.current?.attempt ?? 2) - 2)),
+  },
+  guards: {
+    isCurrent: ({ context, event }) => isCurrent(context, event),
+    hasTimeout: ({ context }) => context.timeoutMs !== undefined,
+    canRetry: ({ context }) => (context.current?.attempt ?? Number.POSITIVE_INFINITY) < context.maxAttempts,
+    isRetryable: ({ event }) => event.type !== 'WORK.FAILED' || event.retryable,
+  },
+}).createMachine({
+  id: 'partition',
+  context: ({ input }) => ({
+    lane: input.lane,
+    maxAttempts: input.maxAttempts,
+    backoffMs: input.backoffMs,
+    maxBackoffMs: input.maxBackoffMs,
+    timeoutMs: input.timeoutMs,
+    current: undefined,
+    result: undefined,
+    error: undefined,
+    durationMs: 0,
+    progress: undefined,
+  }),
+  initial: 'idle',
+  states: {
+    idle: {
+      on: {
+        RUN: {
+          target: 'running',
+          actions: assign(({ event }) => ({
+            current: { index: event.index, key: event.key, attempt: event.attempt, redelivered: event.redelivered },
+            durationMs: 0,
+            result: undefined,
+            error: undefined,
+            progress: undefined,
+          })),
+        },
+      },
+    },
+    running: {
+      entry: 'startWork',
+      after: {
+        timeout: [
+          {
+            guard: and(['hasTimeout', 'canRetry']),
+            target: 'backoff',
+            actions: ['abortWork', assign(({ context }) => timedOut(context))],
+          },
+          {
+            guard: 'hasTimeout',
+            target: 'failed',
+            actions: ['abortWork', assign(({ context }) => timedOut(context))],
+          },
+        ],
+      },
+      on: {
+        'WORK.DONE': {
+          guard: 'isCurrent',
+          target: 'succeeded',
+          actions: assign(({ context, event }) => ({ result: event.result, durationMs: context.durationMs + event.durationMs })),
+        },
+        'WORK.FAILED': [
+          {
+            guard: and(['isCurrent', 'isRetryable', 'canRetry']),
+            target: 'backoff',
+            actions: assign(({ context, event }) => ({ error: event.error, durationMs: context.durationMs + event.durationMs })),
+          },
+          {
+            guard: 'isCurrent',
+            target: 'failed',
+            actions: assign(({ context, event }) => ({ error: event.error, durationMs: context.durationMs + event.durationMs })),
+          },
+        ],
+        'WORK.PROGRESS': {
+          guard: 'isCurrent',
+          actions: assign(({ event }) => ({ progress: { done: event.done, total: event.total } })),
+        },
+        CANCEL: { target: 'cancelled', actions: 'abortWork' },
+      },
+    },
+    backoff: {
+      entry: assign(({ context }) => ({ current: { ...context.current!, attempt: context.current!.attempt + 1 } })),
+      after: { backoff: 'running' },
+      on: { CANCEL: 'cancelled' },
+    },
+    succeeded: {
+      entry: sendParent(({ context }) => ({ type: 'PARTITION.SETTLED', lane: context.lane, outcome: outputOf(context, 'succeeded') })),
+      always: { target: 'idle', actions: 'clear' },
+    },
+    failed: {
+      entry: sendParent(({ context }) => ({ type: 'PARTITION.SETTLED', lane: context.lane, outcome: outputOf(context, 'failed') })),
+      always: { target: 'idle', actions: 'clear' },
+    },
+    cancelled: {
+      entry: sendParent(({ context }) => ({ type: 'PARTITION.CANCELLED', lane: context.lane, index: context.current!.index })),
+      always: { target: 'idle', actions: 'clear' },
+    },
+  },
+});
+
+function timedOut(context: LaneContext): Partial<LaneContext> {
+  const ms = context.timeoutMs ?? 0;
+  return { error: serializeError(new TimeoutError(ms)), durationMs: context.durationMs + ms };
+}

@@ -1,0 +1,115 @@
+import { toError } from '../errors.js';
+import type { BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
+
+export interface JournalOptions {
+  /** Longest time an outcome waits before its group is committed. */
+  flushDelayMs: number;
+  /** Called after a failed write; the journal keeps everything and tries again. */
+  onError: (err: Error) => void;
+  /** Called after a write succeeds again following errors. */
+  onRecovered?: () => void;
+}
+
+/**
+ * Group commit for one batch. Outcomes queue in memory and are written together, then the state
+ * (snapshot) that covers them: a state is never written before the outcomes it counts, so after a
+ * crash the journal holds every outcome the stored snapshot reflects, plus possibly newer ones that
+ * recovery replays. One write is in flight at a time; failures are retried with backoff and
+ * nothing queued is dropped.
+ */
+export class BatchJournal {
+  private pending: OutcomeRecord[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> | undefined;
+  private stateDirty = false;
+  private failures = 0;
+  private closed = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly batchId: string,
+    private fence: Fence,
+    /** Reads the current state at write time, so it covers every outcome queued so far. */
+    private readonly captureState: () => BatchState,
+    private readonly options: JournalOptions,
+  ) {}
+
+  /** Queue an outcome; it is durable after the next flush. */
+  append(outcome: OutcomeRecord): void {
+    this.pending.push(outcome);
+    this.stateDirty = true;
+    this.schedule();
+  }
+
+  /** The state changed in a way worth saving soon (e.g. a status change). */
+  touch(): void {
+    this.stateDirty = true;
+    this.schedule();
+  }
+
+  /** Write everything queued now and resolve when it (and anything before it) is durable. */
+  async flush(): Promise<void> {
+    this.stateDirty = true;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    // Loop: a write that was in flight covered an older state; write once more after it.
+    for (;;) {
+      if (this.writing) {
+        await this.writing;
+        continue;
+      }
+      if (!this.stateDirty && this.pending.length === 0) return;
+      await this.writeOnce();
+    }
+  }
+
+  /** Stop scheduling writes (after a final flush, or when the engine stops). */
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  get queued(): number {
+    return this.pending.length;
+  }
+
+  private schedule(): void {
+    if (this.timer || this.writing || this.closed) return;
+    const delay = this.failures === 0 ? this.options.flushDelayMs : Math.min(1000, 10 * 2 ** this.failures);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.writeOnce().catch(() => {});
+    }, delay);
+  }
+
+  private writeOnce(): Promise<void> {
+    if (this.writing) return this.writing;
+    const outcomes = this.pending;
+    this.pending = [];
+    this.stateDirty = false;
+    const state = this.captureState();
+    const write = (async () => {
+      try {
+        if (outcomes.length > 0) await this.store.appendOutcomes(this.batchId, outcomes, this.fence);
+        await this.store.saveState(this.batchId, state, this.fence);
+        if (this.failures > 0) this.options.onRecovered?.();
+        this.failures = 0;
+      } catch (err) {
+        // Keep order: what failed goes back in front of what arrived meanwhile.
+        this.pending = outcomes.concat(this.pending);
+        this.stateDirty = true;
+        this.failures++;
+        this.options.onError(toError(err));
+        throw err;
+      } finally {
+        this.writing = undefined;
+        if (this.pending.length > 0 || this.stateDirty) this.schedule();
+      }
+    })();
+    this.writing = write;
+    return write;
+  }
+}

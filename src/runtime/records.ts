@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import { SnapshotVersionError, StoreError } from '../errors.js';
+import { BATCH_MACHINE_VERSION } from '../machines/batch.js';
+import { type BatchRecord, type BatchRow, type BatchState, SCHEMA_VERSION } from '../store/store.js';
+
+/**
+ * Validation of what comes back from a store. Every record and state carries `schemaVersion`;
+ * older versions migrate forward through pure functions (none yet: version 1 is the first), a
+ * newer one is refused with SNAPSHOT_VERSION, and anything that does not parse is a STORE error.
+ * Either error concerns that batch only: the engine reports it and leaves the row untouched.
+ */
+
+const version = z.object({ schemaVersion: z.number().int().positive() }).loose();
+
+const batchRecordV1 = z.object({
+  schemaVersion: z.literal(1),
+  id: z.string().min(1),
+  job: z.string().min(1),
+  total: z.number().int().min(0),
+  priority: z.number(),
+  after: z.array(z.string()),
+  when: z.enum(['succeeded', 'settled']),
+  createdAt: z.string(),
+  meta: z.record(z.string(), z.string()).optional(),
+});
+
+const batchStateV1 = z.object({
+  schemaVersion: z.literal(1),
+  machineVersion: z.number().int().positive(),
+  status: z.enum(['QUEUED', 'PROCESSING', 'FINALIZING', 'COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED']),
+  journalSeq: z.number().int().min(0),
+  snapshot: z.unknown(),
+  summary: z.unknown(),
+});
+
+/** Migrations from version N to N + 1, by N. Empty until version 2 exists. */
+const recordMigrations: Record<number, (old: Record<string, unknown>) => Record<string, unknown>> = {};
+const stateMigrations: Record<number, (old: Record<string, unknown>) => Record<string, unknown>> = {};
+
+function upgrade(
+  raw: unknown,
+  migrations: Record<number, (old: Record<string, unknown>) => Record<string, unknown>>,
+  what: string,
+  id: string,
+): Record<string, unknown> {
+  const value = typeof raw === 'string' ? parseJson(raw, what, id) : raw;
+  const head = version.safeParse(value);
+  if (!head.success) throw new StoreError(`Batch "${id}": stored ${what} is corrupt (no schemaVersion)`);
+  let current = head.data as Record<string, unknown> & { schemaVersion: number };
+  if (current.schemaVersion > SCHEMA_VERSION) throw new SnapshotVersionError(current.schemaVersion, SCHEMA_VERSION, `${what} of batch "${id}"`);
+  while (current.schemaVersion < SCHEMA_VERSION) {
+    const step = migrations[current.schemaVersion];
+    if (!step) throw new SnapshotVersionError(current.schemaVersion, SCHEMA_VERSION, `${what} of batch "${id}"`);
+    current = { ...step(current), schemaVersion: current.schemaVersion + 1 } as typeof current;
+  }
+  return current;
+}
+
+function parseJson(text: string, what: string, id: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new StoreError(`Batch "${id}": stored ${what} is not valid JSON`, err);
+  }
+}
+
+export function parseRecord(row: BatchRow): BatchRecord {
+  const value = upgrade(row.record, recordMigrations, 'record', row.id);
+  const parsed = batchRecordV1.safeParse(value);
+  if (!parsed.success) throw new StoreError(`Batch "${row.id}": stored record is invalid: ${parsed.error.message}`);
+  return parsed.data;
+}
+
+export function parseState(row: BatchRow): BatchState | undefined {
+  if (row.state === undefined || row.state === null) return undefined;
+  const value = upgrade(row.state, stateMigrations, 'state', row.id);
+  const parsed = batchStateV1.safeParse(value);
+  if (!parsed.success) throw new StoreError(`Batch "${row.id}": stored state is invalid: ${parsed.error.message}`);
+  if (parsed.data.machineVersion > BATCH_MACHINE_VERSION) {
+    throw new SnapshotVersionError(parsed.data.machineVersion, BATCH_MACHINE_VERSION, `batch machine snapshot of batch "${row.id}"`);
+  }
+  return parsed.data as BatchState;
+}

@@ -1,0 +1,45 @@
+import type { SnapshotFrom } from 'xstate';
+import { type BatchMachine, statusOf } from '../machines/batch.js';
+import type { BatchRecord } from '../store/store.js';
+import { type BatchStatus, type BatchSummary, describeFailures, isFinalStatus } from '../summary.js';
+
+/**
+ * The public summary of a batch actor's snapshot. `finalDurable` is false between the machine
+ * reaching its final state and that state being stored: until then the batch reports FINALIZING,
+ * so no caller ever sees a final status whose outcomes are not durable.
+ */
+export function summaryOf(
+  record: BatchRecord,
+  snapshot: SnapshotFrom<BatchMachine>,
+  finalDurable: boolean,
+  finishedAt: string | undefined,
+): BatchSummary {
+  const c = snapshot.context;
+  let status: BatchStatus = statusOf(snapshot.value);
+  const final = isFinalStatus(status);
+  if (final && !finalDurable) status = 'FINALIZING';
+  const settled = c.succeeded + c.failed;
+  const summary: BatchSummary = {
+    id: record.id,
+    job: record.job,
+    status,
+    total: c.total,
+    succeeded: c.succeeded,
+    failed: c.failed,
+    running: c.running,
+    pending: c.total - settled - c.running,
+    progress: c.total === 0 ? (final ? 1 : 0) : settled / c.total,
+    failures: c.failures,
+    priority: record.priority,
+    createdAt: record.createdAt,
+  };
+  const errorSummary = describeFailures(c);
+  if (errorSummary) summary.errorSummary = errorSummary;
+  if (c.startedAt) summary.startedAt = c.startedAt;
+  if (final && finalDurable) {
+    if (c.output !== undefined) summary.output = c.output;
+    if (c.error) summary.error = c.error;
+    if (finishedAt) summary.finishedAt = finishedAt;
+  }
+  return summary;
+}

@@ -1,0 +1,211 @@
+import { LeaseLostError, ValidationError } from '../errors.js';
+import type { BatchStatus } from '../summary.js';
+import {
+  type BatchFilter,
+  type BatchRecord,
+  type BatchRow,
+  type BatchState,
+  FINAL_STATUS_LIST,
+  type Fence,
+  type Lease,
+  type OutcomeRecord,
+  type PartitionFilter,
+  type PartitionInput,
+  type PartitionRow,
+  type PartitionView,
+  type Store,
+} from './store.js';
+
+interface MemoryPartition {
+  key: string;
+  payload: unknown;
+  outcome?: OutcomeRecord;
+}
+
+interface MemoryBatch {
+  row: BatchRow;
+  partitions: MemoryPartition[];
+  /** Outcomes in journal order. */
+  journal: OutcomeRecord[];
+  journalSeq: number;
+  lease?: Lease;
+}
+
+/**
+ * A Store that keeps everything in this process's memory: fast, and gone when the process exits.
+ * For tests and for batches that need no durability.
+ *
+ * @example
+ * ```ts
+ * const engine = createEngine({ jobs: [job], store: memoryStore() });
+ * ```
+ */
+export function memoryStore(): Store {
+  return new MemoryStore();
+}
+
+const clone = <T>(value: T): T => (value === undefined ? value : structuredClone(value));
+
+class MemoryStore implements Store {
+  readonly kind = 'memory';
+  private readonly batches = new Map<string, MemoryBatch>();
+
+  async open(): Promise<void> {}
+  async close(): Promise<void> {}
+
+  async createBatch(
+    record: BatchRecord,
+    partitions: Iterable<PartitionInput> | AsyncIterable<PartitionInput>,
+  ): Promise<{ created: boolean }> {
+    if (this.batches.has(record.id)) return { created: false };
+    const list: MemoryPartition[] = [];
+    const keys = new Set<string>();
+    for await (const p of partitions) {
+      if (keys.has(p.key)) throw new ValidationError(`Duplicate partition key "${p.key}"`, [{ path: 'key', message: 'duplicate' }]);
+      keys.add(p.key);
+      list.push({ key: p.key, payload: clone(p.payload) });
+    }
+    // A concurrent createBatch with the same id may have finished while we iterated.
+    if (this.batches.has(record.id)) return { created: false };
+    this.batches.set(record.id, {
+      row: {
+        id: record.id,
+        job: record.job,
+        status: 'QUEUED',
+        priority: record.priority,
+        createdAt: record.createdAt,
+        // The store, not the caller, knows how many partitions the iterator gave.
+        record: { ...clone(record), total: list.length },
+        state: undefined,
+      },
+      partitions: list,
+      journal: [],
+      journalSeq: 0,
+    });
+    return { created: true };
+  }
+
+  async loadBatch(id: string): Promise<BatchRow | undefined> {
+    const b = this.batches.get(id);
+    return b ? clone(b.row) : undefined;
+  }
+
+  async listBatches(filter: BatchFilter = {}): Promise<BatchRow[]> {
+    const statuses = toStatusSet(filter.status);
+    let rows = [...this.batches.values()].map((b) => b.row);
+    if (filter.unfinished) rows = rows.filter((r) => !FINAL_STATUS_LIST.includes(r.status));
+    if (statuses) rows = rows.filter((r) => statuses.has(r.status));
+    if (filter.job) rows = rows.filter((r) => r.job === filter.job);
+    rows.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+    if (!filter.unfinished) rows.reverse();
+    if (filter.limit !== undefined) rows = rows.slice(0, filter.limit);
+    return rows.map(clone);
+  }
+
+  async readPartitions(batchId: string, fromIndex: number, limit: number): Promise<PartitionRow[]> {
+    const b = this.batches.get(batchId);
+    if (!b) return [];
+    const out: PartitionRow[] = [];
+    const end = Math.min(b.partitions.length, fromIndex + limit);
+    for (let index = fromIndex; index < end; index++) {
+      const p = b.partitions[index]!;
+      out.push({ index, key: p.key, payload: clone(p.payload), status: p.outcome?.status ?? 'pending' });
+    }
+    return out;
+  }
+
+  async *partitions(batchId: string, filter: PartitionFilter = {}): AsyncIterable<PartitionView> {
+    const b = this.batches.get(batchId);
+    if (!b) return;
+    for (let index = 0; index < b.partitions.length; index++) {
+      const p = b.partitions[index]!;
+      const status = p.outcome?.status ?? 'pending';
+      if (filter.status && filter.status !== status) continue;
+      const o = p.outcome;
+      yield o
+        ? { index, key: p.key, status, result: clone(o.result), error: clone(o.error), attempts: o.attempts, durationMs: o.durationMs, finishedAt: o.finishedAt }
+        : { index, key: p.key, status, attempts: 0 };
+    }
+  }
+
+  async appendOutcomes(batchId: string, outcomes: readonly OutcomeRecord[], fence: Fence): Promise<{ accepted: number }> {
+    const b = this.requireFenced(batchId, fence);
+    let accepted = 0;
+    for (const o of outcomes) {
+      const p = b.partitions[o.index];
+      if (!p || p.key !== o.key || p.outcome) continue;
+      const stored = clone(o);
+      p.outcome = stored;
+      b.journal.push(stored);
+      if (o.seq > b.journalSeq) b.journalSeq = o.seq;
+      accepted++;
+    }
+    return { accepted };
+  }
+
+  async *outcomesSince(batchId: string, afterSeq: number): AsyncIterable<OutcomeRecord> {
+    const b = this.batches.get(batchId);
+    if (!b) return;
+    const sorted = b.journal.filter((o) => o.seq > afterSeq).sort((x, y) => x.seq - y.seq);
+    for (const o of sorted) yield clone(o);
+  }
+
+  async countOutcomes(batchId: string): Promise<{ succeeded: number; failed: number }> {
+    const b = this.batches.get(batchId);
+    let succeeded = 0;
+    let failed = 0;
+    for (const o of b?.journal ?? []) {
+      if (o.status === 'succeeded') succeeded++;
+      else failed++;
+    }
+    return { succeeded, failed };
+  }
+
+  async saveState(batchId: string, state: BatchState, fence: Fence): Promise<boolean> {
+    const b = this.requireFenced(batchId, fence);
+    const current = b.row.state as BatchState | undefined;
+    if (current && typeof current.journalSeq === 'number' && current.journalSeq > state.journalSeq) return false;
+    b.row.state = clone(state);
+    b.row.status = state.status;
+    return true;
+  }
+
+  async acquireLease(batchId: string, owner: string, ttlMs: number, takeoverFrom?: string): Promise<Lease | undefined> {
+    const b = this.batches.get(batchId);
+    if (!b) return undefined;
+    const now = Date.now();
+    const held = b.lease;
+    if (held && held.owner !== owner && held.expiresAt > now && held.owner !== takeoverFrom) return undefined;
+    const lease = { owner, epoch: (held?.epoch ?? 0) + 1, expiresAt: now + ttlMs };
+    b.lease = lease;
+    return { ...lease };
+  }
+
+  async renewLease(batchId: string, fence: Fence, ttlMs: number): Promise<boolean> {
+    const b = this.batches.get(batchId);
+    if (!b?.lease || b.lease.owner !== fence.owner || b.lease.epoch !== fence.epoch) return false;
+    b.lease.expiresAt = Date.now() + ttlMs;
+    return true;
+  }
+
+  async releaseLease(batchId: string, fence: Fence): Promise<void> {
+    const b = this.batches.get(batchId);
+    if (b?.lease && b.lease.owner === fence.owner && b.lease.epoch === fence.epoch) b.lease.expiresAt = 0;
+  }
+
+  async leaseOf(batchId: string): Promise<Lease | undefined> {
+    const l = this.batches.get(batchId)?.lease;
+    return l ? { ...l } : undefined;
+  }
+
+  private requireFenced(batchId: string, fence: Fence): MemoryBatch {
+    const b = this.batches.get(batchId);
+    if (!b?.lease || b.lease.owner !== fence.owner || b.lease.epoch !== fence.epoch) throw new LeaseLostError(batchId);
+    return b;
+  }
+}
+
+export function toStatusSet(status: BatchFilter['status']): Set<BatchStatus> | undefined {
+  if (status === undefined) return undefined;
+  return new Set(typeof status === 'string' ? [status] : status);
+}

@@ -1,0 +1,57 @@
+/**
+ * Forward-only schema migrations of the PostgreSQL store. Migration `n` is `POSTGRES_MIGRATIONS[n - 1]`;
+ * each runs in its own transaction, under `pg_advisory_xact_lock` and with `search_path` set to the
+ * store's schema (so the SQL names no schema), and is recorded in `partita_migrations`. Never edit or
+ * reorder an entry that has shipped: append a new one.
+ *
+ * JSON goes into `text` columns, not `jsonb`: jsonb refuses "\u0000" inside strings, reorders keys
+ * and cannot hold a corrupt row for the engine to report, while text round-trips exactly what
+ * JSON.stringify wrote. Timestamps stay the ISO strings the engine wrote, compared in "C" collation
+ * so that sorting is byte order, as in the other stores.
+ *
+ * @example
+ * ```ts
+ * const latest = POSTGRES_MIGRATIONS.length; // the schema number this code writes
+ * ```
+ */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  // 1: batches and partitions.
+  `
+  CREATE TABLE batches (
+    id               text PRIMARY KEY,
+    -- Insertion order: breaks ties between equal created_at values.
+    ord              bigint GENERATED ALWAYS AS IDENTITY,
+    job              text NOT NULL,
+    status           text NOT NULL,
+    priority         integer NOT NULL,
+    created_at       text COLLATE "C" NOT NULL,
+    record           text NOT NULL,
+    state            text,
+    -- Mirror of state.journalSeq, so saveState's compare-and-set needs no JSON parsing.
+    journal_seq      bigint NOT NULL DEFAULT 0,
+    lease_owner      text,
+    lease_epoch      bigint NOT NULL DEFAULT 0,
+    -- Milliseconds since the epoch on the database's clock: one clock for every host.
+    lease_expires_at bigint NOT NULL DEFAULT 0
+  );
+  CREATE INDEX batches_created ON batches (created_at, ord);
+  CREATE INDEX batches_status_created ON batches (status, created_at, ord);
+
+  CREATE TABLE partitions (
+    batch_id    text NOT NULL,
+    idx         integer NOT NULL,
+    key         text NOT NULL,
+    payload     text,
+    status      text NOT NULL DEFAULT 'pending',
+    result      text,
+    error       text,
+    attempts    integer NOT NULL DEFAULT 0,
+    duration_ms double precision,
+    seq         integer,
+    finished_at text,
+    PRIMARY KEY (batch_id, idx),
+    CONSTRAINT partitions_key_unique UNIQUE (batch_id, key)
+  );
+  CREATE INDEX partitions_seq ON partitions (batch_id, seq);
+  `,
+];

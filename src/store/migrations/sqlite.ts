@@ -1,0 +1,51 @@
+/**
+ * Forward-only schema migrations of the SQLite store. Migration `n` is `SQLITE_MIGRATIONS[n - 1]`;
+ * each runs in its own transaction and is recorded in `partita_migrations`. Never edit or reorder
+ * an entry that has shipped: append a new one. They live in TypeScript (not .sql files) so they
+ * ship inside dist/ with no copy step.
+ *
+ * @example
+ * ```ts
+ * const latest = SQLITE_MIGRATIONS.length; // the schema number this code writes
+ * ```
+ */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  // 1: batches and partitions.
+  `
+  CREATE TABLE batches (
+    id               TEXT PRIMARY KEY NOT NULL,
+    job              TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    priority         INTEGER NOT NULL,
+    created_at       TEXT NOT NULL,
+    record           TEXT NOT NULL,
+    state            TEXT,
+    -- Mirror of state.journalSeq, so saveState's compare-and-set needs no JSON parsing.
+    journal_seq      INTEGER NOT NULL DEFAULT 0,
+    lease_owner      TEXT,
+    lease_epoch      INTEGER NOT NULL DEFAULT 0,
+    lease_expires_at INTEGER NOT NULL DEFAULT 0,
+    -- 1 while createBatch streams partitions in chunks: the row is invisible until it turns 0.
+    creating         INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX batches_created ON batches (created_at);
+  CREATE INDEX batches_status_created ON batches (status, created_at);
+
+  CREATE TABLE partitions (
+    batch_id    TEXT NOT NULL,
+    idx         INTEGER NOT NULL,
+    key         TEXT NOT NULL,
+    payload     TEXT,
+    status      TEXT NOT NULL DEFAULT 'pending',
+    result      TEXT,
+    error       TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    duration_ms REAL,
+    seq         INTEGER,
+    finished_at TEXT,
+    PRIMARY KEY (batch_id, idx),
+    UNIQUE (batch_id, key)
+  );
+  CREATE INDEX partitions_seq ON partitions (batch_id, seq);
+  `,
+];

@@ -1,0 +1,172 @@
+import type { SerializedError } from '../errors.js';
+import type { BatchStatus } from '../summary.js';
+
+/**
+ * The Store contract: the high-level operations the engine needs to make batches durable.
+ * memoryStore, sqliteStore and postgresStore implement it and pass one contract test suite
+ * (test/store/contract.ts). No connection or transaction type leaks out of a store.
+ *
+ * Rows are keyed by (batch, partition index). A partition's outcome is written once: a second
+ * outcome for the same partition is refused and never counted. Snapshots hold no per-partition
+ * data, so their size does not grow with the number of partitions.
+ */
+export interface Store {
+  /** A short name for logs and errors: 'memory', 'sqlite', 'postgres'. */
+  readonly kind: string;
+  /** Connect and run migrations. Idempotent. A database written by a newer partita is refused (SNAPSHOT_VERSION). */
+  open(): Promise<void>;
+  /** Flush and release connections. Idempotent. */
+  close(): Promise<void>;
+
+  /**
+   * Store a new batch and all its partitions atomically. Idempotent on `record.id`: when the id
+   * exists nothing is written and `created` is false. Duplicate partition keys are refused
+   * (VALIDATION) and nothing is stored; an error thrown by the iterator also leaves nothing.
+   * The stored `record.total` is the number of partitions the iterator gave (the caller may not know
+   * it in advance for an AsyncIterable).
+   */
+  createBatch(record: BatchRecord, partitions: Iterable<PartitionInput> | AsyncIterable<PartitionInput>): Promise<{ created: boolean }>;
+  /** The raw row of one batch, or undefined. Records are validated by the engine (see records.ts). */
+  loadBatch(id: string): Promise<BatchRow | undefined>;
+  /** Batches, newest first; `unfinished` lists those not in a final status, oldest first. */
+  listBatches(filter?: BatchFilter): Promise<BatchRow[]>;
+
+  /** Partitions by index, `limit` at most from `fromIndex`, with their current status. For dispatch. */
+  readPartitions(batchId: string, fromIndex: number, limit: number): Promise<PartitionRow[]>;
+  /** Every partition with its outcome, in index order, optionally filtered by status. */
+  partitions(batchId: string, filter?: PartitionFilter): AsyncIterable<PartitionView>;
+
+  /**
+   * Group commit: record outcomes in one transaction. An outcome for a partition that already has
+   * one is refused (not counted in `accepted`). Refused as a whole with LEASE_LOST when `fence` is stale.
+   */
+  appendOutcomes(batchId: string, outcomes: readonly OutcomeRecord[], fence: Fence): Promise<{ accepted: number }>;
+  /** Outcomes with `seq > afterSeq`, in seq order: the journal replayed on recovery. */
+  outcomesSince(batchId: string, afterSeq: number): AsyncIterable<OutcomeRecord>;
+  /** Counts recomputed from the stored outcomes (engine.recount). */
+  countOutcomes(batchId: string): Promise<{ succeeded: number; failed: number }>;
+
+  /**
+   * Save the batch's state (status column, persisted actor snapshot, summary). Compare-and-set:
+   * refused with LEASE_LOST when `fence` is stale, and ignored (returns false) when the stored
+   * state already covers a later journal position.
+   */
+  saveState(batchId: string, state: BatchState, fence: Fence): Promise<boolean>;
+
+  /**
+   * Take the lease on a batch. Granted when free, expired, already ours, or held by `takeoverFrom`
+   * (an owner the engine knows is dead). Returns the new fencing epoch, or undefined when held.
+   */
+  acquireLease(batchId: string, owner: string, ttlMs: number, takeoverFrom?: string): Promise<Lease | undefined>;
+  /** Extend our lease. False when it was lost. */
+  renewLease(batchId: string, fence: Fence, ttlMs: number): Promise<boolean>;
+  /** Give up our lease (graceful stop). */
+  releaseLease(batchId: string, fence: Fence): Promise<void>;
+  /** Who holds the lease now, for takeover decisions and diagnostics. */
+  leaseOf(batchId: string): Promise<Lease | undefined>;
+}
+
+/** Version of the stored record and state formats written by this partita. */
+export const SCHEMA_VERSION = 1;
+
+/** Everything about a batch that is fixed at submit. Contains no job input (it may hold secrets). */
+export interface BatchRecord {
+  schemaVersion: number;
+  id: string;
+  job: string;
+  total: number;
+  priority: number;
+  after: string[];
+  when: 'succeeded' | 'settled';
+  createdAt: string;
+  /** Caller-supplied labels, stored as given. */
+  meta?: Record<string, string> | undefined;
+}
+
+/** The mutable state of a batch, written by the engine at every change that matters. */
+export interface BatchState {
+  schemaVersion: number;
+  /** Version of batchMachine that wrote `snapshot`. */
+  machineVersion: number;
+  status: BatchStatus;
+  /** Outcomes with seq <= journalSeq are reflected in `snapshot`. */
+  journalSeq: number;
+  /** The batch actor's persisted snapshot (XState `getPersistedSnapshot()`), without children. */
+  snapshot: unknown;
+  /** The summary at this moment (final summary once the batch is final). */
+  summary: unknown;
+}
+
+/** A batch row as stored. `record` and `state` are validated on load by the engine. */
+export interface BatchRow {
+  id: string;
+  job: string;
+  status: BatchStatus;
+  priority: number;
+  createdAt: string;
+  record: unknown;
+  state: unknown | undefined;
+}
+
+export interface BatchFilter {
+  status?: BatchStatus | readonly BatchStatus[] | undefined;
+  job?: string | undefined;
+  limit?: number | undefined;
+  /** Only batches not in a final status, oldest first. */
+  unfinished?: boolean | undefined;
+}
+
+export interface PartitionInput {
+  key: string;
+  payload: unknown;
+}
+
+export type PartitionStatus = 'pending' | 'succeeded' | 'failed';
+
+export interface PartitionRow {
+  index: number;
+  key: string;
+  payload: unknown;
+  status: PartitionStatus;
+}
+
+export interface OutcomeRecord {
+  index: number;
+  key: string;
+  status: 'succeeded' | 'failed';
+  result?: unknown;
+  error?: SerializedError | undefined;
+  attempts: number;
+  durationMs: number;
+  /** Journal position, 1-based and gap-free per batch, assigned by the batch actor. */
+  seq: number;
+  finishedAt: string;
+}
+
+export interface PartitionFilter {
+  status?: PartitionStatus | undefined;
+}
+
+/** A partition as `engine.partitions()` lists it. */
+export interface PartitionView {
+  index: number;
+  key: string;
+  status: PartitionStatus;
+  result?: unknown;
+  error?: SerializedError | undefined;
+  attempts: number;
+  durationMs?: number | undefined;
+  finishedAt?: string | undefined;
+}
+
+export interface Fence {
+  owner: string;
+  epoch: number;
+}
+
+export interface Lease extends Fence {
+  expiresAt: number;
+}
+
+/** Is this batch's row final (no lease or work needed)? */
+export const FINAL_STATUS_LIST: readonly BatchStatus[] = ['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED'];

@@ -1,0 +1,86 @@
+import type { SerializedError } from './errors.js';
+
+/** The states a batch passes through; the last four are final. */
+export type BatchStatus = 'QUEUED' | 'PROCESSING' | 'FINALIZING' | 'COMPLETED' | 'PARTIAL' | 'FAILED' | 'CANCELLED';
+
+export const FINAL_STATUSES: ReadonlySet<BatchStatus> = new Set(['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED']);
+
+export function isFinalStatus(status: BatchStatus): boolean {
+  return FINAL_STATUSES.has(status);
+}
+
+/** One failed partition, as listed in {@link BatchSummary.failures}. */
+export interface PartitionFailure {
+  key: string;
+  error: SerializedError;
+  attempts: number;
+}
+
+/**
+ * What `engine.get`, `engine.wait` and `engine.subscribe` report about a batch.
+ * `succeeded + failed + running + pending === total` at every moment.
+ */
+export interface BatchSummary {
+  id: string;
+  job: string;
+  status: BatchStatus;
+  total: number;
+  succeeded: number;
+  failed: number;
+  running: number;
+  pending: number;
+  /** (succeeded + failed) / total, 1 for an empty batch that has finished. Never decreases. */
+  progress: number;
+  /** The first 100 failed partitions. The full list: `engine.partitions(id, { status: 'failed' })`. */
+  failures: PartitionFailure[];
+  /** "3 of 10 partitions failed", when any failed. */
+  errorSummary?: string;
+  /** What the job's `finalize` returned. */
+  output?: unknown;
+  /** Why the batch FAILED or was CANCELLED, when the reason is not partition failures alone. */
+  error?: SerializedError;
+  priority: number;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+/** Limits beyond which a batch with some failures is FAILED rather than PARTIAL. */
+export interface FailurePolicy {
+  /** More failed partitions than this fails the batch. */
+  maxFailures?: number | undefined;
+  /** A larger failed/total ratio than this fails the batch (0..1). */
+  maxFailureRatio?: number | undefined;
+}
+
+export interface OutcomeCounts {
+  total: number;
+  succeeded: number;
+  failed: number;
+}
+
+/**
+ * The final status of a batch as a pure function of its counts and the job's failure policy
+ * (DESIGN.md section 5). An empty batch is COMPLETED; a batch where every partition failed is FAILED.
+ *
+ * @example
+ * ```ts
+ * decideOutcome({ total: 10, succeeded: 7, failed: 3 }) // 'PARTIAL'
+ * decideOutcome({ total: 10, succeeded: 7, failed: 3 }, { maxFailures: 2 }) // 'FAILED'
+ * ```
+ */
+export function decideOutcome(counts: OutcomeCounts, policy: FailurePolicy = {}): 'COMPLETED' | 'PARTIAL' | 'FAILED' {
+  const { total, succeeded, failed } = counts;
+  if (failed === 0) return 'COMPLETED';
+  if (succeeded === 0 && total > 0) return 'FAILED';
+  if (policy.maxFailures !== undefined && failed > policy.maxFailures) return 'FAILED';
+  if (policy.maxFailureRatio !== undefined && total > 0 && failed / total > policy.maxFailureRatio) return 'FAILED';
+  return 'PARTIAL';
+}
+
+/** "3 of 10 partitions failed", or undefined when none failed. */
+export function describeFailures(counts: OutcomeCounts): string | undefined {
+  if (counts.failed === 0) return undefined;
+  const noun = counts.total === 1 ? 'partition' : 'partitions';
+  return `${counts.failed} of ${counts.total} ${noun} failed`;
+}

@@ -1,0 +1,42 @@
+/**
+ * The messages between the main thread (pool.ts) and worker threads (runner.ts). This file is the
+ * only thing both sides share; the worker side never imports the engine.
+ */
+import type { SerializedError } from '../errors.js';
+
+/** Given to every worker thread once, as Piscina's `workerData`. */
+export interface RunnerData {
+  /** Job name → its worker module (file URL) and, when representable, its result JSON Schema. */
+  jobs: Record<string, { module: string; resultSchema?: object | undefined }>;
+  /** BroadcastChannel name for progress reports. */
+  progressChannel: string;
+  /** Minimum milliseconds between two progress reports of one task. */
+  progressIntervalMs: number;
+}
+
+/** One partition attempt. */
+export interface RunTask {
+  /** Unique per dispatch; ties progress reports to the attempt. */
+  taskId: number;
+  job: string;
+  batchId: string;
+  key: string;
+  attempt: number;
+  redelivered: boolean;
+  payload: unknown;
+}
+
+/**
+ * The handler's answer. Errors thrown by the handler are answers too (`ok: false`); a rejected
+ * `pool.run` therefore always means the thread died or the task was aborted.
+ */
+export type RunResult =
+  | { ok: true; result: unknown }
+  | { ok: false; error: SerializedError; retryable: boolean };
+
+/** Posted on the progress channel. */
+export interface ProgressMessage {
+  taskId: number;
+  done: number;
+  total?: number | undefined;
+}

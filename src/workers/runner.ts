@@ -1,0 +1,80 @@
+/**
+ * The worker-thread entry (Piscina `filename`). It imports the job's module, fixed by `defineJob`
+ * and passed in `workerData`, never a path from batch input, and calls its default export.
+ */
+import { BroadcastChannel, workerData } from 'node:worker_threads';
+import { z } from 'zod';
+import { serializeError } from '../errors.js';
+import type { ProgressMessage, RunnerData, RunResult, RunTask } from './protocol.js';
+
+const data = workerData as RunnerData;
+const handlers = new Map<string, Promise<(payload: unknown, ctx: unknown) => unknown>>();
+const schemas = new Map<string, z.ZodType | undefined>();
+let channel: BroadcastChannel | undefined;
+
+function loadHandler(job: string): Promise<(payload: unknown, ctx: unknown) => unknown> {
+  let handler = handlers.get(job);
+  if (!handler) {
+    const spec = data.jobs[job];
+    if (!spec) return Promise.reject(new Error(`job "${job}" has no worker module`));
+    handler = import(spec.module).then((mod: { default?: unknown }) => {
+      if (typeof mod.default !== 'function') {
+        throw new TypeError(`worker module ${spec.module} has no default export function`);
+      }
+      return mod.default as (payload: unknown, ctx: unknown) => unknown;
+    });
+    handlers.set(job, handler);
+  }
+  return handler;
+}
+
+function resultSchema(job: string): z.ZodType | undefined {
+  if (!schemas.has(job)) {
+    const json = data.jobs[job]?.resultSchema;
+    schemas.set(job, json ? z.fromJSONSchema(json as Parameters<typeof z.fromJSONSchema>[0]) : undefined);
+  }
+  return schemas.get(job);
+}
+
+/** Throttled progress: at most one message per interval per task, and always the final one. */
+function progressReporter(taskId: number): (done: number, total?: number) => void {
+  let last = 0;
+  return (done, total) => {
+    const now = Date.now();
+    if (now - last < data.progressIntervalMs && done !== total) return;
+    last = now;
+    channel ??= new BroadcastChannel(data.progressChannel);
+    const msg: ProgressMessage = { taskId, done, total };
+    channel.postMessage(msg);
+  };
+}
+
+// In a worker thread the handler's signal never aborts: cancel and timeout terminate the thread.
+const neverAborted = new AbortController().signal;
+
+export default async function run(task: RunTask): Promise<RunResult> {
+  try {
+    const handler = await loadHandler(task.job);
+    const result = await handler(task.payload, {
+      batchId: task.batchId,
+      key: task.key,
+      attempt: task.attempt,
+      redelivered: task.redelivered,
+      idempotencyKey: `${task.batchId}:${task.key}`,
+      signal: neverAborted,
+      progress: progressReporter(task.taskId),
+    });
+    const schema = resultSchema(task.job);
+    if (schema) {
+      const parsed = schema.safeParse(result);
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+        const error = { name: 'ResultValidationError', message: `Result does not match the job's result schema: ${issues}`, code: 'RESULT_INVALID' };
+        return { ok: false, error, retryable: false };
+      }
+    }
+    return { ok: true, result };
+  } catch (err) {
+    return { ok: false, error: serializeError(err), retryable: (err as { retryable?: unknown })?.retryable !== false };
+  }
+}

@@ -1,5 +1,12 @@
 import pg from 'pg';
-import { LeaseLostError, PartitaError, SnapshotVersionError, StoreError, ValidationError, toError } from '../errors.js';
+import {
+  LeaseLostError,
+  PartitaError,
+  SnapshotVersionError,
+  StoreError,
+  toError,
+  ValidationError,
+} from '../errors.js';
 import type { BatchStatus } from '../summary.js';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
 import {
@@ -7,8 +14,8 @@ import {
   type BatchRecord,
   type BatchRow,
   type BatchState,
-  FINAL_STATUS_LIST,
   type Fence,
+  FINAL_STATUS_LIST,
   type Lease,
   type OutcomeRecord,
   type PartitionFilter,
@@ -41,9 +48,10 @@ export interface PostgresStoreOptions {
 export function postgresStore(options: PostgresStoreOptions = {}): Store {
   const schema = options.schema ?? 'partita';
   if (typeof schema !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) {
-    throw new ValidationError(`postgresStore: "schema" must be a plain identifier, received ${JSON.stringify(schema)}`, [
-      { path: 'schema', message: 'expected /^[A-Za-z_][A-Za-z0-9_]{0,62}$/' },
-    ]);
+    throw new ValidationError(
+      `postgresStore: "schema" must be a plain identifier, received ${JSON.stringify(schema)}`,
+      [{ path: 'schema', message: 'expected /^[A-Za-z_][A-Za-z0-9_]{0,62}$/' }],
+    );
   }
   return new PostgresStore(options, schema);
 }
@@ -166,7 +174,12 @@ class PostgresStore implements Store {
     }
   }
 
-  private async insertChunk(client: pg.PoolClient, batchId: string, start: number, chunk: readonly PartitionInput[]) {
+  private async insertChunk(
+    client: pg.PoolClient,
+    batchId: string,
+    start: number,
+    chunk: readonly PartitionInput[],
+  ) {
     if (chunk.length === 0) return;
     const idx: number[] = [];
     const keys: string[] = [];
@@ -227,7 +240,12 @@ class PostgresStore implements Store {
       `SELECT idx, key, payload, status FROM ${this.P} WHERE batch_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`,
       [batchId, fromIndex, fromIndex + limit],
     );
-    return rows.map((r) => ({ index: r.idx, key: r.key, payload: parseCell(r.payload ?? null, batchId, r.idx), status: r.status }));
+    return rows.map((r) => ({
+      index: r.idx,
+      key: r.key,
+      payload: parseCell(r.payload ?? null, batchId, r.idx),
+      status: r.status,
+    }));
   }
 
   async *partitions(batchId: string, filter: PartitionFilter = {}): AsyncIterable<PartitionView> {
@@ -247,14 +265,28 @@ class PostgresStore implements Store {
    * Group commit in ONE statement (its own transaction): the CTE locks the batch row only when the
    * fence matches, so a concurrent takeover either waits for this write or makes it write nothing.
    */
-  async appendOutcomes(batchId: string, outcomes: readonly OutcomeRecord[], fence: Fence): Promise<{ accepted: number }> {
+  async appendOutcomes(
+    batchId: string,
+    outcomes: readonly OutcomeRecord[],
+    fence: Fence,
+  ): Promise<{ accepted: number }> {
     // UPDATE ... FROM applies one arbitrary source row per target row: keep the first per index, as the other stores do.
     const seen = new Set<number>();
     const cols: unknown[][] = [[], [], [], [], [], [], [], [], []];
     for (const o of outcomes) {
       if (seen.has(o.index)) continue;
       seen.add(o.index);
-      const values = [o.index, o.key, o.status, toJson(o.result), toJson(o.error), o.attempts, o.durationMs, o.seq, o.finishedAt];
+      const values = [
+        o.index,
+        o.key,
+        o.status,
+        toJson(o.result),
+        toJson(o.error),
+        o.attempts,
+        o.durationMs,
+        o.seq,
+        o.finishedAt,
+      ];
       for (let i = 0; i < values.length; i++) cols[i]!.push(values[i]);
     }
     const { rows } = await this.q<{ fenced: number; accepted: number }>(
@@ -308,7 +340,12 @@ class PostgresStore implements Store {
     return false;
   }
 
-  async acquireLease(batchId: string, owner: string, ttlMs: number, takeoverFrom?: string): Promise<Lease | undefined> {
+  async acquireLease(
+    batchId: string,
+    owner: string,
+    ttlMs: number,
+    takeoverFrom?: string,
+  ): Promise<Lease | undefined> {
     // One conditional UPDATE decides and takes the lease: of two racing acquirers, the second
     // re-checks the row the first committed and gets nothing.
     const { rows } = await this.q<{ epoch: string; expires: string }>(
@@ -331,11 +368,10 @@ class PostgresStore implements Store {
   }
 
   async releaseLease(batchId: string, fence: Fence): Promise<void> {
-    await this.q(`UPDATE ${this.B} SET lease_expires_at = 0 WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3`, [
-      batchId,
-      fence.owner,
-      fence.epoch,
-    ]);
+    await this.q(
+      `UPDATE ${this.B} SET lease_expires_at = 0 WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3`,
+      [batchId, fence.owner, fence.epoch],
+    );
   }
 
   async leaseOf(batchId: string): Promise<Lease | undefined> {
@@ -344,7 +380,9 @@ class PostgresStore implements Store {
        WHERE id = $1 AND lease_owner IS NOT NULL`,
       [batchId],
     );
-    return rows[0] && { owner: rows[0].owner, epoch: Number(rows[0].epoch), expiresAt: Number(rows[0].expires) };
+    return (
+      rows[0] && { owner: rows[0].owner, epoch: Number(rows[0].epoch), expiresAt: Number(rows[0].expires) }
+    );
   }
 
   private requirePool(): pg.Pool {
@@ -391,9 +429,13 @@ async function migrate(pool: pg.Pool, schema: string): Promise<void> {
         await client.query(`SET LOCAL search_path TO ${s}`);
         const table = await client.query('SELECT to_regclass($1) AS t', [`${s}.partita_migrations`]);
         if (table.rows[0].t === null) {
-          await client.query('CREATE TABLE partita_migrations (id integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+          await client.query(
+            'CREATE TABLE partita_migrations (id integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+          );
         }
-        const { rows } = await client.query<{ id: number }>('SELECT coalesce(max(id), 0)::int AS id FROM partita_migrations');
+        const { rows } = await client.query<{ id: number }>(
+          'SELECT coalesce(max(id), 0)::int AS id FROM partita_migrations',
+        );
         const done = rows[0]!.id;
         if (done > latest) throw new SnapshotVersionError(done, latest, 'database schema');
         if (done === latest) {

@@ -1,7 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { LeaseLostError, PartitaError, SnapshotVersionError, StoreError, ValidationError } from '../errors.js';
+import {
+  LeaseLostError,
+  PartitaError,
+  SnapshotVersionError,
+  StoreError,
+  ValidationError,
+} from '../errors.js';
 import type { BatchStatus } from '../summary.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
 import {
@@ -9,8 +15,8 @@ import {
   type BatchRecord,
   type BatchRow,
   type BatchState,
-  FINAL_STATUS_LIST,
   type Fence,
+  FINAL_STATUS_LIST,
   type Lease,
   type OutcomeRecord,
   type PartitionFilter,
@@ -39,15 +45,17 @@ export interface SqliteStoreOptions {
  */
 export function sqliteStore(options: SqliteStoreOptions): Store {
   if (typeof options?.path !== 'string' || options.path === '') {
-    throw new ValidationError(`sqliteStore: "path" must be a non-empty string, received ${JSON.stringify(options?.path)}`, [
-      { path: 'path', message: 'expected a non-empty string' },
-    ]);
+    throw new ValidationError(
+      `sqliteStore: "path" must be a non-empty string, received ${JSON.stringify(options?.path)}`,
+      [{ path: 'path', message: 'expected a non-empty string' }],
+    );
   }
   const sync = options.synchronous ?? 'NORMAL';
   if (sync !== 'NORMAL' && sync !== 'FULL') {
-    throw new ValidationError(`sqliteStore: "synchronous" must be 'NORMAL' or 'FULL', received ${JSON.stringify(sync)}`, [
-      { path: 'synchronous', message: "expected 'NORMAL' or 'FULL'" },
-    ]);
+    throw new ValidationError(
+      `sqliteStore: "synchronous" must be 'NORMAL' or 'FULL', received ${JSON.stringify(sync)}`,
+      [{ path: 'synchronous', message: "expected 'NORMAL' or 'FULL'" }],
+    );
   }
   return new SqliteStore(options.path, sync);
 }
@@ -155,7 +163,14 @@ class SqliteStore implements Store {
     partitions: Iterable<PartitionInput> | AsyncIterable<PartitionInput>,
   ): Promise<{ created: boolean }> {
     const inserted = this.write((s) =>
-      s.insertBatch.run(record.id, record.job, 'QUEUED', record.priority, record.createdAt, JSON.stringify(record)),
+      s.insertBatch.run(
+        record.id,
+        record.job,
+        'QUEUED',
+        record.priority,
+        record.createdAt,
+        JSON.stringify(record),
+      ),
     );
     if (inserted.changes === 0) return { created: false };
     try {
@@ -215,15 +230,25 @@ class SqliteStore implements Store {
     }
     const rows = this.read(() => {
       let stmt = this.listCache.get(sql);
-      if (!stmt) this.listCache.set(sql, (stmt = this.db!.prepare(sql)));
+      if (!stmt) {
+        stmt = this.db!.prepare(sql);
+        this.listCache.set(sql, stmt);
+      }
       return stmt.all(...params) as BatchDbRow[];
     });
     return rows.map(toBatchRow);
   }
 
   async readPartitions(batchId: string, fromIndex: number, limit: number): Promise<PartitionRow[]> {
-    const rows = this.read((s) => (s.visible.get(batchId) ? (s.readPage.all(batchId, fromIndex, fromIndex + limit) as PartDbRow[]) : []));
-    return rows.map((r) => ({ index: r.idx, key: r.key, payload: parseCell(r.payload, batchId, r.idx), status: r.status }));
+    const rows = this.read((s) =>
+      s.visible.get(batchId) ? (s.readPage.all(batchId, fromIndex, fromIndex + limit) as PartDbRow[]) : [],
+    );
+    return rows.map((r) => ({
+      index: r.idx,
+      key: r.key,
+      payload: parseCell(r.payload, batchId, r.idx),
+      status: r.status,
+    }));
   }
 
   async *partitions(batchId: string, filter: PartitionFilter = {}): AsyncIterable<PartitionView> {
@@ -240,7 +265,11 @@ class SqliteStore implements Store {
     }
   }
 
-  async appendOutcomes(batchId: string, outcomes: readonly OutcomeRecord[], fence: Fence): Promise<{ accepted: number }> {
+  async appendOutcomes(
+    batchId: string,
+    outcomes: readonly OutcomeRecord[],
+    fence: Fence,
+  ): Promise<{ accepted: number }> {
     return { accepted: this.write((s) => s.append(batchId, outcomes, fence)) };
   }
 
@@ -265,10 +294,18 @@ class SqliteStore implements Store {
     return this.write((s) => s.save(batchId, state, fence));
   }
 
-  async acquireLease(batchId: string, owner: string, ttlMs: number, takeoverFrom?: string): Promise<Lease | undefined> {
+  async acquireLease(
+    batchId: string,
+    owner: string,
+    ttlMs: number,
+    takeoverFrom?: string,
+  ): Promise<Lease | undefined> {
     const now = Date.now();
     const row = this.write(
-      (s) => s.acquire.get({ id: batchId, owner, now, expires: now + ttlMs, takeover: takeoverFrom ?? null }) as Lease | undefined,
+      (s) =>
+        s.acquire.get({ id: batchId, owner, now, expires: now + ttlMs, takeover: takeoverFrom ?? null }) as
+          | Lease
+          | undefined,
     );
     return row && { owner: row.owner, epoch: row.epoch, expiresAt: row.expiresAt };
   }
@@ -305,13 +342,19 @@ type Statements = ReturnType<typeof prepare>;
 
 /** Every statement the store runs more than once, prepared once per connection. */
 function prepare(db: Database.Database) {
-  const insertPartition = db.prepare('INSERT INTO partitions (batch_id, idx, key, payload) VALUES (?, ?, ?, ?)');
-  const fenceOf = db.prepare('SELECT lease_owner AS owner, lease_epoch AS epoch FROM batches WHERE id = ? AND creating = 0');
+  const insertPartition = db.prepare(
+    'INSERT INTO partitions (batch_id, idx, key, payload) VALUES (?, ?, ?, ?)',
+  );
+  const fenceOf = db.prepare(
+    'SELECT lease_owner AS owner, lease_epoch AS epoch FROM batches WHERE id = ? AND creating = 0',
+  );
   const setOutcome = db.prepare(
     `UPDATE partitions SET status = ?, result = ?, error = ?, attempts = ?, duration_ms = ?, seq = ?, finished_at = ?
      WHERE batch_id = ? AND idx = ? AND key = ? AND status = 'pending'`,
   );
-  const setState = db.prepare('UPDATE batches SET state = ?, status = ?, journal_seq = ? WHERE id = ? AND journal_seq <= ?');
+  const setState = db.prepare(
+    'UPDATE batches SET state = ?, status = ?, journal_seq = ? WHERE id = ? AND journal_seq <= ?',
+  );
   const deletePartitions = db.prepare('DELETE FROM partitions WHERE batch_id = ?');
   const deleteBatch = db.prepare('DELETE FROM batches WHERE id = ? AND creating = 1');
 
@@ -331,7 +374,8 @@ function prepare(db: Database.Database) {
       try {
         insertPartition.run(batchId, start + i, p.key, toJson(p.payload));
       } catch (err) {
-        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw duplicateKey(batchId, p.key);
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE')
+          throw duplicateKey(batchId, p.key);
         throw err;
       }
     }
@@ -354,26 +398,45 @@ function prepare(db: Database.Database) {
     }),
     visible: db.prepare('SELECT 1 FROM batches WHERE id = ? AND creating = 0'),
     loadBatch: db.prepare(`SELECT ${BATCH_COLS} FROM batches WHERE id = ? AND creating = 0`),
-    readPage: db.prepare('SELECT idx, key, payload, status FROM partitions WHERE batch_id = ? AND idx >= ? AND idx < ? ORDER BY idx'),
-    viewPage: db.prepare(`SELECT ${OUTCOME_COLS} FROM partitions WHERE batch_id = ? AND idx > ? ORDER BY idx LIMIT ?`),
+    readPage: db.prepare(
+      'SELECT idx, key, payload, status FROM partitions WHERE batch_id = ? AND idx >= ? AND idx < ? ORDER BY idx',
+    ),
+    viewPage: db.prepare(
+      `SELECT ${OUTCOME_COLS} FROM partitions WHERE batch_id = ? AND idx > ? ORDER BY idx LIMIT ?`,
+    ),
     viewPageByStatus: db.prepare(
       `SELECT ${OUTCOME_COLS} FROM partitions WHERE batch_id = ? AND idx > ? AND status = ? ORDER BY idx LIMIT ?`,
     ),
-    journalPage: db.prepare(`SELECT ${OUTCOME_COLS} FROM partitions WHERE batch_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
-    count: db.prepare("SELECT status, count(*) AS n FROM partitions WHERE batch_id = ? AND status != 'pending' GROUP BY status"),
+    journalPage: db.prepare(
+      `SELECT ${OUTCOME_COLS} FROM partitions WHERE batch_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+    ),
+    count: db.prepare(
+      "SELECT status, count(*) AS n FROM partitions WHERE batch_id = ? AND status != 'pending' GROUP BY status",
+    ),
     // Group commit: one transaction for the whole group; `status = 'pending'` refuses a second outcome.
     append: db.transaction((batchId: string, outcomes: readonly OutcomeRecord[], fence: Fence) => {
       requireFence(batchId, fence);
       let accepted = 0;
       for (const o of outcomes) {
-        const args = [o.status, toJson(o.result), toJson(o.error), o.attempts, o.durationMs, o.seq, o.finishedAt];
+        const args = [
+          o.status,
+          toJson(o.result),
+          toJson(o.error),
+          o.attempts,
+          o.durationMs,
+          o.seq,
+          o.finishedAt,
+        ];
         accepted += setOutcome.run(...args, batchId, o.index, o.key).changes;
       }
       return accepted;
     }),
     save: db.transaction((batchId: string, state: BatchState, fence: Fence) => {
       requireFence(batchId, fence);
-      return setState.run(JSON.stringify(state), state.status, state.journalSeq, batchId, state.journalSeq).changes > 0;
+      return (
+        setState.run(JSON.stringify(state), state.status, state.journalSeq, batchId, state.journalSeq)
+          .changes > 0
+      );
     }),
     // One statement decides and takes the lease, so two acquirers cannot both win.
     acquire: db.prepare(
@@ -382,8 +445,12 @@ function prepare(db: Database.Database) {
          AND (lease_owner IS NULL OR lease_owner = @owner OR lease_owner = @takeover OR lease_expires_at <= @now)
        RETURNING lease_owner AS owner, lease_epoch AS epoch, lease_expires_at AS expiresAt`,
     ),
-    renew: db.prepare('UPDATE batches SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND lease_epoch = ?'),
-    release: db.prepare('UPDATE batches SET lease_expires_at = 0 WHERE id = ? AND lease_owner = ? AND lease_epoch = ?'),
+    renew: db.prepare(
+      'UPDATE batches SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND lease_epoch = ?',
+    ),
+    release: db.prepare(
+      'UPDATE batches SET lease_expires_at = 0 WHERE id = ? AND lease_owner = ? AND lease_epoch = ?',
+    ),
     leaseOf: db.prepare(
       `SELECT lease_owner AS owner, lease_epoch AS epoch, lease_expires_at AS expiresAt FROM batches
        WHERE id = ? AND creating = 0 AND lease_owner IS NOT NULL`,
@@ -396,11 +463,15 @@ function migrate(db: Database.Database): void {
   db.exec('CREATE TABLE IF NOT EXISTS partita_migrations (id INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
   const latest = SQLITE_MIGRATIONS.length;
   const step = db.transaction((): boolean => {
-    const done = (db.prepare('SELECT max(id) AS id FROM partita_migrations').get() as { id: number | null }).id ?? 0;
+    const done =
+      (db.prepare('SELECT max(id) AS id FROM partita_migrations').get() as { id: number | null }).id ?? 0;
     if (done > latest) throw new SnapshotVersionError(done, latest, 'database schema');
     if (done === latest) return false;
     db.exec(SQLITE_MIGRATIONS[done]!);
-    db.prepare('INSERT INTO partita_migrations (id, applied_at) VALUES (?, ?)').run(done + 1, new Date().toISOString());
+    db.prepare('INSERT INTO partita_migrations (id, applied_at) VALUES (?, ?)').run(
+      done + 1,
+      new Date().toISOString(),
+    );
     return true;
   });
   while (step.immediate()) {}
@@ -466,7 +537,9 @@ function parseCell(text: string | null, batchId: string, index: number): unknown
 }
 
 function duplicateKey(batchId: string, key: string): ValidationError {
-  return new ValidationError(`Duplicate partition key "${key}" in batch "${batchId}"`, [{ path: 'key', message: `duplicate: ${key}` }]);
+  return new ValidationError(`Duplicate partition key "${key}" in batch "${batchId}"`, [
+    { path: 'key', message: `duplicate: ${key}` },
+  ]);
 }
 
 function toStoreError(err: unknown, what: string): PartitaError {

@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SerializedError } from '../../src/errors.js';
-import type { BatchStatus } from '../../src/summary.js';
 import {
   type BatchRecord,
   type BatchState,
@@ -10,6 +9,7 @@ import {
   SCHEMA_VERSION,
   type Store,
 } from '../../src/store/store.js';
+import type { BatchStatus } from '../../src/summary.js';
 
 /** What a store's test file hands to {@link storeContract}: a fresh, not yet opened store. */
 export interface StoreHarness {
@@ -76,7 +76,13 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         const rec = record(id('a'), { total: 3, priority: 5, meta: { team: 'pay' } });
         expect(await store.createBatch(rec, parts(3))).toEqual({ created: true });
         const row = await store.loadBatch(rec.id);
-        expect(row).toMatchObject({ id: rec.id, job: rec.job, status: 'QUEUED', priority: 5, createdAt: rec.createdAt });
+        expect(row).toMatchObject({
+          id: rec.id,
+          job: rec.job,
+          status: 'QUEUED',
+          priority: 5,
+          createdAt: rec.createdAt,
+        });
         expect(row?.record).toEqual(rec);
         expect(row?.state).toBeUndefined();
         expect(await store.readPartitions(rec.id, 0, 10)).toEqual([
@@ -88,7 +94,10 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
 
       it('is idempotent on id: a second call returns created:false and writes nothing', async () => {
         await create(id('a'), 2);
-        const again = await store.createBatch(record(id('a'), { job: job('other'), total: 5 }), parts(5, 'x'));
+        const again = await store.createBatch(
+          record(id('a'), { job: job('other'), total: 5 }),
+          parts(5, 'x'),
+        );
         expect(again).toEqual({ created: false });
         expect((await store.loadBatch(id('a')))?.record).toEqual(record(id('a'), { total: 2 }));
         expect((await store.readPartitions(id('a'), 0, 10)).map((p) => p.key)).toEqual(['k0', 'k1']);
@@ -118,7 +127,9 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
           yield* asyncParts(4999);
           yield { key: 'k3', payload: null };
         }
-        await expect(store.createBatch(record(id('a')), source())).rejects.toMatchObject({ code: 'VALIDATION' });
+        await expect(store.createBatch(record(id('a')), source())).rejects.toMatchObject({
+          code: 'VALIDATION',
+        });
         expect(await store.loadBatch(id('a'))).toBeUndefined();
         expect(await store.readPartitions(id('a'), 0, 10)).toEqual([]);
       });
@@ -235,12 +246,20 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       it('lists unfinished batches oldest first', async () => {
         expect(mine(await store.listBatches({ unfinished: true }))).toEqual(ids('b2', 'b3'));
         expect(mine(await store.listBatches({ unfinished: true, job: job('x') }))).toEqual(ids('b3'));
-        expect(mine(await store.listBatches({ unfinished: true, job: job('x'), limit: 1 }))).toEqual(ids('b3'));
+        expect(mine(await store.listBatches({ unfinished: true, job: job('x'), limit: 1 }))).toEqual(
+          ids('b3'),
+        );
       });
 
       it('returns rows with record, state and the status column', async () => {
         const [b1] = await store.listBatches({ job: job('x'), status: 'COMPLETED' });
-        expect(b1).toMatchObject({ id: id('b1'), job: job('x'), status: 'COMPLETED', priority: 0, createdAt: at(1) });
+        expect(b1).toMatchObject({
+          id: id('b1'),
+          job: job('x'),
+          status: 'COMPLETED',
+          priority: 0,
+          createdAt: at(1),
+        });
         expect(b1?.record).toEqual(record(id('b1'), { job: job('x'), total: 1, createdAt: at(1) }));
         expect(b1?.state).toEqual(state('COMPLETED', 0));
       });
@@ -250,7 +269,11 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       it('pages readPartitions by index with the current status', async () => {
         await create(id('a'), 25);
         const fence = await lease(id('a'));
-        await store.appendOutcomes(id('a'), [outcome(3, 'k3', 1), outcome(12, 'k12', 2, { status: 'failed' })], fence);
+        await store.appendOutcomes(
+          id('a'),
+          [outcome(3, 'k3', 1), outcome(12, 'k12', 2, { status: 'failed' })],
+          fence,
+        );
         const page1 = await store.readPartitions(id('a'), 0, 10);
         const page2 = await store.readPartitions(id('a'), 10, 10);
         const page3 = await store.readPartitions(id('a'), 20, 10);
@@ -266,7 +289,12 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       it('iterates partitions() in index order with outcomes, filtered by status', async () => {
         await create(id('a'), 5);
         const fence = await lease(id('a'));
-        const err: SerializedError = { name: 'Error', message: 'boom', code: 'E_BOOM', stack: 'Error: boom\n    at x' };
+        const err: SerializedError = {
+          name: 'Error',
+          message: 'boom',
+          code: 'E_BOOM',
+          stack: 'Error: boom\n    at x',
+        };
         await store.appendOutcomes(
           id('a'),
           [
@@ -284,7 +312,15 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
           [3, 'k3', 'pending'],
           [4, 'k4', 'succeeded'],
         ]);
-        expect(all[0]).toEqual({ index: 0, key: 'k0', status: 'succeeded', result: 'zero', attempts: 1, durationMs: 7, finishedAt: FINISHED });
+        expect(all[0]).toEqual({
+          index: 0,
+          key: 'k0',
+          status: 'succeeded',
+          result: 'zero',
+          attempts: 1,
+          durationMs: 7,
+          finishedAt: FINISHED,
+        });
         expect(all[1]).toMatchObject({ status: 'failed', error: err, attempts: 3 });
         expect(all[1]?.result).toBeUndefined();
         expect(all[2]).toMatchObject({ index: 2, key: 'k2', status: 'pending', attempts: 0 });
@@ -304,11 +340,19 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       it('records one outcome per partition; a second is refused and never counted', async () => {
         await create(id('a'), 4);
         const fence = await lease(id('a'));
-        const first = await store.appendOutcomes(id('a'), [outcome(0, 'k0', 1), outcome(1, 'k1', 2, { status: 'failed' })], fence);
+        const first = await store.appendOutcomes(
+          id('a'),
+          [outcome(0, 'k0', 1), outcome(1, 'k1', 2, { status: 'failed' })],
+          fence,
+        );
         expect(first).toEqual({ accepted: 2 });
         const again = await store.appendOutcomes(
           id('a'),
-          [outcome(1, 'k1', 3, { status: 'succeeded' }), outcome(2, 'k2', 4), outcome(2, 'k2', 5, { status: 'failed' })],
+          [
+            outcome(1, 'k1', 3, { status: 'succeeded' }),
+            outcome(2, 'k2', 4),
+            outcome(2, 'k2', 5, { status: 'failed' }),
+          ],
           fence,
         );
         expect(again).toEqual({ accepted: 1 });
@@ -337,7 +381,13 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         const fence = await lease(id('a'));
         const err: SerializedError = { name: 'TimeoutError', message: 'late', code: 'TIMEOUT' };
         const o3 = outcome(3, 'k3', 1, { result: [1, 2] });
-        const o0 = outcome(0, 'k0', 2, { status: 'failed', result: undefined, error: err, attempts: 2, durationMs: 1.5 });
+        const o0 = outcome(0, 'k0', 2, {
+          status: 'failed',
+          result: undefined,
+          error: err,
+          attempts: 2,
+          durationMs: 1.5,
+        });
         const o5 = outcome(5, 'k5', 3);
         const o1 = outcome(1, 'k1', 4, { result: null });
         await store.appendOutcomes(id('a'), [o3, o0], fence);
@@ -354,14 +404,18 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       it('is a compare-and-set on journalSeq and updates the status column', async () => {
         await create(id('a'), 1);
         const fence = await lease(id('a'));
-        expect(await store.saveState(id('a'), state('PROCESSING', 5, { snapshot: { v: 5 } }), fence)).toBe(true);
+        expect(await store.saveState(id('a'), state('PROCESSING', 5, { snapshot: { v: 5 } }), fence)).toBe(
+          true,
+        );
         expect(await store.saveState(id('a'), state('QUEUED', 3, { snapshot: { v: 3 } }), fence)).toBe(false);
         let row = await store.loadBatch(id('a'));
         expect(row?.status).toBe('PROCESSING');
         expect(row?.state).toEqual(state('PROCESSING', 5, { snapshot: { v: 5 } }));
         // The same journal position may be saved again (a status change with no new outcome).
         expect(await store.saveState(id('a'), state('FINALIZING', 5), fence)).toBe(true);
-        expect(await store.saveState(id('a'), state('COMPLETED', 9, { summary: { done: true } }), fence)).toBe(true);
+        expect(
+          await store.saveState(id('a'), state('COMPLETED', 9, { summary: { done: true } }), fence),
+        ).toBe(true);
         row = await store.loadBatch(id('a'));
         expect(row?.status).toBe('COMPLETED');
         expect(row?.state).toEqual(state('COMPLETED', 9, { summary: { done: true } }));
@@ -401,11 +455,17 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         const stale = await lease(id('a'), 'A');
         await store.saveState(id('a'), state('PROCESSING', 1), stale);
         const fresh = await store.acquireLease(id('a'), 'B', 60_000, 'A');
-        await expect(store.appendOutcomes(id('a'), [outcome(0, 'k0', 2)], stale)).rejects.toMatchObject({ code: 'LEASE_LOST' });
+        await expect(store.appendOutcomes(id('a'), [outcome(0, 'k0', 2)], stale)).rejects.toMatchObject({
+          code: 'LEASE_LOST',
+        });
         await expect(store.appendOutcomes(id('a'), [], stale)).rejects.toMatchObject({ code: 'LEASE_LOST' });
-        await expect(store.saveState(id('a'), state('FAILED', 7), stale)).rejects.toMatchObject({ code: 'LEASE_LOST' });
+        await expect(store.saveState(id('a'), state('FAILED', 7), stale)).rejects.toMatchObject({
+          code: 'LEASE_LOST',
+        });
         const wrongOwner = { owner: 'A', epoch: fresh!.epoch };
-        await expect(store.saveState(id('a'), state('FAILED', 7), wrongOwner)).rejects.toMatchObject({ code: 'LEASE_LOST' });
+        await expect(store.saveState(id('a'), state('FAILED', 7), wrongOwner)).rejects.toMatchObject({
+          code: 'LEASE_LOST',
+        });
         expect(await store.countOutcomes(id('a'))).toEqual({ succeeded: 0, failed: 0 });
         expect(await collect(store.outcomesSince(id('a'), 0))).toEqual([]);
         const row = await store.loadBatch(id('a'));
@@ -418,8 +478,12 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       it('refuses writes to a batch nobody leased', async () => {
         await create(id('a'), 1);
         const fence = { owner: 'A', epoch: 1 };
-        await expect(store.appendOutcomes(id('a'), [outcome(0, 'k0', 1)], fence)).rejects.toMatchObject({ code: 'LEASE_LOST' });
-        await expect(store.saveState(id('a'), state('FAILED', 1), fence)).rejects.toMatchObject({ code: 'LEASE_LOST' });
+        await expect(store.appendOutcomes(id('a'), [outcome(0, 'k0', 1)], fence)).rejects.toMatchObject({
+          code: 'LEASE_LOST',
+        });
+        await expect(store.saveState(id('a'), state('FAILED', 1), fence)).rejects.toMatchObject({
+          code: 'LEASE_LOST',
+        });
         expect((await store.loadBatch(id('a')))?.status).toBe('QUEUED');
       });
 
@@ -445,7 +509,12 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         nested: { list: [1, -2.5, 1e21, true, false, null, '', [], {}], deep: { a: { b: { c: 'd' } } } },
         big: 'x'.repeat(100_000),
       };
-      const rec = record(id('a'), { total: 3, after: [id('p1'), id('p2')], when: 'settled', meta: { 'ключ': 'значение' } });
+      const rec = record(id('a'), {
+        total: 3,
+        after: [id('p1'), id('p2')],
+        when: 'settled',
+        meta: { ключ: 'значение' },
+      });
       const input: PartitionInput[] = [
         { key: 'ключ-🙂', payload: weird },
         { key: 'null', payload: null },
@@ -460,9 +529,15 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         stack: 'WorkerCrashedError: x\n    at y (file:///z.js:1:2)',
         cause: { name: 'Error', message: 'inner', cause: { name: 'TypeError', message: 'innermost' } },
       };
-      const outs = [outcome(0, 'ключ-🙂', 1, { result: weird }), outcome(2, 'scalar', 2, { status: 'failed', result: undefined, error })];
+      const outs = [
+        outcome(0, 'ключ-🙂', 1, { result: weird }),
+        outcome(2, 'scalar', 2, { status: 'failed', result: undefined, error }),
+      ];
       await store.appendOutcomes(id('a'), outs, fence);
-      const st = state('PROCESSING', 2, { snapshot: { context: weird, children: {} }, summary: { failures: [error] } });
+      const st = state('PROCESSING', 2, {
+        snapshot: { context: weird, children: {} },
+        summary: { failures: [error] },
+      });
       await store.saveState(id('a'), st, fence);
 
       const row = await store.loadBatch(id('a'));
@@ -481,7 +556,9 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
 
     it('round-trips a 20,000-partition batch', async () => {
       const n = 20_000;
-      expect(await store.createBatch(record(id('big'), { total: n }), asyncParts(n))).toEqual({ created: true });
+      expect(await store.createBatch(record(id('big'), { total: n }), asyncParts(n))).toEqual({
+        created: true,
+      });
       const fence = await lease(id('big'));
       let index = 0;
       while (index < n) {
@@ -489,7 +566,14 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         expect(rows).toHaveLength(1000);
         expect(rows[0]).toEqual({ index, key: `k${index}`, payload: { n: index }, status: 'pending' });
         const outs = rows.map((p) =>
-          outcome(p.index, p.key, p.index + 1, p.index % 4 === 0 ? { status: 'failed', result: undefined, error: { name: 'E', message: `m${p.index}` } } : { result: p.index }),
+          outcome(
+            p.index,
+            p.key,
+            p.index + 1,
+            p.index % 4 === 0
+              ? { status: 'failed', result: undefined, error: { name: 'E', message: `m${p.index}` } }
+              : { result: p.index },
+          ),
         );
         expect(await store.appendOutcomes(id('big'), outs, fence)).toEqual({ accepted: 1000 });
         index += rows.length;
@@ -510,7 +594,8 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect(await collect(store.outcomesSince(id('big'), n - 10))).toHaveLength(10);
       let viewed = 0;
       for await (const p of store.partitions(id('big'))) {
-        if (p.index !== viewed || p.status === 'pending') throw new Error(`unexpected partition ${JSON.stringify(p)}`);
+        if (p.index !== viewed || p.status === 'pending')
+          throw new Error(`unexpected partition ${JSON.stringify(p)}`);
         viewed++;
       }
       expect(viewed).toBe(n);
@@ -533,11 +618,29 @@ async function* asyncParts(n: number): AsyncGenerator<PartitionInput> {
 }
 
 function outcome(index: number, key: string, seq: number, over: Partial<OutcomeRecord> = {}): OutcomeRecord {
-  return { index, key, status: 'succeeded', result: { ok: index }, attempts: 1, durationMs: 7, seq, finishedAt: FINISHED, ...over };
+  return {
+    index,
+    key,
+    status: 'succeeded',
+    result: { ok: index },
+    attempts: 1,
+    durationMs: 7,
+    seq,
+    finishedAt: FINISHED,
+    ...over,
+  };
 }
 
 function state(status: BatchStatus, journalSeq: number, over: Partial<BatchState> = {}): BatchState {
-  return { schemaVersion: SCHEMA_VERSION, machineVersion: 1, status, journalSeq, snapshot: { status }, summary: { status }, ...over };
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    machineVersion: 1,
+    status,
+    journalSeq,
+    snapshot: { status },
+    summary: { status },
+    ...over,
+  };
 }
 
 async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {

@@ -24,15 +24,19 @@ describe.skipIf(unreachable !== undefined)('postgresStore', () => {
     admin = new pg.Pool({ connectionString: URL });
   });
   afterAll(async () => {
-    const { rows } = await admin.query<{ nspname: string }>('SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)', [
-      SCHEMA,
-    ]);
+    const { rows } = await admin.query<{ nspname: string }>(
+      'SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)',
+      [SCHEMA],
+    );
     for (const r of rows) await admin.query(`DROP SCHEMA ${pg.escapeIdentifier(r.nspname)} CASCADE`);
     await admin.end();
   });
 
   // One schema for the whole file: the contract names every batch with a per-test prefix.
-  storeContract('postgres', async () => ({ store: postgresStore({ connectionString: URL, schema: SCHEMA }), cleanup: async () => {} }));
+  storeContract('postgres', async () => ({
+    store: postgresStore({ connectionString: URL, schema: SCHEMA }),
+    cleanup: async () => {},
+  }));
 
   const record = (id: string): BatchRecord => ({
     schemaVersion: SCHEMA_VERSION,
@@ -45,7 +49,11 @@ describe.skipIf(unreachable !== undefined)('postgresStore', () => {
     createdAt: '2026-01-01T00:00:00.000Z',
   });
   const migrations = async (schema: string) =>
-    (await admin.query(`SELECT id, applied_at FROM ${pg.escapeIdentifier(schema)}.partita_migrations ORDER BY id`)).rows;
+    (
+      await admin.query(
+        `SELECT id, applied_at FROM ${pg.escapeIdentifier(schema)}.partita_migrations ORDER BY id`,
+      )
+    ).rows;
 
   it('records migrations, and re-opening is a no-op', async () => {
     const schema = `${SCHEMA}_m1`;
@@ -75,7 +83,9 @@ describe.skipIf(unreachable !== undefined)('postgresStore', () => {
     await store.open();
     await store.close();
     const future = POSTGRES_MIGRATIONS.length + 1;
-    await admin.query(`INSERT INTO ${pg.escapeIdentifier(schema)}.partita_migrations (id) VALUES ($1)`, [future]);
+    await admin.query(`INSERT INTO ${pg.escapeIdentifier(schema)}.partita_migrations (id) VALUES ($1)`, [
+      future,
+    ]);
     await expect(store.open()).rejects.toMatchObject({ code: 'SNAPSHOT_VERSION', found: future });
     expect((await migrations(schema)).map((r) => r.id)).toContain(future);
     await expect(store.loadBatch('x')).rejects.toMatchObject({ code: 'STORE' }); // not open
@@ -86,8 +96,16 @@ describe.skipIf(unreachable !== undefined)('postgresStore', () => {
     await store.open();
     const id = `${SCHEMA}-corrupt`;
     await store.createBatch(record(id), [{ key: 'a', payload: 1 }]);
-    await admin.query(`UPDATE ${SCHEMA}.batches SET record = '{"id": trunc', state = 'not json' WHERE id = $1`, [id]);
-    expect(await store.loadBatch(id)).toMatchObject({ id, status: 'QUEUED', record: '{"id": trunc', state: 'not json' });
+    await admin.query(
+      `UPDATE ${SCHEMA}.batches SET record = '{"id": trunc', state = 'not json' WHERE id = $1`,
+      [id],
+    );
+    expect(await store.loadBatch(id)).toMatchObject({
+      id,
+      status: 'QUEUED',
+      record: '{"id": trunc',
+      state: 'not json',
+    });
     expect((await store.listBatches({ job: 'job' })).find((b) => b.id === id)?.state).toBe('not json');
     await store.close();
     // A pool the caller passed in stays open.
@@ -115,7 +133,11 @@ describe.skipIf(unreachable !== undefined)('postgresStore', () => {
       finishedAt: '2026-01-01T00:00:00.000Z',
     });
     const writes = Array.from({ length: 40 }, (_, g) =>
-      store.appendOutcomes(id, Array.from({ length: 10 }, (_, j) => out(g * 10 + j)), a),
+      store.appendOutcomes(
+        id,
+        Array.from({ length: 10 }, (_, j) => out(g * 10 + j)),
+        a,
+      ),
     );
     const takeover = store.acquireLease(id, 'B', 60_000, 'A');
     const settled = await Promise.allSettled(writes);

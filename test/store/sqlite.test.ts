@@ -19,7 +19,10 @@ function removeDirs(): void {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
-storeContract('sqlite', async () => ({ store: sqliteStore({ path: tempPath() }), cleanup: async () => removeDirs() }));
+storeContract('sqlite', async () => ({
+  store: sqliteStore({ path: tempPath() }),
+  cleanup: async () => removeDirs(),
+}));
 
 describe('sqliteStore', () => {
   const open: Store[] = [];
@@ -64,12 +67,16 @@ describe('sqliteStore', () => {
     expect(existsSync(path)).toBe(true);
     await store.createBatch(record('b1'), two);
     await store.close();
-    const applied = raw(path, (db) => db.prepare('SELECT id, applied_at FROM partita_migrations ORDER BY id').all());
+    const applied = raw(path, (db) =>
+      db.prepare('SELECT id, applied_at FROM partita_migrations ORDER BY id').all(),
+    );
     expect(applied.map((r) => (r as { id: number }).id)).toEqual(SQLITE_MIGRATIONS.map((_, i) => i + 1));
     expect(raw(path, (db) => db.pragma('journal_mode', { simple: true }))).toBe('wal');
 
     await store.open();
-    expect(raw(path, (db) => db.prepare('SELECT id, applied_at FROM partita_migrations ORDER BY id').all())).toEqual(applied);
+    expect(
+      raw(path, (db) => db.prepare('SELECT id, applied_at FROM partita_migrations ORDER BY id').all()),
+    ).toEqual(applied);
     expect((await store.loadBatch('b1'))?.record).toEqual(record('b1'));
     expect(await store.readPartitions('b1', 0, 10)).toHaveLength(2);
   });
@@ -80,11 +87,15 @@ describe('sqliteStore', () => {
     await store.createBatch(record('b1'), two);
     await store.close();
     const future = SQLITE_MIGRATIONS.length + 1;
-    raw(path, (db) => db.prepare('INSERT INTO partita_migrations (id, applied_at) VALUES (?, ?)').run(future, 'later'));
+    raw(path, (db) =>
+      db.prepare('INSERT INTO partita_migrations (id, applied_at) VALUES (?, ?)').run(future, 'later'),
+    );
 
     await expect(store.open()).rejects.toMatchObject({ code: 'SNAPSHOT_VERSION', found: future });
     await expect(store.loadBatch('b1')).rejects.toMatchObject({ code: 'STORE' }); // not open
-    expect(raw(path, (db) => db.prepare('SELECT max(id) AS id FROM partita_migrations').get())).toEqual({ id: future });
+    expect(raw(path, (db) => db.prepare('SELECT max(id) AS id FROM partita_migrations').get())).toEqual({
+      id: future,
+    });
     expect(raw(path, (db) => db.prepare('SELECT count(*) AS n FROM partitions').get())).toEqual({ n: 2 });
   });
 
@@ -98,7 +109,9 @@ describe('sqliteStore', () => {
         `INSERT INTO batches (id, job, status, priority, created_at, record, creating)
          VALUES ('ghost', 'job', 'QUEUED', 0, '2026-01-01T00:00:00.000Z', '{}', 1)`,
       ).run();
-      db.prepare("INSERT INTO partitions (batch_id, idx, key, payload) VALUES ('ghost', 0, 'a', '1'), ('ghost', 1, 'b', '2')").run();
+      db.prepare(
+        "INSERT INTO partitions (batch_id, idx, key, payload) VALUES ('ghost', 0, 'a', '1'), ('ghost', 1, 'b', '2')",
+      ).run();
     });
 
     await store.open();
@@ -132,11 +145,15 @@ describe('sqliteStore', () => {
     await store.close();
     release();
     await expect(pending).rejects.toMatchObject({ code: 'STORE' });
-    expect(raw(path, (db) => db.prepare("SELECT creating FROM batches WHERE id = 'cut'").get())).toEqual({ creating: 1 });
+    expect(raw(path, (db) => db.prepare("SELECT creating FROM batches WHERE id = 'cut'").get())).toEqual({
+      creating: 1,
+    });
 
     await store.open();
     expect(await store.loadBatch('cut')).toBeUndefined();
-    expect(raw(path, (db) => db.prepare("SELECT count(*) AS n FROM partitions WHERE batch_id = 'cut'").get())).toEqual({ n: 0 });
+    expect(
+      raw(path, (db) => db.prepare("SELECT count(*) AS n FROM partitions WHERE batch_id = 'cut'").get()),
+    ).toEqual({ n: 0 });
     expect(await store.createBatch(record('cut'), two)).toEqual({ created: true });
   });
 
@@ -144,7 +161,9 @@ describe('sqliteStore', () => {
     const path = tempPath();
     const store = await start(path);
     await store.createBatch(record('bad'), two);
-    raw(path, (db) => db.prepare("UPDATE batches SET record = '{\"id\": trunc', state = 'not json' WHERE id = 'bad'").run());
+    raw(path, (db) =>
+      db.prepare("UPDATE batches SET record = '{\"id\": trunc', state = 'not json' WHERE id = 'bad'").run(),
+    );
     const row = await store.loadBatch('bad');
     expect(row).toMatchObject({ id: 'bad', status: 'QUEUED', record: '{"id": trunc', state: 'not json' });
     expect((await store.listBatches()).find((b) => b.id === 'bad')?.record).toBe('{"id": trunc');

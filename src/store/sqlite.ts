@@ -44,19 +44,14 @@ export interface SqliteStoreOptions {
  * ```
  */
 export function sqliteStore(options: SqliteStoreOptions): Store {
-  if (typeof options?.path !== 'string' || options.path === '') {
-    throw new ValidationError(
-      `sqliteStore: "path" must be a non-empty string, received ${JSON.stringify(options?.path)}`,
-      [{ path: 'path', message: 'expected a non-empty string' }],
-    );
-  }
+  const invalid = (path: string, expected: string, received: unknown) =>
+    new ValidationError(`sqliteStore: "${path}" must be ${expected}, received ${JSON.stringify(received)}`, [
+      { path, message: `expected ${expected}` },
+    ]);
+  if (typeof options?.path !== 'string' || options.path === '')
+    throw invalid('path', 'a non-empty string', options?.path);
   const sync = options.synchronous ?? 'NORMAL';
-  if (sync !== 'NORMAL' && sync !== 'FULL') {
-    throw new ValidationError(
-      `sqliteStore: "synchronous" must be 'NORMAL' or 'FULL', received ${JSON.stringify(sync)}`,
-      [{ path: 'synchronous', message: "expected 'NORMAL' or 'FULL'" }],
-    );
-  }
+  if (sync !== 'NORMAL' && sync !== 'FULL') throw invalid('synchronous', "'NORMAL' or 'FULL'", sync);
   return new SqliteStore(options.path, sync);
 }
 
@@ -162,15 +157,9 @@ class SqliteStore implements Store {
     record: BatchRecord,
     partitions: Iterable<PartitionInput> | AsyncIterable<PartitionInput>,
   ): Promise<{ created: boolean }> {
-    const inserted = this.write((s) =>
-      s.insertBatch.run(
-        record.id,
-        record.job,
-        'QUEUED',
-        record.priority,
-        record.createdAt,
-        JSON.stringify(record),
-      ),
+    const json = JSON.stringify(record);
+    const inserted = this.run((s) =>
+      s.insertBatch.run(record.id, record.job, record.priority, record.createdAt, json),
     );
     if (inserted.changes === 0) return { created: false };
     try {
@@ -179,7 +168,7 @@ class SqliteStore implements Store {
       for await (const p of partitions) {
         chunk.push(p);
         if (chunk.length === CHUNK) {
-          this.write((s) => s.insertChunk(record.id, index, chunk));
+          this.run((s) => s.insertChunk(record.id, index, chunk));
           index += chunk.length;
           chunk = [];
           // A source that never waits (an array, a sync generator) would otherwise hold the event
@@ -187,20 +176,20 @@ class SqliteStore implements Store {
           await yieldToEventLoop();
         }
       }
-      this.write((s) => s.finish(record.id, index, chunk));
+      this.run((s) => s.finish(record.id, index, chunk));
       return { created: true };
     } catch (err) {
       // Our own failures are already PartitaErrors; anything else is the source's error, passed on as is.
       // If the undo fails too (store closed), open() removes the invisible leftovers.
       try {
-        this.write((s) => s.discard(record.id));
+        this.run((s) => s.discard(record.id));
       } catch {}
       throw err;
     }
   }
 
   async loadBatch(id: string): Promise<BatchRow | undefined> {
-    const row = this.read((s) => s.loadBatch.get(id) as BatchDbRow | undefined);
+    const row = this.run((s) => s.loadBatch.get(id) as BatchDbRow | undefined);
     return row && toBatchRow(row);
   }
 
@@ -228,7 +217,7 @@ class SqliteStore implements Store {
       sql += ' LIMIT ?';
       params.push(Math.max(0, Math.trunc(filter.limit)));
     }
-    const rows = this.read(() => {
+    const rows = this.run(() => {
       let stmt = this.listCache.get(sql);
       if (!stmt) {
         stmt = this.db!.prepare(sql);
@@ -240,7 +229,7 @@ class SqliteStore implements Store {
   }
 
   async readPartitions(batchId: string, fromIndex: number, limit: number): Promise<PartitionRow[]> {
-    const rows = this.read((s) =>
+    const rows = this.run((s) =>
       s.visible.get(batchId) ? (s.readPage.all(batchId, fromIndex, fromIndex + limit) as PartDbRow[]) : [],
     );
     return rows.map((r) => ({
@@ -252,9 +241,9 @@ class SqliteStore implements Store {
   }
 
   async *partitions(batchId: string, filter: PartitionFilter = {}): AsyncIterable<PartitionView> {
-    if (!this.read((s) => s.visible.get(batchId))) return;
+    if (!this.run((s) => s.visible.get(batchId))) return;
     for (let after = -1; ; ) {
-      const rows = this.read((s) =>
+      const rows = this.run((s) =>
         filter.status
           ? (s.viewPageByStatus.all(batchId, after, filter.status, PAGE) as PartDbRow[])
           : (s.viewPage.all(batchId, after, PAGE) as PartDbRow[]),
@@ -270,13 +259,13 @@ class SqliteStore implements Store {
     outcomes: readonly OutcomeRecord[],
     fence: Fence,
   ): Promise<{ accepted: number }> {
-    return { accepted: this.write((s) => s.append(batchId, outcomes, fence)) };
+    return { accepted: this.run((s) => s.append(batchId, outcomes, fence)) };
   }
 
   async *outcomesSince(batchId: string, afterSeq: number): AsyncIterable<OutcomeRecord> {
-    if (!this.read((s) => s.visible.get(batchId))) return;
+    if (!this.run((s) => s.visible.get(batchId))) return;
     for (let after = afterSeq; ; ) {
-      const rows = this.read((s) => s.journalPage.all(batchId, after, PAGE) as PartDbRow[]);
+      const rows = this.run((s) => s.journalPage.all(batchId, after, PAGE) as PartDbRow[]);
       for (const r of rows) yield toOutcome(r, batchId);
       if (rows.length < PAGE) return;
       after = rows[rows.length - 1]!.seq!;
@@ -284,14 +273,14 @@ class SqliteStore implements Store {
   }
 
   async countOutcomes(batchId: string): Promise<{ succeeded: number; failed: number }> {
-    const rows = this.read((s) => s.count.all(batchId) as { status: PartitionStatus; n: number }[]);
+    const rows = this.run((s) => s.count.all(batchId) as { status: PartitionStatus; n: number }[]);
     const out = { succeeded: 0, failed: 0 };
     for (const r of rows) if (r.status === 'succeeded' || r.status === 'failed') out[r.status] = r.n;
     return out;
   }
 
   async saveState(batchId: string, state: BatchState, fence: Fence): Promise<boolean> {
-    return this.write((s) => s.save(batchId, state, fence));
+    return this.run((s) => s.save(batchId, state, fence));
   }
 
   async acquireLease(
@@ -301,40 +290,30 @@ class SqliteStore implements Store {
     takeoverFrom?: string,
   ): Promise<Lease | undefined> {
     const now = Date.now();
-    const row = this.write(
-      (s) =>
-        s.acquire.get({ id: batchId, owner, now, expires: now + ttlMs, takeover: takeoverFrom ?? null }) as
-          | Lease
-          | undefined,
-    );
-    return row && { owner: row.owner, epoch: row.epoch, expiresAt: row.expiresAt };
+    const args = { id: batchId, owner, now, expires: now + ttlMs, takeover: takeoverFrom ?? null };
+    return this.run((s) => s.acquire.get(args) as Lease | undefined);
   }
 
   async renewLease(batchId: string, fence: Fence, ttlMs: number): Promise<boolean> {
-    return this.write((s) => s.renew.run(Date.now() + ttlMs, batchId, fence.owner, fence.epoch).changes > 0);
+    return this.run((s) => s.renew.run(Date.now() + ttlMs, batchId, fence.owner, fence.epoch).changes > 0);
   }
 
   async releaseLease(batchId: string, fence: Fence): Promise<void> {
-    this.write((s) => s.release.run(batchId, fence.owner, fence.epoch));
+    this.run((s) => s.release.run(batchId, fence.owner, fence.epoch));
   }
 
   async leaseOf(batchId: string): Promise<Lease | undefined> {
-    const row = this.read((s) => s.leaseOf.get(batchId) as Lease | undefined);
-    return row && { owner: row.owner, epoch: row.epoch, expiresAt: row.expiresAt };
+    return this.run((s) => s.leaseOf.get(batchId) as Lease | undefined);
   }
 
   /** Runs one synchronous unit against the open database; driver errors become StoreError. */
-  private write<T>(fn: (s: Statements) => T): T {
+  private run<T>(fn: (s: Statements) => T): T {
     if (!this.s) throw new StoreError('sqlite store is not open: call open() first');
     try {
       return fn(this.s);
     } catch (err) {
       throw toStoreError(err, 'write failed');
     }
-  }
-
-  private read<T>(fn: (s: Statements) => T): T {
-    return this.write(fn);
   }
 }
 
@@ -384,7 +363,7 @@ function prepare(db: Database.Database) {
 
   return {
     insertBatch: db.prepare(
-      `INSERT INTO batches (id, job, status, priority, created_at, record, creating) VALUES (?, ?, ?, ?, ?, ?, 1)
+      `INSERT INTO batches (id, job, status, priority, created_at, record, creating) VALUES (?, ?, 'QUEUED', ?, ?, ?, 1)
        ON CONFLICT (id) DO NOTHING`,
     ),
     insertChunk,
@@ -499,18 +478,14 @@ function toView(r: PartDbRow, batchId: string): PartitionView {
 }
 
 function toOutcome(r: PartDbRow, batchId: string): OutcomeRecord {
-  const o: OutcomeRecord = {
-    index: r.idx,
-    key: r.key,
+  const v = toView(r, batchId);
+  return {
+    ...v,
     status: r.status as OutcomeRecord['status'],
-    attempts: r.attempts,
-    durationMs: r.duration_ms ?? 0,
+    durationMs: v.durationMs ?? 0,
     seq: r.seq!,
-    finishedAt: r.finished_at ?? '',
+    finishedAt: v.finishedAt ?? '',
   };
-  if (r.result !== null) o.result = parseCell(r.result, batchId, r.idx);
-  if (r.error !== null) o.error = parseCell(r.error, batchId, r.idx) as OutcomeRecord['error'];
-  return o;
 }
 
 /** SQL NULL stands for `undefined`; JSON `null` is stored as the text 'null'. */

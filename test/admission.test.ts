@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { defineJob } from '../src/index.js';
+import { items, noopJob, scriptedJob, startEngine } from './helpers.js';
+
+/** An inline job whose partitions wait until the test releases them: admission order becomes visible. */
+function gatedJob() {
+  const started: string[] = [];
+  const gates: Array<() => void> = [];
+  const job = defineJob({
+    name: 'gated',
+    partition: (input: { tag: string }) => [{ key: input.tag, payload: input.tag }],
+    handler: (tag: string) =>
+      new Promise((resolve) => {
+        started.push(tag);
+        gates.push(() => resolve(tag));
+      }),
+  });
+  const releaseNext = () => gates.shift()?.();
+  return { job, started, releaseNext };
+}
+
+const until = (check: () => boolean) =>
+  new Promise<void>((resolve) => {
+    const tick = () => (check() ? resolve() : setImmediate(tick));
+    tick();
+  });
+
+describe('admission', () => {
+  it('runs at most maxConcurrentBatches at once; the rest wait QUEUED and start highest priority first, then oldest', async () => {
+    const { job, started, releaseNext } = gatedJob();
+    const engine = await startEngine({ jobs: [job], maxConcurrentBatches: 1 });
+    const first = await engine.submit('gated', { tag: 'first' });
+    await until(() => started.length === 1);
+    const low = await engine.submit('gated', { tag: 'low' }, { priority: 0 });
+    const highOld = await engine.submit('gated', { tag: 'high-old' }, { priority: 5 });
+    const highNew = await engine.submit('gated', { tag: 'high-new' }, { priority: 5 });
+    for (const b of [low, highOld, highNew]) expect((await engine.get(b.id)).status).toBe('QUEUED');
+    for (let i = 0; i < 4; i++) {
+      await until(() => started.length === i + 1);
+      releaseNext();
+    }
+    for (const b of [first, low, highOld, highNew]) expect((await engine.wait(b.id)).status).toBe('COMPLETED');
+    expect(started).toEqual(['first', 'high-old', 'high-new', 'low']);
+  });
+
+  it("after + when 'succeeded': the child waits for its parent, then runs", async () => {
+    const { job, started, releaseNext } = gatedJob();
+    const engine = await startEngine({ jobs: [job], maxConcurrentBatches: 4 });
+    const parent = await engine.submit('gated', { tag: 'parent' });
+    const child = await engine.submit('gated', { tag: 'child' }, { after: [parent.id] });
+    await until(() => started.length === 1);
+    expect((await engine.get(child.id)).status).toBe('QUEUED');
+    releaseNext();
+    await until(() => started.length === 2);
+    releaseNext();
+    expect((await engine.wait(child.id)).status).toBe('COMPLETED');
+    expect(started).toEqual(['parent', 'child']);
+  });
+
+  it("a parent that does not succeed cancels a 'succeeded' child, naming the parent; 'settled' runs anyway", async () => {
+    const engine = await startEngine({ jobs: [scriptedJob()] });
+    const parent = await engine.submit('scripted', { items: items('fail', 2) }, { id: 'parent-fails' });
+    const strict = await engine.submit('scripted', { items: items('ok', 1) }, { after: [parent.id] });
+    const lenient = await engine.submit('scripted', { items: items('ok', 1) }, { after: [parent.id], when: 'settled' });
+    expect((await engine.wait(parent.id)).status).toBe('FAILED');
+    const s = await engine.wait(strict.id);
+    expect(s.status).toBe('CANCELLED');
+    expect(s.error?.message).toContain('parent-fails');
+    expect((await engine.wait(lenient.id)).status).toBe('COMPLETED');
+    // A parent that is already final when the child is submitted decides at once.
+    const late = await engine.submit('scripted', { items: items('ok', 1) }, { after: [parent.id] });
+    expect((await engine.wait(late.id)).status).toBe('CANCELLED');
+  });
+
+  it('multi-parent: waits for all parents', async () => {
+    const { job, started, releaseNext } = gatedJob();
+    const engine = await startEngine({ jobs: [job], maxConcurrentBatches: 4 });
+    const a = await engine.submit('gated', { tag: 'a' });
+    const b = await engine.submit('gated', { tag: 'b' });
+    const child = await engine.submit('gated', { tag: 'child' }, { after: [a.id, b.id] });
+    await until(() => started.length === 2);
+    releaseNext();
+    await engine.wait(a.id);
+    expect((await engine.get(child.id)).status).toBe('QUEUED');
+    releaseNext();
+    await until(() => started.length === 3);
+    releaseNext();
+    expect((await engine.wait(child.id)).status).toBe('COMPLETED');
+  });
+
+  it('a large batch does not starve a small batch submitted after it (fair sharing of the pool)', async () => {
+    const engine = await startEngine({ jobs: [noopJob(16)], maxConcurrentBatches: 2 });
+    const big = await engine.submit('noop', { n: 20_000 });
+    const small = await engine.submit('noop', { n: 10 });
+    const smallDone = await engine.wait(small.id);
+    const bigNow = await engine.get(big.id);
+    expect(smallDone.status).toBe('COMPLETED');
+    // When the small batch is done, the big one is far from done.
+    expect(bigNow.progress).toBeLessThan(0.5);
+    expect((await engine.wait(big.id)).succeeded).toBe(20_000);
+  });
+});

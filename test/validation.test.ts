@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createEngine, defineJob, memoryStore, PartitaError } from '../src/index.js';
+import { items, noopJob, scriptedJob, startEngine } from './helpers.js';
+
+async function codeOf(promise: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
+  try {
+    await (typeof promise === 'function' ? promise() : promise);
+  } catch (err) {
+    expect(err).toBeInstanceOf(PartitaError);
+    return (err as PartitaError).code;
+  }
+  return undefined;
+}
+
+describe('bad input is refused with a code and leaves nothing behind', () => {
+  it('invalid input: VALIDATION naming the field; nothing stored', async () => {
+    const store = memoryStore();
+    const engine = await startEngine({ jobs: [noopJob()], store });
+    const err = await engine.submit('noop', { n: 'ten' }, { id: 'bad-input' }).catch((e) => e);
+    expect(err.code).toBe('VALIDATION');
+    expect(err.message).toContain('n');
+    expect(err.issues[0].path).toBe('n');
+    expect(await store.loadBatch('bad-input')).toBeUndefined();
+    expect(await engine.list()).toEqual([]);
+  });
+
+  it('unknown job: UNKNOWN_JOB naming the known ones', async () => {
+    const engine = await startEngine({ jobs: [noopJob()] });
+    const err = await engine.submit('nope', {}).catch((e) => e);
+    expect(err.code).toBe('UNKNOWN_JOB');
+    expect(err.message).toContain('noop');
+  });
+
+  it('bad submit options, bad engine options, bad job definitions: VALIDATION', async () => {
+    const engine = await startEngine({ jobs: [noopJob()] });
+    expect(await codeOf(engine.submit('noop', { n: 1 }, { priority: 'high' as never }))).toBe('VALIDATION');
+    expect(await codeOf(engine.submit('noop', { n: 1 }, { when: 'sometimes' as never }))).toBe('VALIDATION');
+    expect(await codeOf(() => createEngine({ jobs: [noopJob()], maxConcurrentBatches: 0 }))).toBe('VALIDATION');
+    expect(await codeOf(() => createEngine({ jobs: [noopJob()], store: memoryStore(), colour: 'red' } as never))).toBe('VALIDATION');
+    expect(await codeOf(() => createEngine({ jobs: [noopJob(), noopJob()], store: memoryStore() }))).toBe('VALIDATION');
+    expect(await codeOf(() => defineJob({ name: 'Bad Name', partition: () => [], handler: () => 1 }))).toBe('VALIDATION');
+    expect(await codeOf(() => defineJob({ name: 'both', partition: () => [], handler: () => 1, worker: '/x.js' }))).toBe('VALIDATION');
+    expect(await codeOf(() => defineJob({ name: 'neither', partition: () => [] } as never))).toBe('VALIDATION');
+    expect(await codeOf(() => defineJob({ name: 'rel', partition: () => [], worker: './x.js' }))).toBe('VALIDATION');
+    expect(await codeOf(() => defineJob({ name: 'c', partition: () => [], handler: () => 1, concurrency: 0 }))).toBe('VALIDATION');
+  });
+
+  it('a partition without a key, duplicate keys, or a throwing partition(): VALIDATION and nothing stored', async () => {
+    const store = memoryStore();
+    const job = (name: string, partition: () => Iterable<{ key: string; payload: unknown }>) =>
+      defineJob({ name, partition, handler: () => 1 });
+    const engine = await startEngine({
+      store,
+      jobs: [
+        job('no-key', () => [{ key: 'a', payload: 1 }, { payload: 2 } as never]),
+        job('dup', () => [{ key: 'a', payload: 1 }, { key: 'a', payload: 2 }]),
+        job('throws', () => {
+          throw new Error('boom');
+        }),
+      ],
+    });
+    for (const name of ['no-key', 'dup', 'throws']) {
+      expect(await codeOf(engine.submit(name, {}, { id: name }))).toBe('VALIDATION');
+      expect(await store.loadBatch(name)).toBeUndefined();
+    }
+  });
+
+  it('a dependency on an unknown batch or on itself: VALIDATION', async () => {
+    const engine = await startEngine({ jobs: [noopJob()] });
+    expect(await codeOf(engine.submit('noop', { n: 1 }, { after: ['ghost'] }))).toBe('VALIDATION');
+    expect(await codeOf(engine.submit('noop', { n: 1 }, { id: 'self', after: ['self'] }))).toBe('VALIDATION');
+  });
+
+  it('get/wait/cancel of an unknown batch: NOT_FOUND; submit before start: ENGINE_STATE', async () => {
+    const engine = await startEngine({ jobs: [noopJob()] });
+    expect(await codeOf(engine.get('missing'))).toBe('NOT_FOUND');
+    expect(await codeOf(engine.wait('missing'))).toBe('NOT_FOUND');
+    expect(await codeOf(engine.cancel('missing'))).toBe('NOT_FOUND');
+    const idle = createEngine({ jobs: [noopJob()], store: memoryStore(), logger: false });
+    expect(await codeOf(idle.submit('noop', { n: 1 }))).toBe('ENGINE_STATE');
+  });
+
+  it('submitting an existing id returns that batch instead of creating another', async () => {
+    const engine = await startEngine({ jobs: [scriptedJob()] });
+    const a = await engine.submit('scripted', { items: items('ok', 3) }, { id: 'same' });
+    const b = await engine.submit('scripted', { items: items('ok', 9) }, { id: 'same' });
+    expect(b.id).toBe('same');
+    expect(b.total).toBe(3);
+    await engine.wait(a.id);
+    expect((await engine.list()).filter((s) => s.id === 'same')).toHaveLength(1);
+  });
+
+  it('job input schemas are zod schemas and their output is what partition() receives', async () => {
+    let seen: unknown;
+    const job = defineJob({
+      name: 'coerce',
+      input: z.object({ n: z.coerce.number() }),
+      partition: (input) => {
+        seen = input;
+        return [];
+      },
+      handler: () => 1,
+    });
+    const engine = await startEngine({ jobs: [job] });
+    await engine.wait((await engine.submit('coerce', { n: '3' })).id);
+    expect(seen).toEqual({ n: 3 });
+  });
+});

@@ -43,17 +43,24 @@ export interface SubmitOptions {
   meta?: Record<string, string>;
 }
 
-const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', { message: 'expected a function' });
+const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', {
+  message: 'expected a function',
+});
 
 export const engineOptionsSchema = z
   .object({
-    jobs: z.array(z.custom<JobDefinition>((v) => typeof v === 'object' && v !== null && 'name' in v && 'partition' in v, {
-      message: 'expected a job from defineJob()',
-    })),
+    jobs: z.array(
+      z.custom<JobDefinition>((v) => typeof v === 'object' && v !== null && 'name' in v && 'partition' in v, {
+        message: 'expected a job from defineJob()',
+      }),
+    ),
     store: z
-      .custom<Store>((v) => typeof v === 'object' && v !== null && typeof (v as Store).createBatch === 'function', {
-        message: 'expected a Store (memoryStore(), sqliteStore(), postgresStore())',
-      })
+      .custom<Store>(
+        (v) => typeof v === 'object' && v !== null && typeof (v as Store).createBatch === 'function',
+        {
+          message: 'expected a Store (memoryStore(), sqliteStore(), postgresStore())',
+        },
+      )
       .optional(),
     workers: z
       .object({
@@ -65,7 +72,15 @@ export const engineOptionsSchema = z
       .strict()
       .optional(),
     maxConcurrentBatches: z.number().int().min(1).optional(),
-    logger: z.union([z.literal(false), z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).child === 'function', { message: 'expected a pino logger or false' })]).optional(),
+    logger: z
+      .union([
+        z.literal(false),
+        z.custom<Logger>(
+          (v) => typeof v === 'object' && v !== null && typeof (v as Logger).child === 'function',
+          { message: 'expected a pino logger or false' },
+        ),
+      ])
+      .optional(),
     inspect: fn.optional(),
     flushDelayMs: z.number().int().min(0).max(10_000).optional(),
     leaseTtlMs: z.number().int().min(100).optional(),

@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
-import { type EngineOptions, engineOptionsSchema, type SubmitOptions, submitOptionsSchema } from './engine-options.js';
+import {
+  type EngineOptions,
+  engineOptionsSchema,
+  type SubmitOptions,
+  submitOptionsSchema,
+} from './engine-options.js';
 import {
   EngineStateError,
   NotFoundError,
@@ -12,7 +17,7 @@ import {
   UnknownJobError,
   ValidationError,
 } from './errors.js';
-import type { JobDefinition, Partition } from './job.js';
+import type { JobWithInput, Partition } from './job.js';
 import { byAdmissionOrder, parentVerdict } from './runtime/admission.js';
 import { BatchRuntime } from './runtime/batch-runtime.js';
 import { parseRecord, parseState } from './runtime/records.js';
@@ -59,7 +64,7 @@ export interface Engine {
   /** Graceful stop: work in flight is aborted and runs again on the next start; nothing is lost. */
   stop(): Promise<void>;
   /** Validate, partition and store a batch, then queue it. Rejected input stores nothing. */
-  submit<I>(job: string | JobDefinition<I, any, any, any>, input: I, options?: SubmitOptions): Promise<BatchSummary>;
+  submit<I>(job: string | JobWithInput<I>, input: I, options?: SubmitOptions): Promise<BatchSummary>;
   get(id: string): Promise<BatchSummary>;
   /** Resolves with the final summary once the final state is durable. */
   wait(id: string, options?: { timeoutMs?: number }): Promise<BatchSummary>;
@@ -94,7 +99,10 @@ export function createEngine(options: EngineOptions): Engine {
   const o = parseOrThrow(engineOptionsSchema, options, 'engine options');
   const jobs = new Map<string, AnyJob>();
   for (const job of o.jobs as AnyJob[]) {
-    if (jobs.has(job.name)) throw new ValidationError(`Invalid engine options: two jobs are named "${job.name}"`, [{ path: 'jobs', message: 'duplicate name' }]);
+    if (jobs.has(job.name))
+      throw new ValidationError(`Invalid engine options: two jobs are named "${job.name}"`, [
+        { path: 'jobs', message: 'duplicate name' },
+      ]);
     jobs.set(job.name, job);
   }
   return new PartitaEngine(o as EngineOptions, jobs);
@@ -126,7 +134,8 @@ class PartitaEngine implements Engine {
     private readonly options: EngineOptions,
     private readonly jobs: Map<string, AnyJob>,
   ) {
-    this.log = options.logger === false ? pino({ level: 'silent' }) : (options.logger ?? pino({ name: 'partita' }));
+    this.log =
+      options.logger === false ? pino({ level: 'silent' }) : (options.logger ?? pino({ name: 'partita' }));
     this.ownerId = options.ownerId ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
   }
 
@@ -168,7 +177,10 @@ class PartitaEngine implements Engine {
         try {
           await rt.stop();
         } catch (err) {
-          this.log.error({ err: toError(err), batchId: rt.id }, 'could not save batch state on stop; it resumes from its last durable state');
+          this.log.error(
+            { err: toError(err), batchId: rt.id },
+            'could not save batch state on stop; it resumes from its last durable state',
+          );
         }
         const lease = this.leases.get(rt.id);
         if (lease) await store.releaseLease(rt.id, lease).catch(() => {});
@@ -181,24 +193,37 @@ class PartitaEngine implements Engine {
     this.state = 'stopped';
   }
 
-  async submit<I>(jobRef: string | JobDefinition<I, any, any, any>, input: I, options: SubmitOptions = {}): Promise<BatchSummary> {
+  async submit<I>(
+    jobRef: string | JobWithInput<I>,
+    input: I,
+    options: SubmitOptions = {},
+  ): Promise<BatchSummary> {
     this.requireRunning('submit');
     const name = typeof jobRef === 'string' ? jobRef : jobRef?.name;
     const job = this.jobs.get(name);
     if (!job) throw new UnknownJobError(String(name), [...this.jobs.keys()]);
     const opts = parseOrThrow(submitOptionsSchema, options, 'submit options');
-    const parsedInput = job.input ? parseOrThrow(job.input as never, input, `input for job "${job.name}"`) : input;
+    const parsedInput = job.input
+      ? parseOrThrow(job.input as never, input, `input for job "${job.name}"`)
+      : input;
     const store = this.store!;
     const id = opts.id ?? randomUUID();
     if (opts.id) {
-      const existing = this.runtimes.get(id) ? this.runtimes.get(id)!.summary() : await this.storedSummary(id);
+      const existing = this.runtimes.get(id)
+        ? this.runtimes.get(id)!.summary()
+        : await this.storedSummary(id);
       if (existing) return existing;
     }
     const after = [...new Set(opts.after ?? [])];
-    if (after.includes(id)) throw new ValidationError(`Invalid submit options: batch "${id}" cannot run after itself`, [{ path: 'after', message: 'cycle' }]);
+    if (after.includes(id))
+      throw new ValidationError(`Invalid submit options: batch "${id}" cannot run after itself`, [
+        { path: 'after', message: 'cycle' },
+      ]);
     for (const parent of after) {
       if (!this.runtimes.has(parent) && !(await store.loadBatch(parent))) {
-        throw new ValidationError(`Invalid submit options: unknown parent batch "${parent}"`, [{ path: 'after', message: `unknown batch "${parent}"` }]);
+        throw new ValidationError(`Invalid submit options: unknown parent batch "${parent}"`, [
+          { path: 'after', message: `unknown batch "${parent}"` },
+        ]);
       }
     }
     const record: BatchRecord = {
@@ -226,7 +251,10 @@ class PartitaEngine implements Engine {
     const rt = await this.attach(record, undefined);
     if (!rt) throw new EngineStateError(`batch "${id}" was created but another engine holds its lease`);
     await rt.journal.flush();
-    this.log.info({ batchId: id, job: job.name, total: record.total, priority: record.priority }, 'batch submitted');
+    this.log.info(
+      { batchId: id, job: job.name, total: record.total, priority: record.priority },
+      'batch submitted',
+    );
     this.admit();
     return rt.summary();
   }
@@ -247,7 +275,9 @@ class PartitaEngine implements Engine {
     if (!rt) {
       const summary = await this.get(id);
       if (isFinalStatus(summary.status)) return summary;
-      throw new EngineStateError(`batch "${id}" is ${summary.status} but not run by this engine (is the engine started?)`);
+      throw new EngineStateError(
+        `batch "${id}" is ${summary.status} but not run by this engine (is the engine started?)`,
+      );
     }
     const final = rt.whenFinal();
     if (options.timeoutMs === undefined) return final;
@@ -294,7 +324,10 @@ class PartitaEngine implements Engine {
 
   subscribe(id: string, listener: (summary: BatchSummary) => void): () => void {
     let set = this.listeners.get(id);
-    if (!set) this.listeners.set(id, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.listeners.set(id, set);
+    }
     set.add(listener);
     const rt = this.runtimes.get(id);
     if (rt) listener(rt.summary());
@@ -339,20 +372,28 @@ class PartitaEngine implements Engine {
   }
 
   private requireRunning(what: string): void {
-    if (this.state !== 'running') throw new EngineStateError(`${what}() needs a started engine (it is ${this.state}); call engine.start() first`);
+    if (this.state !== 'running')
+      throw new EngineStateError(
+        `${what}() needs a started engine (it is ${this.state}); call engine.start() first`,
+      );
   }
 
   private requireStore(what: string): void {
-    if (!this.store || this.state === 'stopped') throw new EngineStateError(`${what}() needs a started engine; call engine.start() first`);
+    if (!this.store || this.state === 'stopped')
+      throw new EngineStateError(`${what}() needs a started engine; call engine.start() first`);
   }
 
   /** Take the lease and create the runtime. Undefined when another live engine owns the batch. */
-  private async attach(record: BatchRecord, state: BatchState | undefined): Promise<BatchRuntime | undefined> {
+  private async attach(
+    record: BatchRecord,
+    state: BatchState | undefined,
+  ): Promise<BatchRuntime | undefined> {
     const store = this.store!;
     let lease = await store.acquireLease(record.id, this.ownerId, this.leaseTtl);
     if (!lease) {
       const holder = await store.leaseOf(record.id);
-      if (holder && ownerIsDead(holder.owner)) lease = await store.acquireLease(record.id, this.ownerId, this.leaseTtl, holder.owner);
+      if (holder && ownerIsDead(holder.owner))
+        lease = await store.acquireLease(record.id, this.ownerId, this.leaseTtl, holder.owner);
     }
     if (!lease) return undefined;
     this.leases.set(record.id, lease);
@@ -390,9 +431,13 @@ class PartitaEngine implements Engine {
         state = parseState(row);
         if (!this.jobs.has(record.job)) throw new UnknownJobError(record.job, [...this.jobs.keys()]);
       } catch (err) {
-        const error = err instanceof PartitaError ? err : new PartitaError('STORE', toError(err).message, { cause: err });
+        const error =
+          err instanceof PartitaError ? err : new PartitaError('STORE', toError(err).message, { cause: err });
         this.broken.set(row.id, { row, error });
-        this.log.error({ batchId: row.id, code: error.code, err: error }, 'batch cannot be resumed; left untouched');
+        this.log.error(
+          { batchId: row.id, code: error.code, err: error },
+          'batch cannot be resumed; left untouched',
+        );
         continue;
       }
       try {
@@ -429,7 +474,15 @@ class PartitaEngine implements Engine {
       else if (!rt.isFinal) active++;
     }
     const candidates = waiting
-      .map((rt) => ({ rt, id: rt.id, priority: rt.record.priority, createdAt: rt.record.createdAt, seq: rt.seq, after: rt.record.after, when: rt.record.when }))
+      .map((rt) => ({
+        rt,
+        id: rt.id,
+        priority: rt.record.priority,
+        createdAt: rt.record.createdAt,
+        seq: rt.seq,
+        after: rt.record.after,
+        when: rt.record.when,
+      }))
       .sort(byAdmissionOrder);
     for (const c of candidates) {
       const verdict = parentVerdict(c, this.statusOf);
@@ -500,9 +553,10 @@ async function* checkedPartitions(
 ): AsyncIterable<PartitionInput> {
   for await (const p of source as AsyncIterable<Partition>) {
     if (typeof p !== 'object' || p === null || typeof p.key !== 'string' || p.key.length === 0) {
-      throw new ValidationError(`Invalid partition #${counter.total}: expected { key: non-empty string, payload }`, [
-        { path: `partitions.${counter.total}.key`, message: 'expected a non-empty string' },
-      ]);
+      throw new ValidationError(
+        `Invalid partition #${counter.total}: expected { key: non-empty string, payload }`,
+        [{ path: `partitions.${counter.total}.key`, message: 'expected a non-empty string' }],
+      );
     }
     counter.total++;
     yield { key: p.key, payload: p.payload };

@@ -36,7 +36,11 @@ export class PartitaError extends Error {
 /** Input, options or a job definition failed validation. `issues` lists each problem with its path. */
 export class ValidationError extends PartitaError {
   readonly issues: ReadonlyArray<{ path: string; message: string }>;
-  constructor(message: string, issues: ReadonlyArray<{ path: string; message: string }> = [], cause?: unknown) {
+  constructor(
+    message: string,
+    issues: ReadonlyArray<{ path: string; message: string }> = [],
+    cause?: unknown,
+  ) {
     super('VALIDATION', message, { cause });
     this.issues = issues;
   }
@@ -102,7 +106,10 @@ export class SnapshotVersionError extends PartitaError {
   readonly found: unknown;
   readonly supported: number;
   constructor(found: unknown, supported: number, what = 'record') {
-    super('SNAPSHOT_VERSION', `Stored ${what} has schemaVersion ${String(found)}; this partita reads up to ${supported}`);
+    super(
+      'SNAPSHOT_VERSION',
+      `Stored ${what} has schemaVersion ${String(found)}; this partita reads up to ${supported}`,
+    );
     this.found = found;
     this.supported = supported;
   }

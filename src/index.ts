@@ -2,13 +2,38 @@
  * partita: batches of partitioned work as XState statecharts on a Piscina worker pool, with exact
  * outcomes and crash recovery. This file is the public API and nothing else.
  */
-export { createEngine } from './engine.js';
+
 export type { Engine, EngineMetrics, EngineOptions, ListFilter, SubmitOptions } from './engine.js';
+export { createEngine } from './engine.js';
+export type { ErrorCode, SerializedError } from './errors.js';
+export {
+  CancelledError,
+  EngineStateError,
+  LeaseLostError,
+  NotFoundError,
+  PartitaError,
+  ResultValidationError,
+  SnapshotVersionError,
+  StoreError,
+  TimeoutError,
+  UnknownJobError,
+  ValidationError,
+  WorkerCrashedError,
+} from './errors.js';
+export type {
+  AnyJobDefinition,
+  FinalizeContext,
+  JobDefinition,
+  JobOptions,
+  Partition,
+  RetryOptions,
+} from './job.js';
 export { defineJob } from './job.js';
-export type { AnyJobDefinition, FinalizeContext, JobDefinition, JobOptions, Partition, RetryOptions } from './job.js';
+export { BATCH_MACHINE_VERSION, batchMachine } from './machines/batch.js';
+export { partitionMachine } from './machines/partition.js';
 export { memoryStore } from './store/memory.js';
-export { sqliteStore } from './store/sqlite.js';
 export { postgresStore } from './store/postgres.js';
+export { sqliteStore } from './store/sqlite.js';
 export type {
   BatchFilter,
   BatchRecord,
@@ -24,23 +49,6 @@ export type {
   PartitionView,
   Store,
 } from './store/store.js';
-export { decideOutcome, describeFailures, isFinalStatus } from './summary.js';
 export type { BatchStatus, BatchSummary, FailurePolicy, OutcomeCounts, PartitionFailure } from './summary.js';
-export {
-  CancelledError,
-  EngineStateError,
-  LeaseLostError,
-  NotFoundError,
-  PartitaError,
-  ResultValidationError,
-  SnapshotVersionError,
-  StoreError,
-  TimeoutError,
-  UnknownJobError,
-  ValidationError,
-  WorkerCrashedError,
-} from './errors.js';
-export type { ErrorCode, SerializedError } from './errors.js';
-export { batchMachine, BATCH_MACHINE_VERSION } from './machines/batch.js';
-export { partitionMachine } from './machines/partition.js';
+export { decideOutcome, describeFailures, isFinalStatus } from './summary.js';
 export type { PartitionContext, PartitionHandler } from './worker.js';

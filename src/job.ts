@@ -67,10 +67,15 @@ export interface JobDefinition<I = unknown, P = unknown, R = unknown, O = unknow
   readonly finalize: ((summary: BatchSummary, ctx: FinalizeContext) => O | Promise<O>) | undefined;
 }
 
-const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', { message: 'expected a function' });
-const zodSchema = z.custom<z.ZodType>((v) => v instanceof Object && typeof (v as z.ZodType).safeParse === 'function', {
-  message: 'expected a zod schema',
+const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', {
+  message: 'expected a function',
 });
+const zodSchema = z.custom<z.ZodType>(
+  (v) => v instanceof Object && typeof (v as z.ZodType).safeParse === 'function',
+  {
+    message: 'expected a zod schema',
+  },
+);
 
 const jobOptionsSchema = z
   .object({
@@ -80,7 +85,12 @@ const jobOptionsSchema = z
     worker: z
       .union([
         z.instanceof(URL).refine((u) => u.protocol === 'file:', 'must be a file: URL'),
-        z.string().refine((s) => s.startsWith('file:') || s.startsWith('/'), 'must be a file URL or an absolute path'),
+        z
+          .string()
+          .refine(
+            (s) => s.startsWith('file:') || s.startsWith('/'),
+            'must be a file URL or an absolute path',
+          ),
       ])
       .optional(),
     handler: fn.optional(),
@@ -96,7 +106,10 @@ const jobOptionsSchema = z
     timeoutMs: z.number().int().positive().max(2_147_483_647).optional(),
     concurrency: z.number().int().min(1).max(10_000).optional(),
     failurePolicy: z
-      .object({ maxFailures: z.number().int().min(0).optional(), maxFailureRatio: z.number().min(0).max(1).optional() })
+      .object({
+        maxFailures: z.number().int().min(0).optional(),
+        maxFailureRatio: z.number().min(0).max(1).optional(),
+      })
       .strict()
       .optional(),
     finalize: fn.optional(),
@@ -167,3 +180,7 @@ export function backoffDelay(retry: Required<RetryOptions>, attempt: number): nu
 /** A job of any input, payload, result and output types (what `createEngine({ jobs })` holds). */
 // biome-ignore lint/suspicious/noExplicitAny: jobs of different types live in one list
 export type AnyJobDefinition = JobDefinition<any, any, any, any>;
+
+/** A job whose input type is `I`, whatever its other types (what `engine.submit` accepts). */
+// biome-ignore lint/suspicious/noExplicitAny: only the input type matters to submit()
+export type JobWithInput<I> = JobDefinition<I, any, any, any>;

@@ -1,9 +1,21 @@
 import type { SerializedError } from './errors.js';
 
 /** The states a batch passes through; the last four are final. */
-export type BatchStatus = 'QUEUED' | 'PROCESSING' | 'FINALIZING' | 'COMPLETED' | 'PARTIAL' | 'FAILED' | 'CANCELLED';
+export type BatchStatus =
+  | 'QUEUED'
+  | 'PROCESSING'
+  | 'FINALIZING'
+  | 'COMPLETED'
+  | 'PARTIAL'
+  | 'FAILED'
+  | 'CANCELLED';
 
-export const FINAL_STATUSES: ReadonlySet<BatchStatus> = new Set(['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED']);
+export const FINAL_STATUSES: ReadonlySet<BatchStatus> = new Set([
+  'COMPLETED',
+  'PARTIAL',
+  'FAILED',
+  'CANCELLED',
+]);
 
 export function isFinalStatus(status: BatchStatus): boolean {
   return FINAL_STATUSES.has(status);
@@ -69,12 +81,16 @@ export interface OutcomeCounts {
  * decideOutcome({ total: 10, succeeded: 7, failed: 3 }, { maxFailures: 2 }) // 'FAILED'
  * ```
  */
-export function decideOutcome(counts: OutcomeCounts, policy: FailurePolicy = {}): 'COMPLETED' | 'PARTIAL' | 'FAILED' {
+export function decideOutcome(
+  counts: OutcomeCounts,
+  policy: FailurePolicy = {},
+): 'COMPLETED' | 'PARTIAL' | 'FAILED' {
   const { total, succeeded, failed } = counts;
   if (failed === 0) return 'COMPLETED';
   if (succeeded === 0 && total > 0) return 'FAILED';
   if (policy.maxFailures !== undefined && failed > policy.maxFailures) return 'FAILED';
-  if (policy.maxFailureRatio !== undefined && total > 0 && failed / total > policy.maxFailureRatio) return 'FAILED';
+  if (policy.maxFailureRatio !== undefined && total > 0 && failed / total > policy.maxFailureRatio)
+    return 'FAILED';
   return 'PARTIAL';
 }
 

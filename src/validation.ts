@@ -9,7 +9,10 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: stri
 }
 
 export function validationErrorFrom(error: z.ZodError, what: string): ValidationError {
-  const issues = error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(root)', message: i.message }));
+  const issues = error.issues.map((i) => ({
+    path: i.path.map(String).join('.') || '(root)',
+    message: i.message,
+  }));
   const text = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
   return new ValidationError(`Invalid ${what}: ${text}`, issues, error);
 }

@@ -33,4 +33,7 @@ export interface PartitionContext {
  * }
  * ```
  */
-export type PartitionHandler<P = unknown, R = unknown> = (payload: P, ctx: PartitionContext) => R | Promise<R>;
+export type PartitionHandler<P = unknown, R = unknown> = (
+  payload: P,
+  ctx: PartitionContext,
+) => R | Promise<R>;

@@ -1,7 +1,7 @@
 import { assign, enqueueActions, fromPromise, setup } from 'xstate';
 import { type SerializedError, serializeError } from '../errors.js';
 import { type BatchStatus, decideOutcome, type FailurePolicy, type PartitionFailure } from '../summary.js';
-import { type LaneReport, partitionMachine, type PartitionOutput } from './partition.js';
+import { type LaneReport, type PartitionOutput, partitionMachine } from './partition.js';
 
 /**
  * The batch statechart (DESIGN.md section 4): QUEUED → PROCESSING → FINALIZING →
@@ -109,10 +109,16 @@ const settledCount = (c: BatchContext) => c.succeeded + c.failed;
 const allSettled = (c: BatchContext) => c.running === 0 && settledCount(c) >= c.total;
 
 /** Count one outcome (pure). Returns the context changes. */
-function count(c: BatchContext, o: { key: string; status: string; attempts: number; error?: SerializedError | undefined }) {
+function count(
+  c: BatchContext,
+  o: { key: string; status: string; attempts: number; error?: SerializedError | undefined },
+) {
   const failures =
     o.status === 'failed' && c.failures.length < FAILURE_SAMPLE
-      ? [...c.failures, { key: o.key, error: o.error ?? { name: 'Error', message: 'failed' }, attempts: o.attempts }]
+      ? [
+          ...c.failures,
+          { key: o.key, error: o.error ?? { name: 'Error', message: 'failed' }, attempts: o.attempts },
+        ]
       : c.failures;
   return o.status === 'succeeded' ? { succeeded: c.succeeded + 1 } : { failed: c.failed + 1, failures };
 }
@@ -134,7 +140,10 @@ export const batchMachine = setup({
   },
   actions: {
     /** Provided by the engine: send `RUN { index, key, attempt, redelivered }` to the lane. */
-    dispatchPartition: (_, _params: { lane: number; index: number; attempt: number; redelivered: boolean }) => {},
+    dispatchPartition: (
+      _,
+      _params: { lane: number; index: number; attempt: number; redelivered: boolean },
+    ) => {},
     /** Provided by the engine: load partitions [from, from + count) and answer PARTITIONS.LOADED. */
     loadPartitions: (_, _params: { from: number; count: number }) => {},
     /** Provided by the engine: make the outcome durable (group commit). `seq` is its journal position. */
@@ -143,6 +152,7 @@ export const batchMachine = setup({
       for (let lane = 0; lane < context.lanes; lane++) {
         enqueue.spawnChild('lane', {
           id: `lane-${lane}`,
+          systemId: `lane-${lane}`,
           input: {
             lane,
             maxAttempts: context.maxAttempts,
@@ -168,7 +178,8 @@ export const batchMachine = setup({
           next = { index: r.index, attempt: r.attempt + 1 };
           redelivered = true;
         } else {
-          while (cursor < context.loaded && settledAhead.includes(cursor)) settledAhead.splice(settledAhead.indexOf(cursor++), 1);
+          while (cursor < context.loaded && settledAhead.includes(cursor))
+            settledAhead.splice(settledAhead.indexOf(cursor++), 1);
           if (cursor < context.loaded) next = { index: cursor++, attempt: 1 };
         }
         if (!next) break;
@@ -217,7 +228,15 @@ export const batchMachine = setup({
           redeliver = redeliver.filter((r) => r.index !== o.index);
         } else if (o.index >= context.cursor) settledAhead.push(o.index);
       }
-      return { succeeded: c.succeeded, failed: c.failed, failures: c.failures, inFlight, redeliver, settledAhead, running };
+      return {
+        succeeded: c.succeeded,
+        failed: c.failed,
+        failures: c.failures,
+        inFlight,
+        redeliver,
+        settledAhead,
+        running,
+      };
     }),
     /** After a restart nothing runs: what was in flight is redelivered, pages are loaded again. */
     restartLanes: assign(({ context }) => ({
@@ -319,11 +338,22 @@ export const batchMachine = setup({
           failed: context.failed,
         }),
         onDone: [
-          { guard: 'isCompleted', target: 'completed', actions: assign(({ event }) => ({ output: event.output.output })) },
-          { guard: 'isPartial', target: 'partial', actions: assign(({ event }) => ({ output: event.output.output })) },
+          {
+            guard: 'isCompleted',
+            target: 'completed',
+            actions: assign(({ event }) => ({ output: event.output.output })),
+          },
+          {
+            guard: 'isPartial',
+            target: 'partial',
+            actions: assign(({ event }) => ({ output: event.output.output })),
+          },
           { target: 'failed', actions: assign(({ event }) => ({ output: event.output.output })) },
         ],
-        onError: { target: 'failed', actions: assign(({ event }) => ({ error: serializeError(event.error) })) },
+        onError: {
+          target: 'failed',
+          actions: assign(({ event }) => ({ error: serializeError(event.error) })),
+        },
       },
       on: {
         // After a restart the finalizer runs again (finalization is idempotent).

@@ -61,7 +61,14 @@ export interface PartitionOutput {
 export type LaneEvent =
   | { type: 'RUN'; index: number; key: string; attempt: number; redelivered: boolean }
   | { type: 'WORK.DONE'; index: number; attempt: number; result: unknown; durationMs: number }
-  | { type: 'WORK.FAILED'; index: number; attempt: number; error: SerializedError; retryable: boolean; durationMs: number }
+  | {
+      type: 'WORK.FAILED';
+      index: number;
+      attempt: number;
+      error: SerializedError;
+      retryable: boolean;
+      durationMs: number;
+    }
   | { type: 'WORK.PROGRESS'; index: number; attempt: number; done: number; total?: number | undefined }
   | { type: 'CANCEL' };
 
@@ -86,7 +93,13 @@ function isCurrent(context: LaneContext, event: LaneEvent): boolean {
 
 function outputOf(context: LaneContext, status: 'succeeded' | 'failed'): PartitionOutput {
   const cur = context.current!;
-  const out: PartitionOutput = { index: cur.index, key: cur.key, status, attempts: cur.attempt, durationMs: context.durationMs };
+  const out: PartitionOutput = {
+    index: cur.index,
+    key: cur.key,
+    status,
+    attempts: cur.attempt,
+    durationMs: context.durationMs,
+  };
   if (status === 'succeeded') out.result = context.result;
   else out.error = context.error;
   return out;
@@ -137,7 +150,12 @@ export const partitionMachine = setup({
         RUN: {
           target: 'running',
           actions: assign(({ event }) => ({
-            current: { index: event.index, key: event.key, attempt: event.attempt, redelivered: event.redelivered },
+            current: {
+              index: event.index,
+              key: event.key,
+              attempt: event.attempt,
+              redelivered: event.redelivered,
+            },
             durationMs: 0,
             result: undefined,
             error: undefined,
@@ -166,18 +184,27 @@ export const partitionMachine = setup({
         'WORK.DONE': {
           guard: 'isCurrent',
           target: 'succeeded',
-          actions: assign(({ context, event }) => ({ result: event.result, durationMs: context.durationMs + event.durationMs })),
+          actions: assign(({ context, event }) => ({
+            result: event.result,
+            durationMs: context.durationMs + event.durationMs,
+          })),
         },
         'WORK.FAILED': [
           {
             guard: and(['isCurrent', 'isRetryable', 'canRetry']),
             target: 'backoff',
-            actions: assign(({ context, event }) => ({ error: event.error, durationMs: context.durationMs + event.durationMs })),
+            actions: assign(({ context, event }) => ({
+              error: event.error,
+              durationMs: context.durationMs + event.durationMs,
+            })),
           },
           {
             guard: 'isCurrent',
             target: 'failed',
-            actions: assign(({ context, event }) => ({ error: event.error, durationMs: context.durationMs + event.durationMs })),
+            actions: assign(({ context, event }) => ({
+              error: event.error,
+              durationMs: context.durationMs + event.durationMs,
+            })),
           },
         ],
         'WORK.PROGRESS': {
@@ -188,20 +215,34 @@ export const partitionMachine = setup({
       },
     },
     backoff: {
-      entry: assign(({ context }) => ({ current: { ...context.current!, attempt: context.current!.attempt + 1 } })),
+      entry: assign(({ context }) => ({
+        current: { ...context.current!, attempt: context.current!.attempt + 1 },
+      })),
       after: { backoff: 'running' },
       on: { CANCEL: 'cancelled' },
     },
     succeeded: {
-      entry: sendParent(({ context }) => ({ type: 'PARTITION.SETTLED', lane: context.lane, outcome: outputOf(context, 'succeeded') })),
+      entry: sendParent(({ context }) => ({
+        type: 'PARTITION.SETTLED',
+        lane: context.lane,
+        outcome: outputOf(context, 'succeeded'),
+      })),
       always: { target: 'idle', actions: 'clear' },
     },
     failed: {
-      entry: sendParent(({ context }) => ({ type: 'PARTITION.SETTLED', lane: context.lane, outcome: outputOf(context, 'failed') })),
+      entry: sendParent(({ context }) => ({
+        type: 'PARTITION.SETTLED',
+        lane: context.lane,
+        outcome: outputOf(context, 'failed'),
+      })),
       always: { target: 'idle', actions: 'clear' },
     },
     cancelled: {
-      entry: sendParent(({ context }) => ({ type: 'PARTITION.CANCELLED', lane: context.lane, index: context.current!.index })),
+      entry: sendParent(({ context }) => ({
+        type: 'PARTITION.CANCELLED',
+        lane: context.lane,
+        index: context.current!.index,
+      })),
       always: { target: 'idle', actions: 'clear' },
     },
   },

@@ -16,7 +16,10 @@ export type ParentVerdict = 'wait' | 'ready' | { cancel: string };
  * Whether a batch's `after` parents let it run: 'ready' when every parent is final as `when`
  * requires, a cancel reason naming the parent when one ended otherwise, else 'wait'.
  */
-export function parentVerdict(c: Candidate, statusOf: (id: string) => BatchStatus | undefined): ParentVerdict {
+export function parentVerdict(
+  c: Candidate,
+  statusOf: (id: string) => BatchStatus | undefined,
+): ParentVerdict {
   let waiting = false;
   for (const parent of c.after) {
     const status = statusOf(parent);
@@ -25,7 +28,9 @@ export function parentVerdict(c: Candidate, statusOf: (id: string) => BatchStatu
       continue;
     }
     if (c.when === 'succeeded' && status !== 'COMPLETED') {
-      return { cancel: `parent batch "${parent}" ended ${status}; this batch runs only after its parents succeed` };
+      return {
+        cancel: `parent batch "${parent}" ended ${status}; this batch runs only after its parents succeed`,
+      };
     }
   }
   return waiting ? 'wait' : 'ready';

@@ -2,7 +2,13 @@ import type { Logger } from 'pino';
 import { type Actor, type AnyActorRef, createActor, fromPromise, type InspectionEvent } from 'xstate';
 import { toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
-import { BATCH_MACHINE_VERSION, type BatchMachine, batchMachine, type FinalizeInput, type ReplayedOutcome } from '../machines/batch.js';
+import {
+  BATCH_MACHINE_VERSION,
+  type BatchMachine,
+  batchMachine,
+  type FinalizeInput,
+  type ReplayedOutcome,
+} from '../machines/batch.js';
 import { partitionMachine } from '../machines/partition.js';
 import type { BatchRecord, BatchState, Fence, Store } from '../store/store.js';
 import type { BatchSummary } from '../summary.js';
@@ -83,7 +89,10 @@ export class BatchRuntime {
       onError: (err) => deps.onStoreError(this, err),
       onRecovered: () => this.log.info('store writes succeed again'),
     });
-    this.actor.subscribe({ next: () => this.changed(), error: (err) => this.log.error({ err }, 'batch actor error') });
+    this.actor.subscribe({
+      next: () => this.changed(),
+      error: (err) => this.log.error({ err }, 'batch actor error'),
+    });
   }
 
   /** Start the actor. For a restored batch, replay the journal and take up the work again. */
@@ -97,7 +106,10 @@ export class BatchRuntime {
     const ctx = this.actor.getSnapshot().context;
     const behind = [...ctx.redeliver, ...ctx.inFlight].flatMap((f) => (f ? [f.index] : []));
     await this.feeder.loadEach(behind);
-    this.log.info({ replayed: replay.length, redeliver: behind.length, state: this.actor.getSnapshot().value }, 'batch resumed');
+    this.log.info(
+      { replayed: replay.length, redeliver: behind.length, state: this.actor.getSnapshot().value },
+      'batch resumed',
+    );
     this.actor.send({ type: 'RESUME', replay });
   }
 
@@ -154,14 +166,24 @@ export class BatchRuntime {
     return batchMachine.provide({
       actors: {
         lane,
-        finalize: fromPromise<{ output: unknown }, FinalizeInput>(({ input, signal }) => this.finalize(input, signal)),
+        finalize: fromPromise<{ output: unknown }, FinalizeInput>(({ input, signal }) =>
+          this.finalize(input, signal),
+        ),
       },
       actions: {
-        dispatchPartition: ({ self }, p) => {
+        dispatchPartition: ({ system }, p) => {
           if (this.stopping) return;
           const row = this.feeder.get(p.index);
-          const ref = self.getSnapshot().children[`lane-${p.lane}`] as AnyActorRef | undefined;
-          ref?.send({ type: 'RUN', index: p.index, key: row.key, attempt: p.attempt, redelivered: p.redelivered });
+          // Through the system, not self.getSnapshot().children: lanes spawned in this same
+          // transition (RESUME) are registered in the system already but not yet in the snapshot.
+          const ref = system.get(`lane-${p.lane}`) as AnyActorRef | undefined;
+          ref?.send({
+            type: 'RUN',
+            index: p.index,
+            key: row.key,
+            attempt: p.attempt,
+            redelivered: p.redelivered,
+          });
         },
         loadPartitions: (_, p) => this.loadPartitions(p.from, p.count),
         journalOutcome: (_, { outcome, seq }) => {
@@ -172,7 +194,11 @@ export class BatchRuntime {
     }) as BatchMachine;
   }
 
-  private startWork(lane: number, cur: { index: number; key: string; attempt: number; redelivered: boolean }, self: AnyActorRef) {
+  private startWork(
+    lane: number,
+    cur: { index: number; key: string; attempt: number; redelivered: boolean },
+    self: AnyActorRef,
+  ) {
     if (this.stopping) return;
     const controller = new AbortController();
     this.controllers.set(lane, controller);
@@ -207,7 +233,12 @@ export class BatchRuntime {
     await this.flushUntilDurable(signal);
     const job = this.deps.job;
     if (!job.finalize) return { output: undefined };
-    const summary = { ...this.summary(), status: 'FINALIZING' as const, succeeded: input.succeeded, failed: input.failed };
+    const summary = {
+      ...this.summary(),
+      status: 'FINALIZING' as const,
+      succeeded: input.succeeded,
+      failed: input.failed,
+    };
     let lastError: unknown;
     for (let attempt = 1; attempt <= job.retry.attempts; attempt++) {
       try {
@@ -215,7 +246,8 @@ export class BatchRuntime {
       } catch (err) {
         lastError = err;
         this.log.warn({ err: toError(err), attempt }, 'finalize failed');
-        if (attempt < job.retry.attempts) await sleep(Math.min(job.retry.maxBackoffMs, job.retry.backoffMs * 2 ** (attempt - 1)));
+        if (attempt < job.retry.attempts)
+          await sleep(Math.min(job.retry.maxBackoffMs, job.retry.backoffMs * 2 ** (attempt - 1)));
       }
     }
     throw lastError;
@@ -240,7 +272,12 @@ export class BatchRuntime {
     // Lanes and the finalizer are re-created by the engine on restore (XState does not restart
     // spawned children or re-arm their timers: statelyai/xstate#4148, #4860), so they are not stored.
     const { children: _children, ...rest } = persisted;
-    const summary = summaryOf(this.record, snapshot, true, this.finishedAt ?? (snapshot.status === 'done' ? new Date().toISOString() : undefined));
+    const summary = summaryOf(
+      this.record,
+      snapshot,
+      true,
+      this.finishedAt ?? (snapshot.status === 'done' ? new Date().toISOString() : undefined),
+    );
     return {
       schemaVersion: 1,
       machineVersion: BATCH_MACHINE_VERSION,
@@ -272,10 +309,12 @@ export class BatchRuntime {
     this.journal.close();
     this.finalDurable = true;
     const summary = this.summary();
-    this.log.info({ status: summary.status, succeeded: summary.succeeded, failed: summary.failed }, 'batch finished');
+    this.log.info(
+      { status: summary.status, succeeded: summary.succeeded, failed: summary.failed },
+      'batch finished',
+    );
     this.deps.onChange(this);
     this.deps.onFinal(this);
     for (const w of this.finalWaiters.splice(0)) w(summary);
   }
 }
-

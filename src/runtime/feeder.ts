@@ -31,7 +31,8 @@ export class PartitionFeeder {
   /** The partition at `index`, kept until `release`. */
   get(index: number): PartitionRow {
     const row = this.rows.get(index);
-    if (!row) throw new Error(`partition ${index} of batch ${this.batchId} was dispatched before it was loaded`);
+    if (!row)
+      throw new Error(`partition ${index} of batch ${this.batchId} was dispatched before it was loaded`);
     return row;
   }
 

@@ -47,10 +47,12 @@ function upgrade(
   const head = version.safeParse(value);
   if (!head.success) throw new StoreError(`Batch "${id}": stored ${what} is corrupt (no schemaVersion)`);
   let current = head.data as Record<string, unknown> & { schemaVersion: number };
-  if (current.schemaVersion > SCHEMA_VERSION) throw new SnapshotVersionError(current.schemaVersion, SCHEMA_VERSION, `${what} of batch "${id}"`);
+  if (current.schemaVersion > SCHEMA_VERSION)
+    throw new SnapshotVersionError(current.schemaVersion, SCHEMA_VERSION, `${what} of batch "${id}"`);
   while (current.schemaVersion < SCHEMA_VERSION) {
     const step = migrations[current.schemaVersion];
-    if (!step) throw new SnapshotVersionError(current.schemaVersion, SCHEMA_VERSION, `${what} of batch "${id}"`);
+    if (!step)
+      throw new SnapshotVersionError(current.schemaVersion, SCHEMA_VERSION, `${what} of batch "${id}"`);
     current = { ...step(current), schemaVersion: current.schemaVersion + 1 } as typeof current;
   }
   return current;
@@ -67,7 +69,8 @@ function parseJson(text: string, what: string, id: string): unknown {
 export function parseRecord(row: BatchRow): BatchRecord {
   const value = upgrade(row.record, recordMigrations, 'record', row.id);
   const parsed = batchRecordV1.safeParse(value);
-  if (!parsed.success) throw new StoreError(`Batch "${row.id}": stored record is invalid: ${parsed.error.message}`);
+  if (!parsed.success)
+    throw new StoreError(`Batch "${row.id}": stored record is invalid: ${parsed.error.message}`);
   return parsed.data;
 }
 
@@ -75,9 +78,14 @@ export function parseState(row: BatchRow): BatchState | undefined {
   if (row.state === undefined || row.state === null) return undefined;
   const value = upgrade(row.state, stateMigrations, 'state', row.id);
   const parsed = batchStateV1.safeParse(value);
-  if (!parsed.success) throw new StoreError(`Batch "${row.id}": stored state is invalid: ${parsed.error.message}`);
+  if (!parsed.success)
+    throw new StoreError(`Batch "${row.id}": stored state is invalid: ${parsed.error.message}`);
   if (parsed.data.machineVersion > BATCH_MACHINE_VERSION) {
-    throw new SnapshotVersionError(parsed.data.machineVersion, BATCH_MACHINE_VERSION, `batch machine snapshot of batch "${row.id}"`);
+    throw new SnapshotVersionError(
+      parsed.data.machineVersion,
+      BATCH_MACHINE_VERSION,
+      `batch machine snapshot of batch "${row.id}"`,
+    );
   }
   return parsed.data as BatchState;
 }

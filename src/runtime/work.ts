@@ -3,8 +3,8 @@ import type { z } from 'zod';
 import { CancelledError, serializeError, toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import type { LaneEvent } from '../machines/partition.js';
-import type { RunResult } from '../workers/protocol.js';
 import type { WorkerPool } from '../workers/pool.js';
+import type { RunResult } from '../workers/protocol.js';
 
 /** One attempt of one partition, as the lane's `startWork` action describes it. */
 export interface Attempt {
@@ -43,22 +43,49 @@ export class WorkRunner {
       const durationMs = performance.now() - t0;
       if (res.ok) {
         const invalid = this.checkResult(res.result);
-        if (invalid) report({ type: 'WORK.FAILED', index: a.index, attempt: a.attempt, error: invalid, retryable: false, durationMs });
-        else report({ type: 'WORK.DONE', index: a.index, attempt: a.attempt, result: res.result, durationMs });
+        if (invalid)
+          report({
+            type: 'WORK.FAILED',
+            index: a.index,
+            attempt: a.attempt,
+            error: invalid,
+            retryable: false,
+            durationMs,
+          });
+        else
+          report({ type: 'WORK.DONE', index: a.index, attempt: a.attempt, result: res.result, durationMs });
       } else {
-        report({ type: 'WORK.FAILED', index: a.index, attempt: a.attempt, error: res.error, retryable: res.retryable, durationMs });
+        report({
+          type: 'WORK.FAILED',
+          index: a.index,
+          attempt: a.attempt,
+          error: res.error,
+          retryable: res.retryable,
+          durationMs,
+        });
       }
     };
     const crashed = (err: unknown) => {
       if (signal.aborted) return;
       const durationMs = performance.now() - t0;
-      report({ type: 'WORK.FAILED', index: a.index, attempt: a.attempt, error: serializeError(err), retryable: true, durationMs });
+      report({
+        type: 'WORK.FAILED',
+        index: a.index,
+        attempt: a.attempt,
+        error: serializeError(err),
+        retryable: true,
+        durationMs,
+      });
     };
     if (this.job.handler) this.runInline(a, signal, report).then(answer, crashed);
     else this.runOnPool(a, signal, report).then(answer, crashed);
   }
 
-  private async runInline(a: Attempt, signal: AbortSignal, report: (event: LaneEvent) => void): Promise<RunResult> {
+  private async runInline(
+    a: Attempt,
+    signal: AbortSignal,
+    report: (event: LaneEvent) => void,
+  ): Promise<RunResult> {
     try {
       const result = await this.job.handler!(a.payload as never, {
         batchId: a.batchId,
@@ -67,12 +94,17 @@ export class WorkRunner {
         redelivered: a.redelivered,
         idempotencyKey: `${a.batchId}:${a.key}`,
         signal,
-        progress: (done, total) => report({ type: 'WORK.PROGRESS', index: a.index, attempt: a.attempt, done, total }),
+        progress: (done, total) =>
+          report({ type: 'WORK.PROGRESS', index: a.index, attempt: a.attempt, done, total }),
       });
       if (signal.aborted) throw new CancelledError('aborted');
       return { ok: true, result };
     } catch (err) {
-      return { ok: false, error: serializeError(err), retryable: (toError(err) as { retryable?: unknown }).retryable !== false };
+      return {
+        ok: false,
+        error: serializeError(err),
+        retryable: (toError(err) as { retryable?: unknown }).retryable !== false,
+      };
     }
   }
 
@@ -97,6 +129,10 @@ export class WorkRunner {
     const parsed = this.mainThreadSchema.safeParse(result);
     if (parsed.success) return undefined;
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    return { name: 'ResultValidationError', message: `Result does not match the job's result schema: ${issues}`, code: 'RESULT_INVALID' };
+    return {
+      name: 'ResultValidationError',
+      message: `Result does not match the job's result schema: ${issues}`,
+      code: 'RESULT_INVALID',
+    };
   }
 }

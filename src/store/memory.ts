@@ -5,8 +5,8 @@ import {
   type BatchRecord,
   type BatchRow,
   type BatchState,
-  FINAL_STATUS_LIST,
   type Fence,
+  FINAL_STATUS_LIST,
   type Lease,
   type OutcomeRecord,
   type PartitionFilter,
@@ -61,7 +61,10 @@ class MemoryStore implements Store {
     const list: MemoryPartition[] = [];
     const keys = new Set<string>();
     for await (const p of partitions) {
-      if (keys.has(p.key)) throw new ValidationError(`Duplicate partition key "${p.key}"`, [{ path: 'key', message: 'duplicate' }]);
+      if (keys.has(p.key))
+        throw new ValidationError(`Duplicate partition key "${p.key}"`, [
+          { path: 'key', message: 'duplicate' },
+        ]);
       keys.add(p.key);
       list.push({ key: p.key, payload: clone(p.payload) });
     }
@@ -123,12 +126,25 @@ class MemoryStore implements Store {
       if (filter.status && filter.status !== status) continue;
       const o = p.outcome;
       yield o
-        ? { index, key: p.key, status, result: clone(o.result), error: clone(o.error), attempts: o.attempts, durationMs: o.durationMs, finishedAt: o.finishedAt }
+        ? {
+            index,
+            key: p.key,
+            status,
+            result: clone(o.result),
+            error: clone(o.error),
+            attempts: o.attempts,
+            durationMs: o.durationMs,
+            finishedAt: o.finishedAt,
+          }
         : { index, key: p.key, status, attempts: 0 };
     }
   }
 
-  async appendOutcomes(batchId: string, outcomes: readonly OutcomeRecord[], fence: Fence): Promise<{ accepted: number }> {
+  async appendOutcomes(
+    batchId: string,
+    outcomes: readonly OutcomeRecord[],
+    fence: Fence,
+  ): Promise<{ accepted: number }> {
     const b = this.requireFenced(batchId, fence);
     let accepted = 0;
     for (const o of outcomes) {
@@ -164,13 +180,19 @@ class MemoryStore implements Store {
   async saveState(batchId: string, state: BatchState, fence: Fence): Promise<boolean> {
     const b = this.requireFenced(batchId, fence);
     const current = b.row.state as BatchState | undefined;
-    if (current && typeof current.journalSeq === 'number' && current.journalSeq > state.journalSeq) return false;
+    if (current && typeof current.journalSeq === 'number' && current.journalSeq > state.journalSeq)
+      return false;
     b.row.state = clone(state);
     b.row.status = state.status;
     return true;
   }
 
-  async acquireLease(batchId: string, owner: string, ttlMs: number, takeoverFrom?: string): Promise<Lease | undefined> {
+  async acquireLease(
+    batchId: string,
+    owner: string,
+    ttlMs: number,
+    takeoverFrom?: string,
+  ): Promise<Lease | undefined> {
     const b = this.batches.get(batchId);
     if (!b) return undefined;
     const now = Date.now();
@@ -200,7 +222,8 @@ class MemoryStore implements Store {
 
   private requireFenced(batchId: string, fence: Fence): MemoryBatch {
     const b = this.batches.get(batchId);
-    if (!b?.lease || b.lease.owner !== fence.owner || b.lease.epoch !== fence.epoch) throw new LeaseLostError(batchId);
+    if (!b?.lease || b.lease.owner !== fence.owner || b.lease.epoch !== fence.epoch)
+      throw new LeaseLostError(batchId);
     return b;
   }
 }

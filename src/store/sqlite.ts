@@ -176,7 +176,9 @@ class SqliteStore implements Store {
           await yieldToEventLoop();
         }
       }
-      this.run((s) => s.finish(record.id, index, chunk));
+      // The store, not the caller, knows how many partitions the iterator gave.
+      const final = JSON.stringify({ ...record, total: index + chunk.length });
+      this.run((s) => s.finish(record.id, index, chunk, final));
       return { created: true };
     } catch (err) {
       // Our own failures are already PartitaErrors; anything else is the source's error, passed on as is.
@@ -312,7 +314,7 @@ class SqliteStore implements Store {
     try {
       return fn(this.s);
     } catch (err) {
-      throw toStoreError(err, 'write failed');
+      throw toStoreError(err, 'statement failed');
     }
   }
 }
@@ -359,7 +361,7 @@ function prepare(db: Database.Database) {
       }
     }
   });
-  const markVisible = db.prepare('UPDATE batches SET creating = 0 WHERE id = ?');
+  const markVisible = db.prepare('UPDATE batches SET creating = 0, record = ? WHERE id = ?');
 
   return {
     insertBatch: db.prepare(
@@ -367,11 +369,13 @@ function prepare(db: Database.Database) {
        ON CONFLICT (id) DO NOTHING`,
     ),
     insertChunk,
-    // The last chunk and the flip to visible commit together.
-    finish: db.transaction((batchId: string, start: number, chunk: readonly PartitionInput[]) => {
-      insertChunk(batchId, start, chunk);
-      markVisible.run(batchId);
-    }),
+    // The last chunk, the final record and the flip to visible commit together.
+    finish: db.transaction(
+      (batchId: string, start: number, chunk: readonly PartitionInput[], record: string) => {
+        insertChunk(batchId, start, chunk);
+        markVisible.run(record, batchId);
+      },
+    ),
     discard: db.transaction((batchId: string) => {
       if (deleteBatch.run(batchId).changes > 0) deletePartitions.run(batchId);
     }),

@@ -25,7 +25,10 @@ export interface Store {
    * The stored `record.total` is the number of partitions the iterator gave (the caller may not know
    * it in advance for an AsyncIterable).
    */
-  createBatch(record: BatchRecord, partitions: Iterable<PartitionInput> | AsyncIterable<PartitionInput>): Promise<{ created: boolean }>;
+  createBatch(
+    record: BatchRecord,
+    partitions: Iterable<PartitionInput> | AsyncIterable<PartitionInput>,
+  ): Promise<{ created: boolean }>;
   /** The raw row of one batch, or undefined. Records are validated by the engine (see records.ts). */
   loadBatch(id: string): Promise<BatchRow | undefined>;
   /** Batches, newest first; `unfinished` lists those not in a final status, oldest first. */
@@ -40,7 +43,11 @@ export interface Store {
    * Group commit: record outcomes in one transaction. An outcome for a partition that already has
    * one is refused (not counted in `accepted`). Refused as a whole with LEASE_LOST when `fence` is stale.
    */
-  appendOutcomes(batchId: string, outcomes: readonly OutcomeRecord[], fence: Fence): Promise<{ accepted: number }>;
+  appendOutcomes(
+    batchId: string,
+    outcomes: readonly OutcomeRecord[],
+    fence: Fence,
+  ): Promise<{ accepted: number }>;
   /** Outcomes with `seq > afterSeq`, in seq order: the journal replayed on recovery. */
   outcomesSince(batchId: string, afterSeq: number): AsyncIterable<OutcomeRecord>;
   /** Counts recomputed from the stored outcomes (engine.recount). */
@@ -57,7 +64,12 @@ export interface Store {
    * Take the lease on a batch. Granted when free, expired, already ours, or held by `takeoverFrom`
    * (an owner the engine knows is dead). Returns the new fencing epoch, or undefined when held.
    */
-  acquireLease(batchId: string, owner: string, ttlMs: number, takeoverFrom?: string): Promise<Lease | undefined>;
+  acquireLease(
+    batchId: string,
+    owner: string,
+    ttlMs: number,
+    takeoverFrom?: string,
+  ): Promise<Lease | undefined>;
   /** Extend our lease. False when it was lost. */
   renewLease(batchId: string, fence: Fence, ttlMs: number): Promise<boolean>;
   /** Give up our lease (graceful stop). */

@@ -56,16 +56,26 @@ export class WorkerPool {
     const name = `partita-progress-${process.pid}-${++poolSeq}`;
     const data: RunnerData = { jobs: {}, progressChannel: name, progressIntervalMs: 100 };
     for (const job of jobs) {
-      if (job.workerUrl) data.jobs[job.name] = { module: job.workerUrl, resultSchema: resultJsonSchema(job.result as z.ZodType | undefined) };
+      if (job.workerUrl)
+        data.jobs[job.name] = {
+          module: job.workerUrl,
+          resultSchema: resultJsonSchema(job.result as z.ZodType | undefined),
+        };
     }
+    // Piscina spreads its options over its defaults: a key present with `undefined` would erase the
+    // default (no threads at all), so only defined options are passed.
+    const defined = <T extends object>(o: T) =>
+      Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
     this.piscina = new Piscina({
       filename: runnerFile(),
       workerData: data,
-      maxThreads: options.maxThreads,
-      minThreads: options.minThreads ?? options.maxThreads,
       idleTimeout: options.idleTimeout ?? 30_000,
-      resourceLimits: options.resourceLimits,
       concurrentTasksPerWorker: 1,
+      ...defined({
+        maxThreads: options.maxThreads,
+        minThreads: options.minThreads ?? options.maxThreads,
+        resourceLimits: options.resourceLimits,
+      }),
     });
     // A crashing thread is reported through the task's rejection; without a listener the
     // pool's 'error' event would be thrown.
@@ -95,7 +105,11 @@ export class WorkerPool {
    * Run one attempt. Resolves with the handler's answer (including handler errors); rejects with
    * WorkerCrashedError when the thread died, or CancelledError when `signal` aborted it.
    */
-  async run(task: RunTask, signal: AbortSignal, onProgress?: (msg: ProgressMessage) => void): Promise<RunResult> {
+  async run(
+    task: RunTask,
+    signal: AbortSignal,
+    onProgress?: (msg: ProgressMessage) => void,
+  ): Promise<RunResult> {
     if (onProgress) this.progress.set(task.taskId, onProgress);
     try {
       return (await this.piscina.run(task, { signal })) as RunResult;

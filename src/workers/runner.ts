@@ -68,13 +68,23 @@ export default async function run(task: RunTask): Promise<RunResult> {
     if (schema) {
       const parsed = schema.safeParse(result);
       if (!parsed.success) {
-        const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-        const error = { name: 'ResultValidationError', message: `Result does not match the job's result schema: ${issues}`, code: 'RESULT_INVALID' };
+        const issues = parsed.error.issues
+          .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+          .join('; ');
+        const error = {
+          name: 'ResultValidationError',
+          message: `Result does not match the job's result schema: ${issues}`,
+          code: 'RESULT_INVALID',
+        };
         return { ok: false, error, retryable: false };
       }
     }
     return { ok: true, result };
   } catch (err) {
-    return { ok: false, error: serializeError(err), retryable: (err as { retryable?: unknown })?.retryable !== false };
+    return {
+      ok: false,
+      error: serializeError(err),
+      retryable: (err as { retryable?: unknown })?.retryable !== false,
+    };
   }
 }

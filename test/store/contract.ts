@@ -92,6 +92,15 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         ]);
       });
 
+      it('stores record.total as the number of partitions the iterator gave', async () => {
+        await store.createBatch(record(id('streamed'), { total: 0 }), asyncParts(2345));
+        expect((await store.loadBatch(id('streamed')))?.record).toEqual(
+          record(id('streamed'), { total: 2345 }),
+        );
+        await store.createBatch(record(id('wrong'), { total: 99 }), parts(2));
+        expect((await store.loadBatch(id('wrong')))?.record).toMatchObject({ total: 2 });
+      });
+
       it('is idempotent on id: a second call returns created:false and writes nothing', async () => {
         await create(id('a'), 2);
         const again = await store.createBatch(

@@ -59,7 +59,10 @@ describe.skipIf(unreachable !== undefined)('postgresStore', () => {
     const schema = `${SCHEMA}_m1`;
     const store = postgresStore({ connectionString: URL, schema });
     await store.open();
-    await store.createBatch(record('b1'), [{ key: 'a', payload: 1 }]);
+    await store.createBatch(record('b1'), [
+      { key: 'a', payload: 1 },
+      { key: 'b', payload: 2 },
+    ]);
     await store.close();
     const applied = await migrations(schema);
     expect(applied.map((r) => r.id)).toEqual(POSTGRES_MIGRATIONS.map((_, i) => i + 1));

@@ -32,6 +32,8 @@ export interface SqliteStoreOptions {
   path: string;
   /** `NORMAL` (default) may lose the last transactions on power loss, never on a process crash; `FULL` loses none. */
   synchronous?: 'NORMAL' | 'FULL';
+  /** How long a write waits for another connection's lock before failing with a STORE error. Default 5,000 ms. */
+  busyTimeoutMs?: number;
 }
 
 /**
@@ -52,7 +54,9 @@ export function sqliteStore(options: SqliteStoreOptions): Store {
     throw invalid('path', 'a non-empty string', options?.path);
   const sync = options.synchronous ?? 'NORMAL';
   if (sync !== 'NORMAL' && sync !== 'FULL') throw invalid('synchronous', "'NORMAL' or 'FULL'", sync);
-  return new SqliteStore(options.path, sync);
+  const busy = options.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
+  if (!Number.isInteger(busy) || busy < 0) throw invalid('busyTimeoutMs', 'a whole number >= 0', busy);
+  return new SqliteStore(options.path, sync, busy);
 }
 
 /** Partitions per insert transaction in createBatch: bounds memory for streamed sources. */
@@ -99,6 +103,7 @@ class SqliteStore implements Store {
   constructor(
     private readonly path: string,
     private readonly synchronous: 'NORMAL' | 'FULL',
+    private readonly busyTimeoutMs: number,
   ) {}
 
   async open(): Promise<void> {
@@ -106,10 +111,10 @@ class SqliteStore implements Store {
     let db: Database.Database | undefined;
     try {
       if (this.path !== ':memory:') mkdirSync(dirname(resolve(this.path)), { recursive: true });
-      db = new Database(this.path, { timeout: BUSY_TIMEOUT_MS });
+      db = new Database(this.path, { timeout: this.busyTimeoutMs });
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${this.synchronous}`);
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
       migrate(db);
       // A crash during createBatch leaves an invisible batch: nobody will ever finish it.
       db.transaction(() => {

@@ -1,0 +1,121 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine, defineJob, sqliteStore } from '../src/index.js';
+import { crashJob, EXPECTED } from './crash/jobs.mjs';
+import { collect } from './helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'partita-crash-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const TRIALS = Number(process.env.CRASH_TRIALS ?? 20);
+
+/** Deterministic pseudo-random numbers (mulberry32), so a failing trial can be replayed by its seed. */
+function random(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type KillPoint = { kind: 'progress'; settled: number } | { kind: 'finalizing' } | { kind: 'submitted' };
+
+/** Start the child, kill it with SIGKILL when it reaches the kill point; resolves once it is dead. */
+function runAndKill(path: string, id: string, point: KillPoint): Promise<string> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [new URL('./crash/child.mjs', import.meta.url).pathname, path, id],
+    {
+      env: { ...process.env, ...(point.kind === 'finalizing' ? { SLOW_FINALIZE: '1' } : {}) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  return new Promise((resolve, reject) => {
+    let killedAt = 'never';
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      if (child.killed) return;
+      const hit =
+        (point.kind === 'submitted' && line === 'submitted') ||
+        (point.kind === 'finalizing' && line === 'finalizing') ||
+        (point.kind === 'progress' &&
+          line.startsWith('progress ') &&
+          Number(line.slice(9)) >= point.settled) ||
+        line.startsWith('final ');
+      if (hit) {
+        killedAt = line;
+        child.kill('SIGKILL');
+      }
+    });
+    child.on('error', reject);
+    child.on('exit', (_code, signal) =>
+      signal === 'SIGKILL'
+        ? resolve(killedAt)
+        : reject(new Error(`child exited without being killed (${signal})`)),
+    );
+  });
+}
+
+async function recoverAndCheck(path: string, id: string) {
+  let finalizeCalls = 0;
+  const engine = createEngine({
+    jobs: [crashJob(defineJob, { finalize: async () => ({ by: 'recovery', call: ++finalizeCalls }) })],
+    store: sqliteStore({ path }),
+    logger: false,
+    workers: { maxThreads: 2 },
+  });
+  await engine.start();
+  try {
+    const summary = await engine.wait(id);
+    expect(summary.status).toBe('PARTIAL');
+    expect(summary.total).toBe(EXPECTED.total);
+    expect(summary.failed).toBe(EXPECTED.failed);
+    expect(summary.succeeded).toBe(EXPECTED.total - EXPECTED.failed);
+    expect(await engine.recount(id)).toEqual({
+      total: summary.total,
+      succeeded: summary.succeeded,
+      failed: summary.failed,
+    });
+    const parts = await collect(engine.partitions(id));
+    expect(parts).toHaveLength(EXPECTED.total);
+    expect(new Set(parts.map((p) => p.key)).size).toBe(EXPECTED.total);
+    expect(parts.filter((p) => p.status === 'pending')).toEqual([]);
+    expect(finalizeCalls).toBeLessThanOrEqual(1);
+    return { summary, redelivered: parts.filter((p) => p.attempts > 1).length };
+  } finally {
+    await engine.stop();
+  }
+}
+
+describe(`crash recovery: SIGKILL at seeded random points, ${TRIALS} trials`, () => {
+  const rand = random(Number(process.env.CRASH_SEED ?? 20261125));
+  const points: KillPoint[] = Array.from({ length: TRIALS }, (_, i): KillPoint => {
+    if (i % 5 === 0) return { kind: 'finalizing' };
+    if (i % 7 === 1) return { kind: 'submitted' };
+    return { kind: 'progress', settled: Math.floor(rand() * EXPECTED.total) };
+  });
+  points.forEach((point, i) => {
+    it(`trial ${i}: killed at ${point.kind === 'progress' ? `${point.settled} settled` : point.kind}`, async () => {
+      const path = join(dir, `trial-${i}.db`);
+      const id = `crash-${i}`;
+      const killedAt = await runAndKill(path, id, point);
+      const { summary } = await recoverAndCheck(path, id);
+      // Unless the child got all the way to its final state, the finalizer that counted is the recovery's.
+      if (!killedAt.startsWith('final ')) expect(summary.output).toEqual({ by: 'recovery', call: 1 });
+    });
+  });
+
+  it('a batch killed twice still ends right', async () => {
+    const path = join(dir, 'twice.db');
+    await runAndKill(path, 'twice', { kind: 'progress', settled: 300 });
+    await runAndKill(path, 'twice', { kind: 'progress', settled: 900 });
+    await recoverAndCheck(path, 'twice');
+  });
+});

@@ -1,0 +1,19 @@
+// The job the crash tests run, shared by the child process (built package) and the test (sources).
+// Every 50th partition fails for good, so the right final state is PARTIAL with known counts.
+export const TOTAL = 1500;
+export const failing = (i) => i % 50 === 7;
+export const EXPECTED = {
+  total: TOTAL,
+  failed: Array.from({ length: TOTAL }, (_, i) => i).filter(failing).length,
+};
+
+export function crashJob(defineJob, { finalize } = {}) {
+  return defineJob({
+    name: 'crash-job',
+    partition: ({ n }) =>
+      Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: { mode: failing(i) ? 'fail' : 'ok' } })),
+    worker: new URL('../fixtures/workers/scripted.mjs', import.meta.url),
+    concurrency: 48,
+    ...(finalize ? { finalize } : {}),
+  });
+}

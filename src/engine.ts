@@ -142,6 +142,7 @@ class PartitaEngine implements Engine {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new EngineStateError(`start() called on an engine that is ${this.state}`);
     this.state = 'starting';
+    liveOwners.add(this.ownerId);
     try {
       this.store = this.options.store ?? (await defaultStore());
       await this.store.open();
@@ -159,6 +160,7 @@ class PartitaEngine implements Engine {
       this.admit();
     } catch (err) {
       this.state = 'stopped';
+      liveOwners.delete(this.ownerId);
       await this.pool?.destroy().catch(() => {});
       throw err;
     }
@@ -190,6 +192,7 @@ class PartitaEngine implements Engine {
     this.leases.clear();
     await this.pool?.destroy();
     await store.close();
+    liveOwners.delete(this.ownerId);
     this.state = 'stopped';
   }
 
@@ -601,11 +604,15 @@ function brokenSummary(row: BatchRow, err: unknown): BatchSummary {
   };
 }
 
+/** Owner ids of the engines of this process that are started and not yet stopped. */
+const liveOwners = new Set<string>();
+
 /** An owner on this host whose process is gone: its leases can be taken over at once. */
 function ownerIsDead(owner: string): boolean {
   const [host, pid] = owner.split('/');
   if (host !== hostname() || !pid || !/^\d+$/.test(pid)) return false;
-  if (Number(pid) === process.pid) return false;
+  // An engine of this process that has stopped (a restart within one process) is dead too.
+  if (Number(pid) === process.pid) return !liveOwners.has(owner);
   try {
     process.kill(Number(pid), 0);
     return false;

@@ -1,0 +1,75 @@
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine, type Engine, sqliteStore } from '../src/index.js';
+import { collect, items, scriptedJob } from './helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'partita-records-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const engineOn = (path: string) =>
+  createEngine({ jobs: [scriptedJob({ concurrency: 2 })], store: sqliteStore({ path }), logger: false, workers: { maxThreads: 2 } });
+
+/** Leave three batches unfinished in a file: stop an engine while they run. */
+async function threeUnfinished(path: string) {
+  const engine = engineOn(path);
+  await engine.start();
+  for (const id of ['healthy', 'future', 'corrupt']) await engine.submit('scripted', { items: [...items('hang', 2, `${id}-h`), ...items('ok', 3, `${id}-o`)] }, { id });
+  await engine.stop();
+}
+
+describe('stored records are versioned and validated on load', () => {
+  it('a future-version or corrupt row is reported by list(), left untouched, and every other batch keeps running', async () => {
+    const path = join(dir, 'mixed.db');
+    await threeUnfinished(path);
+    const db = new Database(path);
+    const future = db.prepare('select state from batches where id = ?').get('future') as { state: string };
+    const state = JSON.parse(future.state);
+    db.prepare('update batches set state = ? where id = ?').run(JSON.stringify({ ...state, schemaVersion: 99 }), 'future');
+    db.prepare('update batches set record = ? where id = ?').run('{"schemaVersion": 1, "id": tru', 'corrupt');
+    const before = db.prepare('select id, record, state, status from batches order by id').all();
+    db.close();
+
+    const engine: Engine = engineOn(path);
+    await engine.start();
+    try {
+      const list = await engine.list();
+      const byId = Object.fromEntries(list.map((s) => [s.id, s]));
+      expect(byId.future!.error).toMatchObject({ code: 'SNAPSHOT_VERSION' });
+      expect(byId.corrupt!.error).toMatchObject({ code: 'STORE' });
+      expect(byId.healthy!.error).toBeUndefined();
+      await expect(engine.get('future')).rejects.toMatchObject({ code: 'SNAPSHOT_VERSION' });
+      await expect(engine.get('corrupt')).rejects.toMatchObject({ code: 'STORE' });
+      // The healthy batch resumed; its hanging partitions are cancelled so it can end.
+      expect((await engine.get('healthy')).status).toBe('PROCESSING');
+      expect((await engine.cancel('healthy')).status).toBe('CANCELLED');
+    } finally {
+      await engine.stop();
+    }
+    const after = new Database(path);
+    const rows = after.prepare('select id, record, state, status from batches order by id').all() as typeof before;
+    after.close();
+    expect(rows.filter((r) => (r as { id: string }).id !== 'healthy')).toEqual(before.filter((r) => (r as { id: string }).id !== 'healthy'));
+  });
+
+  it('loads the committed fixture written by schema version 1', async () => {
+    const path = join(dir, 'fixture.db');
+    copyFileSync(new URL('./fixtures/v1/partita.db', import.meta.url), path);
+    const engine = engineOn(path);
+    await engine.start();
+    try {
+      const done = await engine.get('v1-partial');
+      expect(done).toMatchObject({ status: 'PARTIAL', total: 4, succeeded: 3, failed: 1, errorSummary: '1 of 4 partitions failed' });
+      const failed = await collect(engine.partitions('v1-partial', { status: 'failed' }));
+      expect(failed).toMatchObject([{ key: 'fail-0', error: { code: 'E_SCRIPTED' } }]);
+      // The unfinished batch of the fixture resumes and finishes.
+      const resumed = await engine.wait('v1-unfinished');
+      expect(resumed).toMatchObject({ status: 'COMPLETED', total: 6, succeeded: 6 });
+      expect((await engine.wait('v1-queued')).status).toBe('COMPLETED');
+    } finally {
+      await engine.stop();
+    }
+  });
+});

@@ -39,7 +39,8 @@ describe('admission', () => {
       await until(() => started.length === i + 1);
       releaseNext();
     }
-    for (const b of [first, low, highOld, highNew]) expect((await engine.wait(b.id)).status).toBe('COMPLETED');
+    for (const b of [first, low, highOld, highNew])
+      expect((await engine.wait(b.id)).status).toBe('COMPLETED');
     expect(started).toEqual(['first', 'high-old', 'high-new', 'low']);
   });
 
@@ -61,7 +62,11 @@ describe('admission', () => {
     const engine = await startEngine({ jobs: [scriptedJob()] });
     const parent = await engine.submit('scripted', { items: items('fail', 2) }, { id: 'parent-fails' });
     const strict = await engine.submit('scripted', { items: items('ok', 1) }, { after: [parent.id] });
-    const lenient = await engine.submit('scripted', { items: items('ok', 1) }, { after: [parent.id], when: 'settled' });
+    const lenient = await engine.submit(
+      'scripted',
+      { items: items('ok', 1) },
+      { after: [parent.id], when: 'settled' },
+    );
     expect((await engine.wait(parent.id)).status).toBe('FAILED');
     const s = await engine.wait(strict.id);
     expect(s.status).toBe('CANCELLED');

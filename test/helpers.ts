@@ -7,7 +7,18 @@ export const fixture = (name: string) => new URL(`./fixtures/workers/${name}`, i
 /** A scripted partition: what the worker (test/fixtures/workers/scripted.mjs) does with it. */
 export interface Script {
   key: string;
-  mode: 'ok' | 'fail' | 'flaky' | 'busy' | 'hang' | 'exit' | 'throw-outside' | 'oom' | 'bad-result' | 'progress' | 'ctx';
+  mode:
+    | 'ok'
+    | 'fail'
+    | 'flaky'
+    | 'busy'
+    | 'hang'
+    | 'exit'
+    | 'throw-outside'
+    | 'oom'
+    | 'bad-result'
+    | 'progress'
+    | 'ctx';
   succeedOn?: number;
   rows?: number;
 }
@@ -35,8 +46,15 @@ export const noopJob = (concurrency = 256) =>
 const engines: Engine[] = [];
 
 /** An engine on the memory store with logs silenced, stopped after each test. */
-export async function startEngine(options: Partial<EngineOptions> & Pick<EngineOptions, 'jobs'>): Promise<Engine> {
-  const engine = createEngine({ store: memoryStore(), logger: false, workers: { maxThreads: 2 }, ...options });
+export async function startEngine(
+  options: Partial<EngineOptions> & Pick<EngineOptions, 'jobs'>,
+): Promise<Engine> {
+  const engine = createEngine({
+    store: memoryStore(),
+    logger: false,
+    workers: { maxThreads: 2 },
+    ...options,
+  });
   engines.push(engine);
   await engine.start();
   return engine;

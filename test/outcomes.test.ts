@@ -14,7 +14,15 @@ describe('exact outcomes', () => {
       if (s.succeeded + s.failed + s.running + s.pending !== s.total) invariantBroken = true;
     });
     const summary = await engine.wait(batch.id);
-    expect(summary).toMatchObject({ status: 'COMPLETED', total: 1037, succeeded: 1037, failed: 0, running: 0, pending: 0, progress: 1 });
+    expect(summary).toMatchObject({
+      status: 'COMPLETED',
+      total: 1037,
+      succeeded: 1037,
+      failed: 0,
+      running: 0,
+      pending: 0,
+      progress: 1,
+    });
     expect(invariantBroken).toBe(false);
     for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!);
     expect(seen.at(-1)).toBe(1);
@@ -43,7 +51,12 @@ describe('exact outcomes', () => {
     const engine = await startEngine({ jobs: [scriptedJob()] });
     const batch = await engine.submit('scripted', { items: items('fail', 6) });
     const summary = await engine.wait(batch.id);
-    expect(summary).toMatchObject({ status: 'FAILED', succeeded: 0, failed: 6, errorSummary: '6 of 6 partitions failed' });
+    expect(summary).toMatchObject({
+      status: 'FAILED',
+      succeeded: 0,
+      failed: 6,
+      errorSummary: '6 of 6 partitions failed',
+    });
     expect(summary.failures).toHaveLength(6);
   });
 
@@ -51,9 +64,18 @@ describe('exact outcomes', () => {
     const engine = await startEngine({ jobs: [scriptedJob()] });
     const batch = await engine.submit('scripted', { items: [...items('ok', 7), ...items('fail', 3)] });
     const summary = await engine.wait(batch.id);
-    expect(summary).toMatchObject({ status: 'PARTIAL', succeeded: 7, failed: 3, errorSummary: '3 of 10 partitions failed' });
+    expect(summary).toMatchObject({
+      status: 'PARTIAL',
+      succeeded: 7,
+      failed: 3,
+      errorSummary: '3 of 10 partitions failed',
+    });
     expect(summary.failures.map((f) => f.key).sort()).toEqual(['fail-0', 'fail-1', 'fail-2']);
-    expect(summary.failures[0]!.error).toMatchObject({ name: 'Error', code: 'E_SCRIPTED', message: expect.stringContaining('failed') });
+    expect(summary.failures[0]!.error).toMatchObject({
+      name: 'Error',
+      code: 'E_SCRIPTED',
+      message: expect.stringContaining('failed'),
+    });
     expect(summary.failures[0]!.error.stack).toContain('scripted.mjs');
     const failed = [];
     for await (const p of engine.partitions(batch.id, { status: 'failed' })) failed.push(p);
@@ -85,7 +107,12 @@ describe('exact outcomes', () => {
     const engine = await startEngine({
       jobs: [
         scriptedJob({ finalize: async (s) => ({ calls: ++calls, seen: s.succeeded }) }),
-        scriptedJob({ name: 'bad-final', finalize: async () => { throw new Error('report upload failed'); } }),
+        scriptedJob({
+          name: 'bad-final',
+          finalize: async () => {
+            throw new Error('report upload failed');
+          },
+        }),
       ],
     });
     const ok = await engine.wait((await engine.submit('scripted', { items: items('ok', 4) })).id);

@@ -36,14 +36,30 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     const engine = await startEngine({ jobs: [noopJob()] });
     expect(await codeOf(engine.submit('noop', { n: 1 }, { priority: 'high' as never }))).toBe('VALIDATION');
     expect(await codeOf(engine.submit('noop', { n: 1 }, { when: 'sometimes' as never }))).toBe('VALIDATION');
-    expect(await codeOf(() => createEngine({ jobs: [noopJob()], maxConcurrentBatches: 0 }))).toBe('VALIDATION');
-    expect(await codeOf(() => createEngine({ jobs: [noopJob()], store: memoryStore(), colour: 'red' } as never))).toBe('VALIDATION');
-    expect(await codeOf(() => createEngine({ jobs: [noopJob(), noopJob()], store: memoryStore() }))).toBe('VALIDATION');
-    expect(await codeOf(() => defineJob({ name: 'Bad Name', partition: () => [], handler: () => 1 }))).toBe('VALIDATION');
-    expect(await codeOf(() => defineJob({ name: 'both', partition: () => [], handler: () => 1, worker: '/x.js' }))).toBe('VALIDATION');
-    expect(await codeOf(() => defineJob({ name: 'neither', partition: () => [] } as never))).toBe('VALIDATION');
-    expect(await codeOf(() => defineJob({ name: 'rel', partition: () => [], worker: './x.js' }))).toBe('VALIDATION');
-    expect(await codeOf(() => defineJob({ name: 'c', partition: () => [], handler: () => 1, concurrency: 0 }))).toBe('VALIDATION');
+    expect(await codeOf(() => createEngine({ jobs: [noopJob()], maxConcurrentBatches: 0 }))).toBe(
+      'VALIDATION',
+    );
+    expect(
+      await codeOf(() => createEngine({ jobs: [noopJob()], store: memoryStore(), colour: 'red' } as never)),
+    ).toBe('VALIDATION');
+    expect(await codeOf(() => createEngine({ jobs: [noopJob(), noopJob()], store: memoryStore() }))).toBe(
+      'VALIDATION',
+    );
+    expect(await codeOf(() => defineJob({ name: 'Bad Name', partition: () => [], handler: () => 1 }))).toBe(
+      'VALIDATION',
+    );
+    expect(
+      await codeOf(() => defineJob({ name: 'both', partition: () => [], handler: () => 1, worker: '/x.js' })),
+    ).toBe('VALIDATION');
+    expect(await codeOf(() => defineJob({ name: 'neither', partition: () => [] } as never))).toBe(
+      'VALIDATION',
+    );
+    expect(await codeOf(() => defineJob({ name: 'rel', partition: () => [], worker: './x.js' }))).toBe(
+      'VALIDATION',
+    );
+    expect(
+      await codeOf(() => defineJob({ name: 'c', partition: () => [], handler: () => 1, concurrency: 0 })),
+    ).toBe('VALIDATION');
   });
 
   it('a partition without a key, duplicate keys, or a throwing partition(): VALIDATION and nothing stored', async () => {
@@ -54,7 +70,10 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
       store,
       jobs: [
         job('no-key', () => [{ key: 'a', payload: 1 }, { payload: 2 } as never]),
-        job('dup', () => [{ key: 'a', payload: 1 }, { key: 'a', payload: 2 }]),
+        job('dup', () => [
+          { key: 'a', payload: 1 },
+          { key: 'a', payload: 2 },
+        ]),
         job('throws', () => {
           throw new Error('boom');
         }),

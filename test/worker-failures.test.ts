@@ -7,7 +7,10 @@ describe('worker failures fail only their partition', () => {
     const batch = await engine.submit('scripted', { items: [...items('ok', 3), ...items('busy', 1)] });
     const summary = await engine.wait(batch.id);
     expect(summary).toMatchObject({ status: 'PARTIAL', succeeded: 3, failed: 1 });
-    expect(summary.failures[0]).toMatchObject({ key: 'busy-0', error: { name: 'TimeoutError', code: 'TIMEOUT' } });
+    expect(summary.failures[0]).toMatchObject({
+      key: 'busy-0',
+      error: { name: 'TimeoutError', code: 'TIMEOUT' },
+    });
     const next = await engine.wait((await engine.submit('noop', { n: 50 })).id);
     expect(next).toMatchObject({ status: 'COMPLETED', succeeded: 50 });
   });
@@ -46,17 +49,31 @@ describe('worker failures fail only their partition', () => {
     const engine = await startEngine({ jobs: [scriptedJob({ retry: { attempts: 3, backoffMs: 1 } })] });
     const batch = await engine.submit('scripted', { items: [...items('ok', 1), ...items('bad-result', 1)] });
     const summary = await engine.wait(batch.id);
-    expect(summary.failures[0]).toMatchObject({ key: 'bad-result-0', attempts: 1, error: { code: 'RESULT_INVALID' } });
+    expect(summary.failures[0]).toMatchObject({
+      key: 'bad-result-0',
+      attempts: 1,
+      error: { code: 'RESULT_INVALID' },
+    });
   });
 
   it('handlers get batchId, key, attempt, idempotencyKey and redelivered', async () => {
     const engine = await startEngine({ jobs: [scriptedJob()] });
-    const batch = await engine.submit('scripted', { items: [{ key: 'c1', mode: 'ctx' }] }, { id: 'ctx-batch' });
+    const batch = await engine.submit(
+      'scripted',
+      { items: [{ key: 'c1', mode: 'ctx' }] },
+      { id: 'ctx-batch' },
+    );
     await engine.wait(batch.id);
     const [p] = await collect(engine.partitions('ctx-batch'));
     expect(p!.result).toEqual({
       rows: 1,
-      ctx: { batchId: 'ctx-batch', key: 'c1', attempt: 1, idempotencyKey: 'ctx-batch:c1', redelivered: false },
+      ctx: {
+        batchId: 'ctx-batch',
+        key: 'c1',
+        attempt: 1,
+        idempotencyKey: 'ctx-batch:c1',
+        redelivered: false,
+      },
     });
   });
 });
@@ -76,7 +93,11 @@ describe('cancel', () => {
     const t0 = performance.now();
     const summary = await engine.cancel(batch.id, 'operator asked');
     expect(performance.now() - t0).toBeLessThan(1000);
-    expect(summary).toMatchObject({ status: 'CANCELLED', running: 0, error: { code: 'CANCELLED', message: 'operator asked' } });
+    expect(summary).toMatchObject({
+      status: 'CANCELLED',
+      running: 0,
+      error: { code: 'CANCELLED', message: 'operator asked' },
+    });
     expect(summary.succeeded + summary.failed + summary.pending).toBe(22);
     // The pool replaced the terminated threads: the next batch runs.
     expect((await engine.wait((await engine.submit('noop', { n: 10 })).id)).status).toBe('COMPLETED');

@@ -128,6 +128,45 @@ function matchesLane(c: BatchContext, lane: number, index: number): boolean {
   return c.inFlight[lane]?.index === index;
 }
 
+/**
+ * Which idle lane gets which partition (pure): partitions to redeliver first, then the cursor,
+ * skipping partitions settled ahead of it; and whether to ask for the next page, early enough
+ * that lanes never wait on the store.
+ */
+function planDispatch(context: BatchContext) {
+  let inFlight = context.inFlight;
+  let redeliver = context.redeliver;
+  let settledAhead = context.settledAhead;
+  let { cursor, running, loading } = context;
+  const actions: never[] = [];
+  for (let lane = 0; lane < inFlight.length && running < inFlight.length; lane++) {
+    if (inFlight[lane]) continue;
+    let next: InFlight | undefined;
+    let redelivered = false;
+    if (redeliver.length > 0) {
+      next = { index: redeliver[0]!.index, attempt: redeliver[0]!.attempt + 1 };
+      redeliver = redeliver.slice(1);
+      redelivered = true;
+    } else {
+      while (cursor < context.loaded && settledAhead.includes(cursor)) {
+        const skip = cursor++;
+        settledAhead = settledAhead.filter((i) => i !== skip);
+      }
+      if (cursor < context.loaded) next = { index: cursor++, attempt: 1 };
+    }
+    if (!next) break;
+    if (inFlight === context.inFlight) inFlight = inFlight.slice();
+    inFlight[lane] = next;
+    running++;
+    actions.push(named('dispatchPartition', { lane, index: next.index, attempt: next.attempt, redelivered }));
+  }
+  if (!loading && context.loaded < context.total && cursor + context.lanes >= context.loaded) {
+    loading = true;
+    actions.push(named('loadPartitions', { from: context.loaded, count: context.pageSize }));
+  }
+  return { actions, changes: { inFlight, redeliver, settledAhead, cursor, running, loading } };
+}
+
 export const batchMachine = setup({
   types: {
     context: {} as BatchContext,
@@ -165,44 +204,43 @@ export const batchMachine = setup({
     }),
     /** Fill idle lanes: partitions to redeliver first, then the cursor; ask for more partitions early. */
     dispatch: enqueueActions(({ context, enqueue }) => {
-      const inFlight = context.inFlight.slice();
-      const redeliver = context.redeliver.slice();
-      const settledAhead = context.settledAhead.slice();
-      let { cursor, running, loading } = context;
-      for (let lane = 0; lane < inFlight.length; lane++) {
-        if (inFlight[lane]) continue;
-        let next: InFlight | undefined;
-        let redelivered = false;
-        if (redeliver.length > 0) {
-          const r = redeliver.shift()!;
-          next = { index: r.index, attempt: r.attempt + 1 };
-          redelivered = true;
-        } else {
-          while (cursor < context.loaded && settledAhead.includes(cursor))
-            settledAhead.splice(settledAhead.indexOf(cursor++), 1);
-          if (cursor < context.loaded) next = { index: cursor++, attempt: 1 };
-        }
-        if (!next) break;
-        inFlight[lane] = next;
-        running++;
-        enqueue(named('dispatchPartition', { lane, index: next.index, attempt: next.attempt, redelivered }));
-      }
-      // Keep a page ahead so lanes never wait on the store.
-      if (!loading && context.loaded < context.total && cursor + context.lanes >= context.loaded) {
-        loading = true;
-        enqueue(named('loadPartitions', { from: context.loaded, count: context.pageSize }));
-      }
-      enqueue.assign({ inFlight, redeliver, settledAhead, cursor, running, loading });
+      const plan = planDispatch(context);
+      for (const action of plan.actions) enqueue(action);
+      enqueue.assign(plan.changes);
     }),
-    record: assign(({ context, event }) => {
-      if (event.type !== 'PARTITION.SETTLED') return {};
+    /**
+     * One outcome: count it, journal it, give the lane its next partition. One action (one context
+     * update) because this runs once per partition: it is the engine's hot path.
+     */
+    settle: enqueueActions(({ context, enqueue, event }, params: { dispatch: boolean }) => {
+      if (event.type !== 'PARTITION.SETTLED') return;
       const inFlight = context.inFlight.slice();
       inFlight[event.lane] = null;
-      return { ...count(context, event.outcome), inFlight, running: context.running - 1 };
-    }),
-    journal: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'PARTITION.SETTLED') return;
-      enqueue(named('journalOutcome', { outcome: event.outcome, seq: settledCount(context) }));
+      const counted: BatchContext = {
+        ...context,
+        ...count(context, event.outcome),
+        inFlight,
+        running: context.running - 1,
+      };
+      enqueue(named('journalOutcome', { outcome: event.outcome, seq: settledCount(counted) }));
+      if (!params.dispatch) {
+        enqueue.assign({
+          succeeded: counted.succeeded,
+          failed: counted.failed,
+          failures: counted.failures,
+          inFlight,
+          running: counted.running,
+        });
+        return;
+      }
+      const plan = planDispatch(counted);
+      for (const action of plan.actions) enqueue(action);
+      enqueue.assign({
+        succeeded: counted.succeeded,
+        failed: counted.failed,
+        failures: counted.failures,
+        ...plan.changes,
+      });
     }),
     freeLane: assign(({ context, event }) => {
       if (event.type !== 'PARTITION.CANCELLED') return {};
@@ -310,7 +348,7 @@ export const batchMachine = setup({
       entry: ['spawnLanes', 'dispatch'],
       always: { guard: 'allSettled', target: 'finalizing' },
       on: {
-        'PARTITION.SETTLED': { guard: 'isOwnLane', actions: ['record', 'journal', 'dispatch'] },
+        'PARTITION.SETTLED': { guard: 'isOwnLane', actions: { type: 'settle', params: { dispatch: true } } },
         'PARTITIONS.LOADED': {
           actions: [assign(({ event }) => ({ loaded: event.loaded, loading: false })), 'dispatch'],
         },
@@ -322,7 +360,7 @@ export const batchMachine = setup({
       entry: 'cancelLanes',
       always: { guard: 'noneRunning', target: 'cancelled' },
       on: {
-        'PARTITION.SETTLED': { guard: 'isOwnLane', actions: ['record', 'journal'] },
+        'PARTITION.SETTLED': { guard: 'isOwnLane', actions: { type: 'settle', params: { dispatch: false } } },
         'PARTITION.CANCELLED': { guard: 'isOwnLane', actions: 'freeLane' },
         RESUME: { actions: ['replay', 'restartLanes'] },
       },

@@ -48,7 +48,11 @@ export class BatchRuntime {
   /** Submit order within this engine: the tie-breaker after priority and age. */
   seq = 0;
   private readonly feeder: PartitionFeeder;
-  private readonly controllers = new Map<number, AbortController>();
+  /** The attempt running on each lane: how to abort it, and its timeout. */
+  private readonly inFlight = new Map<
+    number,
+    { controller: AbortController; timer: NodeJS.Timeout | undefined }
+  >();
   private finalDurable = false;
   private finishedAt: string | undefined;
   private stopping = false;
@@ -145,8 +149,7 @@ export class BatchRuntime {
    */
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const c of this.controllers.values()) c.abort();
-    this.controllers.clear();
+    for (const lane of [...this.inFlight.keys()]) this.abortWork(lane);
     try {
       if (!this.finalDurable) await this.journal.flush();
     } finally {
@@ -201,18 +204,32 @@ export class BatchRuntime {
   ) {
     if (this.stopping) return;
     const controller = new AbortController();
-    this.controllers.set(lane, controller);
+    const timeoutMs = this.deps.job.timeoutMs;
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (!controller.signal.aborted && !this.stopping)
+              self.send({ type: 'WORK.TIMEOUT', index: cur.index, attempt: cur.attempt });
+          }, timeoutMs);
+    this.inFlight.set(lane, { controller, timer });
     const payload = this.feeder.get(cur.index).payload;
     this.deps.runner.start({ batchId: this.id, ...cur, payload }, controller.signal, (event) => {
       if (this.stopping || controller.signal.aborted) return;
-      if (event.type !== 'WORK.PROGRESS') this.controllers.delete(lane);
+      if (event.type !== 'WORK.PROGRESS') {
+        clearTimeout(timer);
+        this.inFlight.delete(lane);
+      }
       self.send(event);
     });
   }
 
   private abortWork(lane: number) {
-    this.controllers.get(lane)?.abort();
-    this.controllers.delete(lane);
+    const work = this.inFlight.get(lane);
+    if (!work) return;
+    clearTimeout(work.timer);
+    work.controller.abort();
+    this.inFlight.delete(lane);
   }
 
   private loadPartitions(from: number, count: number): void {

@@ -34,7 +34,7 @@ export class BatchJournal {
     private readonly options: JournalOptions,
   ) {}
 
-  /** Queue an outcome; it is durable after the next flush. */
+  /** Queue an outcome; it is durable after the next flush. An empty `finishedAt` is stamped at commit. */
   append(outcome: OutcomeRecord): void {
     this.pending.push(outcome);
     this.stateDirty = true;
@@ -89,6 +89,9 @@ export class BatchJournal {
     if (this.writing) return this.writing;
     const outcomes = this.pending;
     this.pending = [];
+    // Stamped per group rather than per outcome (a Date per partition showed in the hot-path profile).
+    const at = new Date().toISOString();
+    for (const o of outcomes) if (!o.finishedAt) o.finishedAt = at;
     this.stateDirty = false;
     const state = this.captureState();
     const write = (async () => {

@@ -150,7 +150,8 @@ class MemoryStore implements Store {
     for (const o of outcomes) {
       const p = b.partitions[o.index];
       if (!p || p.key !== o.key || p.outcome) continue;
-      const stored = clone(o);
+      // Outcomes come fresh from the engine and are cloned on the way out (partitions()).
+      const stored = { ...o };
       p.outcome = stored;
       b.journal.push(stored);
       if (o.seq > b.journalSeq) b.journalSeq = o.seq;

@@ -1,0 +1,86 @@
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine, postgresStore } from '../src/index.js';
+import { collect, items, scriptedJob } from './helpers.js';
+
+// The engine end to end on PostgreSQL: a batch with failures, then a stop in the middle and a resume.
+const URL = process.env.PARTITA_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const SCHEMA = `partita_engine_${process.pid}_${Date.now().toString(36)}`;
+
+async function probe(): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: URL, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+const unreachable = await probe();
+if (unreachable && process.env.CI === 'true') {
+  it('reaches PostgreSQL (required when CI=true)', () => {
+    throw new Error(`PostgreSQL at ${URL} is unreachable: ${unreachable}`);
+  });
+} else if (unreachable) {
+  console.warn(`Skipping the engine-on-PostgreSQL tests: ${URL} is unreachable (${unreachable})`);
+}
+
+describe.skipIf(unreachable !== undefined)('the engine on postgresStore', () => {
+  afterAll(async () => {
+    const admin = new pg.Client({ connectionString: URL });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(SCHEMA)} CASCADE`);
+    await admin.end();
+  });
+
+  const engineOn = () =>
+    createEngine({
+      jobs: [scriptedJob({ concurrency: 16 })],
+      store: postgresStore({ connectionString: URL, schema: SCHEMA }),
+      logger: false,
+      workers: { maxThreads: 2 },
+    });
+
+  it('runs a batch to PARTIAL with exact counts, and resumes one stopped half way', async () => {
+    const first = engineOn();
+    await first.start();
+    const partial = await first.wait(
+      (
+        await first.submit(
+          'scripted',
+          { items: [...items('ok', 40), ...items('fail', 3)] },
+          { id: 'pg-partial' },
+        )
+      ).id,
+    );
+    expect(partial).toMatchObject({ status: 'PARTIAL', succeeded: 40, failed: 3 });
+    expect(await first.recount('pg-partial')).toEqual({ total: 43, succeeded: 40, failed: 3 });
+
+    const big = await first.submit('scripted', { items: items('ok', 600) }, { id: 'pg-resume' });
+    await new Promise<void>((resolve) => {
+      const off = first.subscribe(big.id, (s) => {
+        if (s.progress >= 0.3) {
+          queueMicrotask(off);
+          resolve();
+        }
+      });
+    });
+    await first.stop();
+
+    const second = engineOn();
+    await second.start();
+    try {
+      const summary = await second.wait('pg-resume');
+      expect(summary).toMatchObject({ status: 'COMPLETED', total: 600, succeeded: 600 });
+      expect(await second.recount('pg-resume')).toEqual({ total: 600, succeeded: 600, failed: 0 });
+      const parts = await collect(second.partitions('pg-resume'));
+      expect(new Set(parts.map((p) => p.key)).size).toBe(600);
+      expect((await second.get('pg-partial')).status).toBe('PARTIAL');
+    } finally {
+      await second.stop();
+    }
+  });
+});

@@ -57,6 +57,7 @@ export class BatchRuntime {
   private lastStatus: string | undefined;
   private readonly finalWaiters: Array<(s: BatchSummary) => void> = [];
   private readonly log: Logger;
+  private readonly debug: boolean;
 
   constructor(
     private readonly deps: RuntimeDeps,
@@ -65,6 +66,7 @@ export class BatchRuntime {
     this.id = deps.record.id;
     this.record = deps.record;
     this.log = deps.logger.child({ batchId: this.id, job: this.record.job });
+    this.debug = this.log.isLevelEnabled('debug');
     this.feeder = new PartitionFeeder(deps.store, this.id);
     const machine = this.provideMachine();
     const job = deps.job;
@@ -190,6 +192,14 @@ export class BatchRuntime {
         journalOutcome: (_, { outcome, seq }) => {
           this.feeder.release(outcome.index);
           this.journal.append({ ...outcome, seq, finishedAt: '' });
+          // Checked once per batch: a child logger per partition costs nothing when debug is off.
+          if (this.debug) {
+            const log = this.log.child({ key: outcome.key, attempt: outcome.attempts });
+            log.debug(
+              { status: outcome.status, durationMs: outcome.durationMs, err: outcome.error },
+              'partition settled',
+            );
+          }
         },
       },
     }) as BatchMachine;

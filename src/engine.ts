@@ -332,8 +332,10 @@ class PartitaEngine implements Engine {
       this.listeners.set(id, set);
     }
     set.add(listener);
+    // The current summary first, so a change between submit and subscribe is never missed.
     const rt = this.runtimes.get(id);
     if (rt) listener(rt.summary());
+    else if (this.store) this.get(id).then((s) => set.has(listener) && listener(s), () => {});
     return () => {
       set.delete(listener);
       if (set.size === 0) this.listeners.delete(id);
@@ -517,6 +519,8 @@ class PartitaEngine implements Engine {
     this.settledTotal += summary.succeeded + summary.failed;
     this.finals.set(rt.id, summary.status);
     this.runtimes.delete(rt.id);
+    // The final summary was the last change: nothing more will reach these listeners.
+    this.listeners.delete(rt.id);
     const lease = this.leases.get(rt.id);
     this.leases.delete(rt.id);
     if (lease) this.store?.releaseLease(rt.id, lease).catch(() => {});

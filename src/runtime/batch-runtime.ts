@@ -48,6 +48,7 @@ export class BatchRuntime {
   /** Submit order within this engine: the tie-breaker after priority and age. */
   seq = 0;
   private readonly feeder: PartitionFeeder;
+  private readonly machine: BatchMachine;
   /** Per lane: aborts the lane's running attempt (cancel, timeout, stop), and its timeout timer. */
   private readonly controllers: (AbortController | undefined)[] = [];
   private readonly timers: (NodeJS.Timeout | undefined)[] = [];
@@ -69,6 +70,7 @@ export class BatchRuntime {
     this.debug = this.log.isLevelEnabled('debug');
     this.feeder = new PartitionFeeder(deps.store, this.id);
     const machine = this.provideMachine();
+    this.machine = machine;
     const job = deps.job;
     const input = {
       batchId: this.id,
@@ -90,6 +92,7 @@ export class BatchRuntime {
     });
     this.journal = new BatchJournal(deps.store, this.id, deps.fence, () => this.captureState(), {
       flushDelayMs: deps.flushDelayMs,
+      maxGroup: 1000,
       onError: (err) => deps.onStoreError(this, err),
       onRecovered: () => this.log.info('store writes succeed again'),
     });
@@ -294,10 +297,10 @@ export class BatchRuntime {
 
   private captureState(): BatchState {
     const snapshot = this.actor.getSnapshot();
-    const persisted = this.actor.getPersistedSnapshot() as Record<string, unknown>;
     // Lanes and the finalizer are re-created by the engine on restore (XState does not restart
-    // spawned children or re-arm their timers: statelyai/xstate#4148, #4860), so they are not stored.
-    const { children: _children, ...rest } = persisted;
+    // spawned children or re-arm their timers: statelyai/xstate#4148, #4860), so they are not stored,
+    // and not even serialized: XState's own persistence of the snapshot, with no children.
+    const persisted = this.machine.getPersistedSnapshot({ ...snapshot, children: {} } as typeof snapshot);
     const summary = summaryOf(
       this.record,
       snapshot,
@@ -309,7 +312,7 @@ export class BatchRuntime {
       machineVersion: BATCH_MACHINE_VERSION,
       status: summary.status,
       journalSeq: snapshot.context.succeeded + snapshot.context.failed,
-      snapshot: { ...rest, children: {} },
+      snapshot: persisted,
       summary,
     };
   }

@@ -4,6 +4,8 @@ import type { BatchState, Fence, OutcomeRecord, Store } from '../store/store.js'
 export interface JournalOptions {
   /** Longest time an outcome waits before its group is committed. */
   flushDelayMs: number;
+  /** A group this large is committed at once, without waiting for the timer. */
+  maxGroup: number;
   /** Called after a failed write; the journal keeps everything and tries again. */
   onError: (err: Error) => void;
   /** Called after a write succeeds again following errors. */
@@ -38,6 +40,19 @@ export class BatchJournal {
   append(outcome: OutcomeRecord): void {
     this.pending.push(outcome);
     this.stateDirty = true;
+    // Under load the event loop may not reach its timers for a few hundred milliseconds (the
+    // worker pool's messages keep it busy), so a full group is written at once, not on the timer.
+    if (
+      this.pending.length >= this.options.maxGroup &&
+      !this.writing &&
+      this.failures === 0 &&
+      !this.closed
+    ) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.writeOnce().catch(() => {});
+      return;
+    }
     this.schedule();
   }
 

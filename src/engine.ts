@@ -286,7 +286,10 @@ class PartitaEngine implements Engine {
     if (options.timeoutMs === undefined) return final;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(options.timeoutMs!)), options.timeoutMs);
+      timer = setTimeout(
+        () => reject(new TimeoutError(options.timeoutMs!, `wait("${id}")`)),
+        options.timeoutMs,
+      );
     });
     try {
       return await Promise.race([final, timeout]);
@@ -313,7 +316,7 @@ class PartitaEngine implements Engine {
     const rt = this.runtimes.get(id);
     if (!rt) return this.get(id);
     if (rt.isFinal) return rt.summary();
-    rt.cancel(reason);
+    if (!rt.cancelRequested) rt.cancel(reason);
     return rt.whenFinal();
   }
 
@@ -335,7 +338,11 @@ class PartitaEngine implements Engine {
     // The current summary first, so a change between submit and subscribe is never missed.
     const rt = this.runtimes.get(id);
     if (rt) listener(rt.summary());
-    else if (this.store) this.get(id).then((s) => set.has(listener) && listener(s), () => {});
+    else if (this.store)
+      this.get(id).then(
+        (s) => set.has(listener) && listener(s),
+        () => {},
+      );
     return () => {
       set.delete(listener);
       if (set.size === 0) this.listeners.delete(id);
@@ -553,12 +560,38 @@ class PartitaEngine implements Engine {
   }
 }
 
+/** An error thrown by a job's partition() (or its iterator) is the submitter's input problem. */
+function partitionError(err: unknown): ValidationError {
+  if (err instanceof ValidationError) return err;
+  return new ValidationError(`partition() threw: ${toError(err).message}`, [], err);
+}
+
+async function* toAsync<T>(source: Iterable<T>): AsyncGenerator<T> {
+  yield* source;
+}
+
 /** Validate each partition as it streams into the store; count them. */
 async function* checkedPartitions(
   source: Iterable<Partition> | AsyncIterable<Partition>,
   counter: { total: number },
 ): AsyncIterable<PartitionInput> {
-  for await (const p of source as AsyncIterable<Partition>) {
+  let iterator: AsyncIterator<Partition>;
+  try {
+    iterator =
+      (source as AsyncIterable<Partition>)[Symbol.asyncIterator]?.() ??
+      toAsync(source as Iterable<Partition>);
+  } catch (err) {
+    throw partitionError(err);
+  }
+  for (;;) {
+    let step: IteratorResult<Partition>;
+    try {
+      step = await iterator.next();
+    } catch (err) {
+      throw partitionError(err);
+    }
+    if (step.done) return;
+    const p = step.value;
     if (typeof p !== 'object' || p === null || typeof p.key !== 'string' || p.key.length === 0) {
       throw new ValidationError(
         `Invalid partition #${counter.total}: expected { key: non-empty string, payload }`,
@@ -586,6 +619,7 @@ function summaryFromRow(row: BatchRow): BatchSummary {
     progress: 0,
     failures: [],
     priority: record.priority,
+    ...(record.meta ? { meta: record.meta } : {}),
     createdAt: record.createdAt,
   };
 }

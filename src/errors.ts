@@ -15,9 +15,7 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'CANCELLED'
   | 'WORKER_CRASHED'
-  | 'HANDLER'
   | 'RESULT_INVALID'
-  | 'FINALIZE'
   | 'STORE'
   | 'SNAPSHOT_VERSION'
   | 'LEASE_LOST'
@@ -67,8 +65,8 @@ export class NotFoundError extends PartitaError {
 /** A partition ran longer than the job's `timeoutMs`. */
 export class TimeoutError extends PartitaError {
   readonly timeoutMs: number;
-  constructor(timeoutMs: number) {
-    super('TIMEOUT', `Partition timed out after ${timeoutMs} ms`);
+  constructor(timeoutMs: number, what = 'Partition') {
+    super('TIMEOUT', `${what} timed out after ${timeoutMs} ms`);
     this.timeoutMs = timeoutMs;
   }
 }

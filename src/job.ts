@@ -1,5 +1,7 @@
-import { pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { ValidationError } from './errors.js';
 import type { BatchSummary, FailurePolicy } from './summary.js';
 import { parseOrThrow } from './validation.js';
 import type { PartitionContext } from './worker.js';
@@ -142,6 +144,13 @@ export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown>(
 ): JobDefinition<I, P, R, O> {
   const o = parseOrThrow(jobOptionsSchema, options, `job definition${nameOf(options)}`);
   const worker = o.worker === undefined ? undefined : toFileUrl(o.worker);
+  // A missing module would otherwise fail every partition, one by one, at run time.
+  if (worker && !existsSync(fileURLToPath(worker))) {
+    throw new ValidationError(
+      `Invalid job definition "${o.name}": worker module not found: ${fileURLToPath(worker)}`,
+      [{ path: 'worker', message: 'file not found' }],
+    );
+  }
   return Object.freeze({
     name: o.name,
     input: options.input,

@@ -52,6 +52,8 @@ export interface BatchSummary {
   /** Why the batch FAILED or was CANCELLED, when the reason is not partition failures alone. */
   error?: SerializedError;
   priority: number;
+  /** The labels given at submit (`meta`). */
+  meta?: Record<string, string>;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;

@@ -11,7 +11,11 @@ export interface PartitionContext {
   key: string;
   /** 1 for the first attempt; retries and redeliveries after a restart count up. */
   attempt: number;
-  /** True when this partition may have run before (it was in flight when the engine stopped). */
+  /**
+   * True when the engine knows this partition was in flight when it stopped or crashed (its last
+   * saved state says so). A partition dispatched in the last few milliseconds before a crash can
+   * run again with `redelivered: false`: make side effects idempotent with `idempotencyKey` either way.
+   */
   redelivered: boolean;
   /** `${batchId}:${key}`: the same for every attempt; use it to make side effects idempotent. */
   idempotencyKey: string;

@@ -18,8 +18,12 @@ export interface Script {
     | 'oom'
     | 'bad-result'
     | 'progress'
-    | 'ctx';
+    | 'ctx'
+    | 'sleep'
+    | 'bigint'
+    | 'function';
   succeedOn?: number;
+  ms?: number;
   rows?: number;
 }
 

@@ -102,7 +102,12 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
 
   it('submitting an existing id returns that batch instead of creating another', async () => {
     const engine = await startEngine({ jobs: [scriptedJob()] });
-    const a = await engine.submit('scripted', { items: items('ok', 3) }, { id: 'same' });
+    const a = await engine.submit(
+      'scripted',
+      { items: items('ok', 3) },
+      { id: 'same', meta: { tenant: 't1' } },
+    );
+    expect(a.meta).toEqual({ tenant: 't1' });
     const b = await engine.submit('scripted', { items: items('ok', 9) }, { id: 'same' });
     expect(b.id).toBe('same');
     expect(b.total).toBe(3);

@@ -33,7 +33,8 @@ export interface RuntimeDeps {
   onStoreError: (rt: BatchRuntime, err: Error) => void;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+/** A pause that keeps the process alive: the batch still has work to finish. */
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * One batch in this engine: its actor, the feeder of partition payloads, the journal that makes
@@ -56,6 +57,7 @@ export class BatchRuntime {
   private finishedAt: string | undefined;
   private stopping = false;
   private lastStatus: string | undefined;
+  private lastSnapshot: unknown;
   private readonly finalWaiters: Array<(s: BatchSummary) => void> = [];
   private readonly log: Logger;
   private readonly debug: boolean;
@@ -124,7 +126,11 @@ export class BatchRuntime {
     this.actor.send({ type: 'ADMIT', at: new Date().toISOString() });
   }
 
+  /** True once a CANCEL was sent: a second cancel() only waits for the first. */
+  cancelRequested = false;
+
   cancel(reason: string): void {
+    this.cancelRequested = true;
     this.actor.send({ type: 'CANCEL', reason });
   }
 
@@ -217,26 +223,35 @@ export class BatchRuntime {
     // One AbortController per lane, replaced only after it aborted: creating one per attempt
     // showed up in the profile of the hot path.
     let controller = this.controllers[lane];
-    if (!controller || controller.signal.aborted) {
+    // Inline handlers hold on to ctx.signal (listeners), so each attempt gets its own.
+    if (!controller || controller.signal.aborted || this.deps.job.handler) {
       controller = new AbortController();
       this.controllers[lane] = controller;
     }
     const signal = controller.signal;
     const timeoutMs = this.deps.job.timeoutMs;
-    const timer =
+    let timer: NodeJS.Timeout | undefined;
+    const arm =
       timeoutMs === undefined
         ? undefined
-        : setTimeout(() => {
-            if (!signal.aborted && !this.stopping)
-              self.send({ type: 'WORK.TIMEOUT', index: cur.index, attempt: cur.attempt });
-          }, timeoutMs);
-    this.timers[lane] = timer;
+        : () => {
+            timer = setTimeout(() => {
+              if (!signal.aborted && !this.stopping)
+                self.send({ type: 'WORK.TIMEOUT', index: cur.index, attempt: cur.attempt });
+            }, timeoutMs);
+            this.timers[lane] = timer;
+          };
     const payload = this.feeder.get(cur.index).payload;
-    this.deps.runner.start({ batchId: this.id, ...cur, payload }, signal, (event) => {
-      if (this.stopping || signal.aborted) return;
-      if (event.type !== 'WORK.PROGRESS' && timer) clearTimeout(timer);
-      self.send(event);
-    });
+    this.deps.runner.start(
+      { batchId: this.id, ...cur, payload },
+      signal,
+      (event) => {
+        if (this.stopping || signal.aborted) return;
+        if (event.type !== 'WORK.PROGRESS' && timer) clearTimeout(timer);
+        self.send(event);
+      },
+      arm,
+    );
   }
 
   private abortWork(lane: number) {
@@ -319,6 +334,9 @@ export class BatchRuntime {
 
   private changed(): void {
     const snapshot = this.actor.getSnapshot();
+    // An event that changed nothing (e.g. a second CANCEL while cancelling) is not a change.
+    if (snapshot === this.lastSnapshot) return;
+    this.lastSnapshot = snapshot;
     const status = String(snapshot.value);
     if (status !== this.lastStatus) {
       this.lastStatus = status;

@@ -33,6 +33,7 @@ export function summaryOf(
     priority: record.priority,
     createdAt: record.createdAt,
   };
+  if (record.meta) summary.meta = record.meta;
   const errorSummary = describeFailures(c);
   if (errorSummary) summary.errorSummary = errorSummary;
   if (c.startedAt) summary.startedAt = c.startedAt;

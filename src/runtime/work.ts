@@ -5,6 +5,7 @@ import type { AnyJobDefinition } from '../job.js';
 import type { LaneEvent } from '../machines/partition.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { RunResult } from '../workers/protocol.js';
+import { notStorable } from '../workers/storable.js';
 
 /** One attempt of one partition, as the lane's `startWork` action describes it. */
 export interface Attempt {
@@ -36,7 +37,11 @@ export class WorkRunner {
   }
 
   /** Start the attempt; `report` receives exactly one WORK.DONE or WORK.FAILED unless `signal` aborts. */
-  start(a: Attempt, signal: AbortSignal, report: (event: LaneEvent) => void): void {
+  /**
+   * `started` is called when the attempt actually runs (at once inline; on a worker thread, when the
+   * thread takes the task), for jobs with a timeout: time spent waiting for a thread does not count.
+   */
+  start(a: Attempt, signal: AbortSignal, report: (event: LaneEvent) => void, started?: () => void): void {
     const t0 = performance.now();
     const answer = (res: RunResult) => {
       if (signal.aborted) return;
@@ -77,8 +82,10 @@ export class WorkRunner {
         durationMs,
       });
     };
-    if (this.job.handler) this.runInline(a, signal, report).then(answer, crashed);
-    else this.runOnPool(a, signal, report).then(answer, crashed);
+    if (this.job.handler) {
+      started?.();
+      this.runInline(a, signal, report).then(answer, crashed);
+    } else this.runOnPool(a, signal, report, started).then(answer, crashed);
   }
 
   private async runInline(
@@ -98,6 +105,8 @@ export class WorkRunner {
           report({ type: 'WORK.PROGRESS', index: a.index, attempt: a.attempt, done, total }),
       });
       if (signal.aborted) throw new CancelledError('aborted');
+      const unstorable = notStorable(result);
+      if (unstorable) return { ok: false, error: unstorable, retryable: false };
       return { ok: true, result };
     } catch (err) {
       return {
@@ -108,7 +117,12 @@ export class WorkRunner {
     }
   }
 
-  private runOnPool(a: Attempt, signal: AbortSignal, report: (event: LaneEvent) => void): Promise<RunResult> {
+  private runOnPool(
+    a: Attempt,
+    signal: AbortSignal,
+    report: (event: LaneEvent) => void,
+    started: (() => void) | undefined,
+  ): Promise<RunResult> {
     const pool = this.pool!;
     const task = {
       taskId: pool.taskId(),
@@ -119,9 +133,17 @@ export class WorkRunner {
       redelivered: a.redelivered,
       payload: a.payload,
     };
-    return pool.run(task, signal, (msg) =>
-      report({ type: 'WORK.PROGRESS', index: a.index, attempt: a.attempt, done: msg.done, total: msg.total }),
-    );
+    return pool.run(task, signal, (msg) => {
+      if (msg.started) started?.();
+      else
+        report({
+          type: 'WORK.PROGRESS',
+          index: a.index,
+          attempt: a.attempt,
+          done: msg.done ?? 0,
+          total: msg.total,
+        });
+    });
   }
 
   private checkResult(result: unknown) {

@@ -60,6 +60,7 @@ export class WorkerPool {
         data.jobs[job.name] = {
           module: job.workerUrl,
           resultSchema: resultJsonSchema(job.result as z.ZodType | undefined),
+          reportStart: job.timeoutMs !== undefined,
         };
     }
     // Piscina spreads its options over its defaults: a key present with `undefined` would erase the
@@ -115,7 +116,7 @@ export class WorkerPool {
       return (await this.piscina.run(task, { signal })) as RunResult;
     } catch (err) {
       if (signal.aborted) throw new CancelledError('aborted');
-      throw new WorkerCrashedError(err instanceof Error ? err.message : String(err), err);
+      throw new WorkerCrashedError(describe(err), err);
     } finally {
       if (onProgress) this.progress.delete(task.taskId);
     }
@@ -125,4 +126,15 @@ export class WorkerPool {
     this.channel.close();
     await this.piscina.destroy();
   }
+}
+
+/** A readable message for whatever a dead thread or a failed clone rejected with. */
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  if (typeof err === 'object' && err !== null) {
+    const { name, message } = err as { name?: unknown; message?: unknown };
+    if (typeof message === 'string' && message)
+      return typeof name === 'string' ? `${name}: ${message}` : message;
+  }
+  return String(err);
 }

@@ -7,7 +7,10 @@ import type { SerializedError } from '../errors.js';
 /** Given to every worker thread once, as Piscina's `workerData`. */
 export interface RunnerData {
   /** Job name → its worker module (file URL) and, when representable, its result JSON Schema. */
-  jobs: Record<string, { module: string; resultSchema?: object | undefined }>;
+  jobs: Record<
+    string,
+    { module: string; resultSchema?: object | undefined; reportStart?: boolean | undefined }
+  >;
   /** BroadcastChannel name for progress reports. */
   progressChannel: string;
   /** Minimum milliseconds between two progress reports of one task. */
@@ -34,9 +37,10 @@ export type RunResult =
   | { ok: true; result: unknown }
   | { ok: false; error: SerializedError; retryable: boolean };
 
-/** Posted on the progress channel. */
+/** Posted on the progress channel: progress, or (jobs with a timeout) that the task started running. */
 export interface ProgressMessage {
   taskId: number;
-  done: number;
+  done?: number | undefined;
   total?: number | undefined;
+  started?: true | undefined;
 }

@@ -6,6 +6,7 @@ import { BroadcastChannel, workerData } from 'node:worker_threads';
 import { z } from 'zod';
 import { serializeError } from '../errors.js';
 import type { ProgressMessage, RunnerData, RunResult, RunTask } from './protocol.js';
+import { notStorable } from './storable.js';
 
 const data = workerData as RunnerData;
 const handlers = new Map<string, Promise<(payload: unknown, ctx: unknown) => unknown>>();
@@ -43,10 +44,13 @@ function progressReporter(taskId: number): (done: number, total?: number) => voi
     const now = Date.now();
     if (now - last < data.progressIntervalMs && done !== total) return;
     last = now;
-    channel ??= new BroadcastChannel(data.progressChannel);
-    const msg: ProgressMessage = { taskId, done, total };
-    channel.postMessage(msg);
+    post({ taskId, done, total });
   };
+}
+
+function post(msg: ProgressMessage): void {
+  channel ??= new BroadcastChannel(data.progressChannel);
+  channel.postMessage(msg);
 }
 
 // In a worker thread the handler's signal never aborts: cancel and timeout terminate the thread.
@@ -55,6 +59,8 @@ const neverAborted = new AbortController().signal;
 export default async function run(task: RunTask): Promise<RunResult> {
   try {
     const handler = await loadHandler(task.job);
+    // For jobs with a timeout: the clock starts when the task runs, not while it waits for a thread.
+    if (data.jobs[task.job]?.reportStart) post({ taskId: task.taskId, started: true });
     const result = await handler(task.payload, {
       batchId: task.batchId,
       key: task.key,
@@ -79,6 +85,8 @@ export default async function run(task: RunTask): Promise<RunResult> {
         return { ok: false, error, retryable: false };
       }
     }
+    const unstorable = notStorable(result);
+    if (unstorable) return { ok: false, error: unstorable, retryable: false };
     return { ok: true, result };
   } catch (err) {
     return {

@@ -1,0 +1,97 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { defineJob, sqliteStore } from '../src/index.js';
+import { items, type Script, scriptedJob, startEngine } from './helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'partita-edge-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('edge cases found while using the engine', () => {
+  it('timeoutMs counts from when a thread runs the partition, not while it waits for one', async () => {
+    // 6 partitions of 200 ms on one thread: the last waits 1,000 ms for the thread, more than its timeout.
+    const sleepers: Script[] = Array.from({ length: 6 }, (_, i) => ({
+      key: `s${i}`,
+      mode: 'sleep',
+      ms: 200,
+    }));
+    const engine = await startEngine({
+      jobs: [scriptedJob({ concurrency: 6, timeoutMs: 900 })],
+      workers: { maxThreads: 1 },
+    });
+    await engine.wait((await engine.submit('scripted', { items: items('ok', 1, 'warm') })).id);
+    const summary = await engine.wait((await engine.submit('scripted', { items: sleepers })).id);
+    expect(summary).toMatchObject({ status: 'COMPLETED', succeeded: 6 });
+  });
+
+  it('a result that cannot be stored (BigInt, function) fails its partition with RESULT_INVALID instead of stalling the batch', async () => {
+    const inline = defineJob({
+      name: 'inline-bigint',
+      partition: () => [
+        { key: 'a', payload: 1 },
+        { key: 'b', payload: 2 },
+      ],
+      handler: (n: number) => (n === 1 ? { big: 1n } : { n }),
+    });
+    const engine = await startEngine({
+      jobs: [scriptedJob(), inline],
+      store: sqliteStore({ path: join(dir, 'unstorable.db') }),
+    });
+    const worker = await engine.wait(
+      (
+        await engine.submit('scripted', {
+          items: [...items('ok', 1), ...items('bigint', 1), ...items('function', 1)],
+        })
+      ).id,
+    );
+    expect(worker).toMatchObject({ status: 'PARTIAL', succeeded: 1, failed: 2 });
+    for (const f of worker.failures) expect(f.error.code).toBe('RESULT_INVALID');
+    const main = await engine.wait((await engine.submit('inline-bigint', {})).id);
+    expect(main).toMatchObject({
+      status: 'PARTIAL',
+      failures: [{ key: 'a', error: { code: 'RESULT_INVALID' } }],
+    });
+  });
+
+  it('a listener that cancels on every change does not loop: one CANCEL, one CANCELLED', async () => {
+    const engine = await startEngine({ jobs: [scriptedJob({ concurrency: 2 })] });
+    const batch = await engine.submit('scripted', { items: [...items('ok', 2), ...items('hang', 2)] });
+    let calls = 0;
+    engine.subscribe(batch.id, (s) => {
+      calls++;
+      if (s.succeeded === 2 && s.status === 'PROCESSING') void engine.cancel(batch.id);
+    });
+    expect((await engine.wait(batch.id)).status).toBe('CANCELLED');
+    expect(calls).toBeLessThan(20);
+  });
+
+  it('a missing worker module is refused by defineJob; an async partition() that throws gives VALIDATION', async () => {
+    expect(() => defineJob({ name: 'missing', partition: () => [], worker: '/nowhere/missing.mjs' })).toThrow(
+      /worker module not found/,
+    );
+    const job = defineJob({
+      name: 'async-throws',
+      partition: async function* () {
+        yield { key: 'a', payload: 1 };
+        throw new Error('source went away');
+      },
+      handler: () => 1,
+    });
+    const engine = await startEngine({ jobs: [job] });
+    await expect(engine.submit('async-throws', {}, { id: 'x' })).rejects.toMatchObject({
+      code: 'VALIDATION',
+      message: expect.stringContaining('source went away'),
+    });
+  });
+
+  it('wait() with a timeout rejects with TIMEOUT naming the wait', async () => {
+    const engine = await startEngine({ jobs: [scriptedJob()] });
+    const batch = await engine.submit('scripted', { items: items('hang', 1) });
+    await expect(engine.wait(batch.id, { timeoutMs: 50 })).rejects.toMatchObject({
+      code: 'TIMEOUT',
+      message: expect.stringContaining('wait('),
+    });
+    await engine.cancel(batch.id);
+  });
+});

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { InspectionEvent } from 'xstate';
+import type { InspectionEvent, Observer } from 'xstate';
 import { z } from 'zod';
 import type { AnyJobDefinition, JobDefinition } from './job.js';
 import type { Store } from './store/store.js';
@@ -17,8 +17,8 @@ export interface EngineOptions {
   maxConcurrentBatches?: number;
   /** A pino logger (child loggers per batch and partition), or false for silence. Default: pino at info. */
   logger?: Logger | false;
-  /** Stately inspector (or any) inspection callback, passed to every actor. */
-  inspect?: (event: InspectionEvent) => void;
+  /** Stately inspector (`inspector.inspect`) or any inspection callback or observer, passed to every actor. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** Longest time an outcome waits for its group commit. Default 5 ms. */
   flushDelayMs?: number;
   /** How long this engine's lease on a batch lasts without renewal. Default 30,000 ms. */
@@ -81,7 +81,14 @@ export const engineOptionsSchema = z
         ),
       ])
       .optional(),
-    inspect: fn.optional(),
+    inspect: z
+      .custom<Observer<InspectionEvent>>(
+        (v) =>
+          typeof v === 'function' ||
+          (typeof v === 'object' && v !== null && typeof (v as { next?: unknown }).next === 'function'),
+        { message: 'expected an inspection function or observer (inspector.inspect)' },
+      )
+      .optional(),
     flushDelayMs: z.number().int().min(0).max(10_000).optional(),
     leaseTtlMs: z.number().int().min(100).optional(),
     ownerId: z.string().min(1).optional(),

@@ -316,7 +316,8 @@ class PartitaEngine implements Engine {
     const rt = this.runtimes.get(id);
     if (!rt) return this.get(id);
     if (rt.isFinal) return rt.summary();
-    if (!rt.cancelRequested) rt.cancel(reason);
+    // A batch whose final state is being stored cannot be cancelled any more: wait for it.
+    if (!rt.cancelRequested && rt.actor.getSnapshot().status !== 'done') rt.cancel(reason);
     return rt.whenFinal();
   }
 

@@ -68,7 +68,7 @@ afterEach(async () => {
   await Promise.all(engines.splice(0).map((e) => e.stop()));
 });
 
-export const items = (mode: Script['mode'], n: number, prefix = mode): Script[] =>
+export const items = (mode: Script['mode'], n: number, prefix: string = mode): Script[] =>
   Array.from({ length: n }, (_, i) => ({ key: `${prefix}-${i}`, mode }));
 
 /** Array.fromAsync (Node 22+) for Node 20. */

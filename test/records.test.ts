@@ -10,13 +10,23 @@ const dir = mkdtempSync(join(tmpdir(), 'partita-records-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const engineOn = (path: string) =>
-  createEngine({ jobs: [scriptedJob({ concurrency: 2 })], store: sqliteStore({ path }), logger: false, workers: { maxThreads: 2 } });
+  createEngine({
+    jobs: [scriptedJob({ concurrency: 2 })],
+    store: sqliteStore({ path }),
+    logger: false,
+    workers: { maxThreads: 2 },
+  });
 
 /** Leave three batches unfinished in a file: stop an engine while they run. */
 async function threeUnfinished(path: string) {
   const engine = engineOn(path);
   await engine.start();
-  for (const id of ['healthy', 'future', 'corrupt']) await engine.submit('scripted', { items: [...items('hang', 2, `${id}-h`), ...items('ok', 3, `${id}-o`)] }, { id });
+  for (const id of ['healthy', 'future', 'corrupt'])
+    await engine.submit(
+      'scripted',
+      { items: [...items('hang', 2, `${id}-h`), ...items('ok', 3, `${id}-o`)] },
+      { id },
+    );
   await engine.stop();
 }
 
@@ -27,7 +37,10 @@ describe('stored records are versioned and validated on load', () => {
     const db = new Database(path);
     const future = db.prepare('select state from batches where id = ?').get('future') as { state: string };
     const state = JSON.parse(future.state);
-    db.prepare('update batches set state = ? where id = ?').run(JSON.stringify({ ...state, schemaVersion: 99 }), 'future');
+    db.prepare('update batches set state = ? where id = ?').run(
+      JSON.stringify({ ...state, schemaVersion: 99 }),
+      'future',
+    );
     db.prepare('update batches set record = ? where id = ?').run('{"schemaVersion": 1, "id": tru', 'corrupt');
     const before = db.prepare('select id, record, state, status from batches order by id').all();
     db.close();
@@ -49,9 +62,13 @@ describe('stored records are versioned and validated on load', () => {
       await engine.stop();
     }
     const after = new Database(path);
-    const rows = after.prepare('select id, record, state, status from batches order by id').all() as typeof before;
+    const rows = after
+      .prepare('select id, record, state, status from batches order by id')
+      .all() as typeof before;
     after.close();
-    expect(rows.filter((r) => (r as { id: string }).id !== 'healthy')).toEqual(before.filter((r) => (r as { id: string }).id !== 'healthy'));
+    expect(rows.filter((r) => (r as { id: string }).id !== 'healthy')).toEqual(
+      before.filter((r) => (r as { id: string }).id !== 'healthy'),
+    );
   });
 
   it('loads the committed fixture written by schema version 1', async () => {
@@ -61,7 +78,13 @@ describe('stored records are versioned and validated on load', () => {
     await engine.start();
     try {
       const done = await engine.get('v1-partial');
-      expect(done).toMatchObject({ status: 'PARTIAL', total: 4, succeeded: 3, failed: 1, errorSummary: '1 of 4 partitions failed' });
+      expect(done).toMatchObject({
+        status: 'PARTIAL',
+        total: 4,
+        succeeded: 3,
+        failed: 1,
+        errorSummary: '1 of 4 partitions failed',
+      });
       const failed = await collect(engine.partitions('v1-partial', { status: 'failed' }));
       expect(failed).toMatchObject([{ key: 'fail-0', error: { code: 'E_SCRIPTED' } }]);
       // The unfinished batch of the fixture resumes and finishes.

@@ -83,7 +83,12 @@ describe('when the store cannot write', () => {
   it('stopped while the store is down, the batch finishes correctly after a restart', async () => {
     const path = join(dir, 'restart.db');
     const { job, open } = gatedJob();
-    const first = createEngine({ jobs: [job], store: sqliteStore({ path, busyTimeoutMs: 10 }), logger: false, onError: () => {} });
+    const first = createEngine({
+      jobs: [job],
+      store: sqliteStore({ path, busyTimeoutMs: 10 }),
+      logger: false,
+      onError: () => {},
+    });
     await first.start();
     const batch = await first.submit('gated', 20, { id: 'restart' });
     await until(first, batch.id, (s) => s.succeeded >= 5);

@@ -241,7 +241,7 @@ export const partitionMachine = setup({
         lane: context.lane,
         index: context.current!.index,
       })),
-      on: { RUN: { target: 'running', actions: 'take' } },
+      // No RUN: a lane is cancelled only with its batch, which dispatches nothing afterwards.
     },
   },
 });

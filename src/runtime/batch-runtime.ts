@@ -1,5 +1,12 @@
 import type { Logger } from 'pino';
-import { type Actor, type AnyActorRef, createActor, fromPromise, type InspectionEvent } from 'xstate';
+import {
+  type Actor,
+  type AnyActorRef,
+  createActor,
+  fromPromise,
+  type InspectionEvent,
+  type Observer,
+} from 'xstate';
 import { toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import {
@@ -24,7 +31,7 @@ export interface RuntimeDeps {
   record: BatchRecord;
   fence: Fence;
   logger: Logger;
-  inspect: ((event: InspectionEvent) => void) | undefined;
+  inspect: Observer<InspectionEvent> | ((event: InspectionEvent) => void) | undefined;
   flushDelayMs: number;
   /** Every change of the public summary. */
   onChange: (rt: BatchRuntime) => void;

@@ -24,9 +24,9 @@ let poolSeq = 0;
  * load TypeScript.
  */
 function runnerFile(): string {
-  const sibling = fileURLToPath(new URL('./runner.js', import.meta.url));
+  const sibling = fileURLToPath(new URL('./runner-entry.cjs', import.meta.url));
   if (existsSync(sibling)) return sibling;
-  const built = fileURLToPath(new URL('../../dist/workers/runner.js', import.meta.url));
+  const built = fileURLToPath(new URL('../../dist/workers/runner-entry.cjs', import.meta.url));
   if (existsSync(built)) return built;
   throw new Error(`partita worker runner not found at ${sibling}; run \`npm run build\``);
 }

@@ -1,0 +1,143 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+// Runs every bench of bench/run.mjs with tiny sizes, against the built package (dist/, built by
+// `npm test`). It checks the harness, not the numbers: exit code 0, the tables printed, and one JSON
+// line appended to a results file in a temp dir (never to bench/results/).
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'partita-bench-smoke-'));
+const results = join(dir, 'results.jsonl');
+
+const tiny: Record<string, string> = {
+  BENCH_RESULTS: results,
+  BENCH_THREADS: '2',
+  BENCH_N: '400',
+  BENCH_CPU_N: '40',
+  BENCH_ROUNDS: '1',
+  BENCH_CONCURRENCY: '16,64',
+  BENCH_CPU_CONCURRENCY: '16',
+  BENCH_WINDOW: '100',
+  // The PostgreSQL store is measured by the full bench only; the smoke test must not need a server.
+  BENCH_STORES: 'memory,sqlite',
+  BENCH_PEER_N: '40',
+  BENCH_PEER_ROUNDS: '1',
+  BENCH_PEER_CONCURRENCY: '10',
+  BENCH_SCALE_N: '3000',
+  BENCH_LATENCY_BATCHES: '5',
+  BENCH_LATENCY_SIZE: '3',
+  BENCH_LATENCY_WIDE: '4,16',
+  BENCH_LATENCY_WIDE_N: '50',
+  BENCH_RECOVERY_N: '4000',
+  BENCH_RECOVERY_ROUNDS: '1',
+  RECOVERY_STALL_MS: '5000',
+};
+
+function runBench(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, 'bench', 'run.mjs'), name], {
+      cwd: root,
+      env: { ...process.env, ...tiny },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function redisReachable(): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port: 6379 });
+    const done = (why: string | undefined) => {
+      socket.destroy();
+      resolve(why);
+    };
+    socket.setTimeout(1000, () => done('no answer from 127.0.0.1:6379 within 1 s'));
+    socket.on('error', (err: NodeJS.ErrnoException) => done(`127.0.0.1:6379: ${err.code ?? err.message}`));
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (b: Buffer) =>
+      done(b.toString().includes('PONG') ? undefined : 'no PONG from 127.0.0.1:6379'),
+    );
+  });
+}
+
+function resultLines(bench: string): Array<Record<string, unknown>> {
+  if (!existsSync(results)) return [];
+  return readFileSync(results, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((r) => r.bench === bench);
+}
+
+const redisDown = await redisReachable();
+if (redisDown) console.warn(`bench smoke: the peer bench is skipped: Redis is not reachable (${redisDown})`);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('bench smoke (tiny sizes)', () => {
+  it('dist/ is built (npm test builds it)', () => {
+    expect(existsSync(join(root, 'dist', 'index.js'))).toBe(true);
+  });
+
+  const cases: Array<[name: string, tables: string[]]> = [
+    [
+      'throughput',
+      [
+        '## throughput: 400 no-op partitions',
+        '## throughput: summary',
+        '## throughput: 40 partitions of 1 ms CPU',
+        '## budgets',
+      ],
+    ],
+    ['scale', ['## scale: 3,000 no-op partitions', '## scale: memory by progress', '## budgets']],
+    ['latency', ['## latency: 5 batches of 3 partitions', '## latency: one batch', '## budgets']],
+    ['recovery', ['## recovery: 4,000 no-op partitions', '## budgets']],
+  ];
+  for (const [name, tables] of cases) {
+    it(`${name}: exits 0, prints its tables, appends a JSON line`, { timeout: 180_000 }, async () => {
+      const { code, stdout, stderr } = await runBench(name);
+      expect(code, `${name} failed:\n${stderr}`).toBe(0);
+      for (const title of tables) expect(stdout).toContain(title);
+      const lines = resultLines(name);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({
+        bench: name,
+        node: process.version,
+        nproc: expect.any(Number),
+        cpu: expect.any(String),
+      });
+    });
+  }
+
+  it.skipIf(redisDown !== undefined)(
+    'peer (BullMQ on Redis): exits 0, prints its tables',
+    { timeout: 180_000 },
+    async () => {
+      const { code, stdout, stderr } = await runBench('peer');
+      expect(code, `peer failed:\n${stderr}`).toBe(0);
+      expect(stdout).toContain('## peer: 40 no-op children/partitions');
+      expect(stdout).toContain('## peer: summary');
+      expect(resultLines('peer')).toHaveLength(1);
+    },
+  );
+
+  it('an unknown bench name exits 2 and names the known ones', async () => {
+    const { code, stderr } = await runBench('nope');
+    expect(code).toBe(2);
+    expect(stderr).toContain('known: throughput, peer, scale, latency, recovery');
+  });
+});

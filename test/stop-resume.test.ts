@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
-import { createEngine, memoryStore, type Store } from '../src/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine, memoryStore, type Store, sqliteStore } from '../src/index.js';
 import { collect, items, noopJob, scriptedJob } from './helpers.js';
 
 const until = (
@@ -22,6 +25,7 @@ async function runTwice(store: Store, stopAt: number) {
   const batch = await first.submit('noop', { n: 3000 }, { id: 'resume-me' });
   await until(first, batch.id, (s) => s.progress >= stopAt);
   await first.stop();
+  await store.open(); // stop() closed it; read what the first engine left
   const stopped = await store.loadBatch(batch.id);
   expect(stopped?.status).toBe('PROCESSING');
 
@@ -34,9 +38,16 @@ async function runTwice(store: Store, stopAt: number) {
   return { summary, recount, parts };
 }
 
-describe('graceful stop in the middle of a batch, then start', () => {
+const dir = mkdtempSync(join(tmpdir(), 'partita-stop-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const stores: Array<[string, () => Store]> = [
+  ['memory', () => memoryStore()],
+  ['sqlite', () => sqliteStore({ path: join(dir, `stop-${Math.random().toString(36).slice(2)}.db`) })],
+];
+
+describe.each(stores)('graceful stop in the middle of a batch, then start (%s store)', (_name, makeStore) => {
   it('resumes: every partition counted exactly once and recount equals the summary', async () => {
-    const { summary, recount, parts } = await runTwice(memoryStore(), 0.3);
+    const { summary, recount, parts } = await runTwice(makeStore(), 0.3);
     expect(summary).toMatchObject({ status: 'COMPLETED', total: 3000, succeeded: 3000, failed: 0 });
     expect(recount).toEqual({ total: 3000, succeeded: 3000, failed: 0 });
     expect(parts.every((p) => p.status === 'succeeded')).toBe(true);
@@ -46,7 +57,7 @@ describe('graceful stop in the middle of a batch, then start', () => {
   });
 
   it('a queued batch stays queued across a restart and then runs', async () => {
-    const store = memoryStore();
+    const store = makeStore();
     const first = createEngine({ jobs: [scriptedJob()], store, logger: false, maxConcurrentBatches: 1 });
     await first.start();
     const a = await first.submit('scripted', { items: items('hang', 1) });

@@ -8,5 +8,6 @@ export default defineConfig({
     pool: 'forks',
     // Each file spins up worker threads; two files at once keep a 2-core machine responsive.
     maxWorkers: 2,
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });

@@ -133,13 +133,17 @@ function matchesLane(c: BatchContext, lane: number, index: number): boolean {
  * skipping partitions settled ahead of it; and whether to ask for the next page, early enough
  * that lanes never wait on the store.
  */
-function planDispatch(context: BatchContext) {
+function planDispatch(context: BatchContext, firstLane = 0) {
   let inFlight = context.inFlight;
   let redeliver = context.redeliver;
   let settledAhead = context.settledAhead;
   let { cursor, running, loading } = context;
   const actions: never[] = [];
-  for (let lane = 0; lane < inFlight.length && running < inFlight.length; lane++) {
+  const lanes = inFlight.length;
+  // Scan from `firstLane` (the lane that just settled): with every other lane busy, one step, not
+  // a walk over all lanes for every partition.
+  for (let i = 0; i < lanes && running < lanes; i++) {
+    const lane = (firstLane + i) % lanes;
     if (inFlight[lane]) continue;
     let next: InFlight | undefined;
     let redelivered = false;
@@ -233,7 +237,7 @@ export const batchMachine = setup({
         });
         return;
       }
-      const plan = planDispatch(counted);
+      const plan = planDispatch(counted, event.lane);
       for (const action of plan.actions) enqueue(action);
       enqueue.assign({
         succeeded: counted.succeeded,

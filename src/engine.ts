@@ -304,6 +304,8 @@ class PartitaEngine implements Engine {
     return rows.map((row) => {
       const rt = this.runtimes.get(row.id);
       if (rt) return rt.summary();
+      const broken = this.broken.get(row.id);
+      if (broken) return { ...brokenSummary(row, broken.error), ...safeSummary(row), error: serializeError(broken.error) };
       try {
         return summaryFromRow(row);
       } catch (err) {
@@ -623,6 +625,15 @@ function summaryFromRow(row: BatchRow): BatchSummary {
     ...(record.meta ? { meta: record.meta } : {}),
     createdAt: record.createdAt,
   };
+}
+
+/** The stored summary when it parses (a batch of an unknown job still has one), else nothing. */
+function safeSummary(row: BatchRow): Partial<BatchSummary> {
+  try {
+    return summaryFromRow(row);
+  } catch {
+    return {};
+  }
 }
 
 function brokenSummary(row: BatchRow, err: unknown): BatchSummary {

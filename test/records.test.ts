@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, type Engine, sqliteStore } from '../src/index.js';
+import { createEngine, defineJob, type Engine, sqliteStore } from '../src/index.js';
 import { collect, items, scriptedJob } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'partita-records-'));
@@ -69,6 +69,32 @@ describe('stored records are versioned and validated on load', () => {
     expect(rows.filter((r) => (r as { id: string }).id !== 'healthy')).toEqual(
       before.filter((r) => (r as { id: string }).id !== 'healthy'),
     );
+  });
+
+  it('an unfinished batch of a job this engine does not know is reported and left for an engine that knows it', async () => {
+    const path = join(dir, 'unknown-job.db');
+    await threeUnfinished(path);
+    const other = defineJob({ name: 'other', partition: () => [], handler: () => 1 });
+    const engine = createEngine({ jobs: [other], store: sqliteStore({ path }), logger: false });
+    await engine.start();
+    try {
+      const list = await engine.list();
+      expect(list).toHaveLength(3);
+      for (const s of list)
+        expect(s).toMatchObject({ job: 'scripted', status: 'PROCESSING', error: { code: 'UNKNOWN_JOB' } });
+      await expect(engine.get('healthy')).rejects.toMatchObject({ code: 'UNKNOWN_JOB' });
+      expect((await engine.wait((await engine.submit('other', {})).id)).status).toBe('COMPLETED');
+    } finally {
+      await engine.stop();
+    }
+    // An engine that knows the job resumes them.
+    const knowing = engineOn(path);
+    await knowing.start();
+    try {
+      expect((await knowing.get('healthy')).status).toBe('PROCESSING');
+    } finally {
+      await knowing.stop();
+    }
   });
 
   it('loads the committed fixture written by schema version 1', async () => {

@@ -35,7 +35,7 @@ const tiny: Record<string, string> = {
   BENCH_LATENCY_WIDE_N: '50',
   BENCH_RECOVERY_N: '4000',
   BENCH_RECOVERY_ROUNDS: '1',
-  RECOVERY_STALL_MS: '5000',
+  BENCH_RECOVERY_STALL_MS: '5000',
 };
 
 function runBench(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {

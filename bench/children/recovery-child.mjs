@@ -56,7 +56,7 @@ if (mode === 'crash') {
     resolveFinal = r;
   });
   // A batch that stops changing is reported as stuck instead of hanging the bench.
-  const stallMs = Number(process.env.RECOVERY_STALL_MS ?? 20_000);
+  const stallMs = Number(process.env.BENCH_RECOVERY_STALL_MS ?? 20_000);
   let lastChange = performance.now();
   let lastSummary;
   const watchdog = setInterval(() => {

@@ -305,7 +305,12 @@ class PartitaEngine implements Engine {
       const rt = this.runtimes.get(row.id);
       if (rt) return rt.summary();
       const broken = this.broken.get(row.id);
-      if (broken) return { ...brokenSummary(row, broken.error), ...safeSummary(row), error: serializeError(broken.error) };
+      if (broken)
+        return {
+          ...brokenSummary(row, broken.error),
+          ...safeSummary(row),
+          error: serializeError(broken.error),
+        };
       try {
         return summaryFromRow(row);
       } catch (err) {

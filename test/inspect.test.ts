@@ -78,7 +78,7 @@ describe('inspection events of a batch', () => {
       .filter((e) => idOf(e.actorRef) === 'inspected-1')
       .at(-1)!;
     expect((last.snapshot as unknown as { context: object }).context).toMatchObject({
-      total: 3,
+      config: { total: 3 },
       succeeded: 2,
       failed: 1,
       running: 0,

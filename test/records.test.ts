@@ -97,9 +97,12 @@ describe('stored records are versioned and validated on load', () => {
     }
   });
 
-  it('loads the committed fixture written by schema version 1', async () => {
-    const path = join(dir, 'fixture.db');
-    copyFileSync(new URL('./fixtures/v1/partita.db', import.meta.url), path);
+  it.each([
+    ['partita.db', 'batch machine version 1, migrated on load'],
+    ['machine-2.db', 'batch machine version 2'],
+  ])('loads the committed fixture %s written by record schema version 1 (%s)', async (file) => {
+    const path = join(dir, `fixture-${file}`);
+    copyFileSync(new URL(`./fixtures/v1/${file}`, import.meta.url), path);
     const engine = engineOn(path);
     await engine.start();
     try {

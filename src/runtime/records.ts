@@ -33,6 +33,41 @@ const batchStateV1 = z.object({
   summary: z.unknown(),
 });
 
+type PersistedMachine = { context: Record<string, unknown> } & Record<string, unknown>;
+
+/** Batch machine snapshots from machine version N to N + 1, by N (pure). */
+const snapshotMigrations: Record<number, (old: PersistedMachine) => PersistedMachine> = {
+  // 1 → 2: the fixed settings moved into `context.config` (a smaller, fast-mode context object).
+  1: (old) => {
+    const {
+      batchId,
+      job,
+      total,
+      lanes,
+      maxAttempts,
+      backoffMs,
+      maxBackoffMs,
+      timeoutMs,
+      failurePolicy,
+      pageSize,
+      ...rest
+    } = old.context;
+    const config = {
+      batchId,
+      job,
+      total,
+      lanes,
+      maxAttempts,
+      backoffMs,
+      maxBackoffMs,
+      timeoutMs,
+      failurePolicy,
+      pageSize,
+    };
+    return { ...old, context: { config, ...rest } };
+  },
+};
+
 /** Migrations from version N to N + 1, by N. Empty until version 2 exists. */
 const recordMigrations: Record<number, (old: Record<string, unknown>) => Record<string, unknown>> = {};
 const stateMigrations: Record<number, (old: Record<string, unknown>) => Record<string, unknown>> = {};
@@ -80,12 +115,15 @@ export function parseState(row: BatchRow): BatchState | undefined {
   const parsed = batchStateV1.safeParse(value);
   if (!parsed.success)
     throw new StoreError(`Batch "${row.id}": stored state is invalid: ${parsed.error.message}`);
-  if (parsed.data.machineVersion > BATCH_MACHINE_VERSION) {
-    throw new SnapshotVersionError(
-      parsed.data.machineVersion,
-      BATCH_MACHINE_VERSION,
-      `batch machine snapshot of batch "${row.id}"`,
-    );
+  const state = parsed.data as BatchState;
+  const what = `batch machine snapshot of batch "${row.id}"`;
+  if (state.machineVersion > BATCH_MACHINE_VERSION)
+    throw new SnapshotVersionError(state.machineVersion, BATCH_MACHINE_VERSION, what);
+  while (state.machineVersion < BATCH_MACHINE_VERSION) {
+    const step = snapshotMigrations[state.machineVersion];
+    if (!step) throw new SnapshotVersionError(state.machineVersion, BATCH_MACHINE_VERSION, what);
+    state.snapshot = step(state.snapshot as PersistedMachine);
+    state.machineVersion++;
   }
-  return parsed.data as BatchState;
+  return state;
 }

@@ -15,6 +15,7 @@ export function summaryOf(
   finishedAt: string | undefined,
 ): BatchSummary {
   const c = snapshot.context;
+  const total = c.config.total;
   let status: BatchStatus = statusOf(snapshot.value);
   const final = isFinalStatus(status);
   if (final && !finalDurable) status = 'FINALIZING';
@@ -23,18 +24,18 @@ export function summaryOf(
     id: record.id,
     job: record.job,
     status,
-    total: c.total,
+    total,
     succeeded: c.succeeded,
     failed: c.failed,
     running: c.running,
-    pending: c.total - settled - c.running,
-    progress: c.total === 0 ? (final ? 1 : 0) : settled / c.total,
+    pending: total - settled - c.running,
+    progress: total === 0 ? (final ? 1 : 0) : settled / total,
     failures: c.failures,
     priority: record.priority,
     createdAt: record.createdAt,
   };
   if (record.meta) summary.meta = record.meta;
-  const errorSummary = describeFailures(c);
+  const errorSummary = describeFailures({ total, succeeded: c.succeeded, failed: c.failed });
   if (errorSummary) summary.errorSummary = errorSummary;
   if (c.startedAt) summary.startedAt = c.startedAt;
   if (final && finalDurable) {

@@ -23,11 +23,11 @@ export function expectedSummary(s: BatchSnapshot): SummaryView {
   const final = isFinalStatus(status);
   return {
     status,
-    total: c.total,
+    total: c.config.total,
     succeeded: c.succeeded,
     failed: c.failed,
     running: c.running,
-    pending: c.total - c.succeeded - c.failed - c.running,
+    pending: c.config.total - c.succeeded - c.failed - c.running,
     failures: c.failures.map((f) => f.key),
     ...(final ? { output: c.output } : {}),
     ...(final && c.error ? { error: { message: c.error.message, code: c.error.code } } : {}),

@@ -83,7 +83,10 @@ function batchEvents(s: BatchSnapshot): BatchModelEvent[] {
       return [ADMIT, CANCEL, RESUME];
     case 'processing': {
       // The first page is read right after entry or restart; nothing else happens before it lands.
-      if (c.loading) return [{ type: 'PARTITIONS.LOADED', loaded: Math.min(c.total, c.loaded + c.pageSize) }];
+      if (c.loading)
+        return [
+          { type: 'PARTITIONS.LOADED', loaded: Math.min(c.config.total, c.loaded + c.config.pageSize) },
+        ];
       const settle = c.inFlight.flatMap((f, lane) =>
         f
           ? [settled(lane, f.index, f.attempt, 'succeeded'), settled(lane, f.index, f.attempt, 'failed')]

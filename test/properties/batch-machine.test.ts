@@ -145,8 +145,13 @@ describe('batch machine properties', () => {
           const status = c.outcome as BatchStatus;
           expect(isFinalStatus(status)).toBe(true);
           if (status !== 'CANCELLED' && !sim.finalizeFailed) {
-            expect(c.succeeded + c.failed).toBe(c.total);
-            expect(status).toBe(decideOutcome(c, c.failurePolicy));
+            expect(c.succeeded + c.failed).toBe(c.config.total);
+            expect(status).toBe(
+              decideOutcome(
+                { total: c.config.total, succeeded: c.succeeded, failed: c.failed },
+                c.config.failurePolicy,
+              ),
+            );
           }
         } finally {
           sim.stop();

@@ -21,6 +21,11 @@ export interface EngineOptions {
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** Longest time an outcome waits for its group commit. Default 5 ms. */
   flushDelayMs?: number;
+  /**
+   * Longest stretch of dispatching before the host's event loop gets a turn (timers, I/O of the
+   * host service). Default 5 ms; 0 lets the loop turn before every partition starts.
+   */
+  yieldAfterMs?: number;
   /** How long this engine's lease on a batch lasts without renewal. Default 30,000 ms. */
   leaseTtlMs?: number;
   /** Identifies this engine in leases. Default: `${hostname}/${pid}/${random}`. */
@@ -91,6 +96,7 @@ export const engineOptionsSchema = z
       .optional(),
     flushDelayMs: z.number().int().min(0).max(10_000).optional(),
     leaseTtlMs: z.number().int().min(100).optional(),
+    yieldAfterMs: z.number().min(0).max(1000).optional(),
     ownerId: z.string().min(1).optional(),
     onError: fn.optional(),
   })

@@ -22,6 +22,7 @@ import { byAdmissionOrder, parentVerdict } from './runtime/admission.js';
 import { BatchRuntime } from './runtime/batch-runtime.js';
 import { parseRecord, parseState } from './runtime/records.js';
 import { type AnyJob, WorkRunner } from './runtime/work.js';
+import { Yielder } from './runtime/yielder.js';
 import {
   type BatchFilter,
   type BatchRecord,
@@ -129,6 +130,8 @@ class PartitaEngine implements Engine {
   private storeErrors = 0;
   private settledTotal = 0;
   private readonly startedAt = Date.now();
+  /** Dispatching yields to the host's event loop every few milliseconds (see yielder.ts). */
+  private readonly yielder: Yielder;
 
   constructor(
     private readonly options: EngineOptions,
@@ -137,6 +140,7 @@ class PartitaEngine implements Engine {
     this.log =
       options.logger === false ? pino({ level: 'silent' }) : (options.logger ?? pino({ name: 'partita' }));
     this.ownerId = options.ownerId ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+    this.yielder = new Yielder(options.yieldAfterMs ?? 5);
   }
 
   async start(): Promise<void> {
@@ -428,6 +432,7 @@ class PartitaEngine implements Engine {
         logger: this.log,
         inspect: this.options.inspect,
         flushDelayMs: this.options.flushDelayMs ?? 5,
+        yielder: this.yielder,
         onChange: (r) => this.notify(r),
         onFinal: (r) => this.finished(r),
         onStoreError: (r, err) => this.storeError(err, r.id),

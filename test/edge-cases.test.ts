@@ -85,6 +85,35 @@ describe('edge cases found while using the engine', () => {
     });
   });
 
+  it('a batch of handlers that never wait leaves the host event loop responsive, and can be cancelled', async () => {
+    const job = defineJob({
+      name: 'sync-inline',
+      partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
+      handler: (i: number) => i * 2,
+      concurrency: 16,
+    });
+    const engine = await startEngine({ jobs: [job] });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    try {
+      const done = await engine.wait((await engine.submit('sync-inline', 20_000)).id);
+      expect(done).toMatchObject({ status: 'COMPLETED', succeeded: 20_000 });
+      expect(ticks).toBeGreaterThan(0); // without yielding, no timer ran until the batch ended
+      // Cancelling while starts are held back for a turn of the event loop still ends the batch
+      // (an engine that holds back every start, so the cancel always finds some held back).
+      const eager = await startEngine({ jobs: [job], yieldAfterMs: 0 });
+      const batch = await eager.submit('sync-inline', 20_000);
+      eager.subscribe(batch.id, (s) => {
+        if (s.progress >= 0.3) void eager.cancel(batch.id);
+      });
+      const cancelled = await eager.wait(batch.id);
+      expect(cancelled.status).toBe('CANCELLED');
+      expect(cancelled.succeeded + cancelled.failed + cancelled.pending).toBe(20_000);
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
   it('wait() with a timeout rejects with TIMEOUT naming the wait', async () => {
     const engine = await startEngine({ jobs: [scriptedJob()] });
     const batch = await engine.submit('scripted', { items: items('hang', 1) });

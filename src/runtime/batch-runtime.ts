@@ -23,6 +23,7 @@ import { PartitionFeeder } from './feeder.js';
 import { BatchJournal } from './journal.js';
 import { summaryOf } from './summary-of.js';
 import type { WorkRunner } from './work.js';
+import type { Yielder } from './yielder.js';
 
 export interface RuntimeDeps {
   store: Store;
@@ -33,6 +34,8 @@ export interface RuntimeDeps {
   logger: Logger;
   inspect: Observer<InspectionEvent> | ((event: InspectionEvent) => void) | undefined;
   flushDelayMs: number;
+  /** Shared by every batch of the engine: lets the event loop take a turn between dispatches. */
+  yielder: Yielder;
   /** Every change of the public summary. */
   onChange: (rt: BatchRuntime) => void;
   /** The batch's final state is durable. */
@@ -56,6 +59,8 @@ export class BatchRuntime {
   /** Submit order within this engine: the tie-breaker after priority and age. */
   seq = 0;
   private readonly feeder: PartitionFeeder;
+  /** RUN events the yielder holds back for a turn of the event loop. */
+  private readonly deferredRuns = new Set<() => void>();
   private readonly machine: BatchMachine;
   /** Per lane: aborts the lane's running attempt (cancel, timeout, stop), and its timeout timer. */
   private readonly controllers: (AbortController | undefined)[] = [];
@@ -138,6 +143,8 @@ export class BatchRuntime {
 
   cancel(reason: string): void {
     this.cancelRequested = true;
+    // A lane must hold its partition before it is told to cancel it: deliver deferred starts first.
+    for (const deliver of [...this.deferredRuns]) deliver();
     this.actor.send({ type: 'CANCEL', reason });
   }
 
@@ -196,13 +203,22 @@ export class BatchRuntime {
           // Through the system, not self.getSnapshot().children: lanes spawned in this same
           // transition (RESUME) are registered in the system already but not yet in the snapshot.
           const ref = system.get(`lane-${p.lane}`) as AnyActorRef | undefined;
-          ref?.send({
+          const run = {
             type: 'RUN',
             index: p.index,
             key: row.key,
             attempt: p.attempt,
             redelivered: p.redelivered,
-          });
+          };
+          // The partition is the lane's already in the batch context; only its start may wait a turn.
+          let delivered = false;
+          const deliver = () => {
+            if (delivered) return;
+            delivered = true;
+            this.deferredRuns.delete(deliver);
+            if (!this.stopping) ref?.send(run);
+          };
+          if (!this.deps.yielder.run(deliver)) this.deferredRuns.add(deliver);
         },
         loadPartitions: (_, p) => this.loadPartitions(p.from, p.count),
         journalOutcome: (_, { outcome, seq }) => {

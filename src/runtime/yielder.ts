@@ -1,0 +1,43 @@
+import { performance } from 'node:perf_hooks';
+
+/**
+ * Keeps the host's event loop responsive. Handing a lane its next partition happens inside the
+ * handling of the previous outcome, so a batch whose answers keep coming (worker results drained
+ * from a MessagePort, or inline handlers that never wait) can run for hundreds of milliseconds
+ * without the event loop reaching its timers and I/O: the host's HTTP server and the journal's
+ * group-commit timer starve. After `budgetMs` of continuous work the next dispatches wait for a
+ * `setImmediate`, which lets the event loop take a turn first.
+ *
+ * Measured (bench/event-loop.mjs, 30,000 no-op partitions, 2 threads): before, a 10 ms interval
+ * fired 84 of ~268 times with a worker job at concurrency 256 and 0 of ~90 times with an inline
+ * handler on the memory store.
+ */
+export class Yielder {
+  private sliceStart = performance.now();
+  private queue: Array<() => void> = [];
+  private scheduled = false;
+
+  constructor(private readonly budgetMs: number) {}
+
+  /** Run `fn` now (true), or after the event loop's next turn when the current slice is used up (false). */
+  run(fn: () => void): boolean {
+    if (!this.scheduled && performance.now() - this.sliceStart < this.budgetMs) {
+      fn();
+      return true;
+    }
+    this.queue.push(fn);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.drain);
+    }
+    return false;
+  }
+
+  private readonly drain = (): void => {
+    this.scheduled = false;
+    this.sliceStart = performance.now();
+    const queued = this.queue;
+    this.queue = [];
+    for (const fn of queued) fn();
+  };
+}

@@ -1,14 +1,17 @@
 import pg from 'pg';
-import {
-  LeaseLostError,
-  PartitaError,
-  SnapshotVersionError,
-  StoreError,
-  toError,
-  ValidationError,
-} from '../errors.js';
-import type { BatchStatus } from '../summary.js';
+import { LeaseLostError, SnapshotVersionError, StoreError, toError, ValidationError } from '../errors.js';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres.js';
+import {
+  BATCH_COLS,
+  OUTCOME_COLS,
+  type PartDbRow,
+  parseCell,
+  toBatchRow,
+  toJson,
+  toOutcome,
+  toStoreError,
+  toView,
+} from './sql-rows.js';
 import {
   type BatchFilter,
   type BatchRecord,
@@ -63,22 +66,6 @@ const PAGE = 1000;
 /** Lease times come from the database's clock, the one clock every host shares. */
 const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
-interface PartDbRow {
-  idx: number;
-  key: string;
-  payload?: string | null;
-  status: PartitionStatus;
-  result: string | null;
-  error: string | null;
-  attempts: number;
-  duration_ms: number | null;
-  seq: number | null;
-  finished_at: string | null;
-}
-
-const BATCH_COLS = 'id, job, status, priority, created_at, record, state';
-const OUTCOME_COLS = 'idx, key, status, result, error, attempts, duration_ms, seq, finished_at';
-
 class PostgresStore implements Store {
   readonly kind = 'postgres';
   private pool: pg.Pool | undefined;
@@ -113,7 +100,7 @@ class PostgresStore implements Store {
       await migrate(pool, this.schema);
     } catch (err) {
       if (owned) await pool.end().catch(noop);
-      throw toStoreError(err, 'cannot open');
+      throw toStoreError('postgres', err, 'cannot open');
     }
     this.pool = pool;
   }
@@ -137,7 +124,7 @@ class PostgresStore implements Store {
   ): Promise<{ created: boolean }> {
     const client = await this.requirePool()
       .connect()
-      .catch((err: unknown) => Promise.reject(toStoreError(err, 'connect')));
+      .catch((err: unknown) => Promise.reject(toStoreError('postgres', err, 'connect')));
     let broken: Error | undefined;
     try {
       await query(client, 'BEGIN');
@@ -211,7 +198,7 @@ class PostgresStore implements Store {
           { path: 'key', message: 'duplicate' },
         ]);
       }
-      throw toStoreError(err, 'insert partitions');
+      throw toStoreError('postgres', err, 'insert partitions');
     }
   }
 
@@ -421,7 +408,7 @@ async function query<R extends pg.QueryResultRow = any>(
   try {
     return await on.query<R>(text, values);
   } catch (err) {
-    throw toStoreError(err, 'query failed');
+    throw toStoreError('postgres', err, 'query failed');
   }
 }
 
@@ -471,78 +458,6 @@ async function migrate(pool: pg.Pool, schema: string): Promise<void> {
   } finally {
     client.release(broken);
   }
-}
-
-function toBatchRow(r: {
-  id: string;
-  job: string;
-  status: BatchStatus;
-  priority: number;
-  created_at: string;
-  record: string;
-  state: string | null;
-}): BatchRow {
-  return {
-    id: r.id,
-    job: r.job,
-    status: r.status,
-    priority: r.priority,
-    createdAt: r.created_at,
-    record: parseLoose(r.record),
-    state: r.state === null ? undefined : parseLoose(r.state),
-  };
-}
-
-function toView(r: PartDbRow, batchId: string): PartitionView {
-  const view: PartitionView = { index: r.idx, key: r.key, status: r.status, attempts: r.attempts };
-  if (r.result !== null) view.result = parseCell(r.result, batchId, r.idx);
-  if (r.error !== null) view.error = parseCell(r.error, batchId, r.idx) as PartitionView['error'];
-  if (r.duration_ms !== null) view.durationMs = r.duration_ms;
-  if (r.finished_at !== null) view.finishedAt = r.finished_at;
-  return view;
-}
-
-function toOutcome(r: PartDbRow, batchId: string): OutcomeRecord {
-  const o: OutcomeRecord = {
-    index: r.idx,
-    key: r.key,
-    status: r.status as OutcomeRecord['status'],
-    attempts: r.attempts,
-    durationMs: r.duration_ms ?? 0,
-    seq: r.seq!,
-    finishedAt: r.finished_at ?? '',
-  };
-  if (r.result !== null) o.result = parseCell(r.result, batchId, r.idx);
-  if (r.error !== null) o.error = parseCell(r.error, batchId, r.idx) as OutcomeRecord['error'];
-  return o;
-}
-
-/** SQL NULL stands for `undefined`; JSON `null` is stored as the text 'null'. */
-function toJson(value: unknown): string | null {
-  return value === undefined ? null : JSON.stringify(value);
-}
-
-/** A record or state that does not parse comes back as its raw text, so the engine can report it. */
-function parseLoose(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-function parseCell(text: string | null, batchId: string, index: number): unknown {
-  if (text === null) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new StoreError(`postgres store: partition ${index} of batch "${batchId}" holds invalid JSON`, err);
-  }
-}
-
-function toStoreError(err: unknown, what: string): PartitaError {
-  if (err instanceof PartitaError) return err;
-  return new StoreError(`postgres store: ${what}: ${toError(err).message}`, err);
 }
 
 function noop(): void {}

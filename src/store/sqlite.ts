@@ -1,15 +1,20 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import {
-  LeaseLostError,
-  PartitaError,
-  SnapshotVersionError,
-  StoreError,
-  ValidationError,
-} from '../errors.js';
-import type { BatchStatus } from '../summary.js';
+import { LeaseLostError, SnapshotVersionError, StoreError, ValidationError } from '../errors.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
+import {
+  BATCH_COLS,
+  type BatchDbRow,
+  OUTCOME_COLS,
+  type PartDbRow,
+  parseCell,
+  toBatchRow,
+  toJson,
+  toOutcome,
+  toStoreError,
+  toView,
+} from './sql-rows.js';
 import {
   type BatchFilter,
   type BatchRecord,
@@ -65,32 +70,6 @@ const CHUNK = 1000;
 const PAGE = 1000;
 const BUSY_TIMEOUT_MS = 5000;
 
-interface BatchDbRow {
-  id: string;
-  job: string;
-  status: BatchStatus;
-  priority: number;
-  created_at: string;
-  record: string;
-  state: string | null;
-}
-
-interface PartDbRow {
-  idx: number;
-  key: string;
-  payload: string | null;
-  status: PartitionStatus;
-  result: string | null;
-  error: string | null;
-  attempts: number;
-  duration_ms: number | null;
-  seq: number | null;
-  finished_at: string | null;
-}
-
-const BATCH_COLS = 'id, job, status, priority, created_at, record, state';
-const OUTCOME_COLS = 'idx, key, status, result, error, attempts, duration_ms, seq, finished_at';
-
 class SqliteStore implements Store {
   readonly kind = 'sqlite';
   private db: Database.Database | undefined;
@@ -125,7 +104,7 @@ class SqliteStore implements Store {
       this.db = db;
     } catch (err) {
       db?.close();
-      throw toStoreError(err, `cannot open ${this.path}`);
+      throw toStoreError('sqlite', err, `cannot open ${this.path}`);
     }
   }
 
@@ -242,7 +221,7 @@ class SqliteStore implements Store {
     return rows.map((r) => ({
       index: r.idx,
       key: r.key,
-      payload: parseCell(r.payload, batchId, r.idx),
+      payload: parseCell(r.payload ?? null, batchId, r.idx),
       status: r.status,
     }));
   }
@@ -319,7 +298,7 @@ class SqliteStore implements Store {
     try {
       return fn(this.s);
     } catch (err) {
-      throw toStoreError(err, 'statement failed');
+      throw toStoreError('sqlite', err, 'statement failed');
     }
   }
 }
@@ -465,71 +444,10 @@ function migrate(db: Database.Database): void {
   while (step.immediate()) {}
 }
 
-function toBatchRow(r: BatchDbRow): BatchRow {
-  return {
-    id: r.id,
-    job: r.job,
-    status: r.status,
-    priority: r.priority,
-    createdAt: r.created_at,
-    record: parseLoose(r.record),
-    state: r.state === null ? undefined : parseLoose(r.state),
-  };
-}
-
-function toView(r: PartDbRow, batchId: string): PartitionView {
-  const view: PartitionView = { index: r.idx, key: r.key, status: r.status, attempts: r.attempts };
-  if (r.result !== null) view.result = parseCell(r.result, batchId, r.idx);
-  if (r.error !== null) view.error = parseCell(r.error, batchId, r.idx) as PartitionView['error'];
-  if (r.duration_ms !== null) view.durationMs = r.duration_ms;
-  if (r.finished_at !== null) view.finishedAt = r.finished_at;
-  return view;
-}
-
-function toOutcome(r: PartDbRow, batchId: string): OutcomeRecord {
-  const v = toView(r, batchId);
-  return {
-    ...v,
-    status: r.status as OutcomeRecord['status'],
-    durationMs: v.durationMs ?? 0,
-    seq: r.seq!,
-    finishedAt: v.finishedAt ?? '',
-  };
-}
-
-/** SQL NULL stands for `undefined`; JSON `null` is stored as the text 'null'. */
-function toJson(value: unknown): string | null {
-  return value === undefined ? null : JSON.stringify(value);
-}
-
-/** A record or state that does not parse comes back as its raw text, so the engine can report it. */
-function parseLoose(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-function parseCell(text: string | null, batchId: string, index: number): unknown {
-  if (text === null) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new StoreError(`sqlite store: partition ${index} of batch "${batchId}" holds invalid JSON`, err);
-  }
-}
-
 function duplicateKey(batchId: string, key: string): ValidationError {
   return new ValidationError(`Duplicate partition key "${key}" in batch "${batchId}"`, [
     { path: 'key', message: `duplicate: ${key}` },
   ]);
-}
-
-function toStoreError(err: unknown, what: string): PartitaError {
-  if (err instanceof PartitaError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  return new StoreError(`sqlite store: ${what}: ${message}`, err);
 }
 
 function noop(): void {}

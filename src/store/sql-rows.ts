@@ -1,0 +1,95 @@
+import { PartitaError, StoreError, toError } from '../errors.js';
+import type { BatchStatus } from '../summary.js';
+import type { BatchRow, OutcomeRecord, PartitionStatus, PartitionView } from './store.js';
+
+/**
+ * Rows as the SQL stores (SQLite, PostgreSQL) read them, and their conversion to the Store
+ * contract's types. Shared so that both stores answer alike, down to their error messages.
+ */
+
+export interface BatchDbRow {
+  id: string;
+  job: string;
+  status: BatchStatus;
+  priority: number;
+  created_at: string;
+  record: string;
+  state: string | null;
+}
+
+export interface PartDbRow {
+  idx: number;
+  key: string;
+  payload?: string | null;
+  status: PartitionStatus;
+  result: string | null;
+  error: string | null;
+  attempts: number;
+  duration_ms: number | null;
+  seq: number | null;
+  finished_at: string | null;
+}
+
+export const BATCH_COLS = 'id, job, status, priority, created_at, record, state';
+export const OUTCOME_COLS = 'idx, key, status, result, error, attempts, duration_ms, seq, finished_at';
+
+export function toBatchRow(r: BatchDbRow): BatchRow {
+  return {
+    id: r.id,
+    job: r.job,
+    status: r.status,
+    priority: r.priority,
+    createdAt: r.created_at,
+    record: parseLoose(r.record),
+    state: r.state === null ? undefined : parseLoose(r.state),
+  };
+}
+
+export function toView(r: PartDbRow, batchId: string): PartitionView {
+  const view: PartitionView = { index: r.idx, key: r.key, status: r.status, attempts: r.attempts };
+  if (r.result !== null) view.result = parseCell(r.result, batchId, r.idx);
+  if (r.error !== null) view.error = parseCell(r.error, batchId, r.idx) as PartitionView['error'];
+  if (r.duration_ms !== null) view.durationMs = r.duration_ms;
+  if (r.finished_at !== null) view.finishedAt = r.finished_at;
+  return view;
+}
+
+export function toOutcome(r: PartDbRow, batchId: string): OutcomeRecord {
+  const v = toView(r, batchId);
+  return {
+    ...v,
+    status: r.status as OutcomeRecord['status'],
+    durationMs: v.durationMs ?? 0,
+    seq: r.seq!,
+    finishedAt: v.finishedAt ?? '',
+  };
+}
+
+/** SQL NULL stands for `undefined`; JSON `null` is stored as the text 'null'. */
+export function toJson(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+/** A record or state that does not parse comes back as its raw text, so the engine can report it. */
+export function parseLoose(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+export function parseCell(text: string | null, batchId: string, index: number): unknown {
+  if (text === null) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new StoreError(`partition ${index} of batch "${batchId}" holds invalid JSON`, err);
+  }
+}
+
+/** Every failure of a SQL store reaches the engine as a PartitaError (STORE unless it is one already). */
+export function toStoreError(kind: string, err: unknown, what: string): PartitaError {
+  if (err instanceof PartitaError) return err;
+  return new StoreError(`${kind} store: ${what}: ${toError(err).message}`, err);
+}

@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import type { z } from 'zod';
-import { CancelledError, serializeError, toError } from '../errors.js';
+import { CancelledError, serializeError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import type { LaneEvent } from '../machines/partition.js';
+import { returnedAnswer, thrownAnswer } from '../workers/answers.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { RunResult } from '../workers/protocol.js';
-import { notStorable } from '../workers/storable.js';
 
 /** One attempt of one partition, as the lane's `startWork` action describes it. */
 export interface Attempt {
@@ -46,26 +46,18 @@ export class WorkRunner {
     const answer = (res: RunResult) => {
       if (signal.aborted) return;
       const durationMs = performance.now() - t0;
-      if (res.ok) {
-        const invalid = this.checkResult(res.result);
-        if (invalid)
-          report({
-            type: 'WORK.FAILED',
-            index: a.index,
-            attempt: a.attempt,
-            error: invalid,
-            retryable: false,
-            durationMs,
-          });
-        else
-          report({ type: 'WORK.DONE', index: a.index, attempt: a.attempt, result: res.result, durationMs });
+      // Results a worker could not check (schemas JSON Schema cannot express) are checked here.
+      const checked =
+        res.ok && this.mainThreadSchema ? returnedAnswer(res.result, this.mainThreadSchema) : res;
+      if (checked.ok) {
+        report({ type: 'WORK.DONE', index: a.index, attempt: a.attempt, result: checked.result, durationMs });
       } else {
         report({
           type: 'WORK.FAILED',
           index: a.index,
           attempt: a.attempt,
-          error: res.error,
-          retryable: res.retryable,
+          error: checked.error,
+          retryable: checked.retryable,
           durationMs,
         });
       }
@@ -105,15 +97,10 @@ export class WorkRunner {
           report({ type: 'WORK.PROGRESS', index: a.index, attempt: a.attempt, done, total }),
       });
       if (signal.aborted) throw new CancelledError('aborted');
-      const unstorable = notStorable(result);
-      if (unstorable) return { ok: false, error: unstorable, retryable: false };
-      return { ok: true, result };
+      // The schema (if any) is checked in `answer`, as for worker results.
+      return returnedAnswer(result, undefined);
     } catch (err) {
-      return {
-        ok: false,
-        error: serializeError(err),
-        retryable: (toError(err) as { retryable?: unknown }).retryable !== false,
-      };
+      return thrownAnswer(err);
     }
   }
 
@@ -144,17 +131,5 @@ export class WorkRunner {
           total: msg.total,
         });
     });
-  }
-
-  private checkResult(result: unknown) {
-    if (!this.mainThreadSchema) return undefined;
-    const parsed = this.mainThreadSchema.safeParse(result);
-    if (parsed.success) return undefined;
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    return {
-      name: 'ResultValidationError',
-      message: `Result does not match the job's result schema: ${issues}`,
-      code: 'RESULT_INVALID',
-    };
   }
 }

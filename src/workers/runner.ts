@@ -4,9 +4,8 @@
  */
 import { BroadcastChannel, workerData } from 'node:worker_threads';
 import { z } from 'zod';
-import { serializeError } from '../errors.js';
+import { returnedAnswer, thrownAnswer } from './answers.js';
 import type { ProgressMessage, RunnerData, RunResult, RunTask } from './protocol.js';
-import { notStorable } from './storable.js';
 
 const data = workerData as RunnerData;
 const handlers = new Map<string, Promise<(payload: unknown, ctx: unknown) => unknown>>();
@@ -70,29 +69,8 @@ export default async function run(task: RunTask): Promise<RunResult> {
       signal: neverAborted,
       progress: progressReporter(task.taskId),
     });
-    const schema = resultSchema(task.job);
-    if (schema) {
-      const parsed = schema.safeParse(result);
-      if (!parsed.success) {
-        const issues = parsed.error.issues
-          .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
-          .join('; ');
-        const error = {
-          name: 'ResultValidationError',
-          message: `Result does not match the job's result schema: ${issues}`,
-          code: 'RESULT_INVALID',
-        };
-        return { ok: false, error, retryable: false };
-      }
-    }
-    const unstorable = notStorable(result);
-    if (unstorable) return { ok: false, error: unstorable, retryable: false };
-    return { ok: true, result };
+    return returnedAnswer(result, resultSchema(task.job));
   } catch (err) {
-    return {
-      ok: false,
-      error: serializeError(err),
-      retryable: (err as { retryable?: unknown })?.retryable !== false,
-    };
+    return thrownAnswer(err);
   }
 }

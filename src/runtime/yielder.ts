@@ -13,7 +13,9 @@ import { performance } from 'node:perf_hooks';
  * handler on the memory store.
  */
 export class Yielder {
-  private sliceStart = performance.now();
+  private sliceStart = 0;
+  /** A setImmediate is pending that marks the end of the current event-loop turn. */
+  private watching = false;
   private queue: Array<() => void> = [];
   private scheduled = false;
 
@@ -21,7 +23,14 @@ export class Yielder {
 
   /** Run `fn` now (true), or after the event loop's next turn when the current slice is used up (false). */
   run(fn: () => void): boolean {
-    if (!this.scheduled && performance.now() - this.sliceStart < this.budgetMs) {
+    const now = performance.now();
+    if (!this.watching) {
+      // The first dispatch since the event loop last turned starts a new slice.
+      this.watching = true;
+      this.sliceStart = now;
+      setImmediate(this.turned);
+    }
+    if (!this.scheduled && now - this.sliceStart < this.budgetMs) {
       fn();
       return true;
     }
@@ -33,9 +42,12 @@ export class Yielder {
     return false;
   }
 
+  private readonly turned = (): void => {
+    this.watching = false;
+  };
+
   private readonly drain = (): void => {
     this.scheduled = false;
-    this.sliceStart = performance.now();
     const queued = this.queue;
     this.queue = [];
     for (const fn of queued) fn();

@@ -35,35 +35,30 @@ const batchStateV1 = z.object({
 
 type PersistedMachine = { context: Record<string, unknown> } & Record<string, unknown>;
 
+/** The context keys that machine version 2 moved into `context.config`. */
+const V1_CONFIG_KEYS = new Set([
+  'batchId',
+  'job',
+  'total',
+  'lanes',
+  'maxAttempts',
+  'backoffMs',
+  'maxBackoffMs',
+  'timeoutMs',
+  'failurePolicy',
+  'pageSize',
+]);
+
 /** Batch machine snapshots from machine version N to N + 1, by N (pure). */
 const snapshotMigrations: Record<number, (old: PersistedMachine) => PersistedMachine> = {
   // 1 → 2: the fixed settings moved into `context.config` (a smaller, fast-mode context object).
   1: (old) => {
-    const {
-      batchId,
-      job,
-      total,
-      lanes,
-      maxAttempts,
-      backoffMs,
-      maxBackoffMs,
-      timeoutMs,
-      failurePolicy,
-      pageSize,
-      ...rest
-    } = old.context;
-    const config = {
-      batchId,
-      job,
-      total,
-      lanes,
-      maxAttempts,
-      backoffMs,
-      maxBackoffMs,
-      timeoutMs,
-      failurePolicy,
-      pageSize,
-    };
+    const config: Record<string, unknown> = {};
+    const rest: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(old.context)) {
+      if (V1_CONFIG_KEYS.has(key)) config[key] = value;
+      else rest[key] = value;
+    }
     return { ...old, context: { config, ...rest } };
   },
 };

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'CANCELLED'
   | 'WORKER_CRASHED'
+  | 'WORKER_LOAD'
   | 'RESULT_INVALID'
   | 'STORE'
   | 'SNAPSHOT_VERSION'
@@ -85,6 +86,13 @@ export class WorkerCrashedError extends PartitaError {
   }
 }
 
+/** A job's worker module could not be loaded (missing default export, a throw or a hang at import). */
+export class WorkerLoadError extends PartitaError {
+  constructor(message: string, cause?: unknown) {
+    super('WORKER_LOAD', message, { cause });
+  }
+}
+
 /** A partition's result did not match the job's `result` schema. */
 export class ResultValidationError extends PartitaError {
   constructor(message: string) {
@@ -138,31 +146,62 @@ export interface SerializedError {
   cause?: SerializedError | undefined;
 }
 
-/** Coerce anything thrown into an Error. */
+/** Longest error message stored or reported, in characters (the rest is cut, with a note). */
+export const MAX_ERROR_MESSAGE = 8 * 1024;
+/** Longest error stack stored or reported, in characters. */
+export const MAX_ERROR_STACK = 16 * 1024;
+/** Nested `cause`s kept. */
+const MAX_CAUSE_DEPTH = 3;
+
+/** Coerce anything thrown into an Error. Never throws (BigInts, cycles and odd objects included). */
 export function toError(value: unknown): Error {
   if (value instanceof Error) return value;
   if (typeof value === 'object' && value !== null && 'message' in value) {
-    return Object.assign(new Error(String((value as { message: unknown }).message)), value);
+    const { message, name, code, stack } = value as Record<string, unknown>;
+    const err = new Error(safeString(message));
+    if (typeof name === 'string') err.name = name;
+    if (typeof code === 'string' || typeof code === 'number') (err as { code?: unknown }).code = code;
+    if (typeof stack === 'string') err.stack = stack;
+    return err;
   }
-  return new Error(typeof value === 'string' ? value : JSON.stringify(value));
+  return new Error(typeof value === 'string' ? value : describeThrown(value));
 }
 
-/** Turn anything thrown into plain data that survives structured clone and JSON. */
+/** What a thrown non-Error was, readable and never throwing. */
+function describeThrown(value: unknown): string {
+  if (typeof value === 'bigint') return `${value}n`;
+  try {
+    const json = JSON.stringify(value);
+    if (json !== undefined) return json;
+  } catch {
+    // a cycle or a BigInt member: fall back to String()
+  }
+  return safeString(value);
+}
+
+function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+function cut(text: string, max: number): string {
+  if (text.length <= max) return text;
+  return `${text.slice(0, max)}… [${text.length - max} more characters cut by partita]`;
+}
+
+/**
+ * Turn anything thrown into plain data that survives structured clone and JSON. Messages and stacks
+ * are cut at {@link MAX_ERROR_MESSAGE} and {@link MAX_ERROR_STACK} characters.
+ */
 export function serializeError(value: unknown, depth = 0): SerializedError {
   const err = toError(value);
-  const out: SerializedError = { name: err.name, message: err.message };
-  if (err.stack) out.stack = err.stack;
+  const out: SerializedError = { name: cut(safeString(err.name), 200), message: cut(safeString(err.message), MAX_ERROR_MESSAGE) };
+  if (typeof err.stack === 'string' && err.stack) out.stack = cut(err.stack, MAX_ERROR_STACK);
   const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' || typeof code === 'number') out.code = String(code);
-  if (err.cause !== undefined && depth < 3) out.cause = serializeError(err.cause, depth + 1);
+  if (typeof code === 'string' || typeof code === 'number') out.code = cut(String(code), 200);
+  if (err.cause !== undefined && depth < MAX_CAUSE_DEPTH) out.cause = serializeError(err.cause, depth + 1);
   return out;
-}
-
-/** Rebuild a serialized error as an Error whose name, code and stack are the original ones. */
-export function deserializeError(data: SerializedError): Error {
-  const err = new Error(data.message, data.cause ? { cause: deserializeError(data.cause) } : undefined);
-  err.name = data.name;
-  if (data.stack) err.stack = data.stack;
-  if (data.code) (err as { code?: string }).code = data.code;
-  return err;
 }

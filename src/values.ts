@@ -1,0 +1,104 @@
+/**
+ * What partita can store: one definition for payloads, results, partition keys and batch ids,
+ * checked at the boundary and identical on every store (docs/guide.md, "What can be stored").
+ *
+ * Payloads and results are stored as JSON text (SQLite, PostgreSQL) or as a copy of that JSON
+ * (memory), so only values that survive JSON unchanged are accepted: `null`, booleans, finite
+ * numbers, strings, arrays and plain objects of those. An object member that is `undefined` is
+ * left out, as JSON does; everything else (NaN, Infinity, BigInt, functions, symbols, Map, Set,
+ * Date, Error, class instances, cycles, `undefined` inside an array) is refused with its path,
+ * because it would come back as something else (`{}`, `null`, a string) or not at all.
+ *
+ * This module has no dependencies: the worker runner imports it too.
+ */
+
+/** Longest partition key, in UTF-16 code units. */
+export const MAX_KEY_LENGTH = 1024;
+/** Longest batch id, in UTF-16 code units. */
+export const MAX_ID_LENGTH = 200;
+/** Deepest nesting of a payload or result. */
+export const MAX_DEPTH = 200;
+
+/**
+ * Why `value` cannot be stored faithfully as JSON, naming the first offending path; undefined when
+ * it can. A top-level `undefined` is storable (stored as absent).
+ */
+export function unstorable(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  return walk(value, '(root)', new Set(), 0);
+}
+
+function walk(value: unknown, path: string, seen: Set<object>, depth: number): string | undefined {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return undefined;
+    case 'number':
+      return Number.isFinite(value) ? undefined : `${path} is ${String(value)} (JSON has no such number)`;
+    case 'undefined':
+      return `${path} is undefined inside an array (JSON would turn it into null)`;
+    case 'bigint':
+      return `${path} is a BigInt (convert it to a string or a number)`;
+    case 'function':
+    case 'symbol':
+      return `${path} is a ${typeof value}`;
+  }
+  if (value === null) return undefined;
+  const object = value as object;
+  if (depth >= MAX_DEPTH) return `${path} is nested deeper than ${MAX_DEPTH} levels`;
+  if (seen.has(object)) return `${path} is a circular reference`;
+  seen.add(object);
+  try {
+    if (Array.isArray(object)) {
+      for (let i = 0; i < object.length; i++) {
+        const reason = walk(object[i], `${path}[${i}]`, seen, depth + 1);
+        if (reason) return reason;
+      }
+      return undefined;
+    }
+    const proto = Object.getPrototypeOf(object);
+    if (proto !== Object.prototype && proto !== null) {
+      const kind = (object as { constructor?: { name?: string } }).constructor?.name || 'object';
+      return `${path} is a ${kind}, not a plain object (JSON would store it as ${describeJson(object)})`;
+    }
+    for (const key of Object.keys(object)) {
+      const member = (object as Record<string, unknown>)[key];
+      if (member === undefined) continue; // left out, as JSON.stringify does
+      const reason = walk(member, `${path}.${key}`, seen, depth + 1);
+      if (reason) return reason;
+    }
+    if (Object.getOwnPropertySymbols(object).length > 0) return `${path} has symbol keys`;
+    return undefined;
+  } finally {
+    seen.delete(object);
+  }
+}
+
+function describeJson(object: object): string {
+  try {
+    const text = JSON.stringify(object);
+    return text === undefined ? 'nothing' : text.length > 40 ? `${text.slice(0, 40)}…` : text;
+  } catch {
+    return 'an error';
+  }
+}
+
+/**
+ * The JSON text to store for a storable value (undefined for `undefined`). Taken when the value is
+ * handed over, so later changes to the caller's object change nothing stored.
+ */
+export function toStoredJson(value: unknown): string | undefined {
+  return value === undefined ? undefined : JSON.stringify(value);
+}
+
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** Why `text` cannot be a partition key or batch id, or undefined when it can. */
+export function badName(text: unknown, maxLength: number): string | undefined {
+  if (typeof text !== 'string') return `expected a string, received ${typeof text}`;
+  if (text.length === 0) return 'must not be empty';
+  if (text.length > maxLength) return `must be at most ${maxLength} characters (is ${text.length})`;
+  if (text.includes('\u0000')) return 'must not contain the NUL character (U+0000)';
+  if (LONE_SURROGATE.test(text)) return 'must be well-formed Unicode (it contains a lone surrogate)';
+  return undefined;
+}

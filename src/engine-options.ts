@@ -3,6 +3,7 @@ import type { InspectionEvent, Observer } from 'xstate';
 import { z } from 'zod';
 import type { AnyJobDefinition, JobDefinition } from './job.js';
 import type { Store } from './store/store.js';
+import type { BatchStatus } from './summary.js';
 import type { PoolOptions } from './workers/pool.js';
 
 /** What `createEngine` takes. */
@@ -33,6 +34,23 @@ export interface EngineOptions {
   /** Told about store errors (besides the log). The engine keeps the data and retries. */
   onError?: (err: Error, batchId: string | undefined) => void;
 }
+
+/** What `engine.wait` takes. */
+export interface WaitOptions {
+  /** Reject with TIMEOUT after this many milliseconds (0 to 2,147,483,647); the batch goes on. */
+  timeoutMs?: number;
+}
+
+/** Filter for `engine.list`. */
+export interface ListFilter {
+  status?: BatchStatus | BatchStatus[];
+  job?: string;
+  /** At most this many batches, newest first (0 to 100,000). */
+  limit?: number;
+}
+
+/** The longest delay a Node.js timer takes; anything longer would fire after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
 
 /** What `engine.submit` takes besides the job and input. */
 export interface SubmitOptions {
@@ -76,7 +94,7 @@ export const engineOptionsSchema = z
       })
       .strict()
       .optional(),
-    maxConcurrentBatches: z.number().int().min(1).optional(),
+    maxConcurrentBatches: z.number().int().min(1).max(100_000).optional(),
     logger: z
       .union([
         z.literal(false),
@@ -95,17 +113,40 @@ export const engineOptionsSchema = z
       )
       .optional(),
     flushDelayMs: z.number().int().min(0).max(10_000).optional(),
-    leaseTtlMs: z.number().int().min(100).optional(),
+    // Renewed every third of it; an hour at most, so a lost host is taken over in bounded time.
+    leaseTtlMs: z.number().int().min(100).max(3_600_000).optional(),
     yieldAfterMs: z.number().min(0).max(1000).optional(),
     ownerId: z.string().min(1).optional(),
     onError: fn.optional(),
   })
   .strict();
 
+const statusSchema = z.enum([
+  'QUEUED',
+  'PROCESSING',
+  'FINALIZING',
+  'COMPLETED',
+  'PARTIAL',
+  'FAILED',
+  'CANCELLED',
+]);
+
+export const waitOptionsSchema = z
+  .object({ timeoutMs: z.number().int().min(0).max(MAX_TIMER_MS).optional() })
+  .strict();
+
+export const listFilterSchema = z
+  .object({
+    status: z.union([statusSchema, z.array(statusSchema)]).optional(),
+    job: z.string().optional(),
+    limit: z.number().int().min(0).max(100_000).optional(),
+  })
+  .strict();
+
 export const submitOptionsSchema = z
   .object({
     id: z.string().min(1).max(200).optional(),
-    priority: z.number().int().optional(),
+    priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
     after: z.array(z.string().min(1)).optional(),
     when: z.enum(['succeeded', 'settled']).optional(),
     meta: z.record(z.string(), z.string()).optional(),

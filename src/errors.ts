@@ -20,7 +20,8 @@ export type ErrorCode =
   | 'STORE'
   | 'SNAPSHOT_VERSION'
   | 'LEASE_LOST'
-  | 'ENGINE_STATE';
+  | 'ENGINE_STATE'
+  | 'INTERNAL';
 
 /** Base class of every error partita raises. */
 export class PartitaError extends Error {
@@ -198,7 +199,10 @@ function cut(text: string, max: number): string {
  */
 export function serializeError(value: unknown, depth = 0): SerializedError {
   const err = toError(value);
-  const out: SerializedError = { name: cut(safeString(err.name), 200), message: cut(safeString(err.message), MAX_ERROR_MESSAGE) };
+  const out: SerializedError = {
+    name: cut(safeString(err.name), 200),
+    message: cut(safeString(err.message), MAX_ERROR_MESSAGE),
+  };
   if (typeof err.stack === 'string' && err.stack) out.stack = cut(err.stack, MAX_ERROR_STACK);
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' || typeof code === 'number') out.code = cut(String(code), 200);

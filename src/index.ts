@@ -3,7 +3,14 @@
  * outcomes and crash recovery. This file is the public API and nothing else.
  */
 
-export type { Engine, EngineMetrics, EngineOptions, ListFilter, SubmitOptions } from './engine.js';
+export type {
+  Engine,
+  EngineMetrics,
+  EngineOptions,
+  ListFilter,
+  SubmitOptions,
+  WaitOptions,
+} from './engine.js';
 export { createEngine } from './engine.js';
 export type { ErrorCode, SerializedError } from './errors.js';
 export {
@@ -19,6 +26,7 @@ export {
   UnknownJobError,
   ValidationError,
   WorkerCrashedError,
+  WorkerLoadError,
 } from './errors.js';
 export type {
   AnyJobDefinition,

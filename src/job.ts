@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { MAX_TIMER_MS } from './engine-options.js';
 import { ValidationError } from './errors.js';
 import type { BatchSummary, FailurePolicy } from './summary.js';
 import { parseOrThrow } from './validation.js';
@@ -100,12 +101,12 @@ const jobOptionsSchema = z
     retry: z
       .object({
         attempts: z.number().int().min(1).max(100),
-        backoffMs: z.number().int().min(0).optional(),
-        maxBackoffMs: z.number().int().min(0).optional(),
+        backoffMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
+        maxBackoffMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
       })
       .strict()
       .optional(),
-    timeoutMs: z.number().int().positive().max(2_147_483_647).optional(),
+    timeoutMs: z.number().int().positive().max(MAX_TIMER_MS).optional(),
     // At most 1,024 lanes: XState copies a parent's children map for each child it spawns or stops, so
     // starting and ending a batch costs O(lanes²) (about 1.7 s at 1,024 lanes, measured; see docs/architecture.md).
     concurrency: z.number().int().min(1).max(1024).optional(),
@@ -181,11 +182,6 @@ function toFileUrl(worker: URL | string): string {
   if (worker instanceof URL) return worker.href;
   if (worker.startsWith('file:')) return worker;
   return pathToFileURL(worker).href;
-}
-
-/** Delay before attempt `attempt + 1` after a failed `attempt` (1-based): exponential, capped. */
-export function backoffDelay(retry: Required<RetryOptions>, attempt: number): number {
-  return Math.min(retry.maxBackoffMs, retry.backoffMs * 2 ** (attempt - 1));
 }
 
 /** A job of any input, payload, result and output types (what `createEngine({ jobs })` holds). */

@@ -10,15 +10,13 @@ export type BatchStatus =
   | 'FAILED'
   | 'CANCELLED';
 
-export const FINAL_STATUSES: ReadonlySet<BatchStatus> = new Set([
-  'COMPLETED',
-  'PARTIAL',
-  'FAILED',
-  'CANCELLED',
-]);
+/** The final statuses: the one definition (stores, admission and views use it). */
+export const FINAL_STATUSES: readonly BatchStatus[] = ['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED'];
+
+const finals: ReadonlySet<BatchStatus> = new Set(FINAL_STATUSES);
 
 export function isFinalStatus(status: BatchStatus): boolean {
-  return FINAL_STATUSES.has(status);
+  return finals.has(status);
 }
 
 /** One failed partition, as listed in {@link BatchSummary.failures}. */
@@ -75,7 +73,7 @@ export interface OutcomeCounts {
 
 /**
  * The final status of a batch as a pure function of its counts and the job's failure policy
- * (DESIGN.md section 5). An empty batch is COMPLETED; a batch where every partition failed is FAILED.
+ * (docs/guarantees.md). An empty batch is COMPLETED; a batch where every partition failed is FAILED.
  *
  * @example
  * ```ts

@@ -4,7 +4,7 @@ import { type BatchStatus, decideOutcome, type FailurePolicy, type PartitionFail
 import { type LaneReport, type PartitionOutput, partitionMachine } from './partition.js';
 
 /**
- * The batch statechart (DESIGN.md section 4): QUEUED → PROCESSING → FINALIZING →
+ * The batch statechart (docs/statechart.md): QUEUED → PROCESSING → FINALIZING →
  * COMPLETED | PARTIAL | FAILED, or CANCELLED.
  *
  * The batch actor is the only writer of its counts. Each partition's outcome arrives as an event from
@@ -121,6 +121,24 @@ const outcomeOf = (c: BatchContext) =>
   decideOutcome({ total: c.config.total, succeeded: c.succeeded, failed: c.failed }, c.config.failurePolicy);
 const allSettled = (c: BatchContext) => c.running === 0 && settledCount(c) >= c.config.total;
 
+/** Longest error message kept in the failure sample; the whole error is in the partition's row. */
+export const SAMPLE_MESSAGE_LENGTH = 1024;
+
+/**
+ * A failure as the sample keeps it: name, code and the start of the message, no stack. The sample is
+ * part of every snapshot the journal writes, so it stays small whatever partitions throw.
+ */
+function sampled(error: SerializedError | undefined): SerializedError {
+  if (!error) return { name: 'Error', message: 'failed' };
+  const message =
+    error.message.length > SAMPLE_MESSAGE_LENGTH
+      ? `${error.message.slice(0, SAMPLE_MESSAGE_LENGTH)}…`
+      : error.message;
+  return error.code === undefined
+    ? { name: error.name, message }
+    : { name: error.name, message, code: error.code };
+}
+
 /** Count one outcome (pure). Returns the context changes. */
 function count(
   c: BatchContext,
@@ -128,10 +146,7 @@ function count(
 ) {
   const failures =
     o.status === 'failed' && c.failures.length < FAILURE_SAMPLE
-      ? [
-          ...c.failures,
-          { key: o.key, error: o.error ?? { name: 'Error', message: 'failed' }, attempts: o.attempts },
-        ]
+      ? [...c.failures, { key: o.key, error: sampled(o.error), attempts: o.attempts }]
       : c.failures;
   return o.status === 'succeeded' ? { succeeded: c.succeeded + 1 } : { failed: c.failed + 1, failures };
 }

@@ -1,8 +1,9 @@
 import { and, assign, sendParent, setup } from 'xstate';
+import { backoffDelay } from '../backoff.js';
 import { type SerializedError, serializeError, TimeoutError } from '../errors.js';
 
 /**
- * The partition statechart, run by a long-lived *lane* actor (DESIGN.md section 4).
+ * The partition statechart, run by a long-lived *lane* actor (docs/architecture.md, "Lanes").
  *
  * The batch actor spawns `concurrency` lanes once (`lane-0` …). A lane takes one partition at a
  * time (`RUN`), goes through `running → succeeded | backoff → running | failed | cancelled`, reports
@@ -133,8 +134,9 @@ export const partitionMachine = setup({
     ),
   },
   delays: {
+    // Entered with the attempt number already raised: attempt 2 waits backoffMs, attempt 3 twice that.
     backoff: ({ context }) =>
-      Math.min(context.maxBackoffMs, context.backoffMs * 2 ** ((context.current?.attempt ?? 2) - 2)),
+      backoffDelay((context.current?.attempt ?? 2) - 1, context.backoffMs, context.maxBackoffMs),
   },
   guards: {
     isCurrent: ({ context, event }) => isCurrent(context, event),

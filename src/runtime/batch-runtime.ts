@@ -5,9 +5,10 @@ import {
   createActor,
   fromPromise,
   type InspectionEvent,
-  type Observer,
+  type SnapshotFrom,
 } from 'xstate';
-import { toError } from '../errors.js';
+import { backoffDelay, sleep } from '../backoff.js';
+import { PartitaError, serializeError, toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import {
   BATCH_MACHINE_VERSION,
@@ -18,12 +19,25 @@ import {
 } from '../machines/batch.js';
 import { partitionMachine } from '../machines/partition.js';
 import type { BatchRecord, BatchState, Fence, Store } from '../store/store.js';
-import type { BatchSummary } from '../summary.js';
+import type { BatchStatus, BatchSummary } from '../summary.js';
+import { Durability } from './durability.js';
 import { PartitionFeeder } from './feeder.js';
-import { BatchJournal } from './journal.js';
+import { LaneDriver } from './lanes.js';
+import { readWithRetry } from './store-retry.js';
 import { summaryOf } from './summary-of.js';
 import type { WorkRunner } from './work.js';
 import type { Yielder } from './yielder.js';
+
+/** What a batch runtime tells the engine. */
+export type RuntimeEvent =
+  /** The public summary changed (progress included). */
+  | { type: 'changed' }
+  /** The final state is durable; nothing more will happen to this batch here. */
+  | { type: 'final'; summary: BatchSummary }
+  /** A store write or read failed; it is retried. */
+  | { type: 'store-error'; error: Error }
+  /** Another engine holds the batch now: this runtime has stopped without writing anything more. */
+  | { type: 'lease-lost' };
 
 export interface RuntimeDeps {
   store: Store;
@@ -32,47 +46,36 @@ export interface RuntimeDeps {
   record: BatchRecord;
   fence: Fence;
   logger: Logger;
-  inspect: Observer<InspectionEvent> | ((event: InspectionEvent) => void) | undefined;
+  inspect: ((event: InspectionEvent) => void) | undefined;
   flushDelayMs: number;
   /** Shared by every batch of the engine: lets the event loop take a turn between dispatches. */
   yielder: Yielder;
-  /** Every change of the public summary. */
-  onChange: (rt: BatchRuntime) => void;
-  /** The batch's final state is durable. */
-  onFinal: (rt: BatchRuntime) => void;
-  onStoreError: (rt: BatchRuntime, err: Error) => void;
+  events: (rt: BatchRuntime, event: RuntimeEvent) => void;
 }
 
-/** A pause that keeps the process alive: the batch still has work to finish. */
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
- * One batch in this engine: its actor, the feeder of partition payloads, the journal that makes
- * outcomes and snapshots durable, and the provided implementations that connect the pure machines
- * to the pool and the store.
+ * One batch in this engine: its actor, wired to the world through `provide()` (lanes to the pool,
+ * outcomes to the store). Lane driving lives in lanes.ts, durability in durability.ts; the engine
+ * talks to a runtime through the methods below and hears back through `RuntimeEvent`s.
  */
 export class BatchRuntime {
   readonly id: string;
-  readonly record: BatchRecord;
-  readonly journal: BatchJournal;
-  readonly actor: Actor<BatchMachine>;
-  /** Submit order within this engine: the tie-breaker after priority and age. */
-  seq = 0;
-  private readonly feeder: PartitionFeeder;
-  /** RUN events the yielder holds back for a turn of the event loop. */
-  private readonly deferredRuns = new Set<() => void>();
+  private readonly record: BatchRecord;
+  private readonly actor: Actor<BatchMachine>;
   private readonly machine: BatchMachine;
-  /** Per lane: aborts the lane's running attempt (cancel, timeout, stop), and its timeout timer. */
-  private readonly controllers: (AbortController | undefined)[] = [];
-  private readonly timers: (NodeJS.Timeout | undefined)[] = [];
-  private finalDurable = false;
-  private finishedAt: string | undefined;
-  private stopping = false;
-  private lastStatus: string | undefined;
-  private lastSnapshot: unknown;
-  private readonly finalWaiters: Array<(s: BatchSummary) => void> = [];
+  private readonly feeder: PartitionFeeder;
+  private readonly lanes: LaneDriver;
+  private readonly durability: Durability;
   private readonly log: Logger;
   private readonly debug: boolean;
+  private finalDurable = false;
+  private finishedAt: string | undefined;
+  private halted = false;
+  private cancelSent = false;
+  private lastStatus: string | undefined;
+  private lastSnapshot: unknown;
+  /** Set when a provided action or actor threw: the batch ends FAILED with this error. */
+  private crash: PartitaError | undefined;
 
   constructor(
     private readonly deps: RuntimeDeps,
@@ -83,50 +86,65 @@ export class BatchRuntime {
     this.log = deps.logger.child({ batchId: this.id, job: this.record.job });
     this.debug = this.log.isLevelEnabled('debug');
     this.feeder = new PartitionFeeder(deps.store, this.id);
-    const machine = this.provideMachine();
-    this.machine = machine;
+    this.lanes = new LaneDriver(this.id, deps.job, deps.runner, this.feeder, deps.yielder);
+    this.machine = this.provideMachine();
     const job = deps.job;
-    const input = {
-      batchId: this.id,
-      job: job.name,
-      total: this.record.total,
-      concurrency: job.concurrency,
-      maxAttempts: job.retry.attempts,
-      backoffMs: job.retry.backoffMs,
-      maxBackoffMs: job.retry.maxBackoffMs,
-      timeoutMs: job.timeoutMs,
-      failurePolicy: job.failurePolicy,
-    };
     // A restored actor takes everything from its snapshot; `input` is then unused.
-    this.actor = createActor(machine, {
+    this.actor = createActor(this.machine, {
       id: this.id,
-      input,
+      input: {
+        batchId: this.id,
+        job: job.name,
+        total: this.record.total,
+        concurrency: job.concurrency,
+        maxAttempts: job.retry.attempts,
+        backoffMs: job.retry.backoffMs,
+        maxBackoffMs: job.retry.maxBackoffMs,
+        timeoutMs: job.timeoutMs,
+        failurePolicy: job.failurePolicy,
+      },
       inspect: deps.inspect,
       ...(restored ? { snapshot: restored.snapshot as never } : {}),
     });
-    this.journal = new BatchJournal(deps.store, this.id, deps.fence, () => this.captureState(), {
+    this.durability = new Durability({
+      store: deps.store,
+      record: this.record,
+      fence: deps.fence,
+      machine: this.machine,
+      snapshot: () => this.actor.getSnapshot(),
+      finishedAt: () => this.finishedAt,
       flushDelayMs: deps.flushDelayMs,
-      maxGroup: 1000,
-      onError: (err) => deps.onStoreError(this, err),
+      onStoreError: (error) => this.emit({ type: 'store-error', error }),
+      onLeaseLost: () => this.leaseLost(),
       onRecovered: () => this.log.info('store writes succeed again'),
     });
     this.actor.subscribe({
       next: () => this.changed(),
-      error: (err) => this.log.error({ err }, 'batch actor error'),
+      error: (err) => this.crashed(err),
     });
   }
 
-  /** Start the actor. For a restored batch, replay the journal and take up the work again. */
+  /**
+   * Start the actor. A restored batch first reads what it needs (the journal newer than its
+   * snapshot, the partitions to redeliver), with retries; if that still fails, it throws and the
+   * actor is not started, so the engine can give the batch up and try again later.
+   */
   async start(restored?: BatchState): Promise<void> {
-    this.actor.start();
-    if (!restored) return;
-    const replay: ReplayedOutcome[] = [];
-    for await (const o of this.deps.store.outcomesSince(this.id, restored.journalSeq)) {
-      replay.push({ index: o.index, key: o.key, status: o.status, attempts: o.attempts, error: o.error });
+    if (!restored) {
+      this.actor.start();
+      return;
     }
-    const ctx = this.actor.getSnapshot().context;
+    const onError = (error: Error) => this.emit({ type: 'store-error', error });
+    const replay = await readWithRetry(onError, async () => {
+      const out: ReplayedOutcome[] = [];
+      for await (const o of this.deps.store.outcomesSince(this.id, restored.journalSeq))
+        out.push({ index: o.index, key: o.key, status: o.status, attempts: o.attempts, error: o.error });
+      return out;
+    });
+    const ctx = (restored.snapshot as SnapshotFrom<BatchMachine>).context;
     const behind = [...ctx.redeliver, ...ctx.inFlight].flatMap((f) => (f ? [f.index] : []));
-    await this.feeder.loadEach(behind);
+    await readWithRetry(onError, () => this.feeder.loadEach(behind));
+    this.actor.start();
     this.log.info(
       { replayed: replay.length, redeliver: behind.length, state: this.actor.getSnapshot().value },
       'batch resumed',
@@ -134,22 +152,25 @@ export class BatchRuntime {
     this.actor.send({ type: 'RESUME', replay });
   }
 
+  /** QUEUED → PROCESSING. */
   admit(): void {
     this.actor.send({ type: 'ADMIT', at: new Date().toISOString() });
   }
 
-  /** True once a CANCEL was sent: a second cancel() only waits for the first. */
-  cancelRequested = false;
-
+  /** Cancel once; a batch whose final state is being stored is past cancelling. */
   cancel(reason: string): void {
-    this.cancelRequested = true;
-    // A lane must hold its partition before it is told to cancel it: deliver deferred starts first.
-    for (const deliver of [...this.deferredRuns]) deliver();
+    if (this.cancelSent || this.halted || this.actor.getSnapshot().status !== 'active') return;
+    this.cancelSent = true;
+    this.lanes.deliverHeldBack();
     this.actor.send({ type: 'CANCEL', reason });
   }
 
-  get status() {
+  get status(): BatchStatus {
     return this.summary().status;
+  }
+
+  get isQueued(): boolean {
+    return this.actor.getSnapshot().value === 'queued';
   }
 
   get isFinal(): boolean {
@@ -157,13 +178,15 @@ export class BatchRuntime {
   }
 
   summary(): BatchSummary {
-    return summaryOf(this.record, this.actor.getSnapshot(), this.finalDurable, this.finishedAt);
+    const summary = summaryOf(this.record, this.actor.getSnapshot(), this.finalDurable, this.finishedAt);
+    if (!this.crash) return summary;
+    const status = this.finalDurable ? 'FAILED' : 'FINALIZING';
+    return { ...summary, status, running: 0, error: serializeError(this.crash) };
   }
 
-  /** Resolves with the final summary once it is durable. */
-  whenFinal(): Promise<BatchSummary> {
-    if (this.finalDurable) return Promise.resolve(this.summary());
-    return new Promise((resolve) => this.finalWaiters.push(resolve));
+  /** Make every outcome received so far durable (before reading partitions or counts back). */
+  flush(): Promise<void> {
+    return this.finalDurable || this.halted ? Promise.resolve() : this.durability.flush();
   }
 
   /**
@@ -171,22 +194,32 @@ export class BatchRuntime {
    * make every outcome received so far durable with the current snapshot, and stop the actor.
    */
   async stop(): Promise<void> {
-    this.stopping = true;
-    for (let lane = 0; lane < this.controllers.length; lane++) this.abortWork(lane);
+    if (this.halted) return;
+    this.halted = true;
+    this.lanes.stop();
     try {
-      if (!this.finalDurable) await this.journal.flush();
+      if (!this.finalDurable) await this.durability.flush();
     } finally {
-      this.journal.close();
-      this.actor.stop();
-      this.feeder.clear();
+      this.release();
     }
+  }
+
+  private release(): void {
+    this.durability.close();
+    this.actor.stop();
+    this.feeder.clear();
+  }
+
+  private emit(event: RuntimeEvent): void {
+    this.deps.events(this, event);
   }
 
   private provideMachine(): BatchMachine {
     const lane = partitionMachine.provide({
       actions: {
-        startWork: ({ context, self }) => this.startWork(context.lane, context.current!, self),
-        abortWork: ({ context }) => this.abortWork(context.lane),
+        startWork: ({ context, self }) =>
+          this.guard('startWork', () => this.lanes.start(context.lane, context.current!, self)),
+        abortWork: ({ context }) => this.lanes.abort(context.lane),
       },
     });
     return batchMachine.provide({
@@ -197,107 +230,55 @@ export class BatchRuntime {
         ),
       },
       actions: {
-        dispatchPartition: ({ system }, p) => {
-          if (this.stopping) return;
-          const row = this.feeder.get(p.index);
+        dispatchPartition: ({ system }, p) =>
           // Through the system, not self.getSnapshot().children: lanes spawned in this same
           // transition (RESUME) are registered in the system already but not yet in the snapshot.
-          const ref = system.get(`lane-${p.lane}`) as AnyActorRef | undefined;
-          const run = {
-            type: 'RUN',
-            index: p.index,
-            key: row.key,
-            attempt: p.attempt,
-            redelivered: p.redelivered,
-          };
-          // The partition is the lane's already in the batch context; only its start may wait a turn.
-          let delivered = false;
-          const deliver = () => {
-            if (delivered) return;
-            delivered = true;
-            this.deferredRuns.delete(deliver);
-            if (!this.stopping) ref?.send(run);
-          };
-          if (!this.deps.yielder.run(deliver)) this.deferredRuns.add(deliver);
-        },
+          this.guard('dispatchPartition', () =>
+            this.lanes.dispatch(system.get(`lane-${p.lane}`) as AnyActorRef | undefined, p),
+          ),
         loadPartitions: (_, p) => this.loadPartitions(p.from, p.count),
         journalOutcome: (_, { outcome, seq }) => {
           this.feeder.release(outcome.index);
-          this.journal.append({ ...outcome, seq, finishedAt: '' });
+          this.durability.append({ ...outcome, seq, finishedAt: '' });
           // Checked once per batch: a child logger per partition costs nothing when debug is off.
-          if (this.debug) {
-            const log = this.log.child({ key: outcome.key, attempt: outcome.attempts });
-            log.debug(
-              { status: outcome.status, durationMs: outcome.durationMs, err: outcome.error },
-              'partition settled',
-            );
-          }
+          if (this.debug)
+            this.log
+              .child({ key: outcome.key, attempt: outcome.attempts })
+              .debug(
+                { status: outcome.status, durationMs: outcome.durationMs, err: outcome.error },
+                'partition settled',
+              );
         },
       },
     }) as BatchMachine;
   }
 
-  private startWork(
-    lane: number,
-    cur: { index: number; key: string; attempt: number; redelivered: boolean },
-    self: AnyActorRef,
-  ) {
-    if (this.stopping) return;
-    // One AbortController per lane, replaced only after it aborted: creating one per attempt
-    // showed up in the profile of the hot path.
-    let controller = this.controllers[lane];
-    // Inline handlers hold on to ctx.signal (listeners), so each attempt gets its own.
-    if (!controller || controller.signal.aborted || this.deps.job.handler) {
-      controller = new AbortController();
-      this.controllers[lane] = controller;
+  /** Run a provided action; a throw (a bug, never user code) ends the batch FAILED instead of erroring the actor. */
+  private guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      // Deferred: the actor is in the middle of a transition.
+      queueMicrotask(() => this.crashed(err, what));
     }
-    const signal = controller.signal;
-    const timeoutMs = this.deps.job.timeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    const arm =
-      timeoutMs === undefined
-        ? undefined
-        : () => {
-            timer = setTimeout(() => {
-              if (!signal.aborted && !this.stopping)
-                self.send({ type: 'WORK.TIMEOUT', index: cur.index, attempt: cur.attempt });
-            }, timeoutMs);
-            this.timers[lane] = timer;
-          };
-    const payload = this.feeder.get(cur.index).payload;
-    this.deps.runner.start(
-      { batchId: this.id, ...cur, payload },
-      signal,
-      (event) => {
-        if (this.stopping || signal.aborted) return;
-        if (event.type !== 'WORK.PROGRESS' && timer) clearTimeout(timer);
-        self.send(event);
-      },
-      arm,
-    );
   }
 
-  private abortWork(lane: number) {
-    clearTimeout(this.timers[lane]);
-    this.controllers[lane]?.abort();
-  }
-
-  private loadPartitions(from: number, count: number): void {
+  private loadPartitions(from: number, count: number, retry = 1): void {
     this.feeder.load(from, count).then(
       (loaded) => {
-        if (!this.stopping) this.actor.send({ type: 'PARTITIONS.LOADED', loaded });
+        if (!this.halted) this.actor.send({ type: 'PARTITIONS.LOADED', loaded });
       },
       async (err) => {
-        this.deps.onStoreError(this, toError(err));
-        await sleep(200);
-        if (!this.stopping) this.loadPartitions(from, count);
+        this.emit({ type: 'store-error', error: toError(err) });
+        await sleep(backoffDelay(retry, 50, 2000));
+        if (!this.halted) this.loadPartitions(from, count, retry + 1);
       },
     );
   }
 
   private async finalize(input: FinalizeInput, signal: AbortSignal): Promise<{ output: unknown }> {
     // The finalizer may read partitions from the store: every outcome must be durable first.
-    await this.flushUntilDurable(signal);
+    await this.durability.untilDurable(() => signal.aborted || this.halted);
     const job = this.deps.job;
     if (!job.finalize) return { output: undefined };
     const summary = {
@@ -314,45 +295,10 @@ export class BatchRuntime {
         lastError = err;
         this.log.warn({ err: toError(err), attempt }, 'finalize failed');
         if (attempt < job.retry.attempts)
-          await sleep(Math.min(job.retry.maxBackoffMs, job.retry.backoffMs * 2 ** (attempt - 1)));
+          await sleep(backoffDelay(attempt, job.retry.backoffMs, job.retry.maxBackoffMs));
       }
     }
     throw lastError;
-  }
-
-  private async flushUntilDurable(signal?: AbortSignal): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      if (signal?.aborted || this.stopping) return;
-      try {
-        await this.journal.flush();
-        return;
-      } catch {
-        // Reported through onStoreError; the data stays queued.
-        await sleep(Math.min(1000, 20 * 2 ** attempt));
-      }
-    }
-  }
-
-  private captureState(): BatchState {
-    const snapshot = this.actor.getSnapshot();
-    // Lanes and the finalizer are re-created by the engine on restore (XState does not restart
-    // spawned children or re-arm their timers: statelyai/xstate#4148, #4860), so they are not stored,
-    // and not even serialized: XState's own persistence of the snapshot, with no children.
-    const persisted = this.machine.getPersistedSnapshot({ ...snapshot, children: {} } as typeof snapshot);
-    const summary = summaryOf(
-      this.record,
-      snapshot,
-      true,
-      this.finishedAt ?? (snapshot.status === 'done' ? new Date().toISOString() : undefined),
-    );
-    return {
-      schemaVersion: 1,
-      machineVersion: BATCH_MACHINE_VERSION,
-      status: summary.status,
-      journalSeq: snapshot.context.succeeded + snapshot.context.failed,
-      snapshot: persisted,
-      summary,
-    };
   }
 
   private changed(): void {
@@ -364,27 +310,82 @@ export class BatchRuntime {
     if (status !== this.lastStatus) {
       this.lastStatus = status;
       this.log.info({ state: status }, 'batch state');
-      if (!this.stopping) this.journal.touch();
+      if (!this.halted) this.durability.touch();
       if (snapshot.status === 'done' && !this.finishedAt) {
         this.finishedAt = new Date().toISOString();
         void this.persistFinal();
       }
     }
-    this.deps.onChange(this);
+    this.emit({ type: 'changed' });
   }
 
   private async persistFinal(): Promise<void> {
-    await this.flushUntilDurable();
-    if (this.stopping) return;
-    this.journal.close();
+    try {
+      await this.durability.untilDurable(() => this.halted);
+    } catch {
+      return; // the lease was lost: leaseLost() has told the engine
+    }
+    if (this.halted) return;
+    this.durability.close();
     this.finalDurable = true;
     const summary = this.summary();
     this.log.info(
       { status: summary.status, succeeded: summary.succeeded, failed: summary.failed },
       'batch finished',
     );
-    this.deps.onChange(this);
-    this.deps.onFinal(this);
-    for (const w of this.finalWaiters.splice(0)) w(summary);
+    this.emit({ type: 'changed' });
+    this.emit({ type: 'final', summary });
+  }
+
+  private leaseLost(): void {
+    if (this.halted) return;
+    this.halted = true;
+    this.log.error('lease lost: another engine runs this batch now; this engine stops working on it');
+    this.lanes.stop();
+    this.release();
+    this.emit({ type: 'lease-lost' });
+  }
+
+  /** Told by the engine's heartbeat that the lease is gone. */
+  abandon(): void {
+    this.leaseLost();
+  }
+
+  /**
+   * A provided action threw, or the actor errored: a bug, not a partition's failure. The batch is
+   * stored FAILED with an INTERNAL error (final, so it is not resumed into the same bug) and every
+   * waiter is settled.
+   */
+  private crashed(err: unknown, where = 'batch actor'): void {
+    if (this.crash || this.halted || this.finalDurable) return;
+    this.crash = new PartitaError('INTERNAL', `partita internal error in ${where}: ${toError(err).message}`, {
+      cause: err,
+    });
+    this.log.error({ err: toError(err) }, 'internal error; the batch ends FAILED');
+    this.lanes.stop();
+    if (!this.finishedAt) this.finishedAt = new Date().toISOString();
+    const summary = { ...this.summary(), status: 'FAILED' as const };
+    const state: BatchState = {
+      schemaVersion: 1,
+      machineVersion: BATCH_MACHINE_VERSION,
+      status: 'FAILED',
+      journalSeq: summary.succeeded + summary.failed,
+      snapshot: null,
+      summary: { ...summary, finishedAt: this.finishedAt },
+    };
+    void (async () => {
+      try {
+        await this.durability.untilDurable(() => this.halted);
+        await this.deps.store.saveState(this.id, state, this.deps.fence);
+      } catch (e) {
+        this.log.error({ err: toError(e) }, 'could not store the FAILED state; the batch resumes on restart');
+      }
+      if (this.halted) return;
+      this.halted = true;
+      this.lanes.stop();
+      this.release();
+      this.finalDurable = true;
+      this.emit({ type: 'final', summary: this.summary() });
+    })();
   }
 }

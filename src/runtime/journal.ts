@@ -1,4 +1,5 @@
-import { toError } from '../errors.js';
+import { backoffDelay } from '../backoff.js';
+import { LeaseLostError, toError } from '../errors.js';
 import type { BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
 
 export interface JournalOptions {
@@ -8,6 +9,8 @@ export interface JournalOptions {
   maxGroup: number;
   /** Called after a failed write; the journal keeps everything and tries again. */
   onError: (err: Error) => void;
+  /** The store refused a write because another engine holds the batch now: the journal closes. */
+  onLeaseLost: () => void;
   /** Called after a write succeeds again following errors. */
   onRecovered?: () => void;
 }
@@ -26,6 +29,8 @@ export class BatchJournal {
   private stateDirty = false;
   private failures = 0;
   private closed = false;
+  /** The store refused a write for a stale fence: nothing more is written. */
+  private lost = false;
 
   constructor(
     private readonly store: Store,
@@ -76,6 +81,7 @@ export class BatchJournal {
         continue;
       }
       if (!this.stateDirty && this.pending.length === 0) return;
+      if (this.lost) throw new LeaseLostError(this.batchId);
       await this.writeOnce();
     }
   }
@@ -87,13 +93,9 @@ export class BatchJournal {
     this.timer = undefined;
   }
 
-  get queued(): number {
-    return this.pending.length;
-  }
-
   private schedule(): void {
     if (this.timer || this.writing || this.closed) return;
-    const delay = this.failures === 0 ? this.options.flushDelayMs : Math.min(1000, 10 * 2 ** this.failures);
+    const delay = this.failures === 0 ? this.options.flushDelayMs : backoffDelay(this.failures, 20, 1000);
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.writeOnce().catch(() => {});
@@ -116,6 +118,15 @@ export class BatchJournal {
         if (this.failures > 0) this.options.onRecovered?.();
         this.failures = 0;
       } catch (err) {
+        if ((err as { code?: unknown }).code === 'LEASE_LOST') {
+          // Retrying cannot help: another engine owns the batch and will redo what was not durable.
+          this.closed = true;
+          this.lost = true;
+          this.pending = [];
+          this.stateDirty = false;
+          this.options.onLeaseLost();
+          throw err;
+        }
         // Keep order: what failed goes back in front of what arrived meanwhile.
         this.pending = outcomes.concat(this.pending);
         this.stateDirty = true;

@@ -1,0 +1,96 @@
+import type { SnapshotFrom } from 'xstate';
+import { backoffDelay, sleep } from '../backoff.js';
+import { BATCH_MACHINE_VERSION, type BatchMachine } from '../machines/batch.js';
+import type { BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
+import { BatchJournal } from './journal.js';
+import { summaryOf } from './summary-of.js';
+
+export interface DurabilityOptions {
+  store: Store;
+  record: BatchRecord;
+  fence: Fence;
+  machine: BatchMachine;
+  /** The batch actor's current snapshot. */
+  snapshot: () => SnapshotFrom<BatchMachine>;
+  /** When the batch reached its final state, once it has. */
+  finishedAt: () => string | undefined;
+  flushDelayMs: number;
+  onStoreError: (err: Error) => void;
+  onLeaseLost: () => void;
+  onRecovered: () => void;
+}
+
+/**
+ * Makes one batch durable: outcomes through the journal's group commit, then the state that covers
+ * them (docs/persistence.md). Store errors are reported and retried; a refused fence (another engine
+ * holds the batch) ends all writing.
+ */
+export class Durability {
+  private readonly journal: BatchJournal;
+
+  constructor(private readonly o: DurabilityOptions) {
+    this.journal = new BatchJournal(o.store, o.record.id, o.fence, () => this.capture(), {
+      flushDelayMs: o.flushDelayMs,
+      maxGroup: 1000,
+      onError: o.onStoreError,
+      onLeaseLost: o.onLeaseLost,
+      onRecovered: o.onRecovered,
+    });
+  }
+
+  /** Queue an outcome for the next group commit. */
+  append(outcome: OutcomeRecord): void {
+    this.journal.append(outcome);
+  }
+
+  /** The state changed in a way worth saving soon (a status change). */
+  touch(): void {
+    this.journal.touch();
+  }
+
+  /** Write what is queued; rejects on a store error (the data stays queued) or a lost lease. */
+  flush(): Promise<void> {
+    return this.journal.flush();
+  }
+
+  /**
+   * Flush until it succeeds: store errors are retried with backoff (they were reported already).
+   * Gives up only when `stop()` says so (the engine stops) or the lease is lost (rejects LEASE_LOST).
+   */
+  async untilDurable(stop: () => boolean): Promise<void> {
+    for (let retry = 1; ; retry++) {
+      if (stop()) return;
+      try {
+        await this.journal.flush();
+        return;
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'LEASE_LOST') throw err;
+        await sleep(backoffDelay(retry, 20, 1000));
+      }
+    }
+  }
+
+  close(): void {
+    this.journal.close();
+  }
+
+  /** The state to store now. Lanes and the finalizer are not in it: the engine re-creates them. */
+  capture(): BatchState {
+    const snapshot = this.o.snapshot();
+    // XState does not restart spawned children or re-arm their timers on restore
+    // (statelyai/xstate#4148, #4860), so they are not stored, nor even serialized.
+    const persisted = this.o.machine.getPersistedSnapshot({ ...snapshot, children: {} } as typeof snapshot);
+    const finishedAt =
+      this.o.finishedAt() ?? (snapshot.status === 'done' ? new Date().toISOString() : undefined);
+    const { failures: _storedInSnapshot, ...summary } = summaryOf(this.o.record, snapshot, true, finishedAt);
+    return {
+      schemaVersion: 1,
+      machineVersion: BATCH_MACHINE_VERSION,
+      status: summary.status,
+      journalSeq: snapshot.context.succeeded + snapshot.context.failed,
+      snapshot: persisted,
+      // The failure sample is in the snapshot's context already: stored once (views.ts adds it back).
+      summary,
+    };
+  }
+}

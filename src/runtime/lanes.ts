@@ -1,0 +1,123 @@
+import type { AnyActorRef } from 'xstate';
+import type { AnyJobDefinition } from '../job.js';
+import type { PartitionFeeder } from './feeder.js';
+import type { WorkRunner } from './work.js';
+import type { Yielder } from './yielder.js';
+
+/** A partition handed to a lane: what the batch machine's `dispatchPartition` action carries. */
+export interface Dispatch {
+  lane: number;
+  index: number;
+  attempt: number;
+  redelivered: boolean;
+}
+
+/** The partition a lane runs now, as the partition machine's `startWork` action sees it. */
+export interface LaneWork {
+  index: number;
+  key: string;
+  attempt: number;
+  redelivered: boolean;
+}
+
+/**
+ * Drives the lanes of one batch: hands each its next partition (letting the host's event loop take
+ * a turn when dispatching has run long, see yielder.ts), starts and aborts the work, and arms the
+ * timeouts. The machines decide *what* runs; this decides nothing, it only carries it out.
+ */
+export class LaneDriver {
+  /** Per lane: aborts the lane's running attempt (cancel, timeout, stop). */
+  private readonly controllers: (AbortController | undefined)[] = [];
+  /** Per lane: the running attempt's timeout. */
+  private readonly timers: (NodeJS.Timeout | undefined)[] = [];
+  /** RUN events the yielder holds back for a turn of the event loop. */
+  private readonly deferred = new Set<() => void>();
+  private stopped = false;
+
+  constructor(
+    private readonly batchId: string,
+    private readonly job: AnyJobDefinition,
+    private readonly runner: WorkRunner,
+    private readonly feeder: PartitionFeeder,
+    private readonly yielder: Yielder,
+  ) {}
+
+  /** Send the lane its partition: now, or after the event loop's next turn. */
+  dispatch(lane: AnyActorRef | undefined, p: Dispatch): void {
+    if (this.stopped) return;
+    const run = {
+      type: 'RUN',
+      index: p.index,
+      key: this.feeder.get(p.index).key,
+      attempt: p.attempt,
+      redelivered: p.redelivered,
+    };
+    // The partition is the lane's already in the batch context; only its start may wait a turn.
+    let delivered = false;
+    const deliver = () => {
+      if (delivered) return;
+      delivered = true;
+      this.deferred.delete(deliver);
+      if (!this.stopped) lane?.send(run);
+    };
+    if (!this.yielder.run(deliver)) this.deferred.add(deliver);
+  }
+
+  /** Deliver every held-back RUN now: a lane must hold its partition before it can be cancelled. */
+  deliverHeldBack(): void {
+    for (const deliver of [...this.deferred]) deliver();
+  }
+
+  /** Start the lane's current attempt; its answer comes back to `self` as a WORK.* event. */
+  start(lane: number, cur: LaneWork, self: AnyActorRef): void {
+    if (this.stopped) return;
+    // One AbortController per lane, replaced only after it aborted: one per attempt showed in the
+    // hot path's profile. Inline handlers hold on to ctx.signal (listeners), so each gets its own.
+    let controller = this.controllers[lane];
+    if (!controller || controller.signal.aborted || this.job.handler) {
+      controller = new AbortController();
+      this.controllers[lane] = controller;
+    }
+    const signal = controller.signal;
+    const timeoutMs = this.job.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const arm =
+      timeoutMs === undefined
+        ? undefined
+        : () => {
+            timer = setTimeout(() => {
+              if (!signal.aborted && !this.stopped)
+                self.send({ type: 'WORK.TIMEOUT', index: cur.index, attempt: cur.attempt });
+            }, timeoutMs);
+            this.timers[lane] = timer;
+          };
+    const payload = this.feeder.get(cur.index).payload;
+    this.runner.start(
+      { batchId: this.batchId, ...cur, payload },
+      signal,
+      (event) => {
+        if (this.stopped || signal.aborted) return;
+        if (event.type !== 'WORK.PROGRESS' && timer) clearTimeout(timer);
+        self.send(event);
+      },
+      arm,
+    );
+  }
+
+  /** Abort the lane's running attempt (cancel, timeout). */
+  abort(lane: number): void {
+    clearTimeout(this.timers[lane]);
+    this.controllers[lane]?.abort();
+  }
+
+  /** Abort everything and deliver nothing more (the engine stops, or the batch is given up). */
+  stop(): void {
+    this.stopped = true;
+    for (let lane = 0; lane < this.controllers.length; lane++) this.abort(lane);
+    this.deferred.clear();
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+}

@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import { type SubmitOptions, submitOptionsSchema } from '../engine-options.js';
+import { toError, UnknownJobError, ValidationError } from '../errors.js';
+import type { AnyJobDefinition, JobWithInput, Partition } from '../job.js';
+import { type BatchRecord, type PartitionInput, SCHEMA_VERSION, type Store } from '../store/store.js';
+import { parseOrThrow } from '../validation.js';
+import { badName, MAX_ID_LENGTH, MAX_KEY_LENGTH, toStoredJson, unstorable } from '../values.js';
+
+export interface SubmissionDeps {
+  store: Store;
+  jobs: ReadonlyMap<string, AnyJobDefinition>;
+  /** Is there a batch with this id (running here, or in the store)? */
+  exists: (id: string) => Promise<boolean>;
+}
+
+/** A submit after validation: what to store, or the id of the batch that already has it. */
+export type Submission = { created: true; record: BatchRecord } | { created: false; id: string };
+
+/**
+ * Validate a submit and store its batch (docs/guide.md, "Submitting"). Everything is checked before
+ * anything is stored, and the partitions are checked as they stream into the store: a rejected
+ * submit leaves nothing behind. Submitting an id that exists returns it (idempotent submit).
+ */
+export async function submitBatch<I>(
+  deps: SubmissionDeps,
+  jobRef: string | JobWithInput<I>,
+  input: I,
+  options: SubmitOptions,
+): Promise<Submission> {
+  const name = typeof jobRef === 'string' ? jobRef : jobRef?.name;
+  const job = deps.jobs.get(name);
+  if (!job) throw new UnknownJobError(String(name), [...deps.jobs.keys()]);
+  const opts = parseOrThrow(submitOptionsSchema, options ?? {}, 'submit options');
+  const parsedInput = job.input
+    ? parseOrThrow(job.input as never, input, `input for job "${job.name}"`)
+    : input;
+  if (opts.id !== undefined) {
+    const bad = badName(opts.id, MAX_ID_LENGTH);
+    if (bad) throw new ValidationError(`Invalid submit options: id ${bad}`, [{ path: 'id', message: bad }]);
+    if (await deps.exists(opts.id)) return { created: false, id: opts.id };
+  }
+  const id = opts.id ?? randomUUID();
+  const after = [...new Set(opts.after ?? [])];
+  if (after.includes(id))
+    throw new ValidationError(`Invalid submit options: batch "${id}" cannot run after itself`, [
+      { path: 'after', message: 'cycle' },
+    ]);
+  for (const parent of after) {
+    if (!(await deps.exists(parent)))
+      throw new ValidationError(`Invalid submit options: unknown parent batch "${parent}"`, [
+        { path: 'after', message: `unknown batch "${parent}"` },
+      ]);
+  }
+  const record: BatchRecord = {
+    schemaVersion: SCHEMA_VERSION,
+    id,
+    job: job.name,
+    total: 0,
+    priority: opts.priority ?? 0,
+    after,
+    when: opts.when ?? 'succeeded',
+    createdAt: new Date().toISOString(),
+    ...(opts.meta ? { meta: opts.meta } : {}),
+  };
+  let source: Iterable<Partition> | AsyncIterable<Partition>;
+  try {
+    source = job.partition(parsedInput as never) as Iterable<Partition>;
+  } catch (err) {
+    throw partitionError(job.name, err);
+  }
+  const counter = { total: 0 };
+  const { created } = await deps.store.createBatch(record, checkedPartitions(job.name, source, counter));
+  if (!created) return { created: false, id };
+  record.total = counter.total;
+  return { created: true, record };
+}
+
+/** An error thrown by a job's partition() (or its iterator) is the submitter's input problem. */
+function partitionError(job: string, err: unknown): ValidationError {
+  if (err instanceof ValidationError) return err;
+  return new ValidationError(`job "${job}": partition() threw: ${toError(err).message}`, [], err);
+}
+
+async function* toAsync<T>(source: Iterable<T>): AsyncGenerator<T> {
+  yield* source;
+}
+
+/**
+ * Check each partition as it streams into the store, and capture its payload as JSON text the
+ * moment it is yielded: a generator that reuses one payload object between yields must not change
+ * what was already handed over (docs/guide.md, "What can be stored").
+ */
+async function* checkedPartitions(
+  job: string,
+  source: Iterable<Partition> | AsyncIterable<Partition>,
+  counter: { total: number },
+): AsyncIterable<PartitionInput> {
+  let iterator: AsyncIterator<Partition>;
+  try {
+    iterator =
+      (source as AsyncIterable<Partition>)[Symbol.asyncIterator]?.() ??
+      toAsync(source as Iterable<Partition>);
+  } catch (err) {
+    throw partitionError(job, err);
+  }
+  for (;;) {
+    let step: IteratorResult<Partition>;
+    try {
+      step = await iterator.next();
+    } catch (err) {
+      throw partitionError(job, err);
+    }
+    if (step.done) return;
+    const n = counter.total;
+    const p = step.value;
+    if (typeof p !== 'object' || p === null)
+      throw new ValidationError(`Invalid partition #${n}: expected { key, payload }`, [
+        { path: `partitions.${n}`, message: 'expected an object' },
+      ]);
+    const badKey = badName(p.key, MAX_KEY_LENGTH);
+    if (badKey)
+      throw new ValidationError(`Invalid partition #${n}: key ${badKey}`, [
+        { path: `partitions.${n}.key`, message: badKey },
+      ]);
+    const badPayload = unstorable(p.payload);
+    if (badPayload)
+      throw new ValidationError(
+        `Invalid partition #${n} ("${p.key}"): payload cannot be stored: ${badPayload.replace('(root)', 'payload')}`,
+        [{ path: `partitions.${n}.payload`, message: badPayload }],
+      );
+    counter.total++;
+    yield new CapturedPartition(p.key, toStoredJson(p.payload));
+  }
+}
+
+/** A partition as handed to the store: its payload's JSON text, and the payload read back from it on demand. */
+class CapturedPartition implements PartitionInput {
+  constructor(
+    readonly key: string,
+    readonly json: string | undefined,
+  ) {}
+
+  get payload(): unknown {
+    return this.json === undefined ? undefined : JSON.parse(this.json);
+  }
+}

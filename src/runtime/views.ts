@@ -1,0 +1,84 @@
+import { PartitaError, serializeError, toError } from '../errors.js';
+import type { BatchRow } from '../store/store.js';
+import type { BatchSummary, PartitionFailure } from '../summary.js';
+import { parseRecord, parseState } from './records.js';
+
+/**
+ * Summaries of batches read from the store (not run by this engine): queued, finished, run by
+ * another engine, or broken (a row that cannot be read is reported, never touched).
+ */
+
+/** The stored summary of a batch; throws (STORE, SNAPSHOT_VERSION) when its row cannot be read. */
+export function summaryFromRow(row: BatchRow): BatchSummary {
+  const record = parseRecord(row);
+  const state = parseState(row);
+  if (state?.summary && typeof state.summary === 'object') {
+    const summary = state.summary as BatchSummary;
+    // The failure sample is stored once, in the snapshot's context (docs/persistence.md).
+    if (!summary.failures) return { ...summary, failures: failuresOf(state.snapshot) };
+    return summary;
+  }
+  return {
+    id: record.id,
+    job: record.job,
+    status: 'QUEUED',
+    total: record.total,
+    succeeded: 0,
+    failed: 0,
+    running: 0,
+    pending: record.total,
+    progress: 0,
+    failures: [],
+    priority: record.priority,
+    ...(record.meta ? { meta: record.meta } : {}),
+    createdAt: record.createdAt,
+  };
+}
+
+function failuresOf(snapshot: unknown): PartitionFailure[] {
+  const failures = (snapshot as { context?: { failures?: unknown } } | undefined)?.context?.failures;
+  return Array.isArray(failures) ? (failures as PartitionFailure[]) : [];
+}
+
+/** What `list()` shows for a row: its summary, or what can be said of it with the error that stops it. */
+export function listedSummary(row: BatchRow, broken: PartitaError | undefined): BatchSummary {
+  if (broken) return { ...brokenSummary(row, broken), ...safeSummary(row), error: serializeError(broken) };
+  try {
+    return summaryFromRow(row);
+  } catch (err) {
+    return brokenSummary(row, err);
+  }
+}
+
+/** The stored summary when it parses (a batch of an unknown job still has one), else nothing. */
+function safeSummary(row: BatchRow): Partial<BatchSummary> {
+  try {
+    return summaryFromRow(row);
+  } catch {
+    // Corrupt or from a newer partita: brokenSummary says what is known from the row's columns.
+    return {};
+  }
+}
+
+function brokenSummary(row: BatchRow, err: unknown): BatchSummary {
+  return {
+    id: row.id,
+    job: row.job,
+    status: row.status,
+    total: 0,
+    succeeded: 0,
+    failed: 0,
+    running: 0,
+    pending: 0,
+    progress: 0,
+    failures: [],
+    priority: row.priority,
+    createdAt: row.createdAt,
+    error: serializeError(err),
+  };
+}
+
+/** A row that cannot be resumed, as a PartitaError (STORE unless it is coded already). */
+export function asPartitaError(err: unknown): PartitaError {
+  return err instanceof PartitaError ? err : new PartitaError('STORE', toError(err).message, { cause: err });
+}

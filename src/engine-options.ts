@@ -91,6 +91,7 @@ export const engineOptionsSchema = z
         minThreads: z.number().int().min(0).optional(),
         idleTimeout: z.number().int().min(0).optional(),
         resourceLimits: z.record(z.string(), z.number()).optional(),
+        loadTimeoutMs: z.number().int().positive().max(MAX_TIMER_MS).optional(),
       })
       .strict()
       .optional(),

@@ -154,18 +154,22 @@ export const MAX_ERROR_STACK = 16 * 1024;
 /** Nested `cause`s kept. */
 const MAX_CAUSE_DEPTH = 3;
 
-/** Coerce anything thrown into an Error. Never throws (BigInts, cycles and odd objects included). */
+/** Coerce anything thrown into an Error. Never throws (BigInts, cycles, proxies and throwing getters included). */
 export function toError(value: unknown): Error {
-  if (value instanceof Error) return value;
-  if (typeof value === 'object' && value !== null && 'message' in value) {
-    const { message, name, code, stack } = value as Record<string, unknown>;
-    const err = new Error(safeString(message));
-    if (typeof name === 'string') err.name = name;
-    if (typeof code === 'string' || typeof code === 'number') (err as { code?: unknown }).code = code;
-    if (typeof stack === 'string') err.stack = stack;
-    return err;
+  try {
+    if (value instanceof Error) return value;
+    if (typeof value === 'object' && value !== null && 'message' in value) {
+      const { message, name, code, stack } = value as Record<string, unknown>;
+      const err = new Error(safeString(message));
+      if (typeof name === 'string') err.name = name;
+      if (typeof code === 'string' || typeof code === 'number') (err as { code?: unknown }).code = code;
+      if (typeof stack === 'string') err.stack = stack;
+      return err;
+    }
+    return new Error(typeof value === 'string' ? value : describeThrown(value));
+  } catch (err) {
+    return new Error(`Thrown value could not be read: ${safeString((err as { message?: unknown })?.message)}`);
   }
-  return new Error(typeof value === 'string' ? value : describeThrown(value));
 }
 
 /** What a thrown non-Error was, readable and never throwing. */
@@ -198,6 +202,15 @@ function cut(text: string, max: number): string {
  * are cut at {@link MAX_ERROR_MESSAGE} and {@link MAX_ERROR_STACK} characters.
  */
 export function serializeError(value: unknown, depth = 0): SerializedError {
+  try {
+    return serializeOnce(value, depth);
+  } catch (err) {
+    // A getter on the error itself threw: say so rather than fail the caller.
+    return { name: 'Error', message: `Error could not be read: ${safeString((err as { message?: unknown })?.message)}` };
+  }
+}
+
+function serializeOnce(value: unknown, depth: number): SerializedError {
   const err = toError(value);
   const out: SerializedError = {
     name: cut(safeString(err.name), 200),

@@ -59,7 +59,7 @@ function walk(value: unknown, path: string, seen: Set<object>, depth: number): s
     const proto = Object.getPrototypeOf(object);
     if (proto !== Object.prototype && proto !== null) {
       const kind = (object as { constructor?: { name?: string } }).constructor?.name || 'object';
-      return `${path} is a ${kind}, not a plain object (JSON would store it as ${describeJson(object)})`;
+      return `${path} is ${/^[AEIOU]/.test(kind) ? 'an' : 'a'} ${kind}, not a plain object (JSON would store it as ${describeJson(object)})`;
     }
     for (const key of Object.keys(object)) {
       const member = (object as Record<string, unknown>)[key];

@@ -36,10 +36,13 @@ export class WorkRunner {
     this.mainThreadSchema = workerValidatesResult ? undefined : (job.result as z.ZodType | undefined);
   }
 
-  /** Start the attempt; `report` receives exactly one WORK.DONE or WORK.FAILED unless `signal` aborts. */
   /**
+   * Start the attempt; `report` receives exactly one WORK.DONE or WORK.FAILED unless `signal` aborts.
    * `started` is called when the attempt actually runs (at once inline; on a worker thread, when the
-   * thread takes the task), for jobs with a timeout: time spent waiting for a thread does not count.
+   * thread takes the task, before it imports the job's module), for jobs with a timeout: time spent
+   * waiting for a thread does not count, importing the module does. A module that does not finish
+   * loading within `timeoutMs` (jobs without one: the pool's `loadTimeoutMs`) fails the attempt with
+   * WORKER_LOAD, shortly before the timeout would fire, and its thread is replaced.
    */
   start(a: Attempt, signal: AbortSignal, report: (event: LaneEvent) => void, started?: () => void): void {
     const t0 = performance.now();
@@ -97,7 +100,8 @@ export class WorkRunner {
           report({ type: 'WORK.PROGRESS', index: a.index, attempt: a.attempt, done, total }),
       });
       if (signal.aborted) throw new CancelledError('aborted');
-      // The schema (if any) is checked in `answer`, as for worker results.
+      // Storability is checked here (as the runner does on a worker thread); the schema (if any) in
+      // `answer`, as for worker results.
       return returnedAnswer(result, undefined);
     } catch (err) {
       return thrownAnswer(err);
@@ -122,12 +126,12 @@ export class WorkRunner {
     };
     return pool.run(task, signal, (msg) => {
       if (msg.started) started?.();
-      else
+      else if (msg.done !== undefined)
         report({
           type: 'WORK.PROGRESS',
           index: a.index,
           attempt: a.attempt,
-          done: msg.done ?? 0,
+          done: msg.done,
           total: msg.total,
         });
     });

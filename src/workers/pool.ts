@@ -5,7 +5,17 @@ import { Piscina } from 'piscina';
 import { z } from 'zod';
 import { CancelledError, WorkerCrashedError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
+import { loadTimedOutAnswer } from './answers.js';
 import type { ProgressMessage, RunnerData, RunResult, RunTask } from './protocol.js';
+
+/**
+ * How long a worker thread may take to import a job's module when the job has no `timeoutMs` (a job
+ * with one has it cover import and run together, so its import is bounded by `timeoutMs`). A module
+ * that does not load in time (a top-level await that never settles, a loop at import) fails the
+ * attempt with WORKER_LOAD, and its thread is terminated and replaced: a hung import never holds a
+ * thread of the shared pool for good.
+ */
+export const DEFAULT_LOAD_TIMEOUT_MS = 60_000;
 
 export interface PoolOptions {
   /** Worker threads at most. Default: Piscina's default (cores × 1.5). */
@@ -14,6 +24,11 @@ export interface PoolOptions {
   idleTimeout?: number | undefined;
   /** Per-thread limits; a thread that exceeds them fails only its partition. */
   resourceLimits?: ResourceLimits | undefined;
+  /**
+   * Longest import of a job's worker module, for jobs without `timeoutMs` (those have their import
+   * bounded by `timeoutMs`). Default {@link DEFAULT_LOAD_TIMEOUT_MS}.
+   */
+  loadTimeoutMs?: number | undefined;
 }
 
 let poolSeq = 0;
@@ -50,18 +65,25 @@ export class WorkerPool {
   private readonly piscina: Piscina;
   private readonly channel: BroadcastChannel;
   private readonly progress = new Map<number, (msg: ProgressMessage) => void>();
+  /** Job name → its module and how long its import may take. */
+  private readonly modules = new Map<string, { module: string; loadTimeoutMs: number }>();
   private nextTaskId = 1;
 
   constructor(jobs: readonly AnyJobDefinition[], options: PoolOptions = {}) {
     const name = `partita-progress-${process.pid}-${++poolSeq}`;
     const data: RunnerData = { jobs: {}, progressChannel: name, progressIntervalMs: 100 };
     for (const job of jobs) {
-      if (job.workerUrl)
+      if (job.workerUrl) {
         data.jobs[job.name] = {
           module: job.workerUrl,
           resultSchema: resultJsonSchema(job.result as z.ZodType | undefined),
           reportStart: job.timeoutMs !== undefined,
         };
+        this.modules.set(job.name, {
+          module: job.workerUrl,
+          loadTimeoutMs: job.timeoutMs ?? options.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS,
+        });
+      }
     }
     // Piscina spreads its options over its defaults: a key present with `undefined` would erase the
     // default (no threads at all), so only defined options are passed.
@@ -103,28 +125,92 @@ export class WorkerPool {
   }
 
   /**
-   * Run one attempt. Resolves with the handler's answer (including handler errors); rejects with
-   * WorkerCrashedError when the thread died, or CancelledError when `signal` aborted it.
+   * Run one attempt. Resolves with the handler's answer (including handler errors, and WORKER_LOAD
+   * when the job's module failed to load or did not load in time); rejects with WorkerCrashedError
+   * when the thread died, or CancelledError when `signal` aborted it. `onProgress` gets progress
+   * reports and (jobs with `timeoutMs`) the `started` report.
    */
-  async run(
-    task: RunTask,
-    signal: AbortSignal,
-    onProgress?: (msg: ProgressMessage) => void,
-  ): Promise<RunResult> {
-    if (onProgress) this.progress.set(task.taskId, onProgress);
-    try {
-      return (await this.piscina.run(task, { signal })) as RunResult;
-    } catch (err) {
-      if (signal.aborted) throw new CancelledError('aborted');
-      throw new WorkerCrashedError(describe(err), err);
-    } finally {
-      if (onProgress) this.progress.delete(task.taskId);
-    }
+  run(task: RunTask, signal: AbortSignal, onProgress?: (msg: ProgressMessage) => void): Promise<RunResult> {
+    return new Promise<RunResult>((resolve, reject) => {
+      const taskSignal = new TaskSignal(signal);
+      let loadTimer: NodeJS.Timeout | undefined;
+      const cleanup = () => {
+        clearTimeout(loadTimer);
+        this.progress.delete(task.taskId);
+      };
+      this.progress.set(task.taskId, (msg) => {
+        if (msg.loading) {
+          const spec = this.modules.get(task.job);
+          const ms = spec?.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
+          // Armed before `onProgress` hears `started` (and the engine arms `timeoutMs`): with the same
+          // duration this timer fires first, and its answer reaches the engine (which then clears its
+          // timer) before the engine's timer runs, so a module that did not load is WORKER_LOAD.
+          loadTimer = setTimeout(() => {
+            cleanup();
+            resolve(loadTimedOutAnswer(spec?.module ?? task.job, ms));
+            taskSignal.abort(); // Piscina terminates the thread and starts another
+          }, ms);
+        } else if (msg.loaded) {
+          clearTimeout(loadTimer);
+          return;
+        }
+        if (onProgress && (msg.started || msg.done !== undefined)) onProgress(msg);
+      });
+      // After a load timeout, the task's rejection (aborted) finds the promise settled: a no-op.
+      this.piscina.run(task, { signal: taskSignal }).then(
+        (res) => {
+          cleanup();
+          resolve(res as RunResult);
+        },
+        (err) => {
+          cleanup();
+          reject(signal.aborted ? new CancelledError('aborted') : new WorkerCrashedError(describe(err), err));
+        },
+      );
+    });
   }
 
   async destroy(): Promise<void> {
     this.channel.close();
     await this.piscina.destroy();
+  }
+}
+
+/**
+ * The signal Piscina gets for one task: it aborts with the attempt's `signal` (cancel, timeout, stop),
+ * or when the pool gives up on a module that does not load. Piscina takes any object with this shape;
+ * a plain object is cheaper per task than an AbortController (the hot path).
+ */
+class TaskSignal {
+  private listener: (() => void) | undefined;
+  private killed = false;
+
+  constructor(private readonly outer: AbortSignal) {}
+
+  get aborted(): boolean {
+    return this.killed || this.outer.aborted;
+  }
+
+  get reason(): unknown {
+    return this.killed ? 'worker module did not load in time' : this.outer.reason;
+  }
+
+  addEventListener(_name: 'abort', listener: () => void): void {
+    this.listener = listener;
+    this.outer.addEventListener('abort', listener, { once: true });
+  }
+
+  removeEventListener(_name: 'abort', listener: () => void): void {
+    if (this.listener === listener) this.listener = undefined;
+    this.outer.removeEventListener('abort', listener);
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.killed = true;
+    const listener = this.listener;
+    if (listener) this.removeEventListener('abort', listener);
+    listener?.();
   }
 }
 

@@ -37,10 +37,17 @@ export type RunResult =
   | { ok: true; result: unknown }
   | { ok: false; error: SerializedError; retryable: boolean };
 
-/** Posted on the progress channel: progress, or (jobs with a timeout) that the task started running. */
+/**
+ * Posted on the progress channel: progress; (jobs with a timeout) that the task started running,
+ * before its module is imported, so that `timeoutMs` covers the import; and, when the thread has not
+ * loaded the job's module yet, that it starts (`loading`) and finished (`loaded`) importing it. The
+ * main thread bounds the import with these (pool.ts, `loadTimeoutMs`).
+ */
 export interface ProgressMessage {
   taskId: number;
   done?: number | undefined;
   total?: number | undefined;
   started?: true | undefined;
+  loading?: true | undefined;
+  loaded?: true | undefined;
 }

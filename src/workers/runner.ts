@@ -4,26 +4,34 @@
  */
 import { BroadcastChannel, workerData } from 'node:worker_threads';
 import { z } from 'zod';
-import { returnedAnswer, thrownAnswer } from './answers.js';
+import { WorkerLoadError } from '../errors.js';
+import { loadFailedAnswer, returnedAnswer, thrownAnswer } from './answers.js';
 import type { ProgressMessage, RunnerData, RunResult, RunTask } from './protocol.js';
 
+type Handler = (payload: unknown, ctx: unknown) => unknown;
+
 const data = workerData as RunnerData;
-const handlers = new Map<string, Promise<(payload: unknown, ctx: unknown) => unknown>>();
+/** Imports under way or failed, by job. A failure is kept, as the module loader keeps it. */
+const imports = new Map<string, Promise<Handler>>();
+/** The handlers this thread has loaded, by job. */
+const loaded = new Map<string, Handler>();
 const schemas = new Map<string, z.ZodType | undefined>();
 let channel: BroadcastChannel | undefined;
 
-function loadHandler(job: string): Promise<(payload: unknown, ctx: unknown) => unknown> {
-  let handler = handlers.get(job);
+function loadHandler(job: string): Promise<Handler> {
+  let handler = imports.get(job);
   if (!handler) {
     const spec = data.jobs[job];
-    if (!spec) return Promise.reject(new Error(`job "${job}" has no worker module`));
+    if (!spec) return Promise.reject(new WorkerLoadError(`job "${job}" has no worker module`));
     handler = import(spec.module).then((mod: { default?: unknown }) => {
       if (typeof mod.default !== 'function') {
-        throw new TypeError(`worker module ${spec.module} has no default export function`);
+        throw new WorkerLoadError(`worker module ${spec.module} has no default export function`);
       }
-      return mod.default as (payload: unknown, ctx: unknown) => unknown;
+      const fn = mod.default as Handler;
+      loaded.set(job, fn);
+      return fn;
     });
-    handlers.set(job, handler);
+    imports.set(job, handler);
   }
   return handler;
 }
@@ -56,10 +64,27 @@ function post(msg: ProgressMessage): void {
 const neverAborted = new AbortController().signal;
 
 export default async function run(task: RunTask): Promise<RunResult> {
+  // For jobs with a timeout: the clock starts when the task runs, not while it waits for a thread, and
+  // it covers importing the module. The main thread bounds an import between `loading` and `loaded`
+  // (pool.ts); nothing is posted for that once this thread has the module.
+  const reportStart = data.jobs[task.job]?.reportStart === true;
+  let handler = loaded.get(task.job);
+  if (handler) {
+    if (reportStart) post({ taskId: task.taskId, started: true });
+  } else {
+    post(
+      reportStart
+        ? { taskId: task.taskId, started: true, loading: true }
+        : { taskId: task.taskId, loading: true },
+    );
+    try {
+      handler = await loadHandler(task.job);
+    } catch (err) {
+      return loadFailedAnswer(data.jobs[task.job]?.module ?? task.job, err);
+    }
+    post({ taskId: task.taskId, loaded: true });
+  }
   try {
-    const handler = await loadHandler(task.job);
-    // For jobs with a timeout: the clock starts when the task runs, not while it waits for a thread.
-    if (data.jobs[task.job]?.reportStart) post({ taskId: task.taskId, started: true });
     const result = await handler(task.payload, {
       batchId: task.batchId,
       key: task.key,

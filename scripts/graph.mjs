@@ -93,7 +93,7 @@ test/model/ walk these same machines (@xstate/graph) and drive the real engine a
 ## Batch
 
 One actor per batch. The label under each state name is the status \`engine.get\` reports.
-\`RESUME\` is sent once when an engine restores a stored batch (DESIGN.md section 6).
+\`RESUME\` is sent once when an engine restores a stored batch (see docs/recovery.md).
 
 \`\`\`mermaid
 ${mermaid(batchMachine, { describe: (key) => statusOf(key) })}

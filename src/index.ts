@@ -17,6 +17,8 @@ export {
   CancelledError,
   EngineStateError,
   LeaseLostError,
+  MAX_ERROR_MESSAGE,
+  MAX_ERROR_STACK,
   NotFoundError,
   PartitaError,
   ResultValidationError,
@@ -60,3 +62,4 @@ export type {
 export type { BatchStatus, BatchSummary, FailurePolicy, OutcomeCounts, PartitionFailure } from './summary.js';
 export { decideOutcome, describeFailures, isFinalStatus } from './summary.js';
 export type { PartitionContext, PartitionHandler } from './worker.js';
+export { MAX_ID_LENGTH, MAX_KEY_LENGTH } from './values.js';

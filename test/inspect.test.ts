@@ -110,7 +110,7 @@ describe('inspection events of a batch', () => {
 });
 
 describe('the Stately inspector as the `inspect` option', () => {
-  // DESIGN.md section 8 passes `inspector.inspect`, an XState observer ({ next, … }).
+  // The documented option is `inspector.inspect`, an XState observer ({ next, … }).
   it('createEngine accepts inspector.inspect as given', () => {
     const inspector = createWebSocketInspector({ url: 'ws://localhost:1', autoStart: false });
     expect(() =>

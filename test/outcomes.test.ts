@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decideOutcome } from '../src/index.js';
 import { items, noopJob, scriptedJob, startEngine } from './helpers.js';
 
-// DESIGN.md section 2, seeds 000-003, on real worker threads.
+// The incidents of seeds 000-003 (docs/guarantees.md), on real worker threads.
 describe('exact outcomes', () => {
   it('(a) 1,037 partitions at concurrency 256: counts exact, progress never goes back and ends at 1 (seeds 000, 001)', async () => {
     const engine = await startEngine({ jobs: [noopJob(256)] });

@@ -79,6 +79,7 @@ export class Recovery {
   private async resume(record: BatchRecord, state: BatchState | undefined, attempt: number): Promise<void> {
     try {
       const attached = await this.deps.attach(record, state);
+      this.retries.delete(record.id);
       if (!attached) this.deps.log.info({ batchId: record.id }, 'batch is owned by another engine');
     } catch (err) {
       if (this.stopped) return;
@@ -88,11 +89,10 @@ export class Recovery {
         'batch could not be resumed; trying again later',
       );
       this.deps.storeError(toError(err), record.id);
-      const timer = setTimeout(() => {
-        this.retries.delete(record.id);
-        void this.retry(record.id, attempt + 1);
-      }, delay);
+      // Kept in `retries` until a try succeeds, so wait() knows the batch is still to come.
+      const timer = setTimeout(() => void this.retry(record.id, attempt + 1), delay);
       this.retries.set(record.id, { timer, attempt });
+      return;
     }
   }
 
@@ -112,8 +112,8 @@ export class Recovery {
       this.retries.set(id, { timer, attempt });
       return;
     }
-    if (this.stopped || !row || isFinalStatus(row.status)) return;
-    const parsed = this.parse(row);
+    const parsed = this.stopped || !row || isFinalStatus(row.status) ? undefined : this.parse(row);
     if (parsed) await this.resume(parsed.record, parsed.state, attempt);
+    else this.retries.delete(id);
   }
 }

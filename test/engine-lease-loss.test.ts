@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { createEngine, defineJob, type Engine, memoryStore } from '../src/index.js';
+import { faultyStore } from './support/faulty-store.js';
+
+/** Partitions that finish only on engine B (A's never answer until aborted). */
+const job = (blockOn: Set<string>) =>
+  defineJob({
+    name: 'held',
+    partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
+    handler: async (i: number, ctx) => {
+      if (blockOn.has(ctx.batchId)) await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+      return i;
+    },
+    concurrency: 2,
+  });
+
+const running = (engine: Engine, id: string) =>
+  new Promise<void>((resolve) => {
+    const off = engine.subscribe(id, (s) => {
+      if (s.running > 0) {
+        queueMicrotask(() => off());
+        resolve();
+      }
+    });
+  });
+
+/**
+ * Engine A runs a batch; its lease renewals are held (as if A were paused by SIGSTOP). Another
+ * owner takes the lease over; then A's renewals go through again and find the lease gone.
+ */
+async function setUp() {
+  const base = memoryStore();
+  const faulty = faultyStore(base);
+  const blocked = new Set<string>();
+  const errors: Error[] = [];
+  const a = createEngine({
+    jobs: [job(blocked)],
+    store: faulty.store,
+    logger: false,
+    leaseTtlMs: 150,
+    ownerId: 'test-host/1/engine-a',
+    onError: (err) => errors.push(err),
+  });
+  await a.start();
+  const batch = await a.submit('held', 4);
+  blocked.add(batch.id);
+  await running(a, batch.id);
+  faulty.hold('renewLease');
+  return { base, faulty, a, id: batch.id, errors, blocked };
+}
+
+describe('a lost lease', () => {
+  it('settles wait() with the final state another engine stored', async () => {
+    const { base, faulty, a, id, blocked } = await setUp();
+    const waiting = a.wait(id);
+    // B takes the batch over (as when A's lease has expired) and finishes it.
+    expect(await base.acquireLease(id, 'test-host/2/engine-b', 10_000, 'test-host/1/engine-a')).toBeDefined();
+    const b = createEngine({ jobs: [job(new Set())], store: base, logger: false, ownerId: 'test-host/2/engine-b' });
+    await b.start();
+    expect((await b.wait(id)).status).toBe('COMPLETED');
+    await b.stop();
+    faulty.release('renewLease');
+    const summary = await waiting;
+    expect(summary).toMatchObject({ status: 'COMPLETED', succeeded: 4 });
+    expect((await a.get(id)).status).toBe('COMPLETED');
+    blocked.clear();
+    await a.stop();
+  });
+
+  it('rejects wait() with LEASE_LOST when the batch is not final yet, and stops A writing', async () => {
+    const { base, faulty, a, id, errors } = await setUp();
+    const waiting = a.wait(id);
+    const subscribed: string[] = [];
+    a.subscribe(id, (s) => subscribed.push(s.status));
+    expect(await base.acquireLease(id, 'test-host/2/engine-b', 60_000, 'test-host/1/engine-a')).toBeDefined();
+    faulty.release('renewLease');
+    await expect(waiting).rejects.toMatchObject({ code: 'LEASE_LOST' });
+    expect(errors.some((e) => (e as { code?: string }).code === 'LEASE_LOST')).toBe(true);
+    // Listeners got the last state stored (not final: nobody finished the batch).
+    expect(['QUEUED', 'PROCESSING']).toContain(subscribed.at(-1));
+    await a.stop();
+    expect((await base.leaseOf(id))?.owner).toBe('test-host/2/engine-b');
+  });
+
+  it('a renewal that fails with an error reaches onError', async () => {
+    const base = memoryStore();
+    const faulty = faultyStore(base);
+    const blocked = new Set<string>();
+    let reported: (err: Error) => void = () => {};
+    const error = new Promise<Error>((resolve) => {
+      reported = resolve;
+    });
+    const a = createEngine({
+      jobs: [job(blocked)],
+      store: faulty.store,
+      logger: false,
+      leaseTtlMs: 300,
+      onError: (err) => reported(err),
+    });
+    await a.start();
+    const batch = await a.submit('held', 2);
+    blocked.add(batch.id);
+    faulty.failNext('renewLease', 1, () => new Error('connection reset'));
+    expect((await error).message).toBe('connection reset');
+    blocked.clear();
+    await a.stop();
+  });
+});

@@ -1,5 +1,6 @@
 import { and, assign, sendParent, setup } from 'xstate';
 import { backoffDelay } from '../backoff.js';
+import type { OutcomeRecord } from '../store/store.js';
 import { type SerializedError, serializeError, TimeoutError } from '../errors.js';
 
 /**
@@ -48,16 +49,8 @@ export interface LaneInput {
   timeoutMs?: number | undefined;
 }
 
-/** The outcome a lane reports to the batch actor for one partition. */
-export interface PartitionOutput {
-  index: number;
-  key: string;
-  status: 'succeeded' | 'failed';
-  result?: unknown;
-  error?: SerializedError | undefined;
-  attempts: number;
-  durationMs: number;
-}
+/** The outcome a lane reports to the batch actor for one partition: the journal's record, before it has a position. */
+export type PartitionOutput = Omit<OutcomeRecord, 'seq' | 'finishedAt'>;
 
 export type LaneEvent =
   | { type: 'RUN'; index: number; key: string; attempt: number; redelivered: boolean }
@@ -104,6 +97,10 @@ function outputOf(context: LaneContext, status: 'succeeded' | 'failed'): Partiti
   return out;
 }
 
+function settled(context: LaneContext, status: 'succeeded' | 'failed'): LaneReport {
+  return { type: 'PARTITION.SETTLED', lane: context.lane, outcome: outputOf(context, status) };
+}
+
 export const partitionMachine = setup({
   types: {
     context: {} as LaneContext,
@@ -115,6 +112,9 @@ export const partitionMachine = setup({
     startWork: () => {},
     /** Provided by the engine: abort the current attempt (cancel, timeout). */
     abortWork: () => {},
+    /** Tell the batch actor the partition's outcome. */
+    reportSucceeded: sendParent(({ context }: { context: LaneContext }) => settled(context, 'succeeded')),
+    reportFailed: sendParent(({ context }: { context: LaneContext }) => settled(context, 'failed')),
     /** Take the partition of a RUN event. */
     take: assign(({ event }) =>
       event.type === 'RUN'
@@ -221,22 +221,8 @@ export const partitionMachine = setup({
       after: { backoff: 'running' },
       on: { CANCEL: 'cancelled' },
     },
-    succeeded: {
-      entry: sendParent(({ context }) => ({
-        type: 'PARTITION.SETTLED',
-        lane: context.lane,
-        outcome: outputOf(context, 'succeeded'),
-      })),
-      on: { RUN: { target: 'running', actions: 'take' } },
-    },
-    failed: {
-      entry: sendParent(({ context }) => ({
-        type: 'PARTITION.SETTLED',
-        lane: context.lane,
-        outcome: outputOf(context, 'failed'),
-      })),
-      on: { RUN: { target: 'running', actions: 'take' } },
-    },
+    succeeded: { entry: 'reportSucceeded', on: { RUN: { target: 'running', actions: 'take' } } },
+    failed: { entry: 'reportFailed', on: { RUN: { target: 'running', actions: 'take' } } },
     cancelled: {
       entry: sendParent(({ context }) => ({
         type: 'PARTITION.CANCELLED',

@@ -12,6 +12,7 @@ import {
 } from './engine-options.js';
 import { EngineStateError, LeaseLostError, NotFoundError, ValidationError } from './errors.js';
 import type { AnyJobDefinition, JobWithInput } from './job.js';
+import { defaultLogger } from './logger.js';
 import { Admission } from './runtime/admission.js';
 import { BatchRuntime, type RuntimeEvent } from './runtime/batch-runtime.js';
 import { guarded, guardedInspector } from './runtime/callbacks.js';
@@ -127,7 +128,7 @@ class PartitaEngine implements Engine {
     private readonly jobs: Map<string, AnyJobDefinition>,
   ) {
     this.log =
-      options.logger === false ? pino({ level: 'silent' }) : (options.logger ?? pino({ name: 'partita' }));
+      options.logger === false ? pino({ level: 'silent' }) : (options.logger ?? defaultLogger());
     this.onError = guarded(this.log, 'onError', options.onError);
     this.inspect = guardedInspector(this.log, options.inspect);
     this.watchers = new Watchers(this.log);

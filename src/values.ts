@@ -79,6 +79,7 @@ function describeJson(object: object): string {
     const text = JSON.stringify(object);
     return text === undefined ? 'nothing' : text.length > 40 ? `${text.slice(0, 40)}…` : text;
   } catch {
+    // Only for the message: a value JSON cannot even serialize is described as such.
     return 'an error';
   }
 }

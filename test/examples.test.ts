@@ -1,8 +1,9 @@
 /**
- * The examples run as written: the quickstart (the README's usage section), the demo on a small
- * batch, and the demo killed half way (SIGKILL) then run again in the same directory, which must
- * resume the interrupted batch and end with exact totals. Then every program of docs/guide.md.
- * They run the built package (`npm test` builds first) as child processes, as a user would.
+ * The examples run as written: the quickstart (the README's usage section, in TypeScript: it must
+ * type-check, strict, and its compiled output run), the demo on a small batch, and the demo killed
+ * half way (SIGKILL) then run again in the same directory, which must resume the interrupted batch and
+ * end with exact totals. Then every program of docs/guide.md. They run the built package (`npm test`
+ * builds first) as child processes, as a user would.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
@@ -20,7 +21,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const quickstart = join(root, 'examples/quickstart/main.mjs');
+const quickstart = join(root, 'examples/quickstart/main.ts');
+const quickstartWorker = join(root, 'examples/quickstart/primes.worker.mjs');
+const tsc = join(root, 'node_modules/typescript/bin/tsc');
 const demo = join(root, 'examples/demo/main.mjs');
 
 const QUICKSTART_OUTPUT = [
@@ -57,13 +60,13 @@ function tempDir(): string {
  * sees the output so far after each chunk and may kill the child.
  */
 function run(
-  file: string,
+  file: string | string[],
   cwd: string,
   env: Record<string, string> = {},
   onStdout?: (stdout: string, child: ChildProcess) => void,
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [file], {
+    const child = spawn(process.execPath, Array.isArray(file) ? file : [file], {
       cwd,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -88,6 +91,23 @@ function run(
   });
 }
 
+/**
+ * A project holding the quickstart as a user would: main.ts beside primes.worker.mjs, partita and
+ * zod in node_modules, compiled in place with this repository's TypeScript (nodenext, strict).
+ */
+function quickstartProject(): { dir: string; compiled: Promise<Run> } {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
+  writeFileSync(join(dir, 'main.ts'), readFileSync(quickstart));
+  writeFileSync(join(dir, 'primes.worker.mjs'), readFileSync(quickstartWorker));
+  mkdirSync(join(dir, 'node_modules'));
+  symlinkSync(root, join(dir, 'node_modules', 'partita'), 'dir');
+  symlinkSync(join(root, 'node_modules', 'zod'), join(dir, 'node_modules', 'zod'), 'dir');
+  const options = ['--module', 'nodenext', '--target', 'es2022', '--strict', '--skipLibCheck'];
+  const types = ['--types', 'node', '--typeRoots', join(root, 'node_modules/@types')];
+  return { dir, compiled: run([tsc, ...options, ...types, 'main.ts'], dir) };
+}
+
 /** The demo's summary table as name → value. */
 function table(stdout: string): Record<string, string> {
   const rows: Record<string, string> = {};
@@ -105,8 +125,12 @@ function progressOf(stdout: string): number {
 }
 
 describe('examples', () => {
-  it('quickstart runs and prints its results', async () => {
-    const r = await run(quickstart, root);
+  it('quickstart type-checks (strict) and its compiled output runs and prints its results', async () => {
+    const { dir, compiled } = quickstartProject();
+    const c = await compiled;
+    expect(c.stdout + c.stderr).toBe('');
+    expect(c.code).toBe(0);
+    const r = await run(join(dir, 'main.js'), dir);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(QUICKSTART_OUTPUT);
@@ -116,7 +140,7 @@ describe('examples', () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
     const blocks = [...readme.matchAll(/^```[a-z]*\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
     expect(blocks).toContain(readFileSync(quickstart, 'utf8'));
-    expect(blocks).toContain(readFileSync(join(root, 'examples/quickstart/primes.worker.mjs'), 'utf8'));
+    expect(blocks).toContain(readFileSync(quickstartWorker, 'utf8'));
     expect(blocks).toContain(QUICKSTART_OUTPUT);
   });
 

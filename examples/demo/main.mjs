@@ -24,7 +24,8 @@ const salaryRecalc = defineJob({
   partition: ({ users, days }) =>
     users.flatMap((user) => days.map((day) => ({ key: `${user}:${day}`, payload: { user, day } }))),
   worker: new URL('./salary.worker.mjs', import.meta.url),
-  result: z.object({ gross: z.number(), net: z.number() }),
+  // `retry`: this run of the partition followed a failed attempt (see salary.worker.mjs).
+  result: z.object({ gross: z.number(), net: z.number(), retry: z.boolean() }),
   retry: { attempts: 2, backoffMs: 50 },
   timeoutMs: 10_000,
   concurrency: 8,
@@ -35,6 +36,7 @@ const engine = createEngine({
   workers: { maxThreads: availableParallelism() },
   logger: false,
 });
+const runStarted = Date.now();
 await engine.start(); // opens the store and resumes every unfinished batch
 
 let stopping = false;
@@ -60,13 +62,13 @@ for (const [signal, code] of [
   });
 }
 
-const batch = await resumeOrSubmit();
+const { batch, resumed } = await resumeOrSubmit();
 const showProgress = progressPrinter();
 const unsubscribe = engine.subscribe(batch.id, showProgress);
 const summary = await waitFor(batch.id);
 showProgress(summary);
 unsubscribe();
-await printSummary(summary);
+await printSummary(summary, resumed);
 await engine.stop();
 
 /** The interrupted batch if there is one (start() already resumed it), else a new batch. */
@@ -77,7 +79,7 @@ async function resumeOrSubmit() {
     console.log(
       `resuming interrupted batch ${interrupted.id}: ${done} of ${interrupted.total} partitions done`,
     );
-    return interrupted;
+    return { batch: interrupted, resumed: true };
   }
   // The fixed id makes a resubmission idempotent; once that batch is final, each run makes a new one.
   const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15); // 20261125T140512
@@ -88,7 +90,7 @@ async function resumeOrSubmit() {
   );
   const submitted = await engine.submit(salaryRecalc, { users, days }, { id });
   console.log(`submitted batch ${id}: ${USERS} users × ${DAYS} days = ${submitted.total} partitions`);
-  return submitted;
+  return { batch: submitted, resumed: false };
 }
 
 async function waitFor(id) {
@@ -114,7 +116,10 @@ async function exists(id) {
   }
 }
 
-/** A one-line bar redrawn in place on a terminal; a line every 10 % otherwise (CI, pipes). */
+/**
+ * A one-line bar redrawn in place on a terminal, cleared first and cut to the terminal's width (a
+ * line that wraps cannot be redrawn in place); a line every 10 % otherwise (CI, pipes).
+ */
 function progressPrinter() {
   const tty = process.stdout.isTTY;
   let lastDraw = 0;
@@ -129,10 +134,13 @@ function progressPrinter() {
       const now = Date.now();
       if (!final && now - lastDraw < 50) return;
       lastDraw = now;
-      const width = 30;
+      // One column spare: writing the last one makes some terminals wrap.
+      const columns = Math.max(20, process.stdout.columns || 80) - 1;
+      const text = ` ${pct}  ${counts}  running ${s.running}`;
+      const width = Math.max(10, Math.min(30, columns - text.length));
       const filled = Math.round(s.progress * width);
-      const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
-      process.stdout.write(`\r${bar} ${pct}  ${counts}  running ${s.running}\x1b[K${final ? '\n' : ''}`);
+      const line = ('█'.repeat(filled) + '░'.repeat(width - filled) + text).slice(0, columns);
+      process.stdout.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
     } else {
       const decile = Math.floor(s.progress * 10);
       if (decile > lastDecile) {
@@ -144,12 +152,26 @@ function progressPrinter() {
   };
 }
 
-async function printSummary(s) {
-  const seconds =
-    s.startedAt && s.finishedAt ? (Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000 : 0;
+/**
+ * Processing time. A batch run in one go took finishedAt - startedAt. A resumed batch's startedAt is
+ * in an earlier run, and that span includes the time the demo was not running: only this run's
+ * processing is measured then, and said so.
+ */
+function duration(s, resumed) {
+  const finished = s.finishedAt ? Date.parse(s.finishedAt) : Date.now();
+  const started = s.startedAt ? Date.parse(s.startedAt) : runStarted;
+  if (!resumed || started >= runStarted) return `${((finished - started) / 1000).toFixed(1)} s`;
+  const thisRun = (finished - runStarted) / 1000;
+  return `${thisRun.toFixed(1)} s this run (resumed; the time before the interruption is not counted)`;
+}
+
+async function printSummary(s, resumed) {
   const recount = await engine.recount(s.id);
-  let retried = 0; // partitions that failed at first and succeeded on a later attempt
-  for await (const p of engine.partitions(s.id, { status: 'succeeded' })) if (p.attempts > 1) retried++;
+  // Partitions whose successful run came after a failed attempt, as the worker saw it. Not
+  // `attempts > 1`: a re-run after a stop counts as an attempt too, and it is no retry. (A partition
+  // that was waiting for its retry when the demo stopped runs again as a re-run: not counted.)
+  let retried = 0;
+  for await (const p of engine.partitions(s.id, { status: 'succeeded' })) if (p.result?.retry) retried++;
   const matches = recount.succeeded === s.succeeded && recount.failed === s.failed;
   const rows = [
     ['batch', s.id],
@@ -157,8 +179,8 @@ async function printSummary(s) {
     ['total', s.total],
     ['succeeded', s.succeeded],
     ['failed', s.failed],
-    ['duration', `${seconds.toFixed(1)} s`],
-    ['retried', `${retried} succeeded on a later attempt (a retry, or a re-run after a stop)`],
+    ['duration', duration(s, resumed)],
+    ['retried', `${retried} succeeded on a retry after a failed attempt`],
     ['errorSummary', s.errorSummary ?? '-'],
     [
       'recount',

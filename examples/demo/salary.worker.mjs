@@ -48,5 +48,11 @@ export default async function recalc({ user, day }, ctx) {
     }
   }
   const tax = gross <= 100 ? gross * 0.1 : 10 + (gross - 100) * 0.32;
-  return { gross: Math.round(gross * 100) / 100, net: Math.round((gross - tax) * 100) / 100 };
+  return {
+    gross: Math.round(gross * 100) / 100,
+    net: Math.round((gross - tax) * 100) / 100,
+    // A retry after a failed attempt. An attempt > 1 alone may be a re-run after a stop
+    // (`redelivered`), which the demo does not count as a retry.
+    retry: ctx.attempt > 1 && !ctx.redelivered,
+  };
 }

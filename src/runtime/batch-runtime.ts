@@ -32,7 +32,7 @@ import type { Yielder } from './yielder.js';
 export type RuntimeEvent =
   /** The public summary changed (progress included). */
   | { type: 'changed' }
-  /** The final state is durable; nothing more will happen to this batch here. */
+  /** The final state is durable (the last change); nothing more will happen to this batch here. */
   | { type: 'final'; summary: BatchSummary }
   /** A store write or read failed; it is retried. */
   | { type: 'store-error'; error: Error }
@@ -333,7 +333,7 @@ export class BatchRuntime {
       { status: summary.status, succeeded: summary.succeeded, failed: summary.failed },
       'batch finished',
     );
-    this.emit({ type: 'changed' });
+    // One event, not 'changed' then 'final': listeners get the final summary exactly once.
     this.emit({ type: 'final', summary });
   }
 

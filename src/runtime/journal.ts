@@ -55,6 +55,7 @@ export class BatchJournal {
     ) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
+      // Failures are reported through onError and rescheduled inside writeOnce.
       this.writeOnce().catch(() => {});
       return;
     }
@@ -98,6 +99,7 @@ export class BatchJournal {
     const delay = this.failures === 0 ? this.options.flushDelayMs : backoffDelay(this.failures, 20, 1000);
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      // Failures are reported through onError and rescheduled inside writeOnce.
       this.writeOnce().catch(() => {});
     }, delay);
   }

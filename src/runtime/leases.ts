@@ -54,6 +54,7 @@ export class Leases {
   async release(batchId: string): Promise<void> {
     const held = this.held.get(batchId);
     this.held.delete(batchId);
+    // A failed release only delays a takeover until the lease expires: nothing to retry.
     if (held) await this.store.releaseLease(batchId, held.lease).catch(() => {});
   }
 

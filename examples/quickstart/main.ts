@@ -31,7 +31,7 @@ await engine.start();
 const primes = await engine.submit(countPrimes, { below: 100_000, step: 10_000 });
 const done = await engine.wait(primes.id);
 let total = 0;
-for await (const p of engine.partitions(done.id)) total += p.result;
+for await (const p of engine.partitions<number>(done.id)) total += p.result ?? 0;
 console.log(`${done.job} ${done.status}: ${done.succeeded} of ${done.total} partitions, ${total} primes`);
 
 const mails = await engine.submit(welcome, [{ name: 'ada', email: 'ada@example.com' }, { name: 'grace' }]);

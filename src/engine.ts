@@ -20,6 +20,7 @@ import { Leases, newOwnerId } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
 import { parseRecord } from './runtime/records.js';
 import { Recovery } from './runtime/recovery.js';
+import { type EngineEvent, EngineStats } from './runtime/stats.js';
 import { submitBatch } from './runtime/submission.js';
 import { listedSummary, summaryFromRow } from './runtime/views.js';
 import { Watchers } from './runtime/watchers.js';
@@ -31,11 +32,14 @@ import { parseOrThrow } from './validation.js';
 import { resultJsonSchema, WorkerPool } from './workers/pool.js';
 
 export type { EngineOptions, ListFilter, SubmitOptions, WaitOptions } from './engine-options.js';
+export type { EngineEvent } from './runtime/stats.js';
 
 /** A snapshot of the engine's load, from `engine.metrics()`. */
 export interface EngineMetrics {
+  /** Batches run by this engine now, by status. */
   batches: Partial<Record<BatchStatus, number>>;
   queued: number;
+  /** Partitions settled per second over the last 10 seconds. */
   partitionsPerSecond: number;
   poolThreads: number;
   poolUtilization: number;
@@ -63,6 +67,8 @@ export interface Engine {
   /** The counts recomputed from the stored outcomes. After recovery they equal the summary's. */
   recount(id: string): Promise<{ total: number; succeeded: number; failed: number }>;
   metrics(): EngineMetrics;
+  /** Hear every settled partition and every batch status change of this engine (metrics exporters). */
+  observe(listener: (event: EngineEvent) => void): () => void;
 }
 
 const DEFAULT_DB = './.partita/partita.db';
@@ -119,19 +125,17 @@ class PartitaEngine implements Engine {
   private recovery: Recovery | undefined;
   private parentWatch: ParentWatch | undefined;
   private seq = 0;
-  private storeErrors = 0;
-  private settledTotal = 0;
-  private readonly createdAt = Date.now();
+  private readonly stats: EngineStats;
 
   constructor(
     private readonly options: EngineOptions,
     private readonly jobs: Map<string, AnyJobDefinition>,
   ) {
-    this.log =
-      options.logger === false ? pino({ level: 'silent' }) : (options.logger ?? defaultLogger());
+    this.log = options.logger === false ? pino({ level: 'silent' }) : (options.logger ?? defaultLogger());
     this.onError = guarded(this.log, 'onError', options.onError);
     this.inspect = guardedInspector(this.log, options.inspect);
     this.watchers = new Watchers(this.log);
+    this.stats = new EngineStats(this.log);
     this.yielder = new Yielder(options.yieldAfterMs ?? 5);
     this.admission = new Admission(options.maxConcurrentBatches ?? 4, {
       statusOf: (id) => this.statusOf(id),
@@ -335,15 +339,18 @@ class PartitaEngine implements Engine {
       const s = rt.status;
       batches[s] = (batches[s] ?? 0) + 1;
     }
-    const seconds = Math.max(0.001, (Date.now() - this.createdAt) / 1000);
     return {
       batches,
       queued: batches.QUEUED ?? 0,
-      partitionsPerSecond: this.settledTotal / seconds,
+      partitionsPerSecond: this.stats.rate(),
       poolThreads: this.pool?.threads ?? 0,
       poolUtilization: this.pool?.utilization ?? 0,
-      storeErrors: this.storeErrors,
+      storeErrors: this.stats.storeErrors,
     };
+  }
+
+  observe(listener: (event: EngineEvent) => void): () => void {
+    return this.stats.observe(listener);
   }
 
   // --- internals -----------------------------------------------------------------------------
@@ -415,13 +422,21 @@ class PartitaEngine implements Engine {
         if (this.watchers.listening(rt.id)) this.watchers.deliver(rt.id, rt.summary());
         return;
       case 'final':
-        this.settledTotal += event.summary.succeeded + event.summary.failed;
+        this.stats.batch(rt.id, rt.job, event.summary.status, durationOf(event.summary));
         this.finals.set(rt.id, event.summary.status);
         this.runtimes.delete(rt.id);
         this.admission.forget(rt.id);
         void this.leases?.release(rt.id);
         this.watchers.settle(rt.id, event.summary);
         this.admit();
+        return;
+      case 'settled': {
+        const o = event.outcome;
+        this.stats.partition(rt.id, rt.job, o.status, o.durationMs, o.attempts);
+        return;
+      }
+      case 'status':
+        this.stats.batch(rt.id, rt.job, event.status);
         return;
       case 'store-error':
         this.storeError(event.error, rt.id);
@@ -479,10 +494,16 @@ class PartitaEngine implements Engine {
   }
 
   private storeError(err: Error, batchId: string | undefined): void {
-    this.storeErrors++;
+    this.stats.storeErrors++;
     this.log.error({ err, batchId }, 'store error; data kept in memory and retried');
     this.onError(err, batchId);
   }
+}
+
+/** How long a final batch took: from the start of processing (or its submit) to its end. */
+function durationOf(summary: BatchSummary): number | undefined {
+  if (!summary.finishedAt) return undefined;
+  return Date.parse(summary.finishedAt) - Date.parse(summary.startedAt ?? summary.createdAt);
 }
 
 async function defaultStore(): Promise<Store> {

@@ -61,5 +61,5 @@ export type {
 } from './store/store.js';
 export type { BatchStatus, BatchSummary, FailurePolicy, OutcomeCounts, PartitionFailure } from './summary.js';
 export { decideOutcome, describeFailures, isFinalStatus } from './summary.js';
-export type { PartitionContext, PartitionHandler } from './worker.js';
 export { MAX_ID_LENGTH, MAX_KEY_LENGTH } from './values.js';
+export type { PartitionContext, PartitionHandler } from './worker.js';

@@ -17,7 +17,7 @@ import {
   type FinalizeInput,
   type ReplayedOutcome,
 } from '../machines/batch.js';
-import { partitionMachine } from '../machines/partition.js';
+import { type PartitionOutput, partitionMachine } from '../machines/partition.js';
 import type { BatchRecord, BatchState, Fence, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
 import { Durability } from './durability.js';
@@ -34,6 +34,10 @@ export type RuntimeEvent =
   | { type: 'changed' }
   /** The final state is durable (the last change); nothing more will happen to this batch here. */
   | { type: 'final'; summary: BatchSummary }
+  /** A partition's outcome was counted (for metrics; it is durable after the next group commit). */
+  | { type: 'settled'; outcome: PartitionOutput }
+  /** The public status changed (not yet durable for a final status: that is 'final'). */
+  | { type: 'status'; status: BatchStatus }
   /** A store write or read failed; it is retried. */
   | { type: 'store-error'; error: Error }
   /** Another engine holds the batch now: this runtime has stopped without writing anything more. */
@@ -165,6 +169,10 @@ export class BatchRuntime {
     this.actor.send({ type: 'CANCEL', reason });
   }
 
+  get job(): string {
+    return this.record.job;
+  }
+
   get status(): BatchStatus {
     return this.summary().status;
   }
@@ -240,6 +248,7 @@ export class BatchRuntime {
         journalOutcome: (_, { outcome, seq }) => {
           this.feeder.release(outcome.index);
           this.durability.append({ ...outcome, seq, finishedAt: '' });
+          this.emit({ type: 'settled', outcome });
           // Checked once per batch: a child logger per partition costs nothing when debug is off.
           if (this.debug)
             this.log
@@ -310,6 +319,7 @@ export class BatchRuntime {
     if (status !== this.lastStatus) {
       this.lastStatus = status;
       this.log.info({ state: status }, 'batch state');
+      if (snapshot.status !== 'done') this.emit({ type: 'status', status: this.summary().status });
       if (!this.halted) this.durability.touch();
       if (snapshot.status === 'done' && !this.finishedAt) {
         this.finishedAt = new Date().toISOString();

@@ -12,11 +12,12 @@ import {
 } from './engine-options.js';
 import { EngineStateError, LeaseLostError, NotFoundError, ValidationError } from './errors.js';
 import type { AnyJobDefinition, JobWithInput } from './job.js';
+import { processScopedId } from './liveness.js';
 import { defaultLogger } from './logger.js';
 import { Admission } from './runtime/admission.js';
 import { BatchRuntime, type RuntimeEvent } from './runtime/batch-runtime.js';
 import { guarded, guardedInspector } from './runtime/callbacks.js';
-import { Leases, newOwnerId } from './runtime/leases.js';
+import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
 import { parseRecord } from './runtime/records.js';
 import { Recovery } from './runtime/recovery.js';
@@ -165,7 +166,7 @@ class PartitaEngine implements Engine {
       }
       this.leases = new Leases(
         store,
-        this.options.ownerId ?? newOwnerId(randomUUID().slice(0, 8)),
+        this.options.ownerId ?? processScopedId(randomUUID().slice(0, 8)),
         this.leaseTtl,
         {
           lost: (id) => this.runtimes.get(id)?.abandon(),

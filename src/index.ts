@@ -42,8 +42,9 @@ export { defineJob } from './job.js';
 export { BATCH_MACHINE_VERSION, batchMachine } from './machines/batch.js';
 export { partitionMachine } from './machines/partition.js';
 export { memoryStore } from './store/memory.js';
-export { postgresStore } from './store/postgres.js';
-export { sqliteStore } from './store/sqlite.js';
+export type { PgPool, PgPoolClient, PgResult } from './store/pg-types.js';
+export { type PostgresStoreOptions, postgresStore } from './store/postgres.js';
+export { type SqliteStoreOptions, sqliteStore } from './store/sqlite.js';
 export type {
   BatchFilter,
   BatchRecord,
@@ -55,8 +56,10 @@ export type {
   PartitionFilter,
   PartitionInput,
   PartitionRow,
+  PartitionSource,
   PartitionStatus,
   PartitionView,
+  StatusEvent,
   Store,
 } from './store/store.js';
 export type { BatchStatus, BatchSummary, FailurePolicy, OutcomeCounts, PartitionFailure } from './summary.js';

@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { isProvablyGone, markGone, markLive } from '../liveness.js';
 import type { Fence, Lease, Store } from '../store/store.js';
 
 export interface LeaseEvents {
@@ -30,7 +30,7 @@ export class Leases {
     let lease = await this.store.acquireLease(batchId, this.ownerId, this.ttlMs);
     if (!lease) {
       const holder = await this.store.leaseOf(batchId);
-      if (holder && ownerIsDead(holder.owner))
+      if (holder && isProvablyGone(holder.owner))
         lease = await this.store.acquireLease(batchId, this.ownerId, this.ttlMs, holder.owner);
     }
     if (!lease) return undefined;
@@ -39,7 +39,7 @@ export class Leases {
   }
 
   start(): void {
-    liveOwners.add(this.ownerId);
+    markLive(this.ownerId);
     this.heartbeat = setInterval(() => void this.renewAll(), Math.max(50, Math.floor(this.ttlMs / 3)));
     this.heartbeat.unref();
   }
@@ -47,7 +47,7 @@ export class Leases {
   /** Stop renewing (the engine stops); leases are released one by one with `release`. */
   stop(): void {
     clearInterval(this.heartbeat);
-    liveOwners.delete(this.ownerId);
+    markGone(this.ownerId);
   }
 
   /** Give the lease back (graceful stop, or the batch is final). Failures only delay a takeover. */
@@ -81,27 +81,5 @@ export class Leases {
         this.events.lost(batchId);
       }
     }
-  }
-}
-
-/** Owner ids of the engines of this process that are started and not yet stopped. */
-const liveOwners = new Set<string>();
-
-/** A new owner id: `${hostname}/${pid}/${random}`, which `ownerIsDead` can check on this host. */
-export function newOwnerId(random: string): string {
-  return `${hostname()}/${process.pid}/${random}`;
-}
-
-/** An owner on this host whose process is gone: its leases can be taken over at once. */
-export function ownerIsDead(owner: string): boolean {
-  const [host, pid] = owner.split('/');
-  if (host !== hostname() || !pid || !/^\d+$/.test(pid)) return false;
-  // An engine of this process that has stopped (a restart within one process) is dead too.
-  if (Number(pid) === process.pid) return !liveOwners.has(owner);
-  try {
-    process.kill(Number(pid), 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }

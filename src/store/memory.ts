@@ -1,5 +1,8 @@
-import { LeaseLostError, ValidationError } from '../errors.js';
+import { LeaseLostError } from '../errors.js';
 import type { BatchStatus } from '../summary.js';
+import { BaseStore } from './base.js';
+import { type CapturedPartition, capturePartition, checkLimit, duplicateKey } from './inputs.js';
+import { parseCell } from './sql-rows.js';
 import {
   type BatchFilter,
   type BatchRecord,
@@ -10,15 +13,14 @@ import {
   type Lease,
   type OutcomeRecord,
   type PartitionFilter,
-  type PartitionInput,
   type PartitionRow,
+  type PartitionSource,
   type PartitionView,
   type Store,
 } from './store.js';
 
-interface MemoryPartition {
-  key: string;
-  payload: unknown;
+/** The payload stays JSON text, as in the SQL stores: every read parses a copy nobody else holds. */
+interface MemoryPartition extends CapturedPartition {
   outcome?: OutcomeRecord;
 }
 
@@ -46,27 +48,22 @@ export function memoryStore(): Store {
 
 const clone = <T>(value: T): T => (value === undefined ? value : structuredClone(value));
 
-class MemoryStore implements Store {
+class MemoryStore extends BaseStore implements Store {
   readonly kind = 'memory';
   private readonly batches = new Map<string, MemoryBatch>();
 
   async open(): Promise<void> {}
   async close(): Promise<void> {}
 
-  async createBatch(
-    record: BatchRecord,
-    partitions: Iterable<PartitionInput> | AsyncIterable<PartitionInput>,
-  ): Promise<{ created: boolean }> {
+  protected async create(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }> {
     if (this.batches.has(record.id)) return { created: false };
     const list: MemoryPartition[] = [];
     const keys = new Set<string>();
     for await (const p of partitions) {
-      if (keys.has(p.key))
-        throw new ValidationError(`Duplicate partition key "${p.key}"`, [
-          { path: 'key', message: 'duplicate' },
-        ]);
-      keys.add(p.key);
-      list.push({ key: p.key, payload: clone(p.payload) });
+      const captured = capturePartition(p, list.length, record.id);
+      if (keys.has(captured.key)) throw duplicateKey(record.id, captured.key);
+      keys.add(captured.key);
+      list.push(captured);
     }
     // A concurrent createBatch with the same id may have finished while we iterated.
     if (this.batches.has(record.id)) return { created: false };
@@ -94,14 +91,15 @@ class MemoryStore implements Store {
   }
 
   async listBatches(filter: BatchFilter = {}): Promise<BatchRow[]> {
+    const limit = checkLimit(filter.limit);
     const statuses = toStatusSet(filter.status);
     let rows = [...this.batches.values()].map((b) => b.row);
     if (filter.unfinished) rows = rows.filter((r) => !FINAL_STATUS_LIST.includes(r.status));
     if (statuses) rows = rows.filter((r) => statuses.has(r.status));
-    if (filter.job) rows = rows.filter((r) => r.job === filter.job);
+    if (filter.job !== undefined) rows = rows.filter((r) => r.job === filter.job);
     rows.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
     if (!filter.unfinished) rows.reverse();
-    if (filter.limit !== undefined) rows = rows.slice(0, filter.limit);
+    if (limit !== undefined) rows = rows.slice(0, limit);
     return rows.map(clone);
   }
 
@@ -112,7 +110,8 @@ class MemoryStore implements Store {
     const end = Math.min(b.partitions.length, fromIndex + limit);
     for (let index = fromIndex; index < end; index++) {
       const p = b.partitions[index]!;
-      out.push({ index, key: p.key, payload: clone(p.payload), status: p.outcome?.status ?? 'pending' });
+      const payload = parseCell(p.json ?? null, batchId, index);
+      out.push({ index, key: p.key, payload, status: p.outcome?.status ?? 'pending' });
     }
     return out;
   }
@@ -183,8 +182,10 @@ class MemoryStore implements Store {
     const current = b.row.state as BatchState | undefined;
     if (current && typeof current.journalSeq === 'number' && current.journalSeq > state.journalSeq)
       return false;
+    const changed = b.row.status !== state.status;
     b.row.state = clone(state);
     b.row.status = state.status;
+    if (changed) this.watchers.emit({ batchId, status: state.status });
     return true;
   }
 
@@ -229,7 +230,7 @@ class MemoryStore implements Store {
   }
 }
 
-export function toStatusSet(status: BatchFilter['status']): Set<BatchStatus> | undefined {
+function toStatusSet(status: BatchFilter['status']): Set<BatchStatus> | undefined {
   if (status === undefined) return undefined;
   return new Set(typeof status === 'string' ? [status] : status);
 }

@@ -1,6 +1,6 @@
 import { PartitaError, StoreError, toError } from '../errors.js';
 import type { BatchStatus } from '../summary.js';
-import type { BatchRow, OutcomeRecord, PartitionStatus, PartitionView } from './store.js';
+import type { BatchRow, OutcomeRecord, PartitionRow, PartitionStatus, PartitionView } from './store.js';
 
 /**
  * Rows as the SQL stores (SQLite, PostgreSQL) read them, and their conversion to the Store
@@ -45,6 +45,26 @@ export function toBatchRow(r: BatchDbRow): BatchRow {
   };
 }
 
+/** A row of readPartitions (idx, key, payload, status). */
+export function toPartitionRow(r: PartDbRow, batchId: string): PartitionRow {
+  return {
+    index: r.idx,
+    key: r.key,
+    payload: parseCell(r.payload ?? null, batchId, r.idx),
+    status: r.status,
+  };
+}
+
+/** countOutcomes from `SELECT status, count(*) AS n ... GROUP BY status`. */
+export function toCounts(rows: readonly { status: PartitionStatus; n: number }[]): {
+  succeeded: number;
+  failed: number;
+} {
+  const out = { succeeded: 0, failed: 0 };
+  for (const r of rows) if (r.status === 'succeeded' || r.status === 'failed') out[r.status] = r.n;
+  return out;
+}
+
 export function toView(r: PartDbRow, batchId: string): PartitionView {
   const view: PartitionView = { index: r.idx, key: r.key, status: r.status, attempts: r.attempts };
   if (r.result !== null) view.result = parseCell(r.result, batchId, r.idx);
@@ -65,8 +85,13 @@ export function toOutcome(r: PartDbRow, batchId: string): OutcomeRecord {
   };
 }
 
+/** What an outcome writes to its partition row: status, result, error, attempts, duration_ms, seq, finished_at. */
+export function outcomeValues(o: OutcomeRecord): unknown[] {
+  return [o.status, toJson(o.result), toJson(o.error), o.attempts, o.durationMs, o.seq, o.finishedAt];
+}
+
 /** SQL NULL stands for `undefined`; JSON `null` is stored as the text 'null'. */
-export function toJson(value: unknown): string | null {
+function toJson(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value);
 }
 
@@ -87,6 +112,8 @@ export function parseCell(text: string | null, batchId: string, index: number): 
     throw new StoreError(`partition ${index} of batch "${batchId}" holds invalid JSON`, err);
   }
 }
+
+export function noop(): void {}
 
 /** Every failure of a SQL store reaches the engine as a PartitaError (STORE unless it is one already). */
 export function toStoreError(kind: string, err: unknown, what: string): PartitaError {

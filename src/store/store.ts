@@ -1,5 +1,5 @@
 import type { SerializedError } from '../errors.js';
-import type { BatchStatus } from '../summary.js';
+import { type BatchStatus, FINAL_STATUSES } from '../summary.js';
 
 /**
  * The Store contract: the high-level operations the engine needs to make batches durable.
@@ -20,18 +20,19 @@ export interface Store {
 
   /**
    * Store a new batch and all its partitions atomically. Idempotent on `record.id`: when the id
-   * exists nothing is written and `created` is false. Duplicate partition keys are refused
-   * (VALIDATION) and nothing is stored; an error thrown by the iterator also leaves nothing.
+   * exists nothing is written and `created` is false. A batch id or partition key that src/values.ts
+   * `badName` refuses, and duplicate partition keys, are refused (VALIDATION) and nothing is stored;
+   * an error thrown by the iterator also leaves nothing.
    * The stored `record.total` is the number of partitions the iterator gave (the caller may not know
    * it in advance for an AsyncIterable).
    */
-  createBatch(
-    record: BatchRecord,
-    partitions: Iterable<PartitionInput> | AsyncIterable<PartitionInput>,
-  ): Promise<{ created: boolean }>;
+  createBatch(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }>;
   /** The raw row of one batch, or undefined. Records are validated by the engine (see records.ts). */
   loadBatch(id: string): Promise<BatchRow | undefined>;
-  /** Batches, newest first; `unfinished` lists those not in a final status, oldest first. */
+  /**
+   * Batches, newest first; `unfinished` lists those not in a final status, oldest first. A `limit`
+   * that is not a finite number >= 0 is refused (VALIDATION); a fractional one counts its whole part.
+   */
   listBatches(filter?: BatchFilter): Promise<BatchRow[]>;
 
   /** Partitions by index, `limit` at most from `fromIndex`, with their current status. For dispatch. */
@@ -76,6 +77,25 @@ export interface Store {
   releaseLease(batchId: string, fence: Fence): Promise<void>;
   /** Who holds the lease now, for takeover decisions and diagnostics. */
   leaseOf(batchId: string): Promise<Lease | undefined>;
+
+  /**
+   * Optional. Calls `listener` when any engine sharing this store saves a batch's state with a new
+   * status (at least every final status). Best effort: notifications may be lost (a dropped
+   * connection, a listener added late), so callers keep a slow backstop poll. Listening starts when
+   * the store is open and stops at close(). A listener that throws is ignored. Returns the function
+   * that unsubscribes.
+   *
+   * memoryStore calls listeners synchronously, before saveState resolves. postgresStore uses
+   * LISTEN/NOTIFY, so it hears every engine on the same schema. sqliteStore hears only writes made
+   * through the same store object (no notification crosses processes).
+   */
+  watch?(listener: (event: StatusEvent) => void): () => void;
+}
+
+/** What {@link Store.watch} reports: a batch whose saved state has a new status. */
+export interface StatusEvent {
+  batchId: string;
+  status: BatchStatus;
 }
 
 /** Version of the stored record and state formats written by this partita. */
@@ -131,7 +151,16 @@ export interface BatchFilter {
 export interface PartitionInput {
   key: string;
   payload: unknown;
+  /**
+   * The payload's JSON text, taken when the partition was yielded; when given, stores write it
+   * instead of serializing `payload` again. Without it a store serializes `payload` the moment it
+   * receives the partition, never later: a source may reuse one object for every partition.
+   */
+  json?: string | undefined;
 }
+
+/** The partitions of a new batch, in index order. */
+export type PartitionSource = Iterable<PartitionInput> | AsyncIterable<PartitionInput>;
 
 export type PartitionStatus = 'pending' | 'succeeded' | 'failed';
 
@@ -159,12 +188,12 @@ export interface PartitionFilter {
   status?: PartitionStatus | undefined;
 }
 
-/** A partition as `engine.partitions()` lists it. */
-export interface PartitionView {
+/** A partition as `engine.partitions()` lists it; `R` is the job's result type. */
+export interface PartitionView<R = unknown> {
   index: number;
   key: string;
   status: PartitionStatus;
-  result?: unknown;
+  result?: R;
   error?: SerializedError | undefined;
   attempts: number;
   durationMs?: number | undefined;
@@ -181,4 +210,4 @@ export interface Lease extends Fence {
 }
 
 /** Is this batch's row final (no lease or work needed)? */
-export const FINAL_STATUS_LIST: readonly BatchStatus[] = ['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED'];
+export const FINAL_STATUS_LIST: readonly BatchStatus[] = FINAL_STATUSES;

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { SerializedError } from '../../src/errors.js';
+import { type SerializedError, ValidationError } from '../../src/errors.js';
 import {
   type BatchRecord,
   type BatchState,
@@ -10,6 +10,7 @@ import {
   type Store,
 } from '../../src/store/store.js';
 import type { BatchStatus } from '../../src/summary.js';
+import { MAX_ID_LENGTH, MAX_KEY_LENGTH } from '../../src/values.js';
 
 /** What a store's test file hands to {@link storeContract}: a fresh, not yet opened store. */
 export interface StoreHarness {
@@ -49,17 +50,8 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
 
     const id = (s: string) => `${ns}-${s}`;
     const job = (s = 'job') => `${ns}-${s}`;
-    const record = (batchId: string, over: Partial<BatchRecord> = {}): BatchRecord => ({
-      schemaVersion: SCHEMA_VERSION,
-      id: batchId,
-      job: job(),
-      total: 0,
-      priority: 0,
-      after: [],
-      when: 'succeeded',
-      createdAt: '2026-01-01T00:00:00.000Z',
-      ...over,
-    });
+    const record = (batchId: string, over: Partial<BatchRecord> = {}): BatchRecord =>
+      batchRecord(batchId, { job: job(), total: 0, ...over });
     const lease = async (batchId: string, owner = 'engine-1'): Promise<Fence> => {
       const l = await store.acquireLease(batchId, owner, 60_000);
       if (!l) throw new Error(`test setup: lease on ${batchId} refused`);
@@ -173,21 +165,8 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       });
 
       it('keeps a batch invisible until createBatch resolves', async () => {
-        let release!: () => void;
-        const gate = new Promise<void>((resolve) => {
-          release = resolve;
-        });
-        let reached!: () => void;
-        const halfway = new Promise<void>((resolve) => {
-          reached = resolve;
-        });
-        async function* source() {
-          yield* asyncParts(2500);
-          reached();
-          await gate;
-          yield { key: 'last', payload: null };
-        }
-        const pending = store.createBatch(record(id('a')), source());
+        const { source, halfway, release } = gatedSource(2500);
+        const pending = store.createBatch(record(id('a')), source);
         await halfway;
         expect(await store.loadBatch(id('a'))).toBeUndefined();
         expect(mine(await store.listBatches())).toEqual([]);
@@ -205,6 +184,99 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         expect((await store.loadBatch(id('empty')))?.status).toBe('QUEUED');
         expect(await store.readPartitions(id('empty'), 0, 10)).toEqual([]);
         expect(await collect(store.partitions(id('empty')))).toEqual([]);
+      });
+
+      it('stores each payload as it was when yielded, even when the source reuses one object', async () => {
+        // 2,500 partitions cross the chunk boundaries of every store (1,000 and 2,000).
+        async function* reusing() {
+          const payload: { n: number; tag?: string } = { n: -1 };
+          for (let i = 0; i < 2500; i++) {
+            payload.n = i;
+            if (i % 700 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+            yield { key: `k${i}`, payload };
+          }
+          payload.tag = 'changed after the last yield';
+        }
+        await store.createBatch(record(id('reused')), reusing());
+        const rows = await store.readPartitions(id('reused'), 0, 2500);
+        expect(rows).toHaveLength(2500);
+        expect(rows.every((r) => (r.payload as { n: number }).n === r.index)).toBe(true);
+        expect(rows.some((r) => 'tag' in (r.payload as object))).toBe(false);
+      });
+
+      it('stores the JSON text taken at yield time when the partition carries one', async () => {
+        const input: PartitionInput[] = [
+          { key: 'a', payload: { stale: true }, json: '{"n":1}' },
+          { key: 'b', payload: 'ignored', json: 'null' },
+          { key: 'c', payload: { n: 3 } },
+          { key: 'd', payload: undefined },
+        ];
+        await store.createBatch(record(id('json')), input);
+        expect(await store.readPartitions(id('json'), 0, 10)).toEqual([
+          { index: 0, key: 'a', payload: { n: 1 }, status: 'pending' },
+          { index: 1, key: 'b', payload: null, status: 'pending' },
+          { index: 2, key: 'c', payload: { n: 3 }, status: 'pending' },
+          { index: 3, key: 'd', payload: undefined, status: 'pending' },
+        ]);
+      });
+
+      it('returns payloads the caller cannot change, as JSON would', async () => {
+        const payload = { when: new Date('2026-01-01T00:00:00.000Z'), list: [1, 2] };
+        await store.createBatch(record(id('copy')), [{ key: 'a', payload }]);
+        payload.list.push(3);
+        const [row] = await store.readPartitions(id('copy'), 0, 1);
+        expect(row?.payload).toEqual({ when: '2026-01-01T00:00:00.000Z', list: [1, 2] });
+        (row!.payload as { list: number[] }).list.push(4);
+        expect((await store.readPartitions(id('copy'), 0, 1))[0]?.payload).toEqual({
+          when: '2026-01-01T00:00:00.000Z',
+          list: [1, 2],
+        });
+      });
+
+      it.each([
+        ['empty', ''],
+        ['NUL', 'a\u0000b'],
+        ['lone high surrogate', 'a\uD800b'],
+        ['lone low surrogate', '\uDC00'],
+        ['too long', 'x'.repeat(MAX_KEY_LENGTH + 1)],
+        ['not a string', 42 as unknown as string],
+      ])('refuses a partition key that is %s with VALIDATION and stores nothing', async (_, key) => {
+        async function* source() {
+          yield* asyncParts(2500);
+          yield { key, payload: 'bad' };
+        }
+        const err = await store.createBatch(record(id('a')), source()).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'VALIDATION' });
+        expect(err).toBeInstanceOf(ValidationError);
+        expect((err as ValidationError).issues[0]?.path).toBe('partitions[2500].key');
+        expect(await store.loadBatch(id('a'))).toBeUndefined();
+        expect(await store.readPartitions(id('a'), 0, 10)).toEqual([]);
+        expect(mine(await store.listBatches())).toEqual([]);
+        await create(id('a'), 2);
+      });
+
+      it.each([
+        ['empty', ''],
+        ['NUL', 'a\u0000b'],
+        ['lone surrogate', 'a\uD800'],
+        ['too long', 'x'.repeat(MAX_ID_LENGTH + 1)],
+      ])('refuses a batch id that is %s with VALIDATION and stores nothing', async (_, bad) => {
+        const batchId = bad === '' ? bad : `${ns}-${bad}`;
+        await expect(store.createBatch(record(batchId), parts(3))).rejects.toMatchObject({
+          code: 'VALIDATION',
+        });
+        expect(mine(await store.listBatches())).toEqual([]);
+      });
+
+      it('accepts the longest key and id, and any well-formed Unicode', async () => {
+        const longId = `${ns}-${'i'.repeat(MAX_ID_LENGTH - ns.length - 1)}`;
+        const keys = ['k'.repeat(MAX_KEY_LENGTH), '🙂\u{10FFFF}', '\uFFFD', ' '];
+        await store.createBatch(
+          record(longId),
+          keys.map((key) => ({ key, payload: null })),
+        );
+        expect((await store.loadBatch(longId))?.id).toBe(longId);
+        expect((await store.readPartitions(longId, 0, 10)).map((p) => p.key)).toEqual(keys);
       });
 
       it('answers empty for an unknown batch', async () => {
@@ -258,6 +330,23 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         expect(mine(await store.listBatches({ unfinished: true, job: job('x'), limit: 1 }))).toEqual(
           ids('b3'),
         );
+      });
+
+      it.each([
+        ['NaN', Number.NaN],
+        ['Infinity', Number.POSITIVE_INFINITY],
+        ['negative', -1],
+        ['not a number', '2' as unknown as number],
+      ])('refuses a limit that is %s with VALIDATION', async (_, limit) => {
+        await expect(store.listBatches({ limit })).rejects.toMatchObject({ code: 'VALIDATION' });
+        await expect(store.listBatches({ limit, unfinished: true })).rejects.toMatchObject({
+          code: 'VALIDATION',
+        });
+      });
+
+      it('treats limit 0 as none and a fractional limit as its whole part', async () => {
+        expect(await store.listBatches({ limit: 0 })).toEqual([]);
+        expect(mine(await store.listBatches({ job: job('x'), limit: 2.9 }))).toEqual(ids('b4', 'b3'));
       });
 
       it('returns rows with record, state and the status column', async () => {
@@ -430,6 +519,34 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         expect(row?.state).toEqual(state('COMPLETED', 9, { summary: { done: true } }));
         expect(mine(await store.listBatches({ status: 'COMPLETED' }))).toEqual([id('a')]);
         expect(mine(await store.listBatches({ unfinished: true }))).toEqual([]);
+      });
+    });
+
+    describe('watch', () => {
+      it('tells a watcher about every new status saved, until it unsubscribes', async (ctx) => {
+        if (!store.watch) return ctx.skip();
+        const seen: { batchId: string; status: BatchStatus }[] = [];
+        const stop = store.watch((event) => {
+          if (event.batchId.startsWith(`${ns}-`)) seen.push(event);
+        });
+        // A throwing watcher must not fail the write or starve the others.
+        const stopThrowing = store.watch(() => {
+          throw new Error('watcher broke');
+        });
+        await create(id('a'), 1);
+        const fence = await lease(id('a'));
+        expect(await store.saveState(id('a'), state('PROCESSING', 0), fence)).toBe(true);
+        expect(await store.saveState(id('a'), state('COMPLETED', 1), fence)).toBe(true);
+        await until(() => seen.some((e) => e.status === 'COMPLETED'));
+        expect(seen).toContainEqual({ batchId: id('a'), status: 'PROCESSING' });
+        expect(seen).toContainEqual({ batchId: id('a'), status: 'COMPLETED' });
+        stop();
+        stopThrowing();
+        stop(); // idempotent
+        seen.length = 0;
+        expect(await store.saveState(id('a'), state('FAILED', 2), fence)).toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(seen).toEqual([]);
       });
     });
 
@@ -626,6 +743,43 @@ async function* asyncParts(n: number): AsyncGenerator<PartitionInput> {
   }
 }
 
+/** A batch record of job `job` with two partitions, for the stores' own tests. */
+export function batchRecord(id: string, over: Partial<BatchRecord> = {}): BatchRecord {
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    id,
+    job: 'job',
+    total: 2,
+    priority: 0,
+    after: [],
+    when: 'succeeded',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    ...over,
+  };
+}
+
+/**
+ * A source that yields `n` partitions (payload `{ n: i }`), says so through `halfway`, and waits for
+ * `release()` before its last one (`last`): a createBatch provably in the middle of its stream.
+ */
+export function gatedSource(n: number) {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let reached!: () => void;
+  const halfway = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  async function* source() {
+    yield* asyncParts(n);
+    reached();
+    await gate;
+    yield { key: 'last', payload: null };
+  }
+  return { source: source(), halfway, release };
+}
+
 function outcome(index: number, key: string, seq: number, over: Partial<OutcomeRecord> = {}): OutcomeRecord {
   return {
     index,
@@ -640,7 +794,7 @@ function outcome(index: number, key: string, seq: number, over: Partial<OutcomeR
   };
 }
 
-function state(status: BatchStatus, journalSeq: number, over: Partial<BatchState> = {}): BatchState {
+export function state(status: BatchStatus, journalSeq: number, over: Partial<BatchState> = {}): BatchState {
   return {
     schemaVersion: SCHEMA_VERSION,
     machineVersion: 1,
@@ -656,6 +810,15 @@ async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of iterable) out.push(item);
   return out;
+}
+
+/** Waits until `done()` holds, for what a store does in the background (notifications). */
+export async function until(done: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 /** What a value looks like after a trip through JSON (undefined properties dropped). */

@@ -1,9 +1,11 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POSTGRES_MIGRATIONS } from '../../src/store/migrations/postgres.js';
+import { statusChannel } from '../../src/store/pg-notify.js';
 import { postgresStore } from '../../src/store/postgres.js';
-import { type BatchRecord, type OutcomeRecord, SCHEMA_VERSION } from '../../src/store/store.js';
-import { storeContract } from './contract.js';
+import type { OutcomeRecord, Store } from '../../src/store/store.js';
+import type { BatchStatus } from '../../src/summary.js';
+import { batchRecord, state, storeContract, until } from './contract.js';
 
 const URL = process.env.PARTITA_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** Every schema this file creates starts with this prefix, and is dropped at the end. */
@@ -38,16 +40,7 @@ describe.skipIf(unreachable !== undefined)('postgresStore', () => {
     cleanup: async () => {},
   }));
 
-  const record = (id: string): BatchRecord => ({
-    schemaVersion: SCHEMA_VERSION,
-    id,
-    job: 'job',
-    total: 2,
-    priority: 0,
-    after: [],
-    when: 'succeeded',
-    createdAt: '2026-01-01T00:00:00.000Z',
-  });
+  const record = (id: string) => batchRecord(id);
   const migrations = async (schema: string) =>
     (
       await admin.query(
@@ -153,6 +146,77 @@ describe.skipIf(unreachable !== undefined)('postgresStore', () => {
     const counts = await store.countOutcomes(id);
     expect(counts.succeeded).toBe(accepted);
     await store.close();
+  });
+
+  describe('watch', () => {
+    const listening = async (schema: string) => {
+      const { rows } = await admin.query<{ pid: number }>(
+        'SELECT pid FROM pg_stat_activity WHERE query = $1',
+        [`LISTEN "${statusChannel(schema)}"`],
+      );
+      return rows.map((r) => r.pid);
+    };
+    const opened: Store[] = [];
+    const open = async (schema: string, pool?: pg.Pool) => {
+      const store = postgresStore(pool ? { pool, schema } : { connectionString: URL, schema });
+      opened.push(store);
+      await store.open();
+      return store;
+    };
+    afterAll(async () => {
+      for (const s of opened) await s.close();
+    });
+
+    it('tells a watcher of one store about a final status saved through another store on the schema', async () => {
+      const schema = `${SCHEMA}_w1`;
+      const writer = await open(schema);
+      const watcher = await open(schema);
+      const seen: { batchId: string; status: BatchStatus }[] = [];
+      const stop = watcher.watch!((event) => seen.push(event));
+      await until(async () => (await listening(schema)).length === 1);
+      await writer.createBatch(record('w1'), [{ key: 'a', payload: 1 }]);
+      const fence = (await writer.acquireLease('w1', 'A', 60_000))!;
+      await writer.saveState('w1', state('PROCESSING', 0), fence);
+      await writer.saveState('w1', state('PROCESSING', 0), fence); // same status: nothing new to tell
+      await writer.saveState('w1', state('COMPLETED', 1), fence);
+      await until(() => seen.some((e) => e.status === 'COMPLETED'));
+      expect(seen).toEqual([
+        { batchId: 'w1', status: 'PROCESSING' },
+        { batchId: 'w1', status: 'COMPLETED' },
+      ]);
+      stop();
+      await until(async () => (await listening(schema)).length === 0);
+    });
+
+    it('listens again after its connection is cut', async () => {
+      const schema = `${SCHEMA}_w2`;
+      const store = await open(schema);
+      const seen: BatchStatus[] = [];
+      store.watch!((event) => seen.push(event.status));
+      await until(async () => (await listening(schema)).length === 1);
+      const [cut] = await listening(schema);
+      await admin.query('SELECT pg_terminate_backend($1)', [cut]);
+      await until(async () => {
+        const now = await listening(schema);
+        return now.length === 1 && now[0] !== cut;
+      });
+      await store.createBatch(record('w2'), [{ key: 'a', payload: 1 }]);
+      const fence = (await store.acquireLease('w2', 'A', 60_000))!;
+      await store.saveState('w2', state('FAILED', 0), fence);
+      await until(() => seen.includes('FAILED'));
+    });
+
+    it('stops listening and hands back its client on close, also with a pool the caller owns', async () => {
+      const schema = `${SCHEMA}_w3`;
+      const pool = new pg.Pool({ connectionString: URL });
+      const store = await open(schema, pool);
+      store.watch!(() => {});
+      await until(async () => (await listening(schema)).length === 1);
+      await store.close();
+      await until(async () => (await listening(schema)).length === 0);
+      expect(pool.totalCount - pool.idleCount).toBe(0); // nothing checked out
+      await pool.end();
+    });
   });
 
   it('validates the schema option', () => {

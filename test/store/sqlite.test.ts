@@ -1,12 +1,15 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SQLITE_MIGRATIONS } from '../../src/store/migrations/sqlite.js';
 import { sqliteStore } from '../../src/store/sqlite.js';
-import { type BatchRecord, SCHEMA_VERSION, type Store } from '../../src/store/store.js';
-import { storeContract } from './contract.js';
+import type { Store } from '../../src/store/store.js';
+import { buildSourceForChild } from './child-build.js';
+import { batchRecord, gatedSource, storeContract } from './contract.js';
 
 const dirs: string[] = [];
 /** A fresh database path per test, in a directory that does not exist yet (open() creates it). */
@@ -45,17 +48,7 @@ describe('sqliteStore', () => {
       db.close();
     }
   };
-  const record = (id: string, over: Partial<BatchRecord> = {}): BatchRecord => ({
-    schemaVersion: SCHEMA_VERSION,
-    id,
-    job: 'job',
-    total: 2,
-    priority: 0,
-    after: [],
-    when: 'succeeded',
-    createdAt: '2026-01-01T00:00:00.000Z',
-    ...over,
-  });
+  const record = batchRecord;
   const two = [
     { key: 'a', payload: 1 },
     { key: 'b', payload: 2 },
@@ -126,21 +119,8 @@ describe('sqliteStore', () => {
   it('leaves nothing visible when the store closes in the middle of createBatch', async () => {
     const path = tempPath();
     const store = await start(path);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let reached!: () => void;
-    const halfway = new Promise<void>((resolve) => {
-      reached = resolve;
-    });
-    async function* source() {
-      for (let i = 0; i < 2500; i++) yield { key: `k${i}`, payload: i };
-      reached();
-      await gate;
-      yield { key: 'last', payload: null };
-    }
-    const pending = store.createBatch(record('cut'), source());
+    const { source, halfway, release } = gatedSource(2500);
+    const pending = store.createBatch(record('cut'), source);
     await halfway;
     await store.close();
     release();
@@ -155,6 +135,185 @@ describe('sqliteStore', () => {
       raw(path, (db) => db.prepare("SELECT count(*) AS n FROM partitions WHERE batch_id = 'cut'").get()),
     ).toEqual({ n: 0 });
     expect(await store.createBatch(record('cut'), two)).toEqual({ created: true });
+  });
+
+  const partitionRows = (path: string, id: string) =>
+    raw(path, (db) => db.prepare('SELECT count(*) AS n FROM partitions WHERE batch_id = ?').get(id)) as {
+      n: number;
+    };
+
+  it('leaves a creation in progress in another store of this process alone when it opens', async () => {
+    const path = tempPath();
+    const first = await start(path);
+    const { source, halfway, release } = gatedSource(2500);
+    const pending = first.createBatch(record('streaming'), source);
+    await halfway;
+    expect(partitionRows(path, 'streaming').n).toBe(2000); // two chunks written, the batch invisible
+
+    const second = await start(path);
+    expect(await second.loadBatch('streaming')).toBeUndefined();
+    release();
+    expect(await pending).toEqual({ created: true });
+    expect((await second.loadBatch('streaming'))?.record).toMatchObject({ total: 2501 });
+    expect(partitionRows(path, 'streaming').n).toBe(2501);
+    expect(await second.readPartitions('streaming', 2500, 10)).toEqual([
+      { index: 2500, key: 'last', payload: null, status: 'pending' },
+    ]);
+  });
+
+  it('removes the leftovers of creators that are gone, and only those', async () => {
+    const path = tempPath();
+    const store = await start(path);
+    await store.close();
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
+    const creators = {
+      deadProcess: `${hostname()}/${deadPid}/a1`,
+      closedStoreOfThisProcess: `${hostname()}/${process.pid}/not-open`,
+      liveProcess: `${hostname()}/${process.ppid}/b2`,
+      otherHost: `not-${hostname()}/1/c3`,
+      legacy: null,
+    };
+    raw(path, (db) => {
+      const batch = db.prepare(
+        `INSERT INTO batches (id, job, status, priority, created_at, record, creating, creator)
+         VALUES (?, 'job', 'QUEUED', 0, '2026-01-01T00:00:00.000Z', '{}', 1, ?)`,
+      );
+      const part = db.prepare("INSERT INTO partitions (batch_id, idx, key, payload) VALUES (?, ?, ?, '1')");
+      for (const [id, creator] of Object.entries(creators)) {
+        batch.run(id, creator);
+        for (let i = 0; i < 3; i++) part.run(id, i, `k${i}`);
+      }
+    });
+
+    await store.open();
+    const left = raw(path, (db) => db.prepare('SELECT id FROM batches ORDER BY id').all()) as {
+      id: string;
+    }[];
+    expect(left.map((r) => r.id)).toEqual(['liveProcess', 'otherHost']);
+    for (const id of ['deadProcess', 'closedStoreOfThisProcess', 'legacy']) {
+      expect(partitionRows(path, id).n).toBe(0);
+      expect(await store.createBatch(record(id), two)).toEqual({ created: true });
+      expect(partitionRows(path, id).n).toBe(2);
+    }
+    expect(partitionRows(path, 'liveProcess').n).toBe(3);
+  });
+
+  it('takes over an id held by the leftovers of a gone creator when createBatch meets them', async () => {
+    const path = tempPath();
+    const store = await start(path);
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
+    raw(path, (db) => {
+      db.prepare(
+        `INSERT INTO batches (id, job, status, priority, created_at, record, creating, creator)
+         VALUES ('left', 'job', 'QUEUED', 0, '2026-01-01T00:00:00.000Z', '{}', 1, ?)`,
+      ).run(`${hostname()}/${deadPid}/gone`);
+      db.prepare("INSERT INTO partitions (batch_id, idx, key, payload) VALUES ('left', 0, 'x', '1')").run();
+    });
+    expect(await store.createBatch(record('left'), two)).toEqual({ created: true });
+    expect(await store.readPartitions('left', 0, 10)).toEqual([
+      { index: 0, key: 'a', payload: 1, status: 'pending' },
+      { index: 1, key: 'b', payload: 2, status: 'pending' },
+    ]);
+    // One held by a live creator stays theirs: the id is taken.
+    raw(path, (db) =>
+      db
+        .prepare(
+          `INSERT INTO batches (id, job, status, priority, created_at, record, creating, creator)
+           VALUES ('busy', 'job', 'QUEUED', 0, '2026-01-01T00:00:00.000Z', '{}', 1, ?)`,
+        )
+        .run(`${hostname()}/${process.ppid}/live`),
+    );
+    expect(await store.createBatch(record('busy'), two)).toEqual({ created: false });
+    expect(partitionRows(path, 'busy').n).toBe(0);
+  });
+
+  it('fails a creation whose row another store removed, with STORE, and keeps none of its partitions', async () => {
+    const path = tempPath();
+    const store = await start(path);
+    const { source, halfway, release } = gatedSource(2500);
+    const pending = store.createBatch(record('taken'), source);
+    await halfway;
+    // What a cleanup that wrongly judged this creation dead would do.
+    raw(path, (db) => {
+      db.prepare("DELETE FROM partitions WHERE batch_id = 'taken'").run();
+      db.prepare("DELETE FROM batches WHERE id = 'taken'").run();
+    });
+    release();
+    const err = await pending.catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'STORE' });
+    expect(String((err as Error).message)).toMatch(/"taken".*no longer being created/);
+    expect(partitionRows(path, 'taken').n).toBe(0);
+    expect(await store.loadBatch('taken')).toBeUndefined();
+    expect(await store.createBatch(record('taken'), two)).toEqual({ created: true });
+    expect(partitionRows(path, 'taken').n).toBe(2);
+  });
+
+  describe('with another process on the same file', () => {
+    let build: ReturnType<typeof buildSourceForChild>;
+    let script: string;
+    const children: ChildProcessWithoutNullStreams[] = [];
+    beforeAll(() => {
+      build = buildSourceForChild();
+      script = join(build.dir, 'create-gated.mjs');
+      writeFileSync(script, CHILD_SCRIPT);
+    });
+    afterAll(() => build.remove());
+    afterEach(() => {
+      for (const c of children.splice(0)) c.kill('SIGKILL');
+    });
+
+    /** Starts a child that streams `n` partitions of batch `id`, says "halfway", and waits for a line on stdin. */
+    const creator = (path: string, id: string, n: number) => {
+      const child = spawn(process.execPath, [script, path, id, String(n)]);
+      children.push(child);
+      const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+      let stderr = '';
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      const next = async (): Promise<string> => {
+        const line = await lines.next();
+        if (line.done) throw new Error(`child ended early: ${stderr}`);
+        return line.value;
+      };
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      return { child, next, exited };
+    };
+
+    it('leaves the creation of a live process alone when it opens, and that creation completes', async () => {
+      const path = tempPath();
+      await (await start(path)).close(); // migrated before the child starts
+      const other = creator(path, 'theirs', 2500);
+      expect(await other.next()).toBe('halfway');
+      expect(partitionRows(path, 'theirs').n).toBe(2000);
+
+      const store = await start(path); // cleanup runs here, while the child is mid-stream
+      expect(await store.loadBatch('theirs')).toBeUndefined();
+      other.child.stdin.write('go\n');
+      expect(JSON.parse(await other.next())).toEqual({ created: true });
+      await other.exited;
+      expect((await store.loadBatch('theirs'))?.record).toMatchObject({ total: 2501 });
+      expect(partitionRows(path, 'theirs').n).toBe(2501);
+      let listed = 0;
+      for await (const _ of store.partitions('theirs')) listed++;
+      expect(listed).toBe(2501);
+    });
+
+    it('removes what a killed process was creating, leaving no partition behind', async () => {
+      const path = tempPath();
+      await (await start(path)).close();
+      const other = creator(path, 'crashed', 2500);
+      expect(await other.next()).toBe('halfway');
+      other.child.kill('SIGKILL');
+      await other.exited;
+      expect(partitionRows(path, 'crashed').n).toBe(2000);
+
+      const store = await start(path);
+      expect(partitionRows(path, 'crashed').n).toBe(0);
+      expect(await store.createBatch(record('crashed', { total: 10 }), two)).toEqual({ created: true });
+      expect((await store.loadBatch('crashed'))?.record).toMatchObject({ total: 2 });
+      expect(partitionRows(path, 'crashed').n).toBe(2);
+    });
   });
 
   it('returns a record or state that does not parse as its raw text', async () => {
@@ -182,3 +341,31 @@ describe('sqliteStore', () => {
     expect(await store.createBatch(record('f'), two)).toEqual({ created: true });
   });
 });
+
+/** Run by a child `node` on the compiled sources: creates a batch whose source waits for stdin. */
+const CHILD_SCRIPT = `
+import { sqliteStore } from './src/store/sqlite.js';
+const [path, id, n] = process.argv.slice(2);
+const store = sqliteStore({ path });
+await store.open();
+let go;
+const gate = new Promise((resolve) => { go = resolve; });
+process.stdin.on('data', () => go());
+async function* source() {
+  for (let i = 0; i < Number(n); i++) yield { key: 'k' + i, payload: i };
+  process.stdout.write('halfway\\n');
+  await gate;
+  yield { key: 'last', payload: null };
+}
+const record = {
+  schemaVersion: 1, id, job: 'job', total: 0, priority: 0, after: [], when: 'succeeded',
+  createdAt: '2026-01-01T00:00:00.000Z',
+};
+try {
+  process.stdout.write(JSON.stringify(await store.createBatch(record, source())) + '\\n');
+} catch (err) {
+  process.stdout.write(JSON.stringify({ error: err.code ?? String(err), message: err.message }) + '\\n');
+}
+await store.close();
+process.exit(0);
+`;

@@ -54,4 +54,18 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX partitions_seq ON partitions (batch_id, seq);
   `,
+  // 2: a notification on every change of a batch's status, for Store.watch(). A trigger sends it in
+  // the transaction of the write (delivered at COMMIT, never for a write rolled back), whoever
+  // writes. The channel is 'partita_' || md5(schema): one per schema, and within the 63 bytes
+  // PostgreSQL allows whatever the schema's name (src/store/pg-notify.ts derives the same).
+  `
+  CREATE FUNCTION notify_status() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('partita_' || md5(TG_TABLE_SCHEMA), json_build_object('batchId', NEW.id, 'status', NEW.status)::text);
+    RETURN NULL;
+  END
+  $$;
+  CREATE TRIGGER batches_status_notify AFTER UPDATE OF status ON batches
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION notify_status();
+  `,
 ];

@@ -48,4 +48,13 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX partitions_seq ON partitions (batch_id, seq);
   `,
+  // 2: who is creating each invisible batch (`${hostname}/${pid}/${instance}`, src/store/creators.ts),
+  // so that open() removes only creations whose creator is gone, never one another process is
+  // still streaming. Schema 1 removed them all, and the partitions such a process went on writing
+  // stayed behind with no batch: they are removed here, once.
+  `
+  ALTER TABLE batches ADD COLUMN creator TEXT;
+  CREATE INDEX batches_creating ON batches (creator) WHERE creating = 1;
+  DELETE FROM partitions WHERE batch_id NOT IN (SELECT id FROM batches);
+  `,
 ];

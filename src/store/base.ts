@@ -1,0 +1,54 @@
+import { checkBatchId } from './inputs.js';
+import { noop } from './sql-rows.js';
+import type { BatchRecord, PartitionSource, StatusEvent } from './store.js';
+import { Watchers } from './watchers.js';
+
+/**
+ * What every store does alike around its own code: createBatch checks the batch id before anything
+ * is written, and watch() keeps its subscriptions in one {@link Watchers}.
+ */
+export abstract class BaseStore {
+  protected readonly watchers = new Watchers((count) => this.watchersChanged(count));
+
+  watch(listener: (event: StatusEvent) => void): () => void {
+    return this.watchers.add(listener);
+  }
+
+  async createBatch(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }> {
+    checkBatchId(record.id);
+    return this.create(record, partitions);
+  }
+
+  /** createBatch once the id is known to be a valid name. */
+  protected abstract create(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }>;
+
+  /** Told the number of watch() subscriptions after each change. */
+  protected watchersChanged(_count: number): void {}
+}
+
+/**
+ * A store with a connection: open() connects once however often it is called (concurrent calls
+ * share one attempt, a failed one may be retried), and close() waits for an open() in flight,
+ * which would otherwise leave a connection nobody closes.
+ */
+export abstract class ConnectedStore extends BaseStore {
+  private opening: Promise<void> | undefined;
+
+  open(): Promise<void> {
+    this.opening ??= this.connect().catch((err: unknown) => {
+      this.opening = undefined;
+      throw err;
+    });
+    return this.opening;
+  }
+
+  async close(): Promise<void> {
+    await this.opening?.catch(noop);
+    this.opening = undefined;
+    await this.disconnect();
+  }
+
+  protected abstract connect(): Promise<void>;
+  /** Releases the connection, if any. */
+  protected abstract disconnect(): Promise<void>;
+}

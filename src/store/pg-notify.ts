@@ -1,0 +1,117 @@
+import { createHash } from 'node:crypto';
+import type { BatchStatus } from '../summary.js';
+import { type PgPool, type PgPoolClient, quoteIdentifier } from './pg-types.js';
+import type { StatusEvent } from './store.js';
+
+/** Waits before listening again after a lost connection: doubles from the first to the last. */
+const BACKOFF_MS = { first: 100, last: 10_000 };
+
+/**
+ * The LISTEN channel of a schema, as the trigger of migration 2 (src/store/migrations/postgres.ts)
+ * names it: a hash keeps it within PostgreSQL's 63 bytes whatever the schema's name.
+ */
+export function statusChannel(schema: string): string {
+  return `partita_${createHash('md5').update(schema).digest('hex')}`;
+}
+
+/**
+ * One connection kept out of the pool that LISTENs on the schema's channel while watchers exist and
+ * the store is open. A lost connection is replaced after a backoff (notifications sent meanwhile are
+ * lost: watch() is best effort). stop() destroys the connection rather than returning it to the pool,
+ * so a pool the caller owns never gets back a client still listening.
+ */
+export class StatusListener {
+  private pool: PgPool | undefined;
+  private client: PgPoolClient | undefined;
+  private connecting: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private backoffMs = BACKOFF_MS.first;
+
+  constructor(
+    private readonly channel: string,
+    private readonly emit: (event: StatusEvent) => void,
+  ) {}
+
+  /** Listens on connections of `pool` until stop(). Idempotent. */
+  start(pool: PgPool): void {
+    this.pool = pool;
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.pool = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.connecting;
+    if (this.pool) return; // started again meanwhile: the connection serves that start
+    const client = this.client;
+    this.client = undefined;
+    destroy(client);
+  }
+
+  private connect(): void {
+    const pool = this.pool;
+    if (!pool || this.client || this.connecting || this.timer) return;
+    this.connecting = this.listen(pool).finally(() => {
+      this.connecting = undefined;
+      this.connect(); // started again on another pool meanwhile: listen there
+    });
+  }
+
+  private async listen(pool: PgPool): Promise<void> {
+    let client: PgPoolClient | undefined;
+    try {
+      client = await pool.connect();
+      const mine = client;
+      mine.on('notification', (message: { channel?: string; payload?: string }) => {
+        if (message.channel === this.channel) this.received(message.payload);
+      });
+      mine.on('error', () => this.lost(mine));
+      mine.on('end', () => this.lost(mine));
+      await mine.query(`LISTEN ${quoteIdentifier(this.channel)}`);
+      if (this.pool !== pool) return destroy(mine); // stopped meanwhile
+      this.client = mine;
+      this.backoffMs = BACKOFF_MS.first;
+    } catch {
+      destroy(client);
+      this.retry();
+    }
+  }
+
+  private lost(client: PgPoolClient): void {
+    if (client !== this.client) return; // an old connection, already replaced or stopped
+    this.client = undefined;
+    destroy(client);
+    this.retry();
+  }
+
+  private retry(): void {
+    if (!this.pool || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.connect();
+    }, this.backoffMs);
+    // The listening connection keeps the process alive while it exists; a wait to reconnect should not.
+    this.timer.unref();
+    this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MS.last);
+  }
+
+  private received(payload: string | undefined): void {
+    let event: Partial<StatusEvent>;
+    try {
+      event = JSON.parse(payload ?? '');
+    } catch {
+      return;
+    }
+    if (typeof event?.batchId === 'string' && typeof event.status === 'string')
+      this.emit({ batchId: event.batchId, status: event.status as BatchStatus });
+  }
+}
+
+function destroy(client: PgPoolClient | undefined): void {
+  try {
+    client?.release(true);
+  } catch {
+    // released already (pg throws on a second release)
+  }
+}

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { createEngine, defineJob, type Engine, postgresStore, sqliteStore, type Store } from '../src/index.js';
+import { PG_URL, pgSchema, pgUnreachable, sqlitePath } from './support/stores.js';
+
+// Two engines sharing one store: a child submitted on B `after` a parent that A runs starts when
+// the parent ends, without anyone calling start() again (notification, or the slow backstop).
+
+function jobs() {
+  let open = () => {};
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const parent = defineJob({
+    name: 'parent',
+    partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `p${i}`, payload: i })),
+    handler: async (i: number) => {
+      await gate;
+      return i;
+    },
+  });
+  const child = defineJob({
+    name: 'child',
+    partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `c${i}`, payload: i })),
+    handler: (i: number) => i,
+  });
+  return { list: [parent, child], open: () => open() };
+}
+
+async function scenario(makeStore: () => Store) {
+  const j = jobs();
+  const a: Engine = createEngine({ jobs: j.list, store: makeStore(), logger: false, ownerId: 'shared-test/1/a' });
+  const b: Engine = createEngine({ jobs: j.list, store: makeStore(), logger: false, ownerId: 'shared-test/1/b' });
+  await a.start();
+  await b.start();
+  try {
+    const parent = await a.submit('parent', 3);
+    const child = await b.submit('child', 2, { after: [parent.id] });
+    expect((await b.get(child.id)).status).toBe('QUEUED');
+    const childStarted = new Promise<string>((resolve) => {
+      b.subscribe(child.id, (s) => s.status !== 'QUEUED' && resolve(s.status));
+    });
+    j.open();
+    expect((await a.wait(parent.id)).status).toBe('COMPLETED');
+    await childStarted;
+    expect((await b.wait(child.id)).status).toBe('COMPLETED');
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+}
+
+describe('after a parent run by another engine', () => {
+  it('on one SQLite file', async () => {
+    const path = sqlitePath();
+    await scenario(() => sqliteStore({ path }));
+  });
+});
+
+const unreachable = await pgUnreachable('the shared-store tests');
+describe.skipIf(unreachable !== undefined)('after a parent run by another engine, PostgreSQL', () => {
+  it('on one PostgreSQL schema (LISTEN/NOTIFY)', async () => {
+    const schema = pgSchema();
+    await scenario(() => postgresStore({ connectionString: PG_URL, schema }));
+  });
+});

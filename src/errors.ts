@@ -168,7 +168,9 @@ export function toError(value: unknown): Error {
     }
     return new Error(typeof value === 'string' ? value : describeThrown(value));
   } catch (err) {
-    return new Error(`Thrown value could not be read: ${safeString((err as { message?: unknown })?.message)}`);
+    return new Error(
+      `Thrown value could not be read: ${safeString((err as { message?: unknown })?.message)}`,
+    );
   }
 }
 
@@ -206,7 +208,10 @@ export function serializeError(value: unknown, depth = 0): SerializedError {
     return serializeOnce(value, depth);
   } catch (err) {
     // A getter on the error itself threw: say so rather than fail the caller.
-    return { name: 'Error', message: `Error could not be read: ${safeString((err as { message?: unknown })?.message)}` };
+    return {
+      name: 'Error',
+      message: `Error could not be read: ${safeString((err as { message?: unknown })?.message)}`,
+    };
   }
 }
 

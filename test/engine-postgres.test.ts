@@ -63,7 +63,7 @@ describe.skipIf(unreachable !== undefined)('the engine on postgresStore', () => 
     await new Promise<void>((resolve) => {
       const off = first.subscribe(big.id, (s) => {
         if (s.progress >= 0.3) {
-          queueMicrotask(off);
+          queueMicrotask(() => off());
           resolve();
         }
       });

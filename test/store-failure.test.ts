@@ -30,7 +30,7 @@ const until = (engine: Engine, id: string, check: (s: BatchSummary) => boolean) 
   new Promise<BatchSummary>((resolve) => {
     const off = engine.subscribe(id, (s) => {
       if (check(s)) {
-        queueMicrotask(off);
+        queueMicrotask(() => off());
         resolve(s);
       }
     });

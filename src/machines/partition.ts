@@ -1,7 +1,7 @@
 import { and, assign, sendParent, setup } from 'xstate';
 import { backoffDelay } from '../backoff.js';
-import type { OutcomeRecord } from '../store/store.js';
 import { type SerializedError, serializeError, TimeoutError } from '../errors.js';
+import type { OutcomeRecord } from '../store/store.js';
 
 /**
  * The partition statechart, run by a long-lived *lane* actor (docs/architecture.md, "Lanes").

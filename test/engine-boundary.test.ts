@@ -72,7 +72,14 @@ describe.each(kinds)('the boundary on the %s store', (_kind, makeStore) => {
     const engine = await engineOn(makeStore());
     try {
       await expect(
-        engine.submit('echo', [{ key: 'a', payload: 1 }, { key: 'b', payload }], { id: 'bad' }),
+        engine.submit(
+          'echo',
+          [
+            { key: 'a', payload: 1 },
+            { key: 'b', payload },
+          ],
+          { id: 'bad' },
+        ),
       ).rejects.toMatchObject({ code: 'VALIDATION' });
       expect(await engine.list()).toEqual([]);
       await expect(engine.get('bad')).rejects.toMatchObject({ code: 'NOT_FOUND' });
@@ -89,7 +96,9 @@ describe.each(kinds)('the boundary on the %s store', (_kind, makeStore) => {
   ])('refuses a key with %s (VALIDATION)', async (_what, key) => {
     const engine = await engineOn(makeStore());
     try {
-      await expect(engine.submit('echo', [{ key, payload: 1 }])).rejects.toMatchObject({ code: 'VALIDATION' });
+      await expect(engine.submit('echo', [{ key, payload: 1 }])).rejects.toMatchObject({
+        code: 'VALIDATION',
+      });
       expect(await engine.list()).toEqual([]);
     } finally {
       await engine.stop();
@@ -119,13 +128,17 @@ describe('bounded options', () => {
     try {
       const batch = await engine.submit('echo', []);
       for (const timeoutMs of [Number.NaN, 'abc', 1e12, -1])
-        await expect(engine.wait(batch.id, { timeoutMs } as never)).rejects.toMatchObject({ code: 'VALIDATION' });
+        await expect(engine.wait(batch.id, { timeoutMs } as never)).rejects.toMatchObject({
+          code: 'VALIDATION',
+        });
       for (const limit of [Number.NaN, -1, 1.5])
         await expect(engine.list({ limit })).rejects.toMatchObject({ code: 'VALIDATION' });
     } finally {
       await engine.stop();
     }
-    expect(() => createEngine({ jobs: [echo], leaseTtlMs: 1e10 })).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
+    expect(() => createEngine({ jobs: [echo], leaseTtlMs: 1e10 })).toThrow(
+      expect.objectContaining({ code: 'VALIDATION' }),
+    );
     expect(() =>
       defineJob({ name: 'x', partition: () => [], handler: () => 1, retry: { attempts: 2, backoffMs: 3e9 } }),
     ).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
@@ -138,13 +151,21 @@ describe('wait() with a timeout', () => {
     const gate = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const slow = defineJob({ name: 'slow', partition: () => [{ key: 'a', payload: 1 }], handler: () => gate });
+    const slow = defineJob({
+      name: 'slow',
+      partition: () => [{ key: 'a', payload: 1 }],
+      handler: () => gate,
+    });
     const engine = createEngine({ jobs: [slow], store: memoryStore(), logger: false });
     await engine.start();
     try {
       const batch = await engine.submit('slow', undefined);
-      const results = await Promise.allSettled(Array.from({ length: 2000 }, () => engine.wait(batch.id, { timeoutMs: 1 })));
-      expect(results.every((r) => r.status === 'rejected' && (r.reason as { code: string }).code === 'TIMEOUT')).toBe(true);
+      const results = await Promise.allSettled(
+        Array.from({ length: 2000 }, () => engine.wait(batch.id, { timeoutMs: 1 })),
+      );
+      expect(
+        results.every((r) => r.status === 'rejected' && (r.reason as { code: string }).code === 'TIMEOUT'),
+      ).toBe(true);
       expect((engine as unknown as { watchers: { pendingWaits: number } }).watchers.pendingWaits).toBe(0);
       release();
       expect((await engine.wait(batch.id)).status).toBe('COMPLETED');

@@ -8,7 +8,8 @@ const job = (blockOn: Set<string>) =>
     name: 'held',
     partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
     handler: async (i: number, ctx) => {
-      if (blockOn.has(ctx.batchId)) await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+      if (blockOn.has(ctx.batchId))
+        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
       return i;
     },
     concurrency: 2,
@@ -55,7 +56,12 @@ describe('a lost lease', () => {
     const waiting = a.wait(id);
     // B takes the batch over (as when A's lease has expired) and finishes it.
     expect(await base.acquireLease(id, 'test-host/2/engine-b', 10_000, 'test-host/1/engine-a')).toBeDefined();
-    const b = createEngine({ jobs: [job(new Set())], store: base, logger: false, ownerId: 'test-host/2/engine-b' });
+    const b = createEngine({
+      jobs: [job(new Set())],
+      store: base,
+      logger: false,
+      ownerId: 'test-host/2/engine-b',
+    });
     await b.start();
     expect((await b.wait(id)).status).toBe('COMPLETED');
     await b.stop();

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { createEngine, defineJob, type Engine, postgresStore, sqliteStore, type Store } from '../src/index.js';
+import {
+  createEngine,
+  defineJob,
+  type Engine,
+  postgresStore,
+  type Store,
+  sqliteStore,
+} from '../src/index.js';
 import { PG_URL, pgSchema, pgUnreachable, sqlitePath } from './support/stores.js';
 
 // Two engines sharing one store: a child submitted on B `after` a parent that A runs starts when
@@ -28,8 +35,18 @@ function jobs() {
 
 async function scenario(makeStore: () => Store) {
   const j = jobs();
-  const a: Engine = createEngine({ jobs: j.list, store: makeStore(), logger: false, ownerId: 'shared-test/1/a' });
-  const b: Engine = createEngine({ jobs: j.list, store: makeStore(), logger: false, ownerId: 'shared-test/1/b' });
+  const a: Engine = createEngine({
+    jobs: j.list,
+    store: makeStore(),
+    logger: false,
+    ownerId: 'shared-test/1/a',
+  });
+  const b: Engine = createEngine({
+    jobs: j.list,
+    store: makeStore(),
+    logger: false,
+    ownerId: 'shared-test/1/b',
+  });
   await a.start();
   await b.start();
   try {

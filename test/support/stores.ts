@@ -38,7 +38,8 @@ afterAll(async () => {
   if (schemas.length === 0) return;
   const admin = new pg.Client({ connectionString: PG_URL });
   await admin.connect();
-  for (const s of schemas.splice(0)) await admin.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(s)} CASCADE`);
+  for (const s of schemas.splice(0))
+    await admin.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(s)} CASCADE`);
   await admin.end();
 });
 

@@ -174,6 +174,7 @@ class PartitaEngine implements Engine {
         },
       );
       this.leases.start();
+      this.stats.start();
       this.recovery = new Recovery({
         store,
         jobs: this.jobs,
@@ -217,6 +218,7 @@ class PartitaEngine implements Engine {
   private async shutdown(): Promise<void> {
     this.parentWatch?.stop();
     this.leases?.stop();
+    this.stats.stop();
     const runtimes = [...this.runtimes.values()];
     this.runtimes.clear();
     await Promise.all(

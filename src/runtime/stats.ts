@@ -27,17 +27,34 @@ export const RATE_WINDOW_S = 10;
 
 /**
  * The engine's counters for `metrics()` and the listeners of `observe()` (partita/prometheus uses
- * them). The partition rate is recent: partitions settled in the last {@link RATE_WINDOW_S} seconds,
- * counted in one-second buckets.
+ * them). Counting a partition is one increment (it is on the hot path); the recent rate comes from
+ * the settled total sampled once a second by an unreferenced timer, while the engine runs.
  */
 export class EngineStats {
   private readonly observers = new Set<(event: EngineEvent) => void>();
-  private readonly counts = new Float64Array(RATE_WINDOW_S);
-  private readonly seconds = new Float64Array(RATE_WINDOW_S);
-  private readonly startedAt = Date.now();
+  /** Partitions settled since the engine was created. */
+  private settled = 0;
+  /** (time, settled) once a second, the oldest first; at most RATE_WINDOW_S + 1 of them. */
+  private readonly samples: Array<[number, number]> = [];
+  private sampler: NodeJS.Timeout | undefined;
   storeErrors = 0;
 
   constructor(private readonly log: Logger) {}
+
+  start(): void {
+    this.sample();
+    this.sampler = setInterval(() => this.sample(), 1000);
+    this.sampler.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.sampler);
+  }
+
+  /** Anyone listening? (Building an event is skipped when not.) */
+  get observed(): boolean {
+    return this.observers.size > 0;
+  }
 
   observe(listener: (event: EngineEvent) => void): () => void {
     const safe = guarded(this.log, 'observe listener', listener);
@@ -52,13 +69,7 @@ export class EngineStats {
     durationMs: number,
     attempts: number,
   ): void {
-    const second = Math.floor(Date.now() / 1000);
-    const slot = second % RATE_WINDOW_S;
-    if (this.seconds[slot] !== second) {
-      this.seconds[slot] = second;
-      this.counts[slot] = 0;
-    }
-    this.counts[slot]!++;
+    this.settled++;
     if (this.observers.size > 0) this.emit({ type: 'partition', batchId, job, status, durationMs, attempts });
   }
 
@@ -66,14 +77,17 @@ export class EngineStats {
     if (this.observers.size > 0) this.emit({ type: 'batch', batchId, job, status, durationMs });
   }
 
-  /** Partitions settled per second, over the last {@link RATE_WINDOW_S} seconds (fewer just after start). */
+  /** Partitions settled per second, over the last {@link RATE_WINDOW_S} seconds (less just after start). */
   rate(): number {
-    const now = Math.floor(Date.now() / 1000);
-    let sum = 0;
-    for (let i = 0; i < RATE_WINDOW_S; i++)
-      if (now - this.seconds[i]! < RATE_WINDOW_S) sum += this.counts[i]!;
-    const span = Math.min(RATE_WINDOW_S, Math.max(1, (Date.now() - this.startedAt) / 1000));
-    return sum / span;
+    const oldest = this.samples[0];
+    if (!oldest) return 0;
+    const seconds = (Date.now() - oldest[0]) / 1000;
+    return seconds > 0 ? (this.settled - oldest[1]) / seconds : 0;
+  }
+
+  private sample(): void {
+    this.samples.push([Date.now(), this.settled]);
+    if (this.samples.length > RATE_WINDOW_S + 1) this.samples.shift();
   }
 
   private emit(event: EngineEvent): void {

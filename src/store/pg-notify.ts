@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { backoffDelay } from '../backoff.js';
 import type { BatchStatus } from '../summary.js';
 import { type PgPool, type PgPoolClient, quoteIdentifier } from './pg-types.js';
 import type { StatusEvent } from './store.js';
@@ -25,7 +26,8 @@ export class StatusListener {
   private client: PgPoolClient | undefined;
   private connecting: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private backoffMs = BACKOFF_MS.first;
+  /** Reconnections tried since the last success. */
+  private retries = 0;
 
   constructor(
     private readonly channel: string,
@@ -71,7 +73,7 @@ export class StatusListener {
       await mine.query(`LISTEN ${quoteIdentifier(this.channel)}`);
       if (this.pool !== pool) return destroy(mine); // stopped meanwhile
       this.client = mine;
-      this.backoffMs = BACKOFF_MS.first;
+      this.retries = 0;
     } catch {
       destroy(client);
       this.retry();
@@ -87,13 +89,15 @@ export class StatusListener {
 
   private retry(): void {
     if (!this.pool || this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.connect();
-    }, this.backoffMs);
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.connect();
+      },
+      backoffDelay(++this.retries, BACKOFF_MS.first, BACKOFF_MS.last),
+    );
     // The listening connection keeps the process alive while it exists; a wait to reconnect should not.
     this.timer.unref();
-    this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MS.last);
   }
 
   private received(payload: string | undefined): void {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
+import type { Engine, EngineMetrics } from './engine-api.js';
 import {
   type EngineOptions,
   engineOptionsSchema,
@@ -14,11 +14,11 @@ import { EngineStateError, LeaseLostError, NotFoundError, ValidationError } from
 import type { AnyJobDefinition, JobWithInput } from './job.js';
 import { processScopedId } from './liveness.js';
 import { defaultLogger } from './logger.js';
-import { Admission } from './runtime/admission.js';
 import { BatchRuntime, type RuntimeEvent } from './runtime/batch-runtime.js';
 import { guarded, guardedInspector } from './runtime/callbacks.js';
 import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
+import { BatchQueue } from './runtime/queue.js';
 import { parseRecord } from './runtime/records.js';
 import { Recovery } from './runtime/recovery.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
@@ -32,45 +32,9 @@ import { type BatchStatus, type BatchSummary, isFinalStatus } from './summary.js
 import { parseOrThrow } from './validation.js';
 import { resultJsonSchema, WorkerPool } from './workers/pool.js';
 
+export type { Engine, EngineMetrics } from './engine-api.js';
 export type { EngineOptions, ListFilter, SubmitOptions, WaitOptions } from './engine-options.js';
 export type { EngineEvent } from './runtime/stats.js';
-
-/** A snapshot of the engine's load, from `engine.metrics()`. */
-export interface EngineMetrics {
-  /** Batches run by this engine now, by status. */
-  batches: Partial<Record<BatchStatus, number>>;
-  queued: number;
-  /** Partitions settled per second over the last 10 seconds. */
-  partitionsPerSecond: number;
-  poolThreads: number;
-  poolUtilization: number;
-  storeErrors: number;
-}
-
-/** The engine: owns the pool, the store and every batch actor of this process. */
-export interface Engine {
-  /** Open the store (migrations), resume every unfinished batch, start admitting. */
-  start(): Promise<void>;
-  /** Graceful stop: work in flight is aborted and runs again on the next start; nothing is lost. */
-  stop(): Promise<void>;
-  /** Validate, partition and store a batch, then queue it. Rejected input stores nothing. */
-  submit<I>(job: string | JobWithInput<I>, input: I, options?: SubmitOptions): Promise<BatchSummary>;
-  get(id: string): Promise<BatchSummary>;
-  /** Resolves with the final summary once the final state is durable. */
-  wait(id: string, options?: WaitOptions): Promise<BatchSummary>;
-  list(filter?: ListFilter): Promise<BatchSummary[]>;
-  /** Cancel: in-flight work is aborted; resolves with the CANCELLED (or already final) summary. */
-  cancel(id: string, reason?: string): Promise<BatchSummary>;
-  /** Every partition with its result or error, in index order. `R`: the job's result type. */
-  partitions<R = unknown>(id: string, filter?: PartitionFilter): AsyncIterable<PartitionView<R>>;
-  /** Called with the summary at every change, progress included. Returns the unsubscribe function. */
-  subscribe(id: string, listener: (summary: BatchSummary) => void): () => void;
-  /** The counts recomputed from the stored outcomes. After recovery they equal the summary's. */
-  recount(id: string): Promise<{ total: number; succeeded: number; failed: number }>;
-  metrics(): EngineMetrics;
-  /** Hear every settled partition and every batch status change of this engine (metrics exporters). */
-  observe(listener: (event: EngineEvent) => void): () => void;
-}
 
 const DEFAULT_DB = './.partita/partita.db';
 
@@ -104,8 +68,8 @@ type EngineState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 /**
  * The façade (docs/architecture.md): lifecycle and the public methods. Each concern lives in its own
- * module under runtime/: submission, admission, leases, recovery, watchers (wait and subscribe),
- * views (stored summaries), and one BatchRuntime per batch run here.
+ * module under runtime/: submission, the queue and admission, leases, recovery, watchers (wait and
+ * subscribe), views (stored summaries), and one BatchRuntime per batch running here.
  */
 class PartitaEngine implements Engine {
   private state: EngineState = 'new';
@@ -113,20 +77,18 @@ class PartitaEngine implements Engine {
   private store: Store | undefined;
   private pool: WorkerPool | undefined;
   private readonly runners = new Map<string, WorkRunner>();
+  /** Batches running here (admitted, resumed, or being cancelled): each an actor. */
   private readonly runtimes = new Map<string, BatchRuntime>();
-  /** Final statuses of batches that dependents wait on. */
-  private readonly finals = new Map<string, BatchStatus>();
   private readonly log: Logger;
   private readonly onError: (err: Error, batchId: string | undefined) => void;
   private readonly inspect: ReturnType<typeof guardedInspector>;
   private readonly watchers: Watchers;
-  private readonly admission: Admission;
+  private readonly stats: EngineStats;
   private readonly yielder: Yielder;
+  private queue: BatchQueue | undefined;
   private leases: Leases | undefined;
   private recovery: Recovery | undefined;
   private parentWatch: ParentWatch | undefined;
-  private seq = 0;
-  private readonly stats: EngineStats;
 
   constructor(
     private readonly options: EngineOptions,
@@ -138,11 +100,6 @@ class PartitaEngine implements Engine {
     this.watchers = new Watchers(this.log);
     this.stats = new EngineStats(this.log);
     this.yielder = new Yielder(options.yieldAfterMs ?? 5);
-    this.admission = new Admission(options.maxConcurrentBatches ?? 4, {
-      statusOf: (id) => this.statusOf(id),
-      admit: (id) => this.runtimes.get(id)?.admit(),
-      cancel: (id, reason) => this.runtimes.get(id)?.cancel(reason),
-    });
   }
 
   start(): Promise<void> {
@@ -158,35 +115,38 @@ class PartitaEngine implements Engine {
       const store = this.options.store ?? (await defaultStore());
       this.store = store;
       await store.open();
-      const workerJobs = [...this.jobs.values()].filter((j) => j.workerUrl);
-      if (workerJobs.length > 0) this.pool = new WorkerPool(workerJobs, this.options.workers);
-      for (const job of this.jobs.values()) {
-        const inWorker = Boolean(job.workerUrl) && resultJsonSchema(job.result as never) !== undefined;
-        this.runners.set(job.name, new WorkRunner(job, this.pool, inWorker));
-      }
-      this.leases = new Leases(
-        store,
-        this.options.ownerId ?? processScopedId(randomUUID().slice(0, 8)),
-        this.leaseTtl,
-        {
-          lost: (id) => this.runtimes.get(id)?.abandon(),
-          error: (err, id) => this.storeError(err, id),
-        },
-      );
+      this.startPool();
+      const ownerId = this.options.ownerId ?? processScopedId(randomUUID().slice(0, 8));
+      this.leases = new Leases(store, ownerId, this.options.leaseTtlMs ?? 30_000, {
+        lost: (id) => this.runtimes.get(id)?.abandon(),
+        error: (err, id) => this.storeError(err, id),
+      });
       this.leases.start();
       this.stats.start();
+      this.queue = new BatchQueue({
+        store,
+        log: this.log,
+        maxConcurrentBatches: this.options.maxConcurrentBatches ?? 4,
+        runningStatus: (id) => this.runtimes.get(id)?.status,
+        materialize: (record, state) => this.attach(record, state),
+        cancel: (id, reason) => void this.cancel(id, reason),
+        storeError: (err, id) => this.storeError(err, id),
+      });
       this.recovery = new Recovery({
         store,
         jobs: this.jobs,
         log: this.log,
-        attach: (record, state) => this.attach(record, state),
+        resume: (record, state) => this.resumeStored(record, state),
         storeError: (err, id) => this.storeError(err, id),
       });
       this.parentWatch = new ParentWatch({
         store,
         log: this.log,
-        needed: () => this.remoteParents(),
-        final: (id, status) => this.parentEnded(id, status),
+        needed: () => this.queue!.remoteParents(),
+        final: (id, status) => {
+          this.queue!.parentEnded(id, status);
+          this.admit();
+        },
       });
       await this.recovery.resumeAll();
       if (this.state !== 'starting') return; // stop() was called meanwhile; it finishes the job
@@ -197,6 +157,15 @@ class PartitaEngine implements Engine {
       this.state = 'stopped';
       await this.shutdown();
       throw err;
+    }
+  }
+
+  private startPool(): void {
+    const workerJobs = [...this.jobs.values()].filter((j) => j.workerUrl);
+    if (workerJobs.length > 0) this.pool = new WorkerPool(workerJobs, this.options.workers);
+    for (const job of this.jobs.values()) {
+      const inWorker = Boolean(job.workerUrl) && resultJsonSchema(job.result as never) !== undefined;
+      this.runners.set(job.name, new WorkRunner(job, this.pool, inWorker));
     }
   }
 
@@ -217,6 +186,7 @@ class PartitaEngine implements Engine {
   /** Stop every batch here (each saves its state), release leases, the pool and the store. */
   private async shutdown(): Promise<void> {
     this.parentWatch?.stop();
+    await this.queue?.stop();
     this.leases?.stop();
     this.stats.stop();
     const runtimes = [...this.runtimes.values()];
@@ -245,34 +215,24 @@ class PartitaEngine implements Engine {
   ): Promise<BatchSummary> {
     this.requireRunning('submit');
     const store = this.store!;
-    const submission = await submitBatch(
-      {
-        store,
-        jobs: this.jobs,
-        exists: async (id) => this.runtimes.has(id) || (await store.loadBatch(id)) !== undefined,
-      },
-      job,
-      input,
-      options,
-    );
+    const exists = async (id: string) => this.isHere(id) || (await store.loadBatch(id)) !== undefined;
+    const submission = await submitBatch({ store, jobs: this.jobs, exists }, job, input, options);
     if (!submission.created) return this.get(submission.id);
     const { record } = submission;
-    await this.rememberParents(record.after);
-    if (!(await this.attach(record, undefined)))
-      throw new EngineStateError(`batch "${record.id}" was created but another engine holds its lease`);
-    const rt = this.runtimes.get(record.id)!;
-    await rt.flush();
+    await this.enqueue(record, false);
     this.log.info(
       { batchId: record.id, job: record.job, total: record.total, priority: record.priority },
       'batch submitted',
     );
     this.admit();
-    return rt.summary();
+    // Admitted at once: answer when it has started, as PROCESSING.
+    await this.queue!.starting(record.id);
+    return this.runtimes.get(record.id)?.summary() ?? this.queue!.summary(record.id) ?? this.get(record.id);
   }
 
   async get(id: string): Promise<BatchSummary> {
-    const rt = this.runtimes.get(id);
-    if (rt) return rt.summary();
+    const here = this.runtimes.get(id)?.summary() ?? this.queue?.summary(id);
+    if (here) return here;
     this.requireStore('get');
     const broken = this.recovery?.broken.get(id);
     if (broken) throw broken;
@@ -284,8 +244,8 @@ class PartitaEngine implements Engine {
   async wait(id: string, options: WaitOptions = {}): Promise<BatchSummary> {
     const { timeoutMs } = parseOrThrow(waitOptionsSchema, options, 'wait options');
     const rt = this.runtimes.get(id);
-    if (rt) return rt.isFinal ? rt.summary() : this.watchers.wait(id, timeoutMs);
-    if (this.recovery?.isRetrying(id)) return this.watchers.wait(id, timeoutMs);
+    if (rt?.isFinal) return rt.summary();
+    if (rt || this.queue?.has(id) || this.recovery?.isRetrying(id)) return this.watchers.wait(id, timeoutMs);
     const summary = await this.get(id);
     if (isFinalStatus(summary.status)) return summary;
     throw new EngineStateError(
@@ -303,7 +263,7 @@ class PartitaEngine implements Engine {
   }
 
   async cancel(id: string, reason = 'cancelled by request'): Promise<BatchSummary> {
-    const rt = this.runtimes.get(id);
+    const rt = this.runtimes.get(id) ?? (await this.queue?.take(id));
     if (!rt) return this.get(id);
     if (rt.isFinal) return rt.summary();
     const final = this.watchers.wait(id, undefined);
@@ -315,13 +275,13 @@ class PartitaEngine implements Engine {
     this.requireStore('partitions');
     const rt = this.runtimes.get(id);
     if (rt) await rt.flush();
-    else if (!(await this.store!.loadBatch(id))) throw new NotFoundError(id);
+    else if (!this.queue?.has(id) && !(await this.store!.loadBatch(id))) throw new NotFoundError(id);
     yield* this.store!.partitions(id, filter) as AsyncIterable<PartitionView<R>>;
   }
 
   subscribe(id: string, listener: (summary: BatchSummary) => void): () => void {
-    const rt = this.runtimes.get(id);
-    if (rt) return this.watchers.subscribe(id, listener, rt.summary());
+    const here = this.runtimes.get(id)?.summary() ?? this.queue?.summary(id);
+    if (here) return this.watchers.subscribe(id, listener, here);
     if (!this.store) return this.watchers.subscribe(id, listener, Promise.reject(new NotFoundError(id)));
     return this.watchers.subscribe(id, listener, this.get(id));
   }
@@ -331,17 +291,14 @@ class PartitaEngine implements Engine {
     await this.runtimes.get(id)?.flush();
     const row = await this.store!.loadBatch(id);
     if (!row) throw new NotFoundError(id);
-    const record = parseRecord(row);
-    const counts = await this.store!.countOutcomes(id);
-    return { total: record.total, ...counts };
+    return { total: parseRecord(row).total, ...(await this.store!.countOutcomes(id)) };
   }
 
   metrics(): EngineMetrics {
     const batches: Partial<Record<BatchStatus, number>> = {};
-    for (const rt of this.runtimes.values()) {
-      const s = rt.status;
-      batches[s] = (batches[s] ?? 0) + 1;
-    }
+    const queued = this.queue?.size ?? 0;
+    if (queued > 0) batches.QUEUED = queued;
+    for (const rt of this.runtimes.values()) batches[rt.status] = (batches[rt.status] ?? 0) + 1;
     return {
       batches,
       queued: batches.QUEUED ?? 0,
@@ -358,10 +315,6 @@ class PartitaEngine implements Engine {
 
   // --- internals -----------------------------------------------------------------------------
 
-  private get leaseTtl(): number {
-    return this.options.leaseTtlMs ?? 30_000;
-  }
-
   private requireRunning(what: string): void {
     if (this.state !== 'running')
       throw new EngineStateError(
@@ -374,10 +327,42 @@ class PartitaEngine implements Engine {
       throw new EngineStateError(`${what}() needs a started engine; call engine.start() first`);
   }
 
-  /** Take the lease and run the batch here. False when another live engine owns it; throws when it cannot start now. */
-  private async attach(record: BatchRecord, state: BatchState | undefined): Promise<boolean> {
+  private isHere(id: string): boolean {
+    return this.runtimes.has(id) || (this.queue?.has(id) ?? false);
+  }
+
+  private admit(): void {
+    if (this.state !== 'running') return;
+    this.queue!.run();
+    this.parentWatch?.poke();
+  }
+
+  /** Queue a batch; whoever subscribed to its id before it existed hears of it now. */
+  private async enqueue(record: BatchRecord, hasState: boolean): Promise<void> {
+    await this.queue!.add(record, hasState);
+    this.stats.batch(record.id, record.job, 'QUEUED');
+    const summary = this.queue!.summary(record.id);
+    if (summary && this.watchers.listening(record.id)) this.watchers.deliver(record.id, summary);
+  }
+
+  /** Recovery found an unfinished batch: a QUEUED one joins the queue; one past it runs here again. */
+  private async resumeStored(record: BatchRecord, state: BatchState | undefined): Promise<boolean> {
+    if ((state?.status ?? 'QUEUED') === 'QUEUED') {
+      await this.enqueue(record, state !== undefined);
+      return true;
+    }
+    const rt = await this.attach(record, state);
+    if (rt && !rt.isFinal) this.queue!.holdSlot(record.id);
+    return rt !== undefined;
+  }
+
+  /** Take the lease and create the batch's runtime. Undefined when another live engine owns it; throws when it cannot start now. */
+  private async attach(
+    record: BatchRecord,
+    state: BatchState | undefined,
+  ): Promise<BatchRuntime | undefined> {
     const fence = await this.leases!.acquire(record.id);
-    if (!fence) return false;
+    if (!fence) return undefined;
     const job = this.jobs.get(record.job)!;
     const rt = new BatchRuntime(
       {
@@ -403,20 +388,7 @@ class PartitaEngine implements Engine {
       await this.leases!.release(record.id);
       throw err;
     }
-    if (!this.runtimes.has(record.id)) return true; // it ended (or was lost) while starting
-    const seq = ++this.seq;
-    if (rt.isQueued) {
-      await this.rememberParents(record.after);
-      this.admission.queue({
-        id: record.id,
-        priority: record.priority,
-        createdAt: record.createdAt,
-        seq,
-        after: record.after,
-        when: record.when,
-      });
-    } else this.admission.holdSlot(record.id);
-    return true;
+    return rt;
   }
 
   private onRuntimeEvent(rt: BatchRuntime, event: RuntimeEvent): void {
@@ -424,22 +396,25 @@ class PartitaEngine implements Engine {
       case 'changed':
         if (this.watchers.listening(rt.id)) this.watchers.deliver(rt.id, rt.summary());
         return;
+      case 'settled':
+        this.stats.partition(
+          rt.id,
+          rt.job,
+          event.outcome.status,
+          event.outcome.durationMs,
+          event.outcome.attempts,
+        );
+        return;
+      case 'status':
+        this.stats.batch(rt.id, rt.job, event.status);
+        return;
       case 'final':
         this.stats.batch(rt.id, rt.job, event.summary.status, durationOf(event.summary));
-        this.finals.set(rt.id, event.summary.status);
         this.runtimes.delete(rt.id);
-        this.admission.forget(rt.id);
+        this.queue?.ended(rt.id, event.summary.status);
         void this.leases?.release(rt.id);
         this.watchers.settle(rt.id, event.summary);
         this.admit();
-        return;
-      case 'settled': {
-        const o = event.outcome;
-        this.stats.partition(rt.id, rt.job, o.status, o.durationMs, o.attempts);
-        return;
-      }
-      case 'status':
-        this.stats.batch(rt.id, rt.job, event.status);
         return;
       case 'store-error':
         this.storeError(event.error, rt.id);
@@ -453,47 +428,13 @@ class PartitaEngine implements Engine {
   /** Another engine runs the batch now: settle everyone here with what the store says. */
   private async lostLease(rt: BatchRuntime): Promise<void> {
     if (this.runtimes.get(rt.id) === rt) this.runtimes.delete(rt.id);
-    this.admission.forget(rt.id);
     this.leases?.forget(rt.id);
     this.storeError(new LeaseLostError(rt.id), rt.id);
     const stored = await this.get(rt.id).catch(() => undefined);
-    if (stored && isFinalStatus(stored.status)) {
-      this.finals.set(rt.id, stored.status);
-      this.watchers.settle(rt.id, stored);
-    } else this.watchers.fail(rt.id, new LeaseLostError(rt.id), stored);
+    this.queue?.ended(rt.id, stored?.status);
+    if (stored && isFinalStatus(stored.status)) this.watchers.settle(rt.id, stored);
+    else this.watchers.fail(rt.id, new LeaseLostError(rt.id), stored);
     this.admit();
-  }
-
-  private admit(): void {
-    if (this.state !== 'running') return;
-    this.admission.run();
-    this.parentWatch?.poke();
-  }
-
-  /** Parents that waiting batches need and that run elsewhere (another engine on the same store). */
-  private remoteParents(): Set<string> {
-    const out = this.admission.unresolvedParents();
-    for (const id of out) if (this.runtimes.has(id)) out.delete(id);
-    return out;
-  }
-
-  private parentEnded(id: string, status: BatchStatus): void {
-    this.finals.set(id, status);
-    this.admit();
-  }
-
-  private async rememberParents(parents: readonly string[]): Promise<void> {
-    for (const id of parents) {
-      if (this.runtimes.has(id) || this.finals.has(id)) continue;
-      const row = await this.store!.loadBatch(id).catch(() => undefined);
-      if (row && isFinalStatus(row.status)) this.finals.set(id, row.status);
-    }
-  }
-
-  private statusOf(id: string): BatchStatus | undefined {
-    const rt = this.runtimes.get(id);
-    if (rt) return rt.isFinal ? rt.status : 'PROCESSING';
-    return this.finals.get(id);
   }
 
   private storeError(err: Error, batchId: string | undefined): void {

@@ -1,39 +1,15 @@
 import { type BatchStatus, isFinalStatus } from '../summary.js';
+import { Heap } from './heap.js';
 
-/** What admission needs to know about a waiting batch. */
+/** What admission needs to know about a waiting batch: a few fields, not the batch. */
 export interface Candidate {
   id: string;
   priority: number;
   createdAt: string;
+  /** Submit (or recovery) order within this engine: the last tie-breaker. */
   seq: number;
   after: readonly string[];
   when: 'succeeded' | 'settled';
-}
-
-export type ParentVerdict = 'wait' | 'ready' | { cancel: string };
-
-/**
- * Whether a batch's `after` parents let it run: 'ready' when every parent is final as `when`
- * requires, a cancel reason naming the parent when one ended otherwise, else 'wait'.
- */
-export function parentVerdict(
-  c: Candidate,
-  statusOf: (id: string) => BatchStatus | undefined,
-): ParentVerdict {
-  let waiting = false;
-  for (const parent of c.after) {
-    const status = statusOf(parent);
-    if (status === undefined || !isFinalStatus(status)) {
-      waiting = true;
-      continue;
-    }
-    if (c.when === 'succeeded' && status !== 'COMPLETED') {
-      return {
-        cancel: `parent batch "${parent}" ended ${status}; this batch runs only after its parents succeed`,
-      };
-    }
-  }
-  return waiting ? 'wait' : 'ready';
 }
 
 /** Highest priority first, then oldest, then first submitted. */
@@ -43,34 +19,95 @@ export function byAdmissionOrder(a: Candidate, b: Candidate): number {
   return a.seq - b.seq;
 }
 
+/** Why a parent that ended `status` stops a batch waiting for it, or undefined when it lets it go on. */
+export function parentBlocks(c: Candidate, parent: string, status: BatchStatus): string | undefined {
+  if (c.when === 'succeeded' && status !== 'COMPLETED')
+    return `parent batch "${parent}" ended ${status}; this batch runs only after its parents succeed`;
+  return undefined;
+}
+
 export interface AdmissionHooks {
-  /** The status of a parent batch, when known (final statuses are what matter). */
-  statusOf(id: string): BatchStatus | undefined;
-  /** Start the batch (QUEUED → PROCESSING). */
+  /** Start the batch (QUEUED → PROCESSING). It holds a slot until `forget`. */
   admit(id: string): void;
   /** A parent ended so that the batch can never run. */
   cancel(id: string, reason: string): void;
 }
 
 /**
- * Event-driven admission (docs/architecture.md): run on submit and whenever a batch ends, never on
- * a timer. The highest-priority, oldest QUEUED batches whose parents allow it are admitted up to
- * `maxConcurrentBatches`.
+ * Event-driven admission (docs/architecture.md, "Admission"): runs on submit and whenever a batch
+ * ends, never on a timer. Ready batches wait in a heap ordered by priority, then age; batches with
+ * parents still running wait beside it, indexed by parent, so a parent's end wakes only its own
+ * dependents. Every operation is O(log n) in the number of waiting batches (a cancel deep in the
+ * backlog is O(1): the heap skips it when it comes up).
  */
 export class Admission {
+  private readonly ready = new Heap<Candidate>((a, b) => byAdmissionOrder(a, b) < 0);
+  /** Every waiting batch (ready or blocked) by id. */
   private readonly waiting = new Map<string, Candidate>();
+  /** Blocked batches: how many parents each still waits for. */
+  private readonly pending = new Map<string, number>();
+  /** Parent id → the waiting batches that need it. */
+  private readonly dependents = new Map<string, Set<string>>();
+  /** Batches admitted (or resumed past QUEUED) and not yet ended: the slots in use. */
   private readonly active = new Set<string>();
   private running = false;
-  private again = false;
 
   constructor(
     private readonly max: number,
     private readonly hooks: AdmissionHooks,
   ) {}
 
-  /** A QUEUED batch. */
-  queue(c: Candidate): void {
+  /**
+   * A QUEUED batch. `statusOf` gives each parent's status as known now (undefined: not known to be
+   * final); it is asked once per parent, here.
+   */
+  queue(c: Candidate, statusOf: (id: string) => BatchStatus | undefined): void {
+    if (this.waiting.has(c.id) || this.active.has(c.id)) return;
+    let blockedBy = 0;
+    for (const parent of c.after) {
+      const status = statusOf(parent);
+      if (status !== undefined && isFinalStatus(status)) {
+        const reason = parentBlocks(c, parent, status);
+        if (reason) {
+          this.hooks.cancel(c.id, reason);
+          return;
+        }
+        continue;
+      }
+      blockedBy++;
+      let set = this.dependents.get(parent);
+      if (!set) {
+        set = new Set();
+        this.dependents.set(parent, set);
+      }
+      set.add(c.id);
+    }
     this.waiting.set(c.id, c);
+    if (blockedBy > 0) this.pending.set(c.id, blockedBy);
+    else this.ready.push(c);
+  }
+
+  /** A batch ended (here or on another engine): its dependents go on, or are cancelled. */
+  parentEnded(parent: string, status: BatchStatus): void {
+    const children = this.dependents.get(parent);
+    if (!children) return;
+    this.dependents.delete(parent);
+    for (const id of children) {
+      const c = this.waiting.get(id);
+      if (!c) continue;
+      const reason = parentBlocks(c, parent, status);
+      if (reason) {
+        this.remove(id);
+        this.hooks.cancel(id, reason);
+        continue;
+      }
+      const left = (this.pending.get(id) ?? 1) - 1;
+      if (left > 0) this.pending.set(id, left);
+      else {
+        this.pending.delete(id);
+        this.ready.push(c);
+      }
+    }
   }
 
   /** A batch already past QUEUED (resumed after a restart): it holds a slot. */
@@ -80,55 +117,53 @@ export class Admission {
 
   /** The batch ended, was cancelled, or this engine gave it up: it no longer waits or holds a slot. */
   forget(id: string): void {
-    this.waiting.delete(id);
+    this.remove(id);
     this.active.delete(id);
   }
 
-  /** Parents of waiting batches whose final status this engine does not know yet. */
-  unresolvedParents(): Set<string> {
-    const out = new Set<string>();
-    for (const c of this.waiting.values())
-      for (const parent of c.after) {
-        const status = this.hooks.statusOf(parent);
-        if (status === undefined || !isFinalStatus(status)) out.add(parent);
-      }
-    return out;
+  /** Is the batch waiting here (ready or blocked)? */
+  isWaiting(id: string): boolean {
+    return this.waiting.has(id);
+  }
+
+  /** Parents that waiting batches still need. */
+  neededParents(): IterableIterator<string> {
+    return this.dependents.keys();
   }
 
   get queued(): number {
     return this.waiting.size;
   }
 
+  /** Admit ready batches while slots are free. */
   run(): void {
-    // Admitting or cancelling one batch can end another and call run() again: finish this pass first.
-    if (this.running) {
-      this.again = true;
-      return;
-    }
+    // Admitting can end a batch at once and call run() again: the loop below picks that up.
+    if (this.running) return;
     this.running = true;
     try {
-      do {
-        this.again = false;
-        this.pass();
-      } while (this.again);
+      while (this.active.size < this.max) {
+        const c = this.ready.pop();
+        if (!c) break;
+        if (this.waiting.get(c.id) !== c || this.pending.has(c.id)) continue; // cancelled meanwhile
+        this.waiting.delete(c.id);
+        this.active.add(c.id);
+        this.hooks.admit(c.id);
+      }
     } finally {
       this.running = false;
     }
   }
 
-  private pass(): void {
-    const candidates = [...this.waiting.values()].sort(byAdmissionOrder);
-    for (const c of candidates) {
-      const verdict = parentVerdict(c, this.hooks.statusOf);
-      if (typeof verdict === 'object') {
-        this.waiting.delete(c.id);
-        this.hooks.cancel(c.id, verdict.cancel);
-        continue;
-      }
-      if (verdict === 'wait' || this.active.size >= this.max) continue;
-      this.waiting.delete(c.id);
-      this.active.add(c.id);
-      this.hooks.admit(c.id);
+  private remove(id: string): void {
+    const c = this.waiting.get(id);
+    if (!c) return;
+    this.waiting.delete(id);
+    this.pending.delete(id);
+    for (const parent of c.after) {
+      const set = this.dependents.get(parent);
+      set?.delete(id);
+      if (set?.size === 0) this.dependents.delete(parent);
     }
+    // In the ready heap it stays until it comes up, then is skipped (lazy deletion).
   }
 }

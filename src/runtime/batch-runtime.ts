@@ -76,6 +76,8 @@ export class BatchRuntime {
   private finishedAt: string | undefined;
   private halted = false;
   private cancelSent = false;
+  /** Set while the actor starts: its first snapshot is not a change anyone needs to hear of. */
+  private quiet = false;
   private lastStatus: string | undefined;
   private lastSnapshot: unknown;
   /** Set when a provided action or actor threw: the batch ends FAILED with this error. */
@@ -135,7 +137,10 @@ export class BatchRuntime {
    */
   async start(restored?: BatchState): Promise<void> {
     if (!restored) {
+      // Its QUEUED summary was announced by the queue already: the actor's first snapshot is no news.
+      this.quiet = true;
       this.actor.start();
+      this.quiet = false;
       return;
     }
     const onError = (error: Error) => this.emit({ type: 'store-error', error });
@@ -326,7 +331,7 @@ export class BatchRuntime {
         void this.persistFinal();
       }
     }
-    this.emit({ type: 'changed' });
+    if (!this.quiet) this.emit({ type: 'changed' });
   }
 
   private async persistFinal(): Promise<void> {

@@ -12,8 +12,8 @@ export interface RecoveryDeps {
   store: Store;
   jobs: ReadonlyMap<string, AnyJobDefinition>;
   log: Logger;
-  /** Take the lease and start the batch here; false when another live engine owns it. Throws when it cannot be resumed now. */
-  attach: (record: BatchRecord, state: BatchState | undefined) => Promise<boolean>;
+  /** Queue the batch, or run it here again; false when another live engine owns it. Throws when it cannot be resumed now. */
+  resume: (record: BatchRecord, state: BatchState | undefined) => Promise<boolean>;
   /** A store error (also given to the user's `onError`). */
   storeError: (err: Error, batchId: string | undefined) => void;
 }
@@ -78,7 +78,7 @@ export class Recovery {
 
   private async resume(record: BatchRecord, state: BatchState | undefined, attempt: number): Promise<void> {
     try {
-      const attached = await this.deps.attach(record, state);
+      const attached = await this.deps.resume(record, state);
       this.retries.delete(record.id);
       if (!attached) this.deps.log.info({ batchId: record.id }, 'batch is owned by another engine');
     } catch (err) {

@@ -1,5 +1,5 @@
 import { PartitaError, serializeError, toError } from '../errors.js';
-import type { BatchRow } from '../store/store.js';
+import type { BatchRecord, BatchRow } from '../store/store.js';
 import type { BatchSummary, PartitionFailure } from '../summary.js';
 import { parseRecord, parseState } from './records.js';
 
@@ -18,6 +18,11 @@ export function summaryFromRow(row: BatchRow): BatchSummary {
     if (!summary.failures) return { ...summary, failures: failuresOf(state.snapshot) };
     return summary;
   }
+  return queuedSummary(record);
+}
+
+/** The summary of a batch that has not started: the same whether it is read from the store or queued here. */
+export function queuedSummary(record: BatchRecord): BatchSummary {
   return {
     id: record.id,
     job: record.job,

@@ -105,6 +105,8 @@ export class Rig {
   private readonly busy = new Map<string, string | undefined>();
   private unsubscribe: (() => void) | undefined;
   private summaryCursor = 0;
+  /** Index of the first worker message of the current engine generation. */
+  private generationStart = 0;
   private laneCursor = new Map<string, number>();
   private release!: (decision: 'done' | 'fail') => void;
   private decision!: Promise<'done' | 'fail'>;
@@ -158,6 +160,7 @@ export class Rig {
   /** Start an engine generation on the rig's store (the same memory store, or the same SQLite file). */
   async start(): Promise<void> {
     this.rootId = undefined;
+    this.generationStart = this.messages.length;
     this.lanes = new Map();
     this.laneCursor = new Map();
     const store = this.kind === 'memory' ? this.memory : sqliteStore({ path: join(this.dir!, 'partita.db') });
@@ -237,7 +240,14 @@ export class Rig {
   started(key: string, attempt: number, ms = DEADLINE_MS): Promise<WorkerMessage> {
     return this.until(
       `worker attempt ${key}#${attempt} to start`,
-      () => this.messages.find((m) => m.type === 'started' && m.key === key && m.attempt === attempt),
+      // Only this engine generation's threads: after a restart a partition may run again with the
+      // same attempt number (a lane's retry is not in the batch's snapshot), and a command sent on
+      // the older announcement would reach no thread.
+      () =>
+        this.messages.find(
+          (m, i) =>
+            i >= this.generationStart && m.type === 'started' && m.key === key && m.attempt === attempt,
+        ),
       ms,
     );
   }

@@ -1,0 +1,42 @@
+import type { ListFilter, SubmitOptions, WaitOptions } from './engine-options.js';
+import type { JobWithInput } from './job.js';
+import type { EngineEvent } from './runtime/stats.js';
+import type { PartitionFilter, PartitionView } from './store/store.js';
+import type { BatchStatus, BatchSummary } from './summary.js';
+
+/** A snapshot of the engine's load, from `engine.metrics()`. */
+export interface EngineMetrics {
+  /** Batches run by this engine now, by status. */
+  batches: Partial<Record<BatchStatus, number>>;
+  queued: number;
+  /** Partitions settled per second over the last 10 seconds. */
+  partitionsPerSecond: number;
+  poolThreads: number;
+  poolUtilization: number;
+  storeErrors: number;
+}
+
+/** The engine: owns the pool, the store and every batch actor of this process. */
+export interface Engine {
+  /** Open the store (migrations), resume every unfinished batch, start admitting. */
+  start(): Promise<void>;
+  /** Graceful stop: work in flight is aborted and runs again on the next start; nothing is lost. */
+  stop(): Promise<void>;
+  /** Validate, partition and store a batch, then queue it. Rejected input stores nothing. */
+  submit<I>(job: string | JobWithInput<I>, input: I, options?: SubmitOptions): Promise<BatchSummary>;
+  get(id: string): Promise<BatchSummary>;
+  /** Resolves with the final summary once the final state is durable. */
+  wait(id: string, options?: WaitOptions): Promise<BatchSummary>;
+  list(filter?: ListFilter): Promise<BatchSummary[]>;
+  /** Cancel: in-flight work is aborted; resolves with the CANCELLED (or already final) summary. */
+  cancel(id: string, reason?: string): Promise<BatchSummary>;
+  /** Every partition with its result or error, in index order. `R`: the job's result type. */
+  partitions<R = unknown>(id: string, filter?: PartitionFilter): AsyncIterable<PartitionView<R>>;
+  /** Called with the summary at every change, progress included. Returns the unsubscribe function. */
+  subscribe(id: string, listener: (summary: BatchSummary) => void): () => void;
+  /** The counts recomputed from the stored outcomes. After recovery they equal the summary's. */
+  recount(id: string): Promise<{ total: number; succeeded: number; failed: number }>;
+  metrics(): EngineMetrics;
+  /** Hear every settled partition and every batch status change of this engine (metrics exporters). */
+  observe(listener: (event: EngineEvent) => void): () => void;
+}

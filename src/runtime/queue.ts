@@ -1,0 +1,199 @@
+import type { Logger } from 'pino';
+import { backoffDelay } from '../backoff.js';
+import { toError } from '../errors.js';
+import type { BatchRecord, BatchState, Store } from '../store/store.js';
+import { type BatchStatus, type BatchSummary, isFinalStatus } from '../summary.js';
+import { Admission, type Candidate } from './admission.js';
+import type { BatchRuntime } from './batch-runtime.js';
+import { RecentFinals } from './recent-finals.js';
+import { parseState } from './records.js';
+import { queuedSummary } from './views.js';
+
+export interface QueueDeps {
+  store: Store;
+  log: Logger;
+  maxConcurrentBatches: number;
+  /** Status of a batch run by this engine now (undefined when none runs here). */
+  runningStatus(id: string): BatchStatus | undefined;
+  /** Create the runtime of a queued batch: its lease, its actor in QUEUED. Undefined: another engine owns it. */
+  materialize(record: BatchRecord, state: BatchState | undefined): Promise<BatchRuntime | undefined>;
+  /** Cancel a batch whose parent ended so that it can never run. */
+  cancel(id: string, reason: string): void;
+  storeError(err: Error, batchId: string): void;
+}
+
+/** A QUEUED batch as this engine keeps it: its record, not an actor. */
+interface Queued {
+  record: BatchRecord;
+  /** The row has a stored state (a crash caught it between QUEUED and PROCESSING): read it on admission. */
+  hasState: boolean;
+  candidate: Candidate;
+  retries: number;
+}
+
+/**
+ * The batches waiting to run (docs/architecture.md, "Many batches"): a small record each, ordered by
+ * the admission heap, with no actor, journal or feeder until admitted. Admission takes a slot and
+ * creates the runtime; cancelling a queued batch creates it too, so that it ends through the batch
+ * statechart (QUEUED → CANCELLED) like any other.
+ */
+export class BatchQueue {
+  private readonly entries = new Map<string, Queued>();
+  private readonly materializing = new Map<string, Promise<BatchRuntime | undefined>>();
+  private readonly finals = new RecentFinals();
+  private readonly admission: Admission;
+  private seq = 0;
+  private stopped = false;
+
+  constructor(private readonly deps: QueueDeps) {
+    this.admission = new Admission(deps.maxConcurrentBatches, {
+      admit: (id) => void this.admit(id),
+      cancel: (id, reason) => deps.cancel(id, reason),
+    });
+  }
+
+  /**
+   * Queue a batch. Its parents' statuses are looked up once, now: in this engine, among the batches
+   * that ended here lately, or in the store.
+   */
+  async add(record: BatchRecord, hasState: boolean): Promise<void> {
+    const stored = new Map<string, BatchStatus>();
+    for (const parent of record.after) {
+      if (this.localStatus(parent) !== undefined || this.entries.has(parent)) continue;
+      const row = await this.deps.store.loadBatch(parent).catch(() => undefined);
+      if (row && isFinalStatus(row.status)) stored.set(parent, row.status);
+    }
+    const candidate: Candidate = {
+      id: record.id,
+      priority: record.priority,
+      createdAt: record.createdAt,
+      seq: ++this.seq,
+      after: record.after,
+      when: record.when,
+    };
+    this.entries.set(record.id, { record, hasState, candidate, retries: 0 });
+    this.admission.queue(candidate, (parent) => this.localStatus(parent) ?? stored.get(parent));
+  }
+
+  has(id: string): boolean {
+    return this.entries.has(id) || this.materializing.has(id);
+  }
+
+  /** The summary of a queued batch (undefined when it is not queued here). */
+  summary(id: string): BatchSummary | undefined {
+    const q = this.entries.get(id);
+    return q && queuedSummary(q.record);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The creation of the batch's runtime under way (admitted a moment ago), if any. */
+  starting(id: string): Promise<BatchRuntime | undefined> | undefined {
+    return this.materializing.get(id);
+  }
+
+  /** A batch resumed past QUEUED after a restart holds a slot. */
+  holdSlot(id: string): void {
+    this.admission.holdSlot(id);
+  }
+
+  /** A batch run here ended (or was given up): free its slot, wake its dependents. */
+  ended(id: string, status: BatchStatus | undefined): void {
+    this.admission.forget(id);
+    if (status && isFinalStatus(status)) {
+      this.finals.set(id, status);
+      this.admission.parentEnded(id, status);
+    }
+  }
+
+  /** A parent run by another engine ended. */
+  parentEnded(id: string, status: BatchStatus): void {
+    this.finals.set(id, status);
+    this.admission.parentEnded(id, status);
+  }
+
+  /** Parents that queued batches wait for and that this engine does not run. */
+  remoteParents(): Set<string> {
+    const out = new Set<string>();
+    for (const id of this.admission.neededParents())
+      if (this.deps.runningStatus(id) === undefined && !this.has(id)) out.add(id);
+    return out;
+  }
+
+  /** Admit what can run now. */
+  run(): void {
+    if (!this.stopped) this.admission.run();
+  }
+
+  /**
+   * Take a queued batch out of the queue and create its runtime (for cancel). Resolves undefined
+   * when it is not queued here (any more), or another engine owns it.
+   */
+  take(id: string): Promise<BatchRuntime | undefined> {
+    const pending = this.materializing.get(id);
+    if (pending) return pending;
+    const q = this.entries.get(id);
+    if (!q) return Promise.resolve(undefined);
+    this.admission.forget(id);
+    return this.materialize(q);
+  }
+
+  /** Stop admitting and wait for runtimes being created (the engine then stops them). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.allSettled([...this.materializing.values()]);
+  }
+
+  private localStatus(id: string): BatchStatus | undefined {
+    return this.deps.runningStatus(id) ?? (this.entries.has(id) ? 'QUEUED' : this.finals.get(id));
+  }
+
+  /** The admission hook: the batch has a slot; create its runtime and start it. */
+  private async admit(id: string): Promise<void> {
+    const q = this.entries.get(id);
+    const rt = q ? await this.materialize(q) : undefined;
+    if (rt && !this.stopped) rt.admit();
+    else {
+      this.admission.forget(id);
+      this.run();
+    }
+  }
+
+  private materialize(q: Queued): Promise<BatchRuntime | undefined> {
+    const id = q.record.id;
+    const run = (async () => {
+      try {
+        const state = q.hasState ? await this.storedState(id) : undefined;
+        const rt = await this.deps.materialize(q.record, state);
+        this.entries.delete(id);
+        return rt;
+      } catch (err) {
+        this.retryLater(q, toError(err));
+        return undefined;
+      } finally {
+        this.materializing.delete(id);
+      }
+    })();
+    this.materializing.set(id, run);
+    return run;
+  }
+
+  private async storedState(id: string): Promise<BatchState | undefined> {
+    const row = await this.deps.store.loadBatch(id);
+    return row ? parseState(row) : undefined;
+  }
+
+  /** The store failed while starting the batch: it waits in the queue again, after a backoff. */
+  private retryLater(q: Queued, err: Error): void {
+    this.deps.storeError(err, q.record.id);
+    const delay = backoffDelay(++q.retries, 500, 30_000);
+    this.deps.log.error({ batchId: q.record.id, err, retryInMs: delay }, 'could not start a queued batch');
+    setTimeout(() => {
+      if (this.stopped || this.entries.get(q.record.id) !== q) return;
+      this.entries.delete(q.record.id);
+      void this.add(q.record, q.hasState).then(() => this.run());
+    }, delay);
+  }
+}

@@ -3,7 +3,7 @@ import type { InspectionEvent, Observer } from 'xstate';
 import { z } from 'zod';
 import type { AnyJobDefinition, JobDefinition } from './job.js';
 import type { Store } from './store/store.js';
-import type { BatchStatus } from './summary.js';
+import { BATCH_STATUSES, type BatchStatus } from './summary.js';
 import type { PoolOptions } from './workers/pool.js';
 
 /** What `createEngine` takes. */
@@ -122,15 +122,7 @@ export const engineOptionsSchema = z
   })
   .strict();
 
-const statusSchema = z.enum([
-  'QUEUED',
-  'PROCESSING',
-  'FINALIZING',
-  'COMPLETED',
-  'PARTIAL',
-  'FAILED',
-  'CANCELLED',
-]);
+const statusSchema = z.enum(BATCH_STATUSES as [BatchStatus, ...BatchStatus[]]);
 
 export const waitOptionsSchema = z
   .object({ timeoutMs: z.number().int().min(0).max(MAX_TIMER_MS).optional() })

@@ -10,6 +10,17 @@ export type BatchStatus =
   | 'FAILED'
   | 'CANCELLED';
 
+/** Every status, in the order a batch can pass through them. */
+export const BATCH_STATUSES: readonly BatchStatus[] = [
+  'QUEUED',
+  'PROCESSING',
+  'FINALIZING',
+  'COMPLETED',
+  'PARTIAL',
+  'FAILED',
+  'CANCELLED',
+];
+
 /** The final statuses: the one definition (stores, admission and views use it). */
 export const FINAL_STATUSES: readonly BatchStatus[] = ['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED'];
 

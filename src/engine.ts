@@ -412,7 +412,8 @@ class PartitaEngine implements Engine {
         this.stats.batch(rt.id, rt.job, event.summary.status, durationOf(event.summary));
         this.runtimes.delete(rt.id);
         this.queue?.ended(rt.id, event.summary.status);
-        void this.leases?.release(rt.id);
+        // Not released: a final batch is never resumed, so its lease needs no write.
+        this.leases?.forget(rt.id);
         this.watchers.settle(rt.id, event.summary);
         this.admit();
         return;

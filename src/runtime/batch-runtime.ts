@@ -1,23 +1,15 @@
 import type { Logger } from 'pino';
-import {
-  type Actor,
-  type AnyActorRef,
-  createActor,
-  fromPromise,
-  type InspectionEvent,
-  type SnapshotFrom,
-} from 'xstate';
+import { type Actor, createActor, type InspectionEvent, type SnapshotFrom } from 'xstate';
 import { backoffDelay, sleep } from '../backoff.js';
 import { PartitaError, serializeError, toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import {
   BATCH_MACHINE_VERSION,
   type BatchMachine,
-  batchMachine,
   type FinalizeInput,
   type ReplayedOutcome,
 } from '../machines/batch.js';
-import { type PartitionOutput, partitionMachine } from '../machines/partition.js';
+import type { PartitionOutput } from '../machines/partition.js';
 import type { BatchRecord, BatchState, Fence, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
 import { Durability } from './durability.js';
@@ -25,6 +17,7 @@ import { PartitionFeeder } from './feeder.js';
 import { LaneDriver } from './lanes.js';
 import { readWithRetry } from './store-retry.js';
 import { summaryOf } from './summary-of.js';
+import { type BatchEffects, bindEffects, wiredBatchMachine } from './wiring.js';
 import type { WorkRunner } from './work.js';
 import type { Yielder } from './yielder.js';
 
@@ -93,7 +86,7 @@ export class BatchRuntime {
     this.debug = this.log.isLevelEnabled('debug');
     this.feeder = new PartitionFeeder(deps.store, this.id);
     this.lanes = new LaneDriver(this.id, deps.job, deps.runner, this.feeder, deps.yielder);
-    this.machine = this.provideMachine();
+    this.machine = wiredBatchMachine;
     const job = deps.job;
     // A restored actor takes everything from its snapshot; `input` is then unused.
     this.actor = createActor(this.machine, {
@@ -112,6 +105,7 @@ export class BatchRuntime {
       inspect: deps.inspect,
       ...(restored ? { snapshot: restored.snapshot as never } : {}),
     });
+    bindEffects(this.actor.system, this.effects());
     this.durability = new Durability({
       store: deps.store,
       record: this.record,
@@ -227,44 +221,28 @@ export class BatchRuntime {
     this.deps.events(this, event);
   }
 
-  private provideMachine(): BatchMachine {
-    const lane = partitionMachine.provide({
-      actions: {
-        startWork: ({ context, self }) =>
-          this.guard('startWork', () => this.lanes.start(context.lane, context.current!, self)),
-        abortWork: ({ context }) => this.lanes.abort(context.lane),
+  /** What the machines' provided actions and actors do for this batch (wiring.ts routes them here). */
+  private effects(): BatchEffects {
+    return {
+      startWork: (lane, work, self) => this.guard('startWork', () => this.lanes.start(lane, work, self)),
+      abortWork: (lane) => this.lanes.abort(lane),
+      dispatch: (lane, p) => this.guard('dispatchPartition', () => this.lanes.dispatch(lane, p)),
+      loadPartitions: (from, count) => this.loadPartitions(from, count),
+      journalOutcome: (outcome, seq) => {
+        this.feeder.release(outcome.index);
+        this.durability.append({ ...outcome, seq, finishedAt: '' });
+        this.emit({ type: 'settled', outcome });
+        // Checked once per batch: a child logger per partition costs nothing when debug is off.
+        if (this.debug)
+          this.log
+            .child({ key: outcome.key, attempt: outcome.attempts })
+            .debug(
+              { status: outcome.status, durationMs: outcome.durationMs, err: outcome.error },
+              'partition settled',
+            );
       },
-    });
-    return batchMachine.provide({
-      actors: {
-        lane,
-        finalize: fromPromise<{ output: unknown }, FinalizeInput>(({ input, signal }) =>
-          this.finalize(input, signal),
-        ),
-      },
-      actions: {
-        dispatchPartition: ({ system }, p) =>
-          // Through the system, not self.getSnapshot().children: lanes spawned in this same
-          // transition (RESUME) are registered in the system already but not yet in the snapshot.
-          this.guard('dispatchPartition', () =>
-            this.lanes.dispatch(system.get(`lane-${p.lane}`) as AnyActorRef | undefined, p),
-          ),
-        loadPartitions: (_, p) => this.loadPartitions(p.from, p.count),
-        journalOutcome: (_, { outcome, seq }) => {
-          this.feeder.release(outcome.index);
-          this.durability.append({ ...outcome, seq, finishedAt: '' });
-          this.emit({ type: 'settled', outcome });
-          // Checked once per batch: a child logger per partition costs nothing when debug is off.
-          if (this.debug)
-            this.log
-              .child({ key: outcome.key, attempt: outcome.attempts })
-              .debug(
-                { status: outcome.status, durationMs: outcome.durationMs, err: outcome.error },
-                'partition settled',
-              );
-        },
-      },
-    }) as BatchMachine;
+      finalize: (input, signal) => this.finalize(input, signal),
+    };
   }
 
   /** Run a provided action; a throw (a bug, never user code) ends the batch FAILED instead of erroring the actor. */
@@ -291,10 +269,11 @@ export class BatchRuntime {
   }
 
   private async finalize(input: FinalizeInput, signal: AbortSignal): Promise<{ output: unknown }> {
+    const job = this.deps.job;
+    // Without a finalizer the final state's own commit makes the last outcomes durable with it.
+    if (!job.finalize) return { output: undefined };
     // The finalizer may read partitions from the store: every outcome must be durable first.
     await this.durability.untilDurable(() => signal.aborted || this.halted);
-    const job = this.deps.job;
-    if (!job.finalize) return { output: undefined };
     const summary = {
       ...this.summary(),
       status: 'FINALIZING' as const,

@@ -10,7 +10,15 @@ import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
 import type { Params } from './sql-listing.js';
 import { noop, outcomeValues, toStoreError } from './sql-rows.js';
 import { SqlStore } from './sql-store.js';
-import type { BatchRecord, BatchState, Fence, OutcomeRecord, PartitionSource, Store } from './store.js';
+import type {
+  BatchRecord,
+  BatchState,
+  Fence,
+  OutcomeRecord,
+  PartitionInput,
+  PartitionSource,
+  Store,
+} from './store.js';
 
 export interface SqliteStoreOptions {
   /** Database file. Its directory is created when missing. `:memory:` keeps it in memory. */
@@ -145,13 +153,39 @@ class SqliteStore extends SqlStore implements Store {
    */
   private async createOnce(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }> {
     const json = JSON.stringify(record);
+    const source = iterate(partitions);
+    // The first chunk is read before anything is written: a batch that fits in it is stored whole.
+    let chunk: CapturedPartition[] = [];
+    let ended = false;
+    while (chunk.length < CHUNK) {
+      const step = await source.next();
+      if (step.done) {
+        ended = true;
+        break;
+      }
+      chunk.push(capturePartition(step.value, chunk.length, record.id));
+    }
+    if (ended) {
+      const final = JSON.stringify({ ...record, total: chunk.length });
+      const row = {
+        id: record.id,
+        job: record.job,
+        priority: record.priority,
+        createdAt: record.createdAt,
+        record: json,
+      };
+      return { created: this.run((s) => s.whole.immediate(row, chunk, final)) };
+    }
     if (!this.run((s) => s.insertBatch(record.id, record.job, record.priority, record.createdAt, json)))
       return { created: false };
     try {
       let index = 0;
-      let chunk: CapturedPartition[] = [];
-      for await (const p of partitions) {
-        chunk.push(capturePartition(p, index + chunk.length, record.id));
+      this.run((s) => s.insertChunk.immediate(record.id, index, chunk));
+      index += chunk.length;
+      chunk = [];
+      await yieldToEventLoop();
+      for (let step = await source.next(); !step.done; step = await source.next()) {
+        chunk.push(capturePartition(step.value, index + chunk.length, record.id));
         if (chunk.length === CHUNK) {
           this.run((s) => s.insertChunk.immediate(record.id, index, chunk));
           index += chunk.length;
@@ -325,7 +359,37 @@ function creationStatements(db: Database.Database, creator: string) {
     return true;
   });
 
+  const insertRowOrReclaim = (
+    id: string,
+    job: string,
+    priority: number,
+    createdAt: string,
+    record: string,
+  ) => {
+    if (insertRow.run(id, job, priority, createdAt, record, creator).changes > 0) return true;
+    const row = creatorOf.get(id) as { creator: string | null } | undefined;
+    if (!row || !creatorIsGone(row.creator)) return false;
+    remove(id, row.creator);
+    return insertRow.run(id, job, priority, createdAt, record, creator).changes > 0;
+  };
+
   return {
+    /**
+     * A whole batch that fits in one chunk, in one transaction: row, partitions and visibility
+     * (most batches; three transactions instead of one made up much of a small batch's cost).
+     */
+    whole: db.transaction(
+      (
+        row: { id: string; job: string; priority: number; createdAt: string; record: string },
+        chunk: readonly CapturedPartition[],
+        final: string,
+      ): boolean => {
+        if (!insertRowOrReclaim(row.id, row.job, row.priority, row.createdAt, row.record)) return false;
+        insertChunk(row.id, 0, chunk);
+        markVisible.run(final, row.id, creator);
+        return true;
+      },
+    ),
     /** Inserts the invisible batch row; false when the id is taken (by a batch, or a live creation). */
     insertBatch: (id: string, job: string, priority: number, createdAt: string, record: string): boolean => {
       const insert = () => insertRow.run(id, job, priority, createdAt, record, creator).changes > 0;
@@ -377,6 +441,14 @@ function migrationSession(db: Database.Database): MigrationSession {
       if (db.inTransaction) db.exec('ROLLBACK');
     },
   };
+}
+
+/** The partitions as one async iterator, whatever kind of iterable they came in. */
+function iterate(partitions: PartitionSource): AsyncIterator<PartitionInput> {
+  const asyncIt = (partitions as AsyncIterable<PartitionInput>)[Symbol.asyncIterator];
+  if (asyncIt) return asyncIt.call(partitions);
+  const it = (partitions as Iterable<PartitionInput>)[Symbol.iterator]();
+  return { next: async () => it.next() };
 }
 
 function yieldToEventLoop(): Promise<void> {

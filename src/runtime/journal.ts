@@ -115,8 +115,11 @@ export class BatchJournal {
     const state = this.captureState();
     const write = (async () => {
       try {
-        if (outcomes.length > 0) await this.store.appendOutcomes(this.batchId, outcomes, this.fence);
-        await this.store.saveState(this.batchId, state, this.fence);
+        if (this.store.commit) await this.store.commit(this.batchId, outcomes, state, this.fence);
+        else {
+          if (outcomes.length > 0) await this.store.appendOutcomes(this.batchId, outcomes, this.fence);
+          await this.store.saveState(this.batchId, state, this.fence);
+        }
         if (this.failures > 0) this.options.onRecovered?.();
         this.failures = 0;
       } catch (err) {

@@ -62,6 +62,18 @@ export interface Store {
   saveState(batchId: string, state: BatchState, fence: Fence): Promise<boolean>;
 
   /**
+   * Optional: `appendOutcomes` then `saveState`, atomically (one transaction). The journal uses it
+   * when a store has it; stores without it get the two calls, which is as correct (the state is
+   * written after the outcomes it covers), only slower.
+   */
+  commit?(
+    batchId: string,
+    outcomes: readonly OutcomeRecord[],
+    state: BatchState,
+    fence: Fence,
+  ): Promise<{ accepted: number; saved: boolean }>;
+
+  /**
    * Take the lease on a batch. Granted when free, expired, already ours, or held by `takeoverFrom`
    * (an owner the engine knows is dead). Returns the new fencing epoch, or undefined when held.
    */

@@ -466,6 +466,22 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         expect(await store.appendOutcomes(id('a'), [], fence)).toEqual({ accepted: 0 });
       });
 
+      it('commit (when a store has it) writes the outcomes and the state together, fenced', async () => {
+        if (!store.commit) return;
+        await create(id('a'), 2);
+        const fence = await lease(id('a'));
+        const done = await store.commit(id('a'), [outcome(0, 'k0', 1)], state('PROCESSING', 1), fence);
+        expect(done).toEqual({ accepted: 1, saved: true });
+        expect(await store.countOutcomes(id('a'))).toEqual({ succeeded: 1, failed: 0 });
+        expect((await store.loadBatch(id('a')))?.status).toBe('PROCESSING');
+        const stale = { ...fence, epoch: fence.epoch - 1 };
+        await expect(
+          store.commit(id('a'), [outcome(1, 'k1', 2)], state('COMPLETED', 2), stale),
+        ).rejects.toMatchObject({ code: 'LEASE_LOST' });
+        expect(await store.countOutcomes(id('a'))).toEqual({ succeeded: 1, failed: 0 });
+        expect((await store.loadBatch(id('a')))?.status).toBe('PROCESSING');
+      });
+
       it('refuses an outcome whose key does not match its index, or an index out of range', async () => {
         await create(id('a'), 2);
         const fence = await lease(id('a'));

@@ -4,7 +4,7 @@ import { type SerializedError, serializeError, TimeoutError } from '../errors.js
 import type { OutcomeRecord } from '../store/store.js';
 
 /**
- * The partition statechart, run by a long-lived *lane* actor (docs/architecture.md, "Lanes").
+ * The partition statechart, run by a long-lived *lane* actor (docs/architecture.md, "Lanes.").
  *
  * The batch actor spawns `concurrency` lanes once (`lane-0` …). A lane takes one partition at a
  * time (`RUN`), goes through `running → succeeded | backoff → running | failed | cancelled`, reports

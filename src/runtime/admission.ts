@@ -34,7 +34,7 @@ export interface AdmissionHooks {
 }
 
 /**
- * Event-driven admission (docs/architecture.md, "Admission"): runs on submit and whenever a batch
+ * Event-driven admission (docs/architecture.md, "Admission and many batches"): runs on submit and whenever a batch
  * ends, never on a timer. Ready batches wait in a heap ordered by priority, then age; batches with
  * parents still running wait beside it, indexed by parent, so a parent's end wakes only its own
  * dependents. Every operation is O(log n) in the number of waiting batches (a cancel deep in the

@@ -9,7 +9,7 @@ export interface LeaseEvents {
 }
 
 /**
- * The leases this engine holds (docs/architecture.md, "Leases"): taken when a batch is attached,
+ * The leases this engine holds (docs/recovery.md, "Leases"): taken when a batch is attached,
  * renewed by a heartbeat at a third of their time to live, released on stop. A renewal the store
  * refuses means another engine took the batch over; a renewal that fails with an error is reported
  * and the lease counted as lost once it would have expired.

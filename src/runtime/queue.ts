@@ -32,7 +32,7 @@ interface Queued {
 }
 
 /**
- * The batches waiting to run (docs/architecture.md, "Many batches"): a small record each, ordered by
+ * The batches waiting to run (docs/architecture.md, "Admission and many batches"): a small record each, ordered by
  * the admission heap, with no actor, journal or feeder until admitted. Admission takes a slot and
  * creates the runtime; cancelling a queued batch creates it too, so that it ends through the batch
  * statechart (QUEUED → CANCELLED) like any other.

@@ -136,6 +136,10 @@ export const listFilterSchema = z
   })
   .strict();
 
+export const partitionFilterSchema = z
+  .object({ status: z.enum(['pending', 'succeeded', 'failed']).optional() })
+  .strict();
+
 export const submitOptionsSchema = z
   .object({
     id: z.string().min(1).max(200).optional(),

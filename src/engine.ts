@@ -6,6 +6,7 @@ import {
   engineOptionsSchema,
   type ListFilter,
   listFilterSchema,
+  partitionFilterSchema,
   type SubmitOptions,
   type WaitOptions,
   waitOptionsSchema,
@@ -264,7 +265,14 @@ class PartitaEngine implements Engine {
 
   async cancel(id: string, reason = 'cancelled by request'): Promise<BatchSummary> {
     const rt = this.runtimes.get(id) ?? (await this.queue?.take(id));
-    if (!rt) return this.get(id);
+    if (!rt) {
+      const summary = await this.get(id);
+      if (isFinalStatus(summary.status)) return summary;
+      // Saying nothing would let the caller think it was cancelled.
+      throw new EngineStateError(
+        `batch "${id}" is ${summary.status} but not run by this engine: cancel it on the engine that runs it`,
+      );
+    }
     if (rt.isFinal) return rt.summary();
     const final = this.watchers.wait(id, undefined);
     rt.cancel(String(reason));
@@ -273,6 +281,7 @@ class PartitaEngine implements Engine {
 
   async *partitions<R = unknown>(id: string, filter: PartitionFilter = {}): AsyncIterable<PartitionView<R>> {
     this.requireStore('partitions');
+    parseOrThrow(partitionFilterSchema, filter, 'partitions filter');
     const rt = this.runtimes.get(id);
     if (rt) await rt.flush();
     else if (!this.queue?.has(id) && !(await this.store!.loadBatch(id))) throw new NotFoundError(id);
@@ -280,6 +289,10 @@ class PartitaEngine implements Engine {
   }
 
   subscribe(id: string, listener: (summary: BatchSummary) => void): () => void {
+    if (typeof listener !== 'function')
+      throw new ValidationError('subscribe(id, listener): listener must be a function', [
+        { path: 'listener', message: 'expected a function' },
+      ]);
     const here = this.runtimes.get(id)?.summary() ?? this.queue?.summary(id);
     if (here) return this.watchers.subscribe(id, listener, here);
     if (!this.store) return this.watchers.subscribe(id, listener, Promise.reject(new NotFoundError(id)));

@@ -145,6 +145,25 @@ describe('bounded options', () => {
   });
 });
 
+describe('arguments', () => {
+  it('a partitions filter with an unknown status and a listener that is not a function are refused', async () => {
+    const engine = createEngine({ jobs: [echo], store: memoryStore(), logger: false });
+    await engine.start();
+    try {
+      const batch = await engine.wait((await engine.submit('echo', [{ key: 'a', payload: 1 }])).id);
+      const read = async () => {
+        for await (const _ of engine.partitions(batch.id, { status: 'faild' } as never));
+      };
+      await expect(read()).rejects.toMatchObject({ code: 'VALIDATION' });
+      expect(() => engine.subscribe(batch.id, 5 as never)).toThrow(
+        expect.objectContaining({ code: 'VALIDATION' }),
+      );
+    } finally {
+      await engine.stop();
+    }
+  });
+});
+
 describe('wait() with a timeout', () => {
   it('leaves no waiter behind once it timed out', async () => {
     let release = () => {};

@@ -1,6 +1,6 @@
 import { BATCH_STATUSES, type BatchStatus } from '../summary.js';
 import { intOption, type OptionName, type Parsed, UsageError, type Values } from './args.js';
-import { batchMermaid, partitionMermaid, statechartDoc } from './graph.js';
+import { batchMermaid, partitionMermaid, statechartMarkdown } from './graph.js';
 import { httpSource } from './http-source.js';
 import {
   listTable,
@@ -198,7 +198,7 @@ export const COMMANDS: Record<string, Command> = {
       if (ctx.values.json) await printJson(ctx.out, { batch: batchMermaid(), partition: partitionMermaid() });
       else if (machine === 'batch') await ctx.out.write(`${batchMermaid()}\n`);
       else if (machine === 'partition') await ctx.out.write(`${partitionMermaid()}\n`);
-      else await ctx.out.write(statechartDoc());
+      else await ctx.out.write(statechartMarkdown());
       return 0;
     },
   },

@@ -83,6 +83,12 @@ export function partitionMermaid(): string {
 }
 
 /** The whole of docs/statechart.md. */
+/** Both machines as Markdown with Mermaid blocks, for anyone's docs (`partita graph`). */
+export function statechartMarkdown(): string {
+  return `## Batch\n\n\`\`\`mermaid\n${batchMermaid()}\n\`\`\`\n\n## Partition (a lane)\n\n\`\`\`mermaid\n${partitionMermaid()}\n\`\`\`\n`;
+}
+
+/** docs/statechart.md of this repository. */
 export function statechartDoc(): string {
   return `# partita statecharts
 

@@ -114,10 +114,16 @@ export async function cancel(ctx: RouteContext): Promise<Response> {
     await readJson(ctx.request, ctx.settings.maxBodyBytes),
     'request body',
   );
-  const summary = await ctx.engine.cancel(ctx.id, body?.reason);
-  // engine.cancel of a batch another engine runs returns it unchanged: nothing was cancelled.
-  if (!isFinalStatus(summary.status)) throw notRunHere(summary, 'cancel');
-  return json(200, summary);
+  try {
+    return json(200, await ctx.engine.cancel(ctx.id, body?.reason));
+  } catch (err) {
+    // ENGINE_STATE from a running engine: the batch runs on another engine (409); else not running (503).
+    if ((err as { code?: unknown }).code === 'ENGINE_STATE') {
+      const summary = await ctx.engine.get(ctx.id).catch(() => undefined);
+      if (summary && !isFinalStatus(summary.status)) throw notRunHere(summary, 'cancel');
+    }
+    throw err;
+  }
 }
 
 export function notRunHere(summary: BatchSummary, what: string): HttpProblem {

@@ -324,7 +324,11 @@ export const batchMachine = setup({
     }),
     setCancelled: assign(({ event }) => ({
       outcome: 'CANCELLED' as const,
-      error: event.type === 'CANCEL' ? serializeError(new CancelledErrorLike(event.reason)) : undefined,
+      // A reason, not a fault: no stack (it would only show XState's frames to whoever reads it).
+      error:
+        event.type === 'CANCEL'
+          ? { name: 'CancelledError', message: event.reason, code: 'CANCELLED' }
+          : undefined,
     })),
   },
   guards: {
@@ -449,15 +453,6 @@ export const batchMachine = setup({
     error: context.error,
   }),
 });
-
-/** Plain data for the cancel reason; the engine rebuilds a CancelledError. */
-class CancelledErrorLike extends Error {
-  readonly code = 'CANCELLED';
-  constructor(reason: string) {
-    super(reason);
-    this.name = 'CancelledError';
-  }
-}
 
 /** The public status of a batch actor's state value. */
 export function statusOf(value: unknown): BatchStatus {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { statechartDoc } from '../../src/cli/graph.js';
+import { statechartMarkdown } from '../../src/cli/graph.js';
 import {
   type BatchSummary,
   createEngine,
@@ -228,9 +228,10 @@ describe.each(kinds)('the CLI on $name', (kind) => {
 });
 
 describe('the CLI, whatever the store', () => {
-  it('graph: the statecharts as generated for docs/statechart.md', async () => {
+  it('graph: the statecharts as Markdown with Mermaid, the same diagrams as docs/statechart.md', async () => {
     const doc = await partita(['graph']);
-    expect(doc).toMatchObject({ code: 0, stdout: statechartDoc() });
+    expect(doc).toMatchObject({ code: 0, stdout: statechartMarkdown() });
+    expect(doc.stdout).not.toContain('npm run graph'); // nothing about this repository
     const batch = await partita(['graph', '--machine', 'batch']);
     expect(batch.stdout).toMatch(/^stateDiagram-v2\n {2}\[\*\] --> queued\n/);
     const both = json<{ batch: string; partition: string }>((await partita(['graph', '--json'])).stdout);

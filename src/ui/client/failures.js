@@ -1,5 +1,5 @@
 import { h, replace } from './dom.js';
-import { brief } from './format.js';
+import { brief, count } from './format.js';
 
 /**
  * The failure sample the summary carries (the first 100 failed partitions, messages cut short);
@@ -7,13 +7,15 @@ import { brief } from './format.js';
  */
 export function failureList() {
   const el = h('div', { class: 'failures' });
-  let shown = -1;
+  let shown = '';
   return {
     el,
-    /** @param {{ failed: number; failures: any[]; errorSummary?: string; error?: any }} summary */
+    /** @param {{ failed: number; total?: number; failures: any[]; errorSummary?: string; error?: any }} summary */
     update(summary) {
-      if (summary.failures.length === shown && !summary.error) return; // the sample only grows
-      shown = summary.failures.length;
+      // Redrawn when the sample or the count changes (the sample stops growing at 100; the count does not).
+      const key = `${summary.failures.length}/${summary.failed}/${summary.error ? 1 : 0}`;
+      if (key === shown) return;
+      shown = key;
       replace(
         el,
         summary.error
@@ -25,7 +27,9 @@ export function failureList() {
               h(
                 'p',
                 {},
-                summary.errorSummary ?? '',
+                summary.failed > 0
+                  ? `${count(summary.failed)} of ${count(summary.total ?? 0)} partitions failed`
+                  : '',
                 summary.failed > summary.failures.length
                   ? ` (the first ${summary.failures.length} are listed)`
                   : '',

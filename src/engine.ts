@@ -20,6 +20,7 @@ import { guarded, guardedInspector } from './runtime/callbacks.js';
 import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
 import { BatchQueue } from './runtime/queue.js';
+import { RateLimiter } from './runtime/rate-limiter.js';
 import { parseRecord } from './runtime/records.js';
 import { Recovery } from './runtime/recovery.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
@@ -78,6 +79,8 @@ class PartitaEngine implements Engine {
   private store: Store | undefined;
   private pool: WorkerPool | undefined;
   private readonly runners = new Map<string, WorkRunner>();
+  /** Per job with a `rateLimit`: shared by all its batches here. */
+  private readonly limiters = new Map<string, RateLimiter>();
   /** Batches running here (admitted, resumed, or being cancelled): each an actor. */
   private readonly runtimes = new Map<string, BatchRuntime>();
   private readonly log: Logger;
@@ -167,6 +170,7 @@ class PartitaEngine implements Engine {
     for (const job of this.jobs.values()) {
       const inWorker = Boolean(job.workerUrl) && resultJsonSchema(job.result as never) !== undefined;
       this.runners.set(job.name, new WorkRunner(job, this.pool, inWorker));
+      if (job.rateLimit) this.limiters.set(job.name, new RateLimiter(job.rateLimit));
     }
   }
 
@@ -190,6 +194,7 @@ class PartitaEngine implements Engine {
     await this.queue?.stop();
     this.leases?.stop();
     this.stats.stop();
+    for (const limiter of this.limiters.values()) limiter.clear();
     const runtimes = [...this.runtimes.values()];
     this.runtimes.clear();
     await Promise.all(
@@ -388,6 +393,7 @@ class PartitaEngine implements Engine {
         inspect: this.inspect,
         flushDelayMs: this.options.flushDelayMs ?? 5,
         yielder: this.yielder,
+        limiter: this.limiters.get(job.name),
         events: (r, event) => this.onRuntimeEvent(r, event),
       },
       state,

@@ -36,6 +36,7 @@ export type {
   JobDefinition,
   JobOptions,
   Partition,
+  RateLimit,
   RetryOptions,
 } from './job.js';
 export { defineJob } from './job.js';

@@ -52,6 +52,17 @@ export interface JobOptions<I = unknown, P = unknown, R = unknown, O = unknown> 
   failurePolicy?: FailurePolicy;
   /** Runs once when all partitions have settled; its return value becomes `summary.output`. */
   finalize?: (summary: BatchSummary, ctx: FinalizeContext) => O | Promise<O>;
+  /**
+   * At most `max` partitions of this job start in any `perMs` window (a sliding window, shared by
+   * every batch of the job on this engine), for partitions that call rate-limited APIs.
+   */
+  rateLimit?: RateLimit;
+}
+
+/** A job's rate limit: `max` partition starts per `perMs` milliseconds, per engine. */
+export interface RateLimit {
+  max: number;
+  perMs: number;
 }
 
 /** A validated job definition, as `createEngine({ jobs })` takes it. */
@@ -68,6 +79,7 @@ export interface JobDefinition<I = unknown, P = unknown, R = unknown, O = unknow
   readonly concurrency: number;
   readonly failurePolicy: FailurePolicy;
   readonly finalize: ((summary: BatchSummary, ctx: FinalizeContext) => O | Promise<O>) | undefined;
+  readonly rateLimit: RateLimit | undefined;
 }
 
 const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', {
@@ -110,6 +122,13 @@ const jobOptionsSchema = z
     // At most 1,024 lanes: XState copies a parent's children map for each child it spawns or stops, so
     // starting and ending a batch costs O(lanes²) (about 1.7 s at 1,024 lanes, measured; see docs/architecture.md).
     concurrency: z.number().int().min(1).max(1024).optional(),
+    rateLimit: z
+      .object({
+        max: z.number().int().min(1).max(1_000_000),
+        perMs: z.number().int().min(1).max(MAX_TIMER_MS),
+      })
+      .strict()
+      .optional(),
     failurePolicy: z
       .object({
         maxFailures: z.number().int().min(0).optional(),
@@ -168,6 +187,7 @@ export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown>(
     },
     timeoutMs: o.timeoutMs,
     concurrency: o.concurrency ?? 16,
+    rateLimit: o.rateLimit ? { ...o.rateLimit } : undefined,
     failurePolicy: { ...o.failurePolicy },
     finalize: options.finalize,
   });

@@ -15,6 +15,7 @@ import type { BatchStatus, BatchSummary } from '../summary.js';
 import { Durability } from './durability.js';
 import { PartitionFeeder } from './feeder.js';
 import { LaneDriver } from './lanes.js';
+import type { RateLimiter } from './rate-limiter.js';
 import { readWithRetry } from './store-retry.js';
 import { summaryOf } from './summary-of.js';
 import { type BatchEffects, bindEffects, wiredBatchMachine } from './wiring.js';
@@ -47,6 +48,8 @@ export interface RuntimeDeps {
   flushDelayMs: number;
   /** Shared by every batch of the engine: lets the event loop take a turn between dispatches. */
   yielder: Yielder;
+  /** The job's rate limit on this engine, if it has one. */
+  limiter?: RateLimiter | undefined;
   events: (rt: BatchRuntime, event: RuntimeEvent) => void;
 }
 
@@ -85,7 +88,7 @@ export class BatchRuntime {
     this.log = deps.logger.child({ batchId: this.id, job: this.record.job });
     this.debug = this.log.isLevelEnabled('debug');
     this.feeder = new PartitionFeeder(deps.store, this.id);
-    this.lanes = new LaneDriver(this.id, deps.job, deps.runner, this.feeder, deps.yielder);
+    this.lanes = new LaneDriver(this.id, deps.job, deps.runner, this.feeder, deps.yielder, deps.limiter);
     this.machine = wiredBatchMachine;
     const job = deps.job;
     // A restored actor takes everything from its snapshot; `input` is then unused.

@@ -1,6 +1,7 @@
 import type { AnyActorRef } from 'xstate';
 import type { AnyJobDefinition } from '../job.js';
 import type { PartitionFeeder } from './feeder.js';
+import type { RateLimiter } from './rate-limiter.js';
 import type { WorkRunner } from './work.js';
 import type { Yielder } from './yielder.js';
 
@@ -40,6 +41,8 @@ export class LaneDriver {
     private readonly runner: WorkRunner,
     private readonly feeder: PartitionFeeder,
     private readonly yielder: Yielder,
+    /** The job's rate limit, shared by its batches on this engine. */
+    private readonly limiter?: RateLimiter | undefined,
   ) {}
 
   /** Send the lane its partition: now, or after the event loop's next turn. */
@@ -92,16 +95,23 @@ export class LaneDriver {
             this.timers[lane] = timer;
           };
     const payload = this.feeder.get(cur.index).payload;
-    this.runner.start(
-      { batchId: this.batchId, ...cur, payload },
-      signal,
-      (event) => {
-        if (this.stopped || signal.aborted) return;
-        if (event.type !== 'WORK.PROGRESS' && timer) clearTimeout(timer);
-        self.send(event);
-      },
-      arm,
-    );
+    const run = () => {
+      // A start that waited for the rate limit may have been cancelled or stopped meanwhile.
+      if (this.stopped || signal.aborted) return;
+      this.runner.start(
+        { batchId: this.batchId, ...cur, payload },
+        signal,
+        (event) => {
+          if (this.stopped || signal.aborted) return;
+          if (event.type !== 'WORK.PROGRESS' && timer) clearTimeout(timer);
+          self.send(event);
+        },
+        arm,
+      );
+    };
+    // The time waited for the rate limit is not the attempt's: its timeout is armed when it starts.
+    if (this.limiter) this.limiter.acquire(run);
+    else run();
   }
 
   /** Abort the lane's running attempt (cancel, timeout). */

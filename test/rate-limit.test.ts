@@ -1,0 +1,104 @@
+import { performance } from 'node:perf_hooks';
+import { describe, expect, it } from 'vitest';
+import { createEngine, defineJob, memoryStore } from '../src/index.js';
+
+// A job's rateLimit: at most `max` partition starts in any window of `perMs`, a sliding window
+// shared by every batch of the job on the engine.
+
+function limitedJob(starts: number[], rateLimit: { max: number; perMs: number }, extra = {}) {
+  return defineJob({
+    name: 'limited',
+    partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
+    handler: (i: number) => {
+      starts.push(performance.now());
+      return i;
+    },
+    concurrency: 64,
+    rateLimit,
+    ...extra,
+  });
+}
+
+/** The most starts seen in any window of `perMs` (a start at the window's end counts in the next). */
+function busiestWindow(starts: number[], perMs: number): number {
+  const sorted = [...starts].sort((a, b) => a - b);
+  let most = 0;
+  let first = 0;
+  for (let last = 0; last < sorted.length; last++) {
+    // 1 ms of slack: the handler reads the clock a moment after the limiter let it start.
+    while (sorted[last]! - sorted[first]! >= perMs - 1) first++;
+    most = Math.max(most, last - first + 1);
+  }
+  return most;
+}
+
+describe('rateLimit', () => {
+  it('100 partitions at 10 per 100 ms take at least 0.9 s and never exceed the rate in any window', async () => {
+    const starts: number[] = [];
+    const engine = createEngine({
+      jobs: [limitedJob(starts, { max: 10, perMs: 100 })],
+      store: memoryStore(),
+      logger: false,
+    });
+    await engine.start();
+    try {
+      const t0 = performance.now();
+      const summary = await engine.wait((await engine.submit('limited', 100)).id);
+      const took = performance.now() - t0;
+      expect(summary).toMatchObject({ status: 'COMPLETED', succeeded: 100 });
+      expect(starts).toHaveLength(100);
+      expect(took).toBeGreaterThanOrEqual(900);
+      expect(busiestWindow(starts, 100)).toBeLessThanOrEqual(10);
+    } finally {
+      await engine.stop();
+    }
+  });
+
+  it('is shared by all batches of the job on the engine', async () => {
+    const starts: number[] = [];
+    const engine = createEngine({
+      jobs: [limitedJob(starts, { max: 5, perMs: 50 })],
+      store: memoryStore(),
+      logger: false,
+      maxConcurrentBatches: 4,
+    });
+    await engine.start();
+    try {
+      const ids = await Promise.all([1, 2, 3].map(async () => (await engine.submit('limited', 20)).id));
+      for (const id of ids) expect((await engine.wait(id)).status).toBe('COMPLETED');
+      expect(starts).toHaveLength(60);
+      expect(busiestWindow(starts, 50)).toBeLessThanOrEqual(5);
+    } finally {
+      await engine.stop();
+    }
+  });
+
+  it('a batch cancelled while its starts wait for the window ends CANCELLED, starting nothing more', async () => {
+    const starts: number[] = [];
+    const engine = createEngine({
+      jobs: [limitedJob(starts, { max: 2, perMs: 60_000 })],
+      store: memoryStore(),
+      logger: false,
+    });
+    await engine.start();
+    try {
+      const batch = await engine.submit('limited', 10);
+      const twoDone = new Promise<void>((resolve) => {
+        engine.subscribe(batch.id, (s) => s.succeeded === 2 && resolve());
+      });
+      await twoDone;
+      const cancelled = await engine.cancel(batch.id);
+      expect(cancelled).toMatchObject({ status: 'CANCELLED', succeeded: 2 });
+      expect(starts).toHaveLength(2);
+    } finally {
+      await engine.stop();
+    }
+  });
+
+  it('bad limits are refused when the job is defined', () => {
+    for (const rateLimit of [{ max: 0, perMs: 10 }, { max: 1, perMs: 0 }, { max: 1, perMs: 3e9 }, { max: 1 }])
+      expect(() => limitedJob([], rateLimit as never)).toThrow(
+        expect.objectContaining({ code: 'VALIDATION' }),
+      );
+  });
+});

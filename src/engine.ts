@@ -11,11 +11,10 @@ import {
   type WaitOptions,
   waitOptionsSchema,
 } from './engine-options.js';
-import { EngineStateError, LeaseLostError, NotFoundError, ValidationError } from './errors.js';
+import { EngineStateError, NotFoundError, ValidationError } from './errors.js';
 import type { AnyJobDefinition, JobWithInput } from './job.js';
 import { processScopedId } from './liveness.js';
 import { defaultLogger } from './logger.js';
-import { BatchRuntime, type RuntimeEvent } from './runtime/batch-runtime.js';
 import { guarded, guardedInspector } from './runtime/callbacks.js';
 import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
@@ -23,6 +22,7 @@ import { BatchQueue } from './runtime/queue.js';
 import { RateLimiter } from './runtime/rate-limiter.js';
 import { parseRecord } from './runtime/records.js';
 import { Recovery } from './runtime/recovery.js';
+import { RunningBatches } from './runtime/running.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
 import { submitBatch } from './runtime/submission.js';
 import { listedSummary, summaryFromRow } from './runtime/views.js';
@@ -82,7 +82,7 @@ class PartitaEngine implements Engine {
   /** Per job with a `rateLimit`: shared by all its batches here. */
   private readonly limiters = new Map<string, RateLimiter>();
   /** Batches running here (admitted, resumed, or being cancelled): each an actor. */
-  private readonly runtimes = new Map<string, BatchRuntime>();
+  private running: RunningBatches | undefined;
   private readonly log: Logger;
   private readonly onError: (err: Error, batchId: string | undefined) => void;
   private readonly inspect: ReturnType<typeof guardedInspector>;
@@ -122,17 +122,34 @@ class PartitaEngine implements Engine {
       this.startPool();
       const ownerId = this.options.ownerId ?? processScopedId(randomUUID().slice(0, 8));
       this.leases = new Leases(store, ownerId, this.options.leaseTtlMs ?? 30_000, {
-        lost: (id) => this.runtimes.get(id)?.abandon(),
+        lost: (id) => this.running?.get(id)?.abandon(),
         error: (err, id) => this.storeError(err, id),
       });
       this.leases.start();
       this.stats.start();
+      this.running = new RunningBatches({
+        store,
+        jobs: this.jobs,
+        runners: this.runners,
+        limiters: this.limiters,
+        leases: this.leases,
+        log: this.log,
+        inspect: this.inspect,
+        flushDelayMs: this.options.flushDelayMs ?? 5,
+        yielder: this.yielder,
+        watchers: this.watchers,
+        stats: this.stats,
+        queue: () => this.queue!,
+        stored: (id) => this.get(id).catch(() => undefined),
+        storeError: (err, id) => this.storeError(err, id),
+        admit: () => this.admit(),
+      });
       this.queue = new BatchQueue({
         store,
         log: this.log,
         maxConcurrentBatches: this.options.maxConcurrentBatches ?? 4,
-        runningStatus: (id) => this.runtimes.get(id)?.status,
-        materialize: (record, state) => this.attach(record, state),
+        runningStatus: (id) => this.running!.status(id),
+        materialize: (record, state) => this.running!.attach(record, state),
         cancel: (id, reason) => void this.cancel(id, reason),
         storeError: (err, id) => this.storeError(err, id),
       });
@@ -195,21 +212,7 @@ class PartitaEngine implements Engine {
     this.leases?.stop();
     this.stats.stop();
     for (const limiter of this.limiters.values()) limiter.clear();
-    const runtimes = [...this.runtimes.values()];
-    this.runtimes.clear();
-    await Promise.all(
-      runtimes.map(async (rt) => {
-        try {
-          await rt.stop();
-        } catch (err) {
-          this.log.error(
-            { err, batchId: rt.id },
-            'could not save batch state on stop; it resumes from its last durable state',
-          );
-        }
-        await this.leases?.release(rt.id);
-      }),
-    );
+    await this.running?.stopAll();
     await this.pool?.destroy().catch((err) => this.log.error({ err }, 'worker pool did not stop cleanly'));
     await this.store?.close().catch((err) => this.log.error({ err }, 'store did not close cleanly'));
   }
@@ -233,11 +236,11 @@ class PartitaEngine implements Engine {
     this.admit();
     // Admitted at once: answer when it has started, as PROCESSING.
     await this.queue!.starting(record.id);
-    return this.runtimes.get(record.id)?.summary() ?? this.queue!.summary(record.id) ?? this.get(record.id);
+    return this.running?.get(record.id)?.summary() ?? this.queue!.summary(record.id) ?? this.get(record.id);
   }
 
   async get(id: string): Promise<BatchSummary> {
-    const here = this.runtimes.get(id)?.summary() ?? this.queue?.summary(id);
+    const here = this.running?.get(id)?.summary() ?? this.queue?.summary(id);
     if (here) return here;
     this.requireStore('get');
     const broken = this.recovery?.broken.get(id);
@@ -249,7 +252,7 @@ class PartitaEngine implements Engine {
 
   async wait(id: string, options: WaitOptions = {}): Promise<BatchSummary> {
     const { timeoutMs } = parseOrThrow(waitOptionsSchema, options, 'wait options');
-    const rt = this.runtimes.get(id);
+    const rt = this.running?.get(id);
     if (rt?.isFinal) return rt.summary();
     if (rt || this.queue?.has(id) || this.recovery?.isRetrying(id)) return this.watchers.wait(id, timeoutMs);
     const summary = await this.get(id);
@@ -264,12 +267,12 @@ class PartitaEngine implements Engine {
     const f = parseOrThrow(listFilterSchema, filter, 'list filter');
     const rows = await this.store!.listBatches(f);
     return rows.map(
-      (row) => this.runtimes.get(row.id)?.summary() ?? listedSummary(row, this.recovery?.broken.get(row.id)),
+      (row) => this.running?.get(row.id)?.summary() ?? listedSummary(row, this.recovery?.broken.get(row.id)),
     );
   }
 
   async cancel(id: string, reason = 'cancelled by request'): Promise<BatchSummary> {
-    const rt = this.runtimes.get(id) ?? (await this.queue?.take(id));
+    const rt = this.running?.get(id) ?? (await this.queue?.take(id));
     if (!rt) {
       const summary = await this.get(id);
       if (isFinalStatus(summary.status)) return summary;
@@ -287,7 +290,7 @@ class PartitaEngine implements Engine {
   async *partitions<R = unknown>(id: string, filter: PartitionFilter = {}): AsyncIterable<PartitionView<R>> {
     this.requireStore('partitions');
     parseOrThrow(partitionFilterSchema, filter, 'partitions filter');
-    const rt = this.runtimes.get(id);
+    const rt = this.running?.get(id);
     if (rt) await rt.flush();
     else if (!this.queue?.has(id) && !(await this.store!.loadBatch(id))) throw new NotFoundError(id);
     yield* this.store!.partitions(id, filter) as AsyncIterable<PartitionView<R>>;
@@ -298,7 +301,7 @@ class PartitaEngine implements Engine {
       throw new ValidationError('subscribe(id, listener): listener must be a function', [
         { path: 'listener', message: 'expected a function' },
       ]);
-    const here = this.runtimes.get(id)?.summary() ?? this.queue?.summary(id);
+    const here = this.running?.get(id)?.summary() ?? this.queue?.summary(id);
     if (here) return this.watchers.subscribe(id, listener, here);
     if (!this.store) return this.watchers.subscribe(id, listener, Promise.reject(new NotFoundError(id)));
     return this.watchers.subscribe(id, listener, this.get(id));
@@ -306,7 +309,7 @@ class PartitaEngine implements Engine {
 
   async recount(id: string): Promise<{ total: number; succeeded: number; failed: number }> {
     this.requireStore('recount');
-    await this.runtimes.get(id)?.flush();
+    await this.running?.get(id)?.flush();
     const row = await this.store!.loadBatch(id);
     if (!row) throw new NotFoundError(id);
     return { total: parseRecord(row).total, ...(await this.store!.countOutcomes(id)) };
@@ -316,7 +319,7 @@ class PartitaEngine implements Engine {
     const batches: Partial<Record<BatchStatus, number>> = {};
     const queued = this.queue?.size ?? 0;
     if (queued > 0) batches.QUEUED = queued;
-    for (const rt of this.runtimes.values()) batches[rt.status] = (batches[rt.status] ?? 0) + 1;
+    for (const rt of this.running?.values() ?? []) batches[rt.status] = (batches[rt.status] ?? 0) + 1;
     return {
       batches,
       queued: batches.QUEUED ?? 0,
@@ -346,7 +349,7 @@ class PartitaEngine implements Engine {
   }
 
   private isHere(id: string): boolean {
-    return this.runtimes.has(id) || (this.queue?.has(id) ?? false);
+    return (this.running?.has(id) ?? false) || (this.queue?.has(id) ?? false);
   }
 
   private admit(): void {
@@ -369,92 +372,9 @@ class PartitaEngine implements Engine {
       await this.enqueue(record, state !== undefined);
       return true;
     }
-    const rt = await this.attach(record, state);
+    const rt = await this.running!.attach(record, state);
     if (rt && !rt.isFinal) this.queue!.holdSlot(record.id);
     return rt !== undefined;
-  }
-
-  /** Take the lease and create the batch's runtime. Undefined when another live engine owns it; throws when it cannot start now. */
-  private async attach(
-    record: BatchRecord,
-    state: BatchState | undefined,
-  ): Promise<BatchRuntime | undefined> {
-    const fence = await this.leases!.acquire(record.id);
-    if (!fence) return undefined;
-    const job = this.jobs.get(record.job)!;
-    const rt = new BatchRuntime(
-      {
-        store: this.store!,
-        job,
-        runner: this.runners.get(job.name)!,
-        record,
-        fence,
-        logger: this.log,
-        inspect: this.inspect,
-        flushDelayMs: this.options.flushDelayMs ?? 5,
-        yielder: this.yielder,
-        limiter: this.limiters.get(job.name),
-        events: (r, event) => this.onRuntimeEvent(r, event),
-      },
-      state,
-    );
-    this.runtimes.set(record.id, rt);
-    try {
-      await rt.start(state);
-    } catch (err) {
-      this.runtimes.delete(record.id);
-      await rt.stop().catch(() => {}); // nothing was started: nothing to save
-      await this.leases!.release(record.id);
-      throw err;
-    }
-    return rt;
-  }
-
-  private onRuntimeEvent(rt: BatchRuntime, event: RuntimeEvent): void {
-    switch (event.type) {
-      case 'changed':
-        if (this.watchers.listening(rt.id)) this.watchers.deliver(rt.id, rt.summary());
-        return;
-      case 'settled':
-        this.stats.partition(
-          rt.id,
-          rt.job,
-          event.outcome.status,
-          event.outcome.durationMs,
-          event.outcome.attempts,
-        );
-        return;
-      case 'status':
-        this.stats.batch(rt.id, rt.job, event.status);
-        return;
-      case 'final':
-        this.stats.batch(rt.id, rt.job, event.summary.status, durationOf(event.summary));
-        this.runtimes.delete(rt.id);
-        this.queue?.ended(rt.id, event.summary.status);
-        // Not released: a final batch is never resumed, so its lease needs no write.
-        this.leases?.forget(rt.id);
-        this.watchers.settle(rt.id, event.summary);
-        this.admit();
-        return;
-      case 'store-error':
-        this.storeError(event.error, rt.id);
-        return;
-      case 'lease-lost':
-        void this.lostLease(rt);
-        return;
-    }
-  }
-
-  /** Another engine runs the batch now: settle everyone here with what the store says. */
-  private async lostLease(rt: BatchRuntime): Promise<void> {
-    if (this.runtimes.get(rt.id) === rt) this.runtimes.delete(rt.id);
-    this.leases?.forget(rt.id);
-    this.storeError(new LeaseLostError(rt.id), rt.id);
-    const stored = await this.get(rt.id).catch(() => undefined);
-    this.queue?.ended(rt.id, stored?.status);
-    if (stored && isFinalStatus(stored.status)) this.watchers.settle(rt.id, stored);
-    else this.watchers.fail(rt.id, new LeaseLostError(rt.id), stored);
-    this.admit();
   }
 
   private storeError(err: Error, batchId: string | undefined): void {
@@ -462,12 +382,6 @@ class PartitaEngine implements Engine {
     this.log.error({ err, batchId }, 'store error; data kept in memory and retried');
     this.onError(err, batchId);
   }
-}
-
-/** How long a final batch took: from the start of processing (or its submit) to its end. */
-function durationOf(summary: BatchSummary): number | undefined {
-  if (!summary.finishedAt) return undefined;
-  return Date.parse(summary.finishedAt) - Date.parse(summary.startedAt ?? summary.createdAt);
 }
 
 async function defaultStore(): Promise<Store> {

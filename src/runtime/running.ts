@@ -1,0 +1,166 @@
+import type { Logger } from 'pino';
+import type { InspectionEvent } from 'xstate';
+import { LeaseLostError } from '../errors.js';
+import type { AnyJobDefinition } from '../job.js';
+import type { BatchRecord, BatchState, Store } from '../store/store.js';
+import { type BatchStatus, type BatchSummary, isFinalStatus } from '../summary.js';
+import { BatchRuntime, type RuntimeEvent } from './batch-runtime.js';
+import type { Leases } from './leases.js';
+import type { BatchQueue } from './queue.js';
+import type { RateLimiter } from './rate-limiter.js';
+import type { EngineStats } from './stats.js';
+import type { Watchers } from './watchers.js';
+import type { WorkRunner } from './work.js';
+import type { Yielder } from './yielder.js';
+
+export interface RunningDeps {
+  store: Store;
+  jobs: ReadonlyMap<string, AnyJobDefinition>;
+  runners: ReadonlyMap<string, WorkRunner>;
+  limiters: ReadonlyMap<string, RateLimiter>;
+  leases: Leases;
+  log: Logger;
+  inspect: ((event: InspectionEvent) => void) | undefined;
+  flushDelayMs: number;
+  yielder: Yielder;
+  watchers: Watchers;
+  stats: EngineStats;
+  queue: () => BatchQueue;
+  /** The batch's summary as the store has it (after a lost lease). */
+  stored: (id: string) => Promise<BatchSummary | undefined>;
+  storeError: (err: Error, batchId: string) => void;
+  /** Something ended: admit what can run now. */
+  admit: () => void;
+}
+
+/**
+ * The batches running on this engine, one BatchRuntime each: created with the batch's lease, and
+ * followed through their events (docs/architecture.md, "The data path") until they end or this engine
+ * loses them.
+ */
+export class RunningBatches {
+  private readonly runtimes = new Map<string, BatchRuntime>();
+
+  constructor(private readonly deps: RunningDeps) {}
+
+  get(id: string): BatchRuntime | undefined {
+    return this.runtimes.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.runtimes.has(id);
+  }
+
+  values(): IterableIterator<BatchRuntime> {
+    return this.runtimes.values();
+  }
+
+  /** The status of a batch running here, or undefined. */
+  status(id: string): BatchStatus | undefined {
+    return this.runtimes.get(id)?.status;
+  }
+
+  /** Take the lease and create the batch's runtime. Undefined when another live engine owns it; throws when it cannot start now. */
+  async attach(record: BatchRecord, state: BatchState | undefined): Promise<BatchRuntime | undefined> {
+    const d = this.deps;
+    const fence = await d.leases.acquire(record.id);
+    if (!fence) return undefined;
+    const job = d.jobs.get(record.job)!;
+    const rt = new BatchRuntime(
+      {
+        store: d.store,
+        job,
+        runner: d.runners.get(job.name)!,
+        record,
+        fence,
+        logger: d.log,
+        inspect: d.inspect,
+        flushDelayMs: d.flushDelayMs,
+        yielder: d.yielder,
+        limiter: d.limiters.get(job.name),
+        events: (r, event) => this.onEvent(r, event),
+      },
+      state,
+    );
+    this.runtimes.set(record.id, rt);
+    try {
+      await rt.start(state);
+    } catch (err) {
+      this.runtimes.delete(record.id);
+      await rt.stop().catch(() => {}); // nothing was started: nothing to save
+      await d.leases.release(record.id);
+      throw err;
+    }
+    return rt;
+  }
+
+  /** Stop every batch (each saves its state) and give its lease back. */
+  async stopAll(): Promise<void> {
+    const runtimes = [...this.runtimes.values()];
+    this.runtimes.clear();
+    await Promise.all(
+      runtimes.map(async (rt) => {
+        try {
+          await rt.stop();
+        } catch (err) {
+          this.deps.log.error(
+            { err, batchId: rt.id },
+            'could not save batch state on stop; it resumes from its last durable state',
+          );
+        }
+        await this.deps.leases.release(rt.id);
+      }),
+    );
+  }
+
+  private onEvent(rt: BatchRuntime, event: RuntimeEvent): void {
+    const d = this.deps;
+    switch (event.type) {
+      case 'changed':
+        if (d.watchers.listening(rt.id)) d.watchers.deliver(rt.id, rt.summary());
+        return;
+      case 'settled': {
+        const o = event.outcome;
+        d.stats.partition(rt.id, rt.job, o.status, o.durationMs, o.attempts);
+        return;
+      }
+      case 'status':
+        d.stats.batch(rt.id, rt.job, event.status);
+        return;
+      case 'final':
+        d.stats.batch(rt.id, rt.job, event.summary.status, durationOf(event.summary));
+        this.runtimes.delete(rt.id);
+        d.queue().ended(rt.id, event.summary.status);
+        // Not released: a final batch is never resumed, so its lease needs no write.
+        d.leases.forget(rt.id);
+        d.watchers.settle(rt.id, event.summary);
+        d.admit();
+        return;
+      case 'store-error':
+        d.storeError(event.error, rt.id);
+        return;
+      case 'lease-lost':
+        void this.lostLease(rt);
+        return;
+    }
+  }
+
+  /** Another engine runs the batch now: settle everyone here with what the store says. */
+  private async lostLease(rt: BatchRuntime): Promise<void> {
+    const d = this.deps;
+    if (this.runtimes.get(rt.id) === rt) this.runtimes.delete(rt.id);
+    d.leases.forget(rt.id);
+    d.storeError(new LeaseLostError(rt.id), rt.id);
+    const stored = await d.stored(rt.id);
+    d.queue().ended(rt.id, stored?.status);
+    if (stored && isFinalStatus(stored.status)) d.watchers.settle(rt.id, stored);
+    else d.watchers.fail(rt.id, new LeaseLostError(rt.id), stored);
+    d.admit();
+  }
+}
+
+/** How long a final batch took: from the start of processing (or its submit) to its end. */
+function durationOf(summary: BatchSummary): number | undefined {
+  if (!summary.finishedAt) return undefined;
+  return Date.parse(summary.finishedAt) - Date.parse(summary.startedAt ?? summary.createdAt);
+}

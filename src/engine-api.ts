@@ -30,6 +30,10 @@ export interface Engine {
   list(filter?: ListFilter): Promise<BatchSummary[]>;
   /** Cancel: in-flight work is aborted; resolves with the CANCELLED (or already final) summary. */
   cancel(id: string, reason?: string): Promise<BatchSummary>;
+  /** PROCESSING → PAUSED: dispatches nothing more; partitions in flight finish. Stored: survives a restart. */
+  pause(id: string): Promise<BatchSummary>;
+  /** PAUSED → PROCESSING. A batch already PROCESSING is returned as it is. */
+  resume(id: string): Promise<BatchSummary>;
   /** Every partition with its result or error, in index order. `R`: the job's result type. */
   partitions<R = unknown>(id: string, filter?: PartitionFilter): AsyncIterable<PartitionView<R>>;
   /** Called with the summary at every change, progress included. Returns the unsubscribe function. */

@@ -11,10 +11,11 @@ import {
   type WaitOptions,
   waitOptionsSchema,
 } from './engine-options.js';
-import { EngineStateError, NotFoundError, ValidationError } from './errors.js';
+import { ConflictError, EngineStateError, NotFoundError, ValidationError } from './errors.js';
 import type { AnyJobDefinition, JobWithInput } from './job.js';
 import { processScopedId } from './liveness.js';
 import { defaultLogger } from './logger.js';
+import type { BatchRuntime } from './runtime/batch-runtime.js';
 import { guarded, guardedInspector } from './runtime/callbacks.js';
 import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
@@ -29,7 +30,14 @@ import { listedSummary, summaryFromRow } from './runtime/views.js';
 import { Watchers } from './runtime/watchers.js';
 import { WorkRunner } from './runtime/work.js';
 import { Yielder } from './runtime/yielder.js';
-import type { BatchRecord, BatchState, PartitionFilter, PartitionView, Store } from './store/store.js';
+import type {
+  BatchRecord,
+  BatchRow,
+  BatchState,
+  PartitionFilter,
+  PartitionView,
+  Store,
+} from './store/store.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from './summary.js';
 import { parseOrThrow } from './validation.js';
 import { resultJsonSchema, WorkerPool } from './workers/pool.js';
@@ -266,6 +274,7 @@ class PartitaEngine implements Engine {
     this.requireStore('list');
     const f = parseOrThrow(listFilterSchema, filter, 'list filter');
     const rows = await this.store!.listBatches(f);
+    if (f.status !== undefined) return this.listByStatus(rows, f);
     return rows.map(
       (row) => this.running?.get(row.id)?.summary() ?? listedSummary(row, this.recovery?.broken.get(row.id)),
     );
@@ -285,6 +294,26 @@ class PartitaEngine implements Engine {
     const final = this.watchers.wait(id, undefined);
     rt.cancel(String(reason));
     return final;
+  }
+
+  async pause(id: string): Promise<BatchSummary> {
+    const rt = await this.runningHere(id, 'pause');
+    if (rt.status === 'PAUSED') return rt.summary();
+    if (rt.status !== 'PROCESSING')
+      throw new ConflictError(id, `batch "${id}" is ${rt.status}: only a PROCESSING batch can be paused`);
+    await rt.pause();
+    await rt.flush(); // paused is stored before pause() resolves: a restart keeps it paused
+    return rt.summary();
+  }
+
+  async resume(id: string): Promise<BatchSummary> {
+    const rt = await this.runningHere(id, 'resume');
+    if (rt.status === 'PROCESSING') return rt.summary();
+    if (rt.status !== 'PAUSED')
+      throw new ConflictError(id, `batch "${id}" is ${rt.status}: only a PAUSED batch can be resumed`);
+    rt.unpause();
+    await rt.flush();
+    return rt.summary();
   }
 
   async *partitions<R = unknown>(id: string, filter: PartitionFilter = {}): AsyncIterable<PartitionView<R>> {
@@ -346,6 +375,43 @@ class PartitaEngine implements Engine {
   private requireStore(what: string): void {
     if (!this.store || this.state === 'stopped' || this.state === 'new')
       throw new EngineStateError(`${what}() needs a started engine; call engine.start() first`);
+  }
+
+  /**
+   * A list filtered by status, as reported: a row's stored status can lag behind the batch running
+   * here (its next group commit has not happened yet), so rows are filtered by their live summary,
+   * and batches running here whose row still shows another status are added.
+   */
+  private listByStatus(rows: BatchRow[], f: ListFilter): BatchSummary[] {
+    const wanted = new Set(typeof f.status === 'string' ? [f.status] : (f.status ?? []));
+    const seen = new Set<string>();
+    const out: BatchSummary[] = [];
+    for (const row of rows) {
+      seen.add(row.id);
+      const s = this.running?.get(row.id)?.summary() ?? listedSummary(row, this.recovery?.broken.get(row.id));
+      if (wanted.has(s.status)) out.push(s);
+    }
+    for (const rt of this.running?.values() ?? []) {
+      if (seen.has(rt.id) || (f.job !== undefined && rt.job !== f.job)) continue;
+      const s = rt.summary();
+      if (wanted.has(s.status)) out.push(s);
+    }
+    // Newest first, as the store lists them.
+    out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+    return f.limit === undefined ? out : out.slice(0, f.limit);
+  }
+
+  /** The runtime of a batch this engine runs, for pause and resume; coded errors otherwise. */
+  private async runningHere(id: string, what: string): Promise<BatchRuntime> {
+    this.requireRunning(what);
+    const rt = this.running!.get(id);
+    if (rt && !rt.isFinal) return rt;
+    const summary = await this.get(id);
+    if (summary.status === 'QUEUED' || isFinalStatus(summary.status))
+      throw new ConflictError(id, `batch "${id}" is ${summary.status}: only a running batch can ${what}`);
+    throw new EngineStateError(
+      `batch "${id}" is ${summary.status} but not run by this engine: ${what} it on the engine that runs it`,
+    );
   }
 
   private isHere(id: string): boolean {

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'SNAPSHOT_VERSION'
   | 'LEASE_LOST'
   | 'ENGINE_STATE'
+  | 'CONFLICT'
   | 'INTERNAL';
 
 /** Base class of every error partita raises. */
@@ -135,6 +136,15 @@ export class LeaseLostError extends PartitaError {
 export class EngineStateError extends PartitaError {
   constructor(message: string) {
     super('ENGINE_STATE', message);
+  }
+}
+
+/** The batch is in a state that does not allow the call (e.g. pausing a batch that is not PROCESSING). */
+export class ConflictError extends PartitaError {
+  readonly batchId: string;
+  constructor(batchId: string, message: string) {
+    super('CONFLICT', message);
+    this.batchId = batchId;
   }
 }
 

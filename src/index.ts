@@ -15,6 +15,7 @@ export { createEngine } from './engine.js';
 export type { ErrorCode, SerializedError } from './errors.js';
 export {
   CancelledError,
+  ConflictError,
   EngineStateError,
   LeaseLostError,
   MAX_ERROR_MESSAGE,

@@ -4,6 +4,7 @@ import type { SerializedError } from './errors.js';
 export type BatchStatus =
   | 'QUEUED'
   | 'PROCESSING'
+  | 'PAUSED'
   | 'FINALIZING'
   | 'COMPLETED'
   | 'PARTIAL'
@@ -14,6 +15,7 @@ export type BatchStatus =
 export const BATCH_STATUSES: readonly BatchStatus[] = [
   'QUEUED',
   'PROCESSING',
+  'PAUSED',
   'FINALIZING',
   'COMPLETED',
   'PARTIAL',

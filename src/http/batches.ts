@@ -114,13 +114,21 @@ export async function cancel(ctx: RouteContext): Promise<Response> {
     await readJson(ctx.request, ctx.settings.maxBodyBytes),
     'request body',
   );
+  return json(200, await elsewhereIs409(ctx, 'cancel', () => ctx.engine.cancel(ctx.id, body?.reason)));
+}
+
+/** ENGINE_STATE from a running engine means the batch runs on another engine (409); else it is not running (503). */
+async function elsewhereIs409(
+  ctx: RouteContext,
+  what: string,
+  act: () => Promise<BatchSummary>,
+): Promise<BatchSummary> {
   try {
-    return json(200, await ctx.engine.cancel(ctx.id, body?.reason));
+    return await act();
   } catch (err) {
-    // ENGINE_STATE from a running engine: the batch runs on another engine (409); else not running (503).
     if ((err as { code?: unknown }).code === 'ENGINE_STATE') {
       const summary = await ctx.engine.get(ctx.id).catch(() => undefined);
-      if (summary && !isFinalStatus(summary.status)) throw notRunHere(summary, 'cancel');
+      if (summary && !isFinalStatus(summary.status)) throw notRunHere(summary, what);
     }
     throw err;
   }
@@ -145,6 +153,6 @@ export function operation(name: keyof OptionalOperations) {
     );
     const run = ctx.engine[name];
     if (typeof run !== 'function') throw new HttpProblem(404, 'NO_ROUTE', `This engine has no ${name}().`);
-    return json(200, await run.call(ctx.engine, ctx.id));
+    return json(200, await elsewhereIs409(ctx, name, () => run.call(ctx.engine, ctx.id)));
   };
 }

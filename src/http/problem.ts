@@ -38,6 +38,8 @@ const STATUS_OF_CODE: Record<string, number> = {
   UNKNOWN_JOB: 400,
   NOT_FOUND: 404,
   LEASE_LOST: 409,
+  // The batch's state does not allow it (pausing a final batch, …).
+  CONFLICT: 409,
   // The engine raises ENGINE_STATE when it is not started (or stopped): try again later. The
   // conflicts the handler itself detects (a batch run by another engine) are answered 409 directly.
   ENGINE_STATE: 503,

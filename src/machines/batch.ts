@@ -18,7 +18,7 @@ import { type LaneReport, type PartitionOutput, partitionMachine } from './parti
  */
 
 /** Bumped when the context shape or the states change; stored with every snapshot. */
-export const BATCH_MACHINE_VERSION = 2;
+export const BATCH_MACHINE_VERSION = 3;
 
 /** At most this many failures are kept in context (and in the summary). */
 export const FAILURE_SAMPLE = 100;
@@ -99,6 +99,10 @@ export type BatchEvent =
   | { type: 'ADMIT'; at: string }
   | { type: 'PARTITIONS.LOADED'; loaded: number }
   | { type: 'CANCEL'; reason: string }
+  /** engine.pause(): dispatch nothing more; partitions in flight finish. */
+  | { type: 'PAUSE' }
+  /** engine.resume() of a paused batch (RESUME is the restore after a restart). */
+  | { type: 'CONTINUE' }
   | { type: 'RESUME'; replay: ReplayedOutcome[] }
   | LaneReport;
 
@@ -219,9 +223,11 @@ export const batchMachine = setup({
     loadPartitions: (_, _params: { from: number; count: number }) => {},
     /** Provided by the engine: make the outcome durable (group commit). `seq` is its journal position. */
     journalOutcome: (_, _params: { outcome: PartitionOutput; seq: number }) => {},
-    spawnLanes: enqueueActions(({ context, enqueue }) => {
+    spawnLanes: enqueueActions(({ context, enqueue, system }) => {
       const config = context.config;
       for (let lane = 0; lane < config.lanes; lane++) {
+        // Spawned lanes outlive the state that spawned them: back from `paused`, they are there.
+        if (system.get(`lane-${lane}`)) continue;
         enqueue.spawnChild('lane', {
           id: `lane-${lane}`,
           systemId: `lane-${lane}`,
@@ -393,6 +399,21 @@ export const batchMachine = setup({
         },
         CANCEL: { target: 'cancelling', actions: 'setCancelled' },
         RESUME: { actions: ['replay', 'restartLanes', 'spawnLanes', 'dispatch'] },
+        PAUSE: 'paused',
+      },
+    },
+    // PAUSED: nothing more is dispatched; partitions in flight finish and are counted. No page is
+    // ever read here: the engine sends PAUSE only when none is being loaded. A sibling of
+    // processing rather than a child state (docs/architecture.md, "Pause"): lanes are spawned, not
+    // invoked, so they stay across the two states, and the state value stays a plain string.
+    paused: {
+      always: { guard: 'allSettled', target: 'finalizing' },
+      on: {
+        'PARTITION.SETTLED': { guard: 'isOwnLane', actions: { type: 'settle', params: { dispatch: false } } },
+        CONTINUE: 'processing',
+        CANCEL: { target: 'cancelling', actions: 'setCancelled' },
+        // After a restart a paused batch stays paused: lanes are back, nothing is dispatched.
+        RESUME: { actions: ['replay', 'restartLanes', 'spawnLanes'] },
       },
     },
     // Entered and left within the one send of CANCEL: every running lane answers the CANCEL that
@@ -462,6 +483,8 @@ export function statusOf(value: unknown): BatchStatus {
     case 'processing':
     case 'cancelling':
       return 'PROCESSING';
+    case 'paused':
+      return 'PAUSED';
     case 'finalizing':
       return 'FINALIZING';
     case 'completed':

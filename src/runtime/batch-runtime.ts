@@ -163,6 +163,34 @@ export class BatchRuntime {
     this.actor.send({ type: 'ADMIT', at: new Date().toISOString() });
   }
 
+  /**
+   * PROCESSING → PAUSED: nothing more is dispatched. Held back while a page of partitions is being
+   * read (the machine pauses only between pages, so no page lands in `paused`); resolves once the
+   * batch is paused, or has left PROCESSING otherwise.
+   */
+  pause(): Promise<void> {
+    return new Promise((resolve) => {
+      const attempt = () => {
+        const s = this.actor.getSnapshot();
+        if (this.halted || s.value !== 'processing') return true;
+        if (s.context.loading) return false;
+        this.actor.send({ type: 'PAUSE' });
+        return true;
+      };
+      if (attempt()) return resolve();
+      const sub = this.actor.subscribe(() => {
+        if (!attempt()) return;
+        queueMicrotask(() => sub.unsubscribe());
+        resolve();
+      });
+    });
+  }
+
+  /** PAUSED → PROCESSING: dispatching takes up again. */
+  unpause(): void {
+    if (!this.halted) this.actor.send({ type: 'CONTINUE' });
+  }
+
   /** Cancel once; a batch whose final state is being stored is past cancelling. */
   cancel(reason: string): void {
     if (this.cancelSent || this.halted || this.actor.getSnapshot().status !== 'active') return;

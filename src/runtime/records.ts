@@ -27,7 +27,16 @@ const batchRecordV1 = z.object({
 const batchStateV1 = z.object({
   schemaVersion: z.literal(1),
   machineVersion: z.number().int().positive(),
-  status: z.enum(['QUEUED', 'PROCESSING', 'FINALIZING', 'COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED']),
+  status: z.enum([
+    'QUEUED',
+    'PROCESSING',
+    'PAUSED',
+    'FINALIZING',
+    'COMPLETED',
+    'PARTIAL',
+    'FAILED',
+    'CANCELLED',
+  ]),
   journalSeq: z.number().int().min(0),
   snapshot: z.unknown(),
   summary: z.unknown(),
@@ -51,6 +60,8 @@ const V1_CONFIG_KEYS = new Set([
 
 /** Batch machine snapshots from machine version N to N + 1, by N (pure). */
 const snapshotMigrations: Record<number, (old: PersistedMachine) => PersistedMachine> = {
+  // 2 → 3: the `paused` state and the PAUSE / CONTINUE events were added; nothing stored changes.
+  2: (old) => old,
   // 1 → 2: the fixed settings moved into `context.config` (a smaller, fast-mode context object).
   1: (old) => {
     const config: Record<string, unknown> = {};

@@ -47,7 +47,12 @@ export class Watchers {
    * resolves, if the listener is still subscribed).
    */
   subscribe(id: string, listener: Listener, current: BatchSummary | Promise<BatchSummary>): () => void {
-    const safe = guarded(this.log.child({ batchId: id }), 'subscribe listener', listener);
+    const guardedListener = guarded(this.log.child({ batchId: id }), 'subscribe listener', listener);
+    let heard = false;
+    const safe = (summary: BatchSummary) => {
+      heard = true;
+      guardedListener(summary);
+    };
     let set = this.listeners.get(id);
     if (!set) {
       set = new Set();
@@ -56,7 +61,8 @@ export class Watchers {
     set.add(safe);
     if (current instanceof Promise)
       current.then(
-        (summary) => this.listeners.get(id)?.has(safe) && safe(summary),
+        // A store read that lands after a live summary reached the listener is older news: dropped.
+        (summary) => !heard && this.listeners.get(id)?.has(safe) && safe(summary),
         () => {}, // an unknown id: nothing to deliver
       );
     else safe(current);

@@ -8,7 +8,7 @@ requireBuiltCli();
 const json = <T>(text: string): T => JSON.parse(text) as T;
 
 describe('the CLI through a running service (--url)', () => {
-  it('submits, shows, lists and cancels; pause is refused while the engine has no pause', async () => {
+  it('submits, shows, lists, cancels, pauses and resumes; pausing a final batch is a conflict', async () => {
     const engine = await engineFor();
     const { base } = await serve(engine, { basePath: '/partita' });
     const submitted = await partita([
@@ -51,7 +51,17 @@ describe('the CLI through a running service (--url)', () => {
 
     const pause = await partita(['pause', 'g1', '--url', base, '--json']);
     expect(pause.code).toBe(1);
-    expect(json(pause.stderr)).toMatchObject({ error: { code: 'NO_ROUTE' } });
+    expect(json(pause.stderr)).toMatchObject({ error: { code: 'CONFLICT' } });
+    const second = gatedInput(2);
+    await engine.submit('gated', second.input, { id: 'g2' });
+    await second.latch.arrived(2);
+    expect(await partita(['pause', 'g2', '--url', base])).toMatchObject({ code: 0, stdout: 'g2 PAUSED\n' });
+    expect(await partita(['resume', 'g2', '--url', base])).toMatchObject({
+      code: 0,
+      stdout: 'g2 PROCESSING\n',
+    });
+    second.latch.open();
+    expect((await engine.wait('g2')).status).toBe('COMPLETED');
     const unknownJob = await partita(['submit', 'nope', '--input', '{}', '--url', base]);
     expect(unknownJob.code).toBe(1);
     expect(unknownJob.stderr).toMatch(/Unknown job "nope"/);

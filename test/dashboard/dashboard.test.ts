@@ -38,8 +38,8 @@ describe.skipIf(missing !== undefined)('dashboard in headless Chromium', () => {
     page.setDefaultTimeout(15_000);
     page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
     page.on('console', (msg) => {
-      // The one expected failure: the pause route, which this engine does not have (404).
-      if (msg.type() === 'error' && !msg.location().url.endsWith('/batches/batch-b/pause'))
+      // The one expected failure: the retry-failed route, which this engine does not have yet (404).
+      if (msg.type() === 'error' && !msg.location().url.endsWith('/retry-failed'))
         problems.push(`console: ${msg.text()} (${msg.location().url})`);
     });
   });
@@ -142,12 +142,15 @@ describe.skipIf(missing !== undefined)('dashboard in headless Chromium', () => {
     await page.locator('.failures tbody tr').waitFor();
     await textIs(page.locator('.partitions tbody th').first(), 'b2');
 
-    // Pause is offered while PROCESSING; this engine has no pause, so its route is 404 and the
-    // button goes away.
+    // Pause is offered while PROCESSING: the batch goes PAUSED (its state lit), then Resume.
     const pause = page.locator('button[data-action="pause"]');
     await pause.click();
-    await pause.waitFor({ state: 'hidden' });
-    await page.getByText('Pause is not available on this server.').waitFor();
+    await textIs(page.locator('h1 .status'), 'PAUSED');
+    await page.locator('svg.statechart g.node.current[data-state="paused"]').waitFor();
+    const resume = page.locator('button[data-action="resume"]');
+    await resume.click();
+    await textIs(page.locator('h1 .status'), 'PROCESSING');
+    await page.locator('svg.statechart g.node.current[data-state="processing"]').waitFor();
     await page.screenshot({ path: shot('dashboard-batch.png'), fullPage: true });
 
     // Cancel with the keyboard, confirming the browser's dialog.

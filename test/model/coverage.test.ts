@@ -24,7 +24,7 @@ describe('model coverage', () => {
 
   it('batch: every state and every transition', () => {
     expect(uncovered(batch)).toEqual({ states: [], transitions: [] });
-    expect(batch.states.all).toHaveLength(9);
+    expect(batch.states.all).toHaveLength(10);
   });
 
   it('counts from the definition: a state or transition added without a path is uncovered', () => {

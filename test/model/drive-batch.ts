@@ -36,7 +36,7 @@ export function expectedSummary(s: BatchSnapshot): SummaryView {
 
 /** What each lane must show in `s`: running its partition's attempt, or not busy (at rest). */
 function expectedLanes(s: BatchSnapshot): (LaneView | 'at rest')[] | undefined {
-  if (s.value !== 'processing' && s.value !== 'finalizing') return undefined;
+  if (s.value !== 'processing' && s.value !== 'paused' && s.value !== 'finalizing') return undefined;
   return s.context.inFlight.map((f) =>
     f ? { value: 'running', index: f.index, attempt: f.attempt } : 'at rest',
   );
@@ -56,6 +56,10 @@ async function perform(rig: Rig, event: BatchModelEvent): Promise<void> {
       return rig.cancel(event.reason);
     case 'RESUME':
       return rig.restart();
+    case 'PAUSE':
+      return rig.pause();
+    case 'CONTINUE':
+      return rig.resume();
     case 'PARTITION.SETTLED': {
       const { key, attempts, status } = event.outcome;
       return rig.command(key, attempts, status === 'succeeded' ? 'succeed' : 'fail-final');
@@ -84,7 +88,7 @@ async function checkAtRest(rig: Rig, s: BatchSnapshot, what: string): Promise<vo
         ) || undefined,
     );
   }
-  if (s.value === 'processing')
+  if (s.value === 'processing' || s.value === 'paused')
     for (const f of s.context.inFlight) if (f) await rig.started(keyOf(f.index), f.attempt);
   const want = JSON.parse(JSON.stringify(expectedSummary(s))) as SummaryView;
   const got = viewOf(await rig.engine.get(rig.batchId));

@@ -62,6 +62,8 @@ export const keyOf = (index: number) => `p${index}`;
 const ADMIT: BatchEvent = { type: 'ADMIT', at: '2026-01-01T00:00:00.000Z' };
 const CANCEL: BatchEvent = { type: 'CANCEL', reason: 'model cancel' };
 const RESUME: BatchEvent = { type: 'RESUME', replay: [] };
+const PAUSE: BatchEvent = { type: 'PAUSE' };
+const CONTINUE: BatchEvent = { type: 'CONTINUE' };
 const FINAL_ERROR = { name: 'Error', message: 'failed for good', code: 'E_FINAL' };
 
 function settled(lane: number, index: number, attempts: number, status: 'succeeded' | 'failed'): BatchEvent {
@@ -82,7 +84,8 @@ function batchEvents(s: BatchSnapshot): BatchModelEvent[] {
     case 'queued':
       return [ADMIT, CANCEL, RESUME];
     case 'processing': {
-      // The first page is read right after entry or restart; nothing else happens before it lands.
+      // The first page is read right after entry or restart; nothing else happens before it lands
+      // (the engine holds a pause back until then: see BatchRuntime.pause).
       if (c.loading)
         return [
           { type: 'PARTITIONS.LOADED', loaded: Math.min(c.config.total, c.loaded + c.config.pageSize) },
@@ -92,7 +95,15 @@ function batchEvents(s: BatchSnapshot): BatchModelEvent[] {
           ? [settled(lane, f.index, f.attempt, 'succeeded'), settled(lane, f.index, f.attempt, 'failed')]
           : [],
       );
-      return [...settle, CANCEL, RESUME];
+      return [...settle, CANCEL, RESUME, PAUSE];
+    }
+    case 'paused': {
+      const settle = c.inFlight.flatMap((f, lane) =>
+        f
+          ? [settled(lane, f.index, f.attempt, 'succeeded'), settled(lane, f.index, f.attempt, 'failed')]
+          : [],
+      );
+      return [...settle, CONTINUE, CANCEL, RESUME];
     }
     case 'cancelling': {
       // Lanes answer the cancel at once, in lane order: the state is left within one send.

@@ -231,6 +231,14 @@ export class Rig {
     this.release(decision);
   }
 
+  async pause(): Promise<void> {
+    await this.engine.pause(this.batchId);
+  }
+
+  async resume(): Promise<void> {
+    await this.engine.resume(this.batchId);
+  }
+
   cancel(reason: string): void {
     this.pending.push(this.engine.cancel(this.batchId, reason).catch(() => undefined));
   }

@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import { createEngine, defineJob, type Engine, sqliteStore } from '../src/index.js';
+import { sqlitePath } from './support/stores.js';
+
+// engine.pause(id): nothing more is dispatched, partitions in flight finish; PAUSED is stored and
+// survives a restart; engine.resume(id) takes dispatching up again.
+
+function gatedJob() {
+  const gates = new Map<number, () => void>();
+  const started: number[] = [];
+  const waiting = new Map<number, () => void>();
+  const opened = new Set<number>();
+  const job = defineJob({
+    name: 'gated',
+    partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
+    handler: (i: number, ctx) =>
+      new Promise<number>((resolve) => {
+        started.push(i);
+        gates.set(i, () => resolve(i));
+        // Opened before it started (its start may wait a turn of the event loop): go on at once.
+        if (opened.has(i)) resolve(i);
+        waiting.get(i)?.();
+        ctx.signal.addEventListener('abort', () => resolve(-1));
+      }),
+    concurrency: 2,
+  });
+  const open = (i: number) => {
+    opened.add(i);
+    gates.get(i)?.();
+  };
+  /** Resolves once partition `i`'s handler has started. */
+  const whenStarted = (i: number) =>
+    gates.has(i) ? Promise.resolve() : new Promise<void>((resolve) => waiting.set(i, resolve));
+  return { job, started, open, whenStarted };
+}
+
+const until = (
+  engine: Engine,
+  id: string,
+  check: (s: { status: string; running: number; succeeded: number }) => boolean,
+) =>
+  new Promise<void>((resolve) => {
+    const off = engine.subscribe(id, (s) => {
+      if (check(s)) {
+        queueMicrotask(() => off());
+        resolve();
+      }
+    });
+  });
+
+describe('pause and resume', () => {
+  it('a paused batch lets its partitions in flight finish, dispatches nothing more, and stays paused across a restart', async () => {
+    const path = sqlitePath();
+    const first = gatedJob();
+    const a = createEngine({ jobs: [first.job], store: sqliteStore({ path }), logger: false });
+    await a.start();
+    const batch = await a.submit('gated', 6);
+    await until(a, batch.id, (s) => s.running === 2);
+    const paused = await a.pause(batch.id);
+    expect(paused.status).toBe('PAUSED');
+    expect(await a.pause(batch.id)).toMatchObject({ status: 'PAUSED' }); // idempotent
+    first.open(0);
+    first.open(1);
+    await until(a, batch.id, (s) => s.succeeded === 2 && s.running === 0);
+    expect(first.started).toEqual([0, 1]); // nothing more was dispatched
+    expect((await a.get(batch.id)).status).toBe('PAUSED');
+    await a.stop();
+
+    // A new engine on the same file: the batch is still paused, and starts nothing.
+    const second = gatedJob();
+    const b = createEngine({ jobs: [second.job], store: sqliteStore({ path }), logger: false });
+    await b.start();
+    try {
+      expect(await b.get(batch.id)).toMatchObject({ status: 'PAUSED', succeeded: 2 });
+      expect(second.started).toEqual([]);
+      const resumed = await b.resume(batch.id);
+      expect(resumed.status).toBe('PROCESSING');
+      await until(b, batch.id, (s) => s.running === 2);
+      expect(second.started).toEqual([2, 3]);
+      for (let i = 2; i < 6; i++) {
+        await second.whenStarted(i);
+        second.open(i);
+      }
+      expect(await b.wait(batch.id)).toMatchObject({ status: 'COMPLETED', succeeded: 6 });
+      expect(await b.recount(batch.id)).toEqual({ total: 6, succeeded: 6, failed: 0 });
+    } finally {
+      await b.stop();
+    }
+  });
+
+  it('a batch paused with nothing left in flight and nothing pending finishes; cancel works while paused', async () => {
+    const g = gatedJob();
+    const engine = createEngine({ jobs: [g.job], store: sqliteStore({ path: sqlitePath() }), logger: false });
+    await engine.start();
+    try {
+      const one = await engine.submit('gated', 2);
+      await until(engine, one.id, (s) => s.running === 2);
+      await engine.pause(one.id);
+      g.open(0);
+      g.open(1);
+      // Every partition settled while paused: nothing to wait for, so it finalizes.
+      expect((await engine.wait(one.id)).status).toBe('COMPLETED');
+
+      const two = await engine.submit('gated', 4);
+      await until(engine, two.id, (s) => s.running === 2);
+      await engine.pause(two.id);
+      expect((await engine.cancel(two.id)).status).toBe('CANCELLED');
+    } finally {
+      await engine.stop();
+    }
+  });
+
+  it('refuses to pause or resume a batch that is queued or final (CONFLICT), and resume of a running batch returns it', async () => {
+    const g = gatedJob();
+    const engine = createEngine({
+      jobs: [g.job],
+      store: sqliteStore({ path: sqlitePath() }),
+      logger: false,
+      maxConcurrentBatches: 1,
+    });
+    await engine.start();
+    try {
+      const running = await engine.submit('gated', 2);
+      const queued = await engine.submit('gated', 2);
+      await until(engine, running.id, (s) => s.running === 2);
+      await expect(engine.pause(queued.id)).rejects.toMatchObject({ code: 'CONFLICT' });
+      await expect(engine.resume(queued.id)).rejects.toMatchObject({ code: 'CONFLICT' });
+      expect((await engine.resume(running.id)).status).toBe('PROCESSING');
+      await expect(engine.pause('no-such-batch')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      g.open(0);
+      g.open(1);
+      await engine.wait(running.id);
+      await expect(engine.pause(running.id)).rejects.toMatchObject({ code: 'CONFLICT' });
+      await engine.cancel(queued.id);
+    } finally {
+      await engine.stop();
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import type { PartitionView } from '../store/store.js';
 import type { BatchSummary } from '../summary.js';
+import { UsageError } from './args.js';
 import type { Service, Source } from './source.js';
 
 /** An error a service answered with (problem+json): its `code` and `detail`. */
@@ -20,6 +21,9 @@ export class ServiceError extends Error {
  */
 export function httpSource(base: string, token = process.env.PARTITA_TOKEN): Source & Service {
   const root = base.replace(/\/+$/, '');
+  // A URL that does not parse is the caller's mistake (exit 2), not an unreachable service (exit 1).
+  if (!URL.canParse(root) || !/^https?:$/.test(new URL(root).protocol))
+    throw new UsageError(`--url must be an http(s) URL, not "${base}"`);
   const headers: Record<string, string> = { accept: 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
 

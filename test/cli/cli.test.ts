@@ -253,6 +253,7 @@ describe('the CLI, whatever the store', () => {
       ['list', '--schema', 's'],
       ['watch', 'x', '--interval', 'soon'],
       ['graph', '--machine', 'lane'],
+      ['list', '--url', 'not-a-url'],
     ]) {
       const run = await partita(args);
       expect({ args, code: run.code }).toEqual({ args, code: 2 });

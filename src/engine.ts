@@ -11,7 +11,7 @@ import {
   type WaitOptions,
   waitOptionsSchema,
 } from './engine-options.js';
-import { ConflictError, EngineStateError, NotFoundError, ValidationError } from './errors.js';
+import { ConflictError, EngineStateError, NotFoundError, serializeError, ValidationError } from './errors.js';
 import type { AnyJobDefinition, JobWithInput } from './job.js';
 import { processScopedId } from './liveness.js';
 import { defaultLogger } from './logger.js';
@@ -71,6 +71,7 @@ export function createEngine(options: EngineOptions): Engine {
       ]);
     jobs.set(job.name, job);
   }
+  checkTriggers(jobs);
   return new PartitaEngine(o as EngineOptions, jobs);
 }
 
@@ -151,6 +152,7 @@ class PartitaEngine implements Engine {
         stored: (id) => this.get(id).catch(() => undefined),
         storeError: (err, id) => this.storeError(err, id),
         admit: () => this.admit(),
+        triggers: (job, final) => this.fireTriggers(job, final),
       });
       this.queue = new BatchQueue({
         store,
@@ -231,6 +233,17 @@ class PartitaEngine implements Engine {
     options: SubmitOptions = {},
   ): Promise<BatchSummary> {
     this.requireRunning('submit');
+    return this.submitHere(job, input, options);
+  }
+
+  /** submit() without the state check: triggers also fire while start() resumes batches. */
+  private async submitHere<I>(
+    job: string | JobWithInput<I>,
+    input: I,
+    options: SubmitOptions,
+  ): Promise<BatchSummary> {
+    if (this.state !== 'running' && this.state !== 'starting')
+      throw new EngineStateError(`submit() needs a started engine (it is ${this.state})`);
     const store = this.store!;
     const exists = async (id: string) => this.isHere(id) || (await store.loadBatch(id)) !== undefined;
     const submission = await submitBatch({ store, jobs: this.jobs, exists }, job, input, options);
@@ -401,6 +414,30 @@ class PartitaEngine implements Engine {
     return f.limit === undefined ? out : out.slice(0, f.limit);
   }
 
+  /**
+   * A batch of `job` ended as `final`: submit each matching trigger's batch, id `${parent}>${job}`
+   * (idempotent: a second submit returns the first). A trigger whose input throws or is refused is
+   * recorded, and nothing else is affected.
+   */
+  private async fireTriggers(
+    job: AnyJobDefinition,
+    final: BatchSummary,
+  ): Promise<NonNullable<BatchSummary['triggered']>> {
+    const out: NonNullable<BatchSummary['triggered']> = [];
+    for (const t of job.triggers ?? []) {
+      if (!triggerFires(t.when, final.status)) continue;
+      const id = `${final.id}>${t.job}`;
+      try {
+        await this.submitHere(t.job, t.input(final), { id });
+        out.push({ job: t.job, id });
+      } catch (err) {
+        this.log.error({ err, batchId: final.id, trigger: t.job }, 'trigger could not submit its batch');
+        out.push({ job: t.job, id, error: serializeError(err) });
+      }
+    }
+    return out;
+  }
+
   /** The runtime of a batch this engine runs, for pause and resume; coded errors otherwise. */
   private async runningHere(id: string, what: string): Promise<BatchRuntime> {
     this.requireRunning(what);
@@ -448,6 +485,37 @@ class PartitaEngine implements Engine {
     this.log.error({ err, batchId }, 'store error; data kept in memory and retried');
     this.onError(err, batchId);
   }
+}
+
+function triggerFires(when: 'succeeded' | 'failed' | 'settled', status: BatchStatus): boolean {
+  if (status === 'CANCELLED') return false;
+  if (when === 'succeeded') return status === 'COMPLETED';
+  if (when === 'failed') return status === 'PARTIAL' || status === 'FAILED';
+  return true;
+}
+
+/** Every trigger names a job of the engine, and no chain of triggers leads back to where it started. */
+function checkTriggers(jobs: ReadonlyMap<string, AnyJobDefinition>): void {
+  for (const job of jobs.values())
+    for (const t of job.triggers ?? [])
+      if (!jobs.has(t.job))
+        throw new ValidationError(
+          `Invalid engine options: job "${job.name}" triggers unknown job "${t.job}"`,
+          [{ path: `jobs.${job.name}.triggers`, message: `unknown job "${t.job}"` }],
+        );
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (name: string, path: string[]): void => {
+    if (state.get(name) === 'done') return;
+    if (state.get(name) === 'visiting')
+      throw new ValidationError(
+        `Invalid engine options: triggers form a cycle: ${[...path, name].join(' → ')}`,
+        [{ path: 'jobs', message: 'trigger cycle' }],
+      );
+    state.set(name, 'visiting');
+    for (const t of jobs.get(name)!.triggers ?? []) visit(t.job, [...path, name]);
+    state.set(name, 'done');
+  };
+  for (const name of jobs.keys()) visit(name, []);
 }
 
 async function defaultStore(): Promise<Store> {

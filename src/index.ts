@@ -39,6 +39,7 @@ export type {
   Partition,
   RateLimit,
   RetryOptions,
+  Trigger,
 } from './job.js';
 export { defineJob } from './job.js';
 export { BATCH_MACHINE_VERSION, batchMachine } from './machines/batch.js';

@@ -57,6 +57,20 @@ export interface JobOptions<I = unknown, P = unknown, R = unknown, O = unknown> 
    * every batch of the job on this engine), for partitions that call rate-limited APIs.
    */
   rateLimit?: RateLimit;
+  /**
+   * Batches to submit when a batch of this job ends (seed 004's chains): each child gets the id
+   * `${parentId}>${job}`, so it is submitted exactly once, also across a crash.
+   */
+  triggers?: readonly Trigger[];
+}
+
+/** A batch of `job` submitted when a batch of the declaring job ends as `when` says. */
+export interface Trigger {
+  job: string;
+  /** 'succeeded': COMPLETED; 'failed': PARTIAL or FAILED; 'settled': any of the three (never CANCELLED). */
+  when: 'succeeded' | 'failed' | 'settled';
+  /** The child's input, from the parent's final summary. A throw is recorded on the parent. */
+  input: (parent: BatchSummary) => unknown;
 }
 
 /** A job's rate limit: `max` partition starts per `perMs` milliseconds, per engine. */
@@ -80,6 +94,7 @@ export interface JobDefinition<I = unknown, P = unknown, R = unknown, O = unknow
   readonly failurePolicy: FailurePolicy;
   readonly finalize: ((summary: BatchSummary, ctx: FinalizeContext) => O | Promise<O>) | undefined;
   readonly rateLimit: RateLimit | undefined;
+  readonly triggers: readonly Trigger[];
 }
 
 const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', {
@@ -122,6 +137,18 @@ const jobOptionsSchema = z
     // At most 1,024 lanes: XState copies a parent's children map for each child it spawns or stops, so
     // starting and ending a batch costs O(lanes²) (about 1.7 s at 1,024 lanes, measured; see docs/architecture.md).
     concurrency: z.number().int().min(1).max(1024).optional(),
+    triggers: z
+      .array(
+        z
+          .object({
+            job: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be a job name'),
+            when: z.enum(['succeeded', 'failed', 'settled']),
+            input: fn,
+          })
+          .strict(),
+      )
+      .max(100)
+      .optional(),
     rateLimit: z
       .object({
         max: z.number().int().min(1).max(1_000_000),
@@ -188,6 +215,7 @@ export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown>(
     timeoutMs: o.timeoutMs,
     concurrency: o.concurrency ?? 16,
     rateLimit: o.rateLimit ? { ...o.rateLimit } : undefined,
+    triggers: (options.triggers ?? []).map((t) => ({ ...t })),
     failurePolicy: { ...o.failurePolicy },
     finalize: options.finalize,
   });

@@ -43,8 +43,9 @@ async function setUp() {
     onError: (err) => errors.push(err),
   });
   await a.start();
-  const batch = await a.submit('held', 4);
-  blocked.add(batch.id);
+  // Blocked before it is submitted: submit() may already have started its partitions.
+  blocked.add('held-1');
+  const batch = await a.submit('held', 4, { id: 'held-1' });
   await running(a, batch.id);
   faulty.hold('renewLease');
   return { base, faulty, a, id: batch.id, errors, blocked };
@@ -104,8 +105,8 @@ describe('a lost lease', () => {
       onError: (err) => reported(err),
     });
     await a.start();
-    const batch = await a.submit('held', 2);
-    blocked.add(batch.id);
+    blocked.add('held-2');
+    const batch = await a.submit('held', 2, { id: 'held-2' });
     faulty.failNext('renewLease', 1, () => new Error('connection reset'));
     expect((await error).message).toBe('connection reset');
     blocked.clear();

@@ -87,7 +87,8 @@ describe('cancel', () => {
     await new Promise<void>((resolve) => {
       const off = engine.subscribe(batch.id, (s) => {
         if (s.running === 2) {
-          off();
+          // Deferred: this listener may run inside subscribe(), before `off` is assigned.
+          queueMicrotask(() => off());
           resolve();
         }
       });

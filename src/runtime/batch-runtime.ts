@@ -48,6 +48,11 @@ export interface RuntimeDeps {
   flushDelayMs: number;
   /** Shared by every batch of the engine: lets the event loop take a turn between dispatches. */
   yielder: Yielder;
+  /**
+   * Submit the job's triggered batches for this final summary, before the final state is stored
+   * (so a crash in between submits them again, idempotently). Returns what was submitted.
+   */
+  triggers?: ((final: BatchSummary) => Promise<NonNullable<BatchSummary['triggered']>>) | undefined;
   /** The job's rate limit on this engine, if it has one. */
   limiter?: RateLimiter | undefined;
   events: (rt: BatchRuntime, event: RuntimeEvent) => void;
@@ -76,6 +81,8 @@ export class BatchRuntime {
   private quiet = false;
   private lastStatus: string | undefined;
   private lastSnapshot: unknown;
+  /** What the job's triggers submitted at the end (stored with the final summary). */
+  private triggered: BatchSummary['triggered'];
   /** Set when a provided action or actor threw: the batch ends FAILED with this error. */
   private crash: PartitaError | undefined;
 
@@ -116,6 +123,7 @@ export class BatchRuntime {
       machine: this.machine,
       snapshot: () => this.actor.getSnapshot(),
       finishedAt: () => this.finishedAt,
+      decorate: (s) => (this.triggered ? { ...s, triggered: this.triggered } : s),
       flushDelayMs: deps.flushDelayMs,
       onStoreError: (error) => this.emit({ type: 'store-error', error }),
       onLeaseLost: () => this.leaseLost(),
@@ -217,6 +225,7 @@ export class BatchRuntime {
 
   summary(): BatchSummary {
     const summary = summaryOf(this.record, this.actor.getSnapshot(), this.finalDurable, this.finishedAt);
+    if (this.triggered && this.finalDurable) summary.triggered = this.triggered;
     if (!this.crash) return summary;
     const status = this.finalDurable ? 'FAILED' : 'FINALIZING';
     return { ...summary, status, running: 0, error: serializeError(this.crash) };
@@ -301,10 +310,12 @@ export class BatchRuntime {
 
   private async finalize(input: FinalizeInput, signal: AbortSignal): Promise<{ output: unknown }> {
     const job = this.deps.job;
-    // Without a finalizer the final state's own commit makes the last outcomes durable with it.
-    if (!job.finalize) return { output: undefined };
-    // The finalizer may read partitions from the store: every outcome must be durable first.
+    // Without a finalizer or triggers the final state's own commit makes the last outcomes durable.
+    if (!job.finalize && !this.deps.triggers) return { output: undefined };
+    // The finalizer may read partitions from the store, and triggers submit before the final state
+    // is stored (a crash then re-runs FINALIZING, not the partitions): every outcome durable first.
     await this.durability.untilDurable(() => signal.aborted || this.halted);
+    if (!job.finalize) return { output: undefined };
     const summary = {
       ...this.summary(),
       status: 'FINALIZING' as const,
@@ -345,6 +356,11 @@ export class BatchRuntime {
   }
 
   private async persistFinal(): Promise<void> {
+    if (this.deps.triggers && !this.crash) {
+      const final = summaryOf(this.record, this.actor.getSnapshot(), true, this.finishedAt);
+      const triggered = await this.deps.triggers(final);
+      if (triggered.length > 0) this.triggered = triggered;
+    }
     try {
       await this.durability.untilDurable(() => this.halted);
     } catch {

@@ -2,6 +2,7 @@ import type { SnapshotFrom } from 'xstate';
 import { backoffDelay, sleep } from '../backoff.js';
 import { BATCH_MACHINE_VERSION, type BatchMachine } from '../machines/batch.js';
 import type { BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
+import type { BatchSummary } from '../summary.js';
 import { BatchJournal } from './journal.js';
 import { summaryOf } from './summary-of.js';
 
@@ -14,6 +15,8 @@ export interface DurabilityOptions {
   snapshot: () => SnapshotFrom<BatchMachine>;
   /** When the batch reached its final state, once it has. */
   finishedAt: () => string | undefined;
+  /** Adds what the runtime knows beyond the machine (the batches its triggers submitted). */
+  decorate: (summary: BatchSummary) => BatchSummary;
   flushDelayMs: number;
   onStoreError: (err: Error) => void;
   onLeaseLost: () => void;
@@ -82,7 +85,9 @@ export class Durability {
     const persisted = this.o.machine.getPersistedSnapshot({ ...snapshot, children: {} } as typeof snapshot);
     const finishedAt =
       this.o.finishedAt() ?? (snapshot.status === 'done' ? new Date().toISOString() : undefined);
-    const { failures: _storedInSnapshot, ...summary } = summaryOf(this.o.record, snapshot, true, finishedAt);
+    const { failures: _storedInSnapshot, ...summary } = this.o.decorate(
+      summaryOf(this.o.record, snapshot, true, finishedAt),
+    );
     return {
       schemaVersion: 1,
       machineVersion: BATCH_MACHINE_VERSION,

@@ -29,6 +29,8 @@ export interface RunningDeps {
   /** The batch's summary as the store has it (after a lost lease). */
   stored: (id: string) => Promise<BatchSummary | undefined>;
   storeError: (err: Error, batchId: string) => void;
+  /** Submit the triggered batches of a final batch (see BatchRuntime's `triggers`). */
+  triggers: (job: AnyJobDefinition, final: BatchSummary) => Promise<NonNullable<BatchSummary['triggered']>>;
   /** Something ended: admit what can run now. */
   admit: () => void;
 }
@@ -78,6 +80,7 @@ export class RunningBatches {
         flushDelayMs: d.flushDelayMs,
         yielder: d.yielder,
         limiter: d.limiters.get(job.name),
+        triggers: (job.triggers?.length ?? 0) > 0 ? (final) => d.triggers(job, final) : undefined,
         events: (r, event) => this.onEvent(r, event),
       },
       state,

@@ -1,0 +1,160 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { createEngine, defineJob, memoryStore, sqliteStore } from '../src/index.js';
+import { sqlitePath } from './support/stores.js';
+
+// Job triggers: when a batch of a job ends, each matching trigger submits its child batch, id
+// `${parentId}>${job}`, exactly once (also across a crash between the parent's end and the submit).
+
+const parts = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i }));
+
+describe('job triggers', () => {
+  it('A → B when succeeded → C when settled; a failed parent fires only "failed" triggers', async () => {
+    const ran: string[] = [];
+    const a = defineJob({
+      name: 'a',
+      partition: parts,
+      handler: (i: number) => i,
+      triggers: [
+        { job: 'b', when: 'succeeded', input: (s) => s.succeeded },
+        { job: 'report', when: 'failed', input: () => 1 },
+      ],
+    });
+    const b = defineJob({
+      name: 'b',
+      partition: parts,
+      handler: (i: number, ctx) => {
+        ran.push(ctx.batchId);
+        if (i === 1) throw new Error('b fails once');
+        return i;
+      },
+      triggers: [{ job: 'c', when: 'settled', input: () => 1 }],
+    });
+    const c = defineJob({ name: 'c', partition: parts, handler: (i: number) => i });
+    const report = defineJob({ name: 'report', partition: parts, handler: (i: number) => i });
+    const engine = createEngine({ jobs: [a, b, c, report], store: memoryStore(), logger: false });
+    await engine.start();
+    try {
+      const parent = await engine.wait((await engine.submit('a', 3, { id: 'a1' })).id);
+      expect(parent.status).toBe('COMPLETED');
+      expect(parent.triggered).toEqual([{ job: 'b', id: 'a1>b' }]);
+      const child = await engine.wait('a1>b');
+      expect(child).toMatchObject({ job: 'b', status: 'PARTIAL', total: 3 });
+      expect(child.triggered).toEqual([{ job: 'c', id: 'a1>b>c' }]);
+      expect((await engine.wait('a1>b>c')).status).toBe('COMPLETED');
+      await expect(engine.get('a1>report')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      expect((await engine.get('a1')).triggered).toEqual([{ job: 'b', id: 'a1>b' }]);
+    } finally {
+      await engine.stop();
+    }
+  });
+
+  it('a trigger whose input throws or is refused is recorded on the parent; nothing else is affected', async () => {
+    const a = defineJob({
+      name: 'a',
+      partition: parts,
+      handler: (i: number) => i,
+      triggers: [
+        {
+          job: 'b',
+          when: 'settled',
+          input: () => {
+            throw new Error('no input for b');
+          },
+        },
+        { job: 'c', when: 'settled', input: () => -1 }, // c's input schema refuses it
+        { job: 'd', when: 'settled', input: () => 2 },
+      ],
+    });
+    const { z } = await import('zod');
+    const b = defineJob({ name: 'b', partition: parts, handler: (i: number) => i });
+    const c = defineJob({ name: 'c', input: z.number().min(0), partition: parts, handler: (i: number) => i });
+    const d = defineJob({ name: 'd', partition: parts, handler: (i: number) => i });
+    const engine = createEngine({ jobs: [a, b, c, d], store: memoryStore(), logger: false });
+    await engine.start();
+    try {
+      const parent = await engine.wait((await engine.submit('a', 1, { id: 'p' })).id);
+      expect(parent.status).toBe('COMPLETED');
+      expect(parent.triggered).toEqual([
+        { job: 'b', id: 'p>b', error: expect.objectContaining({ message: 'no input for b' }) },
+        { job: 'c', id: 'p>c', error: expect.objectContaining({ code: 'VALIDATION' }) },
+        { job: 'd', id: 'p>d' },
+      ]);
+      expect((await engine.wait('p>d')).status).toBe('COMPLETED');
+      await expect(engine.get('p>b')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    } finally {
+      await engine.stop();
+    }
+  });
+
+  it('an unknown job in a trigger, or a cycle of triggers, is refused by createEngine', () => {
+    const one = (name: string, to: string) =>
+      defineJob({
+        name,
+        partition: parts,
+        handler: (i: number) => i,
+        triggers: [{ job: to, when: 'settled', input: () => 1 }],
+      });
+    expect(() => createEngine({ jobs: [one('a', 'nope')], logger: false })).toThrow(
+      expect.objectContaining({ code: 'VALIDATION' }),
+    );
+    expect(() =>
+      createEngine({ jobs: [one('a', 'b'), one('b', 'c'), one('c', 'a')], logger: false }),
+    ).toThrow(expect.objectContaining({ code: 'VALIDATION', message: expect.stringContaining('cycle') }));
+    expect(() =>
+      defineJob({
+        name: 'x',
+        partition: parts,
+        handler: () => 1,
+        triggers: [{ job: 'y', when: 'always' } as never],
+      }),
+    ).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
+  });
+
+  it('SIGKILL between the parent’s last outcome and the child’s submit: B and C each run once after a restart', async () => {
+    const path = sqlitePath();
+    const script = fileURLToPath(new URL('./fixtures/trigger-crash.mjs', import.meta.url));
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(process.execPath, [script, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+      child.stdout.on('data', (d: Buffer) => {
+        if (d.toString().includes('triggering')) child.kill('SIGKILL');
+      });
+      child.on('error', reject);
+      child.on('exit', () => resolve());
+    });
+    const runs = new Map<string, number>();
+    const count = (_: number, ctx: { batchId: string }) => {
+      runs.set(ctx.batchId, (runs.get(ctx.batchId) ?? 0) + 1);
+      return 1;
+    };
+    const a = defineJob({
+      name: 'a',
+      partition: parts,
+      handler: count,
+      triggers: [{ job: 'b', when: 'succeeded', input: () => 2 }],
+    });
+    const b = defineJob({
+      name: 'b',
+      partition: parts,
+      handler: count,
+      triggers: [{ job: 'c', when: 'settled', input: () => 1 }],
+    });
+    const c = defineJob({ name: 'c', partition: parts, handler: count });
+    const engine = createEngine({ jobs: [a, b, c], store: sqliteStore({ path }), logger: false });
+    await engine.start();
+    try {
+      expect((await engine.wait('a1')).status).toBe('COMPLETED');
+      expect((await engine.wait('a1>b')).status).toBe('COMPLETED');
+      expect((await engine.wait('a1>b>c')).status).toBe('COMPLETED');
+      // b and c were created once: their partitions ran once each (2 and 1), a's none again.
+      expect(runs.get('a1>b')).toBe(2);
+      expect(runs.get('a1>b>c')).toBe(1);
+      expect(runs.get('a1') ?? 0).toBe(0);
+      const all = await engine.list();
+      expect(all.map((s) => s.id).sort()).toEqual(['a1', 'a1>b', 'a1>b>c']);
+    } finally {
+      await engine.stop();
+    }
+  }, 30_000);
+});

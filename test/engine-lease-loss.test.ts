@@ -106,7 +106,7 @@ describe('a lost lease', () => {
     });
     await a.start();
     blocked.add('held-2');
-    const batch = await a.submit('held', 2, { id: 'held-2' });
+    await a.submit('held', 2, { id: 'held-2' });
     faulty.failNext('renewLease', 1, () => new Error('connection reset'));
     expect((await error).message).toBe('connection reset');
     blocked.clear();

@@ -2,31 +2,12 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, postgresStore } from '../src/index.js';
 import { collect, items, scriptedJob } from './helpers.js';
+import { PG_URL, pgUnreachable } from './support/stores.js';
 
 // The engine end to end on PostgreSQL: a batch with failures, then a stop in the middle and a resume.
-const URL = process.env.PARTITA_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const URL = PG_URL;
 const SCHEMA = `partita_engine_${process.pid}_${Date.now().toString(36)}`;
-
-async function probe(): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: URL, connectionTimeoutMillis: 2000 });
-  try {
-    await client.connect();
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-const unreachable = await probe();
-if (unreachable && process.env.CI === 'true') {
-  it('reaches PostgreSQL (required when CI=true)', () => {
-    throw new Error(`PostgreSQL at ${URL} is unreachable: ${unreachable}`);
-  });
-} else if (unreachable) {
-  console.warn(`Skipping the engine-on-PostgreSQL tests: ${URL} is unreachable (${unreachable})`);
-}
+const unreachable = await pgUnreachable('the engine-on-PostgreSQL tests');
 
 describe.skipIf(unreachable !== undefined)('the engine on postgresStore', () => {
   afterAll(async () => {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { SnapshotVersionError, StoreError } from '../errors.js';
 import { BATCH_MACHINE_VERSION } from '../machines/batch.js';
 import { type BatchRecord, type BatchRow, type BatchState, SCHEMA_VERSION } from '../store/store.js';
+import { BATCH_STATUSES, type BatchStatus } from '../summary.js';
 
 /**
  * Validation of what comes back from a store. Every record and state carries `schemaVersion`;
@@ -27,16 +28,7 @@ const batchRecordV1 = z.object({
 const batchStateV1 = z.object({
   schemaVersion: z.literal(1),
   machineVersion: z.number().int().positive(),
-  status: z.enum([
-    'QUEUED',
-    'PROCESSING',
-    'PAUSED',
-    'FINALIZING',
-    'COMPLETED',
-    'PARTIAL',
-    'FAILED',
-    'CANCELLED',
-  ]),
+  status: z.enum(BATCH_STATUSES as [BatchStatus, ...BatchStatus[]]),
   journalSeq: z.number().int().min(0),
   snapshot: z.unknown(),
   summary: z.unknown(),

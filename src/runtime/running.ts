@@ -79,6 +79,7 @@ export class RunningBatches {
         inspect: d.inspect,
         flushDelayMs: d.flushDelayMs,
         yielder: d.yielder,
+        stats: d.stats,
         limiter: d.limiters.get(job.name),
         triggers: (job.triggers?.length ?? 0) > 0 ? (final) => d.triggers(job, final) : undefined,
         events: (r, event) => this.onEvent(r, event),
@@ -122,11 +123,6 @@ export class RunningBatches {
       case 'changed':
         if (d.watchers.listening(rt.id)) d.watchers.deliver(rt.id, rt.summary());
         return;
-      case 'settled': {
-        const o = event.outcome;
-        d.stats.partition(rt.id, rt.job, o.status, o.durationMs, o.attempts);
-        return;
-      }
       case 'status':
         d.stats.batch(rt.id, rt.job, event.status);
         return;

@@ -76,7 +76,10 @@ describe('pause and resume', () => {
       const resumed = await b.resume(batch.id);
       expect(resumed.status).toBe('PROCESSING');
       await until(b, batch.id, (s) => s.running === 2);
-      expect(second.started).toEqual([2, 3]);
+      // Dispatched (running 2) is counted before a handler's first line runs: wait for both.
+      await second.whenStarted(2);
+      await second.whenStarted(3);
+      expect([...second.started].sort()).toEqual([2, 3]);
       for (let i = 2; i < 6; i++) {
         await second.whenStarted(i);
         second.open(i);

@@ -32,6 +32,14 @@ export interface Engine {
   cancel(id: string, reason?: string): Promise<BatchSummary>;
   /** PROCESSING → PAUSED: dispatches nothing more; partitions in flight finish. Stored: survives a restart. */
   pause(id: string): Promise<BatchSummary>;
+  /**
+   * Re-run the failed partitions of a final PARTIAL or FAILED batch, in place: same id, `run` + 1,
+   * back through QUEUED, counts and final status decided again by the same policy. Each failed
+   * partition's earlier outcome is kept in its `history` (engine.partitions). Refused (CONFLICT)
+   * while the batch is not final, when it is COMPLETED or CANCELLED, or when nothing failed.
+   * Dependents cancelled because the batch failed stay cancelled (docs/guide.md, "Redrive").
+   */
+  retryFailed(id: string): Promise<BatchSummary>;
   /** PAUSED → PROCESSING. A batch already PROCESSING is returned as it is. */
   resume(id: string): Promise<BatchSummary>;
   /** Every partition with its result or error, in index order. `R`: the job's result type. */

@@ -21,8 +21,9 @@ import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
 import { BatchQueue } from './runtime/queue.js';
 import { RateLimiter } from './runtime/rate-limiter.js';
-import { parseRecord } from './runtime/records.js';
+import { parseRecord, parseState } from './runtime/records.js';
 import { Recovery } from './runtime/recovery.js';
+import { checkRedrivable, nextRunState } from './runtime/redrive.js';
 import { RunningBatches } from './runtime/running.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
 import { submitBatch } from './runtime/submission.js';
@@ -319,6 +320,37 @@ class PartitaEngine implements Engine {
     return rt.summary();
   }
 
+  async retryFailed(id: string): Promise<BatchSummary> {
+    this.requireRunning('retryFailed');
+    const store = this.store!;
+    const live = this.running!.get(id)?.summary() ?? this.queue!.summary(id);
+    if (live && !isFinalStatus(live.status))
+      throw new ConflictError(id, `batch "${id}" is ${live.status}: only a final batch can be retried`);
+    const broken = this.recovery?.broken.get(id);
+    if (broken) throw broken;
+    const row = await store.loadBatch(id);
+    if (!row) throw new NotFoundError(id);
+    const record = parseRecord(row);
+    const ended = parseState(row);
+    const counts = await store.countOutcomes(id);
+    checkRedrivable(record, row.status, counts);
+    if (!ended || !this.jobs.has(record.job))
+      throw new ConflictError(
+        id,
+        `batch "${id}" cannot be retried here (its job "${record.job}" is unknown)`,
+      );
+    const next = nextRunState(record, ended, counts.succeeded);
+    if (!(await store.redrive(id, next.state, next.endedRun)))
+      throw new ConflictError(id, `batch "${id}" is no longer PARTIAL or FAILED (retried elsewhere?)`);
+    this.log.info(
+      { batchId: id, run: next.summary.run, retried: record.total - counts.succeeded },
+      'batch retried',
+    );
+    await this.enqueue(record, true, next.summary);
+    this.admit();
+    return this.running!.get(id)?.summary() ?? this.queue!.summary(id) ?? next.summary;
+  }
+
   async resume(id: string): Promise<BatchSummary> {
     const rt = await this.runningHere(id, 'resume');
     if (rt.status === 'PROCESSING') return rt.summary();
@@ -426,7 +458,8 @@ class PartitaEngine implements Engine {
     const out: NonNullable<BatchSummary['triggered']> = [];
     for (const t of job.triggers ?? []) {
       if (!triggerFires(t.when, final.status)) continue;
-      const id = `${final.id}>${t.job}`;
+      // One child per trigger and run: a retried parent (engine.retryFailed) may trigger again.
+      const id = final.run ? `${final.id}>${t.job}#${final.run}` : `${final.id}>${t.job}`;
       try {
         await this.submitHere(t.job, t.input(final), { id });
         out.push({ job: t.job, id });
@@ -462,8 +495,8 @@ class PartitaEngine implements Engine {
   }
 
   /** Queue a batch; whoever subscribed to its id before it existed hears of it now. */
-  private async enqueue(record: BatchRecord, hasState: boolean): Promise<void> {
-    await this.queue!.add(record, hasState);
+  private async enqueue(record: BatchRecord, hasState: boolean, shown?: BatchSummary): Promise<void> {
+    await this.queue!.add(record, hasState, shown);
     this.stats.batch(record.id, record.job, 'QUEUED');
     const summary = this.queue!.summary(record.id);
     if (summary && this.watchers.listening(record.id)) this.watchers.deliver(record.id, summary);

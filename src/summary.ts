@@ -63,6 +63,8 @@ export interface BatchSummary {
   /** Why the batch FAILED or was CANCELLED, when the reason is not partition failures alone. */
   error?: SerializedError;
   priority: number;
+  /** Which run this is, after `engine.retryFailed`: 2 for the first redrive (absent before any). */
+  run?: number;
   /** The batches its job's `triggers` submitted when it ended (or why one could not be). */
   triggered?: Array<{ job: string; id: string; error?: SerializedError }>;
   /** The labels given at submit (`meta`). */

@@ -64,6 +64,8 @@ export interface BatchConfig {
   timeoutMs: number | undefined;
   failurePolicy: FailurePolicy;
   pageSize: number;
+  /** Which run of the batch this is: absent for the first, 2 after the first `retryFailed`, and so on. */
+  run?: number | undefined;
 }
 
 /**
@@ -97,7 +99,11 @@ export interface BatchContext {
 
 export type BatchEvent =
   | { type: 'ADMIT'; at: string }
-  | { type: 'PARTITIONS.LOADED'; loaded: number }
+  /**
+   * A page of partitions is loaded up to `loaded`. `settled`: the indexes in the page that have an
+   * outcome already (a redriven batch's partitions that succeeded in an earlier run): skipped.
+   */
+  | { type: 'PARTITIONS.LOADED'; loaded: number; settled?: readonly number[] | undefined }
   | { type: 'CANCEL'; reason: string }
   /** engine.pause(): dispatch nothing more; partitions in flight finish. */
   | { type: 'PAUSE' }
@@ -184,9 +190,11 @@ function planDispatch(context: BatchContext, firstLane = 0) {
       redeliver = redeliver.slice(1);
       redelivered = true;
     } else {
-      while (cursor < context.loaded && settledAhead.includes(cursor)) {
-        const skip = cursor++;
-        settledAhead = settledAhead.filter((i) => i !== skip);
+      if (settledAhead.length > 0 && settledAhead.includes(cursor)) {
+        // Skip every settled partition at the cursor in one pass (a redrive may skip whole pages).
+        const ahead = new Set(settledAhead);
+        while (cursor < context.loaded && ahead.delete(cursor)) cursor++;
+        settledAhead = [...ahead];
       }
       if (cursor < context.loaded) next = { index: cursor++, attempt: 1 };
     }
@@ -201,6 +209,32 @@ function planDispatch(context: BatchContext, firstLane = 0) {
     actions.push(named('loadPartitions', { from: context.loaded, count: context.config.pageSize }));
   }
   return { actions, changes: { inFlight, redeliver, settledAhead, cursor, running, loading } };
+}
+
+/**
+ * The context of a batch's next run (engine.retryFailed), pure: the succeeded partitions stay
+ * counted, the failed ones are pending again (the store reset them; their pages report the
+ * partitions that succeeded as `settled`, which dispatch skips), the failure sample starts empty
+ * and `config.run` counts one more. The batch starts again from QUEUED.
+ */
+export function nextRunContext(c: BatchContext, succeeded: number): BatchContext {
+  return {
+    config: { ...c.config, run: (c.config.run ?? 1) + 1 },
+    cursor: 0,
+    loaded: 0,
+    loading: false,
+    succeeded,
+    failed: 0,
+    running: 0,
+    inFlight: c.inFlight.map(() => null),
+    redeliver: [],
+    settledAhead: [],
+    failures: [],
+    startedAt: undefined,
+    outcome: undefined,
+    output: undefined,
+    error: undefined,
+  };
 }
 
 export const batchMachine = setup({
@@ -280,6 +314,17 @@ export const batchMachine = setup({
         failures: counted.failures,
         ...plan.changes,
       });
+    }),
+    /** A page is here; its partitions that have an outcome already join `settledAhead` (once). */
+    loaded: assign(({ context, event }) => {
+      if (event.type !== 'PARTITIONS.LOADED') return {};
+      const known = new Set(context.settledAhead);
+      const fresh = (event.settled ?? []).filter((i) => i >= context.cursor && !known.has(i));
+      return {
+        loaded: event.loaded,
+        loading: false,
+        ...(fresh.length > 0 ? { settledAhead: [...context.settledAhead, ...fresh] } : {}),
+      };
     }),
     freeLane: assign(({ context, event }) => {
       if (event.type !== 'PARTITION.CANCELLED') return {};
@@ -394,9 +439,7 @@ export const batchMachine = setup({
       always: { guard: 'allSettled', target: 'finalizing' },
       on: {
         'PARTITION.SETTLED': { guard: 'isOwnLane', actions: { type: 'settle', params: { dispatch: true } } },
-        'PARTITIONS.LOADED': {
-          actions: [assign(({ event }) => ({ loaded: event.loaded, loading: false })), 'dispatch'],
-        },
+        'PARTITIONS.LOADED': { actions: ['loaded', 'dispatch'] },
         CANCEL: { target: 'cancelling', actions: 'setCancelled' },
         RESUME: { actions: ['replay', 'restartLanes', 'spawnLanes', 'dispatch'] },
         PAUSE: 'paused',

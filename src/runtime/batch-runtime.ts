@@ -312,8 +312,10 @@ export class BatchRuntime {
 
   private loadPartitions(from: number, count: number, retry = 1): void {
     this.feeder.load(from, count).then(
-      (loaded) => {
-        if (!this.halted) this.actor.send({ type: 'PARTITIONS.LOADED', loaded });
+      ({ loaded, settled }) => {
+        if (this.halted) return;
+        if (settled.length === 0) this.actor.send({ type: 'PARTITIONS.LOADED', loaded });
+        else this.actor.send({ type: 'PARTITIONS.LOADED', loaded, settled });
       },
       async (err) => {
         this.emit({ type: 'store-error', error: toError(err) });

@@ -13,11 +13,18 @@ export class PartitionFeeder {
     private readonly batchId: string,
   ) {}
 
-  /** Load [from, from + count) and return the new end of what is loaded. */
-  async load(from: number, count: number): Promise<number> {
+  /**
+   * Load [from, from + count): the new end of what is loaded, and the indexes in the page that have
+   * an outcome already (not kept: the batch skips them).
+   */
+  async load(from: number, count: number): Promise<{ loaded: number; settled: number[] }> {
     const page = await this.store.readPartitions(this.batchId, from, count);
-    for (const row of page) this.rows.set(row.index, row);
-    return from + page.length;
+    const settled: number[] = [];
+    for (const row of page) {
+      if (row.status === 'pending') this.rows.set(row.index, row);
+      else settled.push(row.index);
+    }
+    return { loaded: from + page.length, settled };
   }
 
   /** Load single partitions (those to redeliver after a restart, which lie behind the cursor). */

@@ -27,6 +27,8 @@ interface Queued {
   record: BatchRecord;
   /** The row has a stored state (a crash caught it between QUEUED and PROCESSING): read it on admission. */
   hasState: boolean;
+  /** What the batch shows while queued, when its stored state says more than its record (a redrive). */
+  shown: BatchSummary | undefined;
   candidate: Candidate;
   retries: number;
 }
@@ -56,7 +58,7 @@ export class BatchQueue {
    * Queue a batch. Its parents' statuses are looked up once, now: in this engine, among the batches
    * that ended here lately, or in the store.
    */
-  async add(record: BatchRecord, hasState: boolean): Promise<void> {
+  async add(record: BatchRecord, hasState: boolean, shown?: BatchSummary): Promise<void> {
     const stored = new Map<string, BatchStatus>();
     for (const parent of record.after) {
       if (this.localStatus(parent) !== undefined || this.entries.has(parent)) continue;
@@ -71,7 +73,7 @@ export class BatchQueue {
       after: record.after,
       when: record.when,
     };
-    this.entries.set(record.id, { record, hasState, candidate, retries: 0 });
+    this.entries.set(record.id, { record, hasState, shown, candidate, retries: 0 });
     this.admission.queue(candidate, (parent) => this.localStatus(parent) ?? stored.get(parent));
   }
 
@@ -82,7 +84,7 @@ export class BatchQueue {
   /** The summary of a queued batch (undefined when it is not queued here). */
   summary(id: string): BatchSummary | undefined {
     const q = this.entries.get(id);
-    return q && queuedSummary(q.record);
+    return q && (q.shown ?? queuedSummary(q.record));
   }
 
   get size(): number {
@@ -193,7 +195,7 @@ export class BatchQueue {
     setTimeout(() => {
       if (this.stopped || this.entries.get(q.record.id) !== q) return;
       this.entries.delete(q.record.id);
-      void this.add(q.record, q.hasState).then(() => this.run());
+      void this.add(q.record, q.hasState, q.shown).then(() => this.run());
     }, delay);
   }
 }

@@ -35,6 +35,7 @@ export function summaryOf(
     createdAt: record.createdAt,
   };
   if (record.meta) summary.meta = record.meta;
+  if (c.config.run) summary.run = c.config.run;
   const errorSummary = describeFailures({ total, succeeded: c.succeeded, failed: c.failed });
   if (errorSummary) summary.errorSummary = errorSummary;
   if (c.startedAt) summary.startedAt = c.startedAt;

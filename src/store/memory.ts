@@ -14,6 +14,7 @@ import {
   type OutcomeRecord,
   type PartitionFilter,
   type PartitionRow,
+  type PartitionRun,
   type PartitionSource,
   type PartitionView,
   type Store,
@@ -22,6 +23,7 @@ import {
 /** The payload stays JSON text, as in the SQL stores: every read parses a copy nobody else holds. */
 interface MemoryPartition extends CapturedPartition {
   outcome?: OutcomeRecord;
+  history?: PartitionRun[];
 }
 
 interface MemoryBatch {
@@ -124,7 +126,7 @@ class MemoryStore extends BaseStore implements Store {
       const status = p.outcome?.status ?? 'pending';
       if (filter.status && filter.status !== status) continue;
       const o = p.outcome;
-      yield o
+      const view: PartitionView = o
         ? {
             index,
             key: p.key,
@@ -136,6 +138,8 @@ class MemoryStore extends BaseStore implements Store {
             finishedAt: o.finishedAt,
           }
         : { index, key: p.key, status, attempts: 0 };
+      if (p.history) view.history = clone(p.history);
+      yield view;
     }
   }
 
@@ -189,6 +193,32 @@ class MemoryStore extends BaseStore implements Store {
     return true;
   }
 
+  async redrive(batchId: string, state: BatchState, endedRun: number): Promise<boolean> {
+    const b = this.batches.get(batchId);
+    if (!b || (b.row.status !== 'PARTIAL' && b.row.status !== 'FAILED')) return false;
+    for (const p of b.partitions) {
+      const o = p.outcome;
+      if (o?.status !== 'failed') continue;
+      const run: PartitionRun = { run: endedRun, status: 'failed', attempts: o.attempts };
+      if (o.error) run.error = o.error;
+      run.durationMs = o.durationMs;
+      run.finishedAt = o.finishedAt;
+      p.history = [...(p.history ?? []), run];
+      delete p.outcome;
+    }
+    // The succeeded outcomes stay, renumbered 1..n in their journal order.
+    b.journal = b.journal.filter((o) => o.status === 'succeeded').sort((x, y) => x.seq - y.seq);
+    b.journal.forEach((o, i) => {
+      o.seq = i + 1;
+    });
+    b.journalSeq = b.journal.length;
+    b.row.state = clone(state);
+    b.row.status = 'QUEUED';
+    if (b.lease) b.lease = { ...b.lease, owner: '', expiresAt: 0 };
+    this.watchers.emit({ batchId, status: 'QUEUED' });
+    return true;
+  }
+
   async acquireLease(
     batchId: string,
     owner: string,
@@ -219,7 +249,8 @@ class MemoryStore extends BaseStore implements Store {
 
   async leaseOf(batchId: string): Promise<Lease | undefined> {
     const l = this.batches.get(batchId)?.lease;
-    return l ? { ...l } : undefined;
+    // A redriven batch's lease has no owner (its epoch goes on counting).
+    return l?.owner ? { ...l } : undefined;
   }
 
   private requireFenced(batchId: string, fence: Fence): MemoryBatch {

@@ -12,6 +12,7 @@ import {
   quoteIdentifier,
 } from './pg-types.js';
 import type { SqlDialect } from './sql-listing.js';
+import { redriveStatements } from './sql-redrive.js';
 import { noop, outcomeValues, toStoreError } from './sql-rows.js';
 import { SqlStore } from './sql-store.js';
 import type { BatchRecord, BatchState, Fence, OutcomeRecord, PartitionSource, Store } from './store.js';
@@ -239,6 +240,33 @@ class PostgresStore extends SqlStore implements Store {
     const held = await this.leaseOf(batchId);
     if (!held || held.owner !== fence.owner || held.epoch !== fence.epoch) throw new LeaseLostError(batchId);
     return false;
+  }
+
+  async redrive(batchId: string, state: BatchState, endedRun: number): Promise<boolean> {
+    const [batch, ...rest] = redriveStatements(this.dialect, batchId, state, endedRun, (params, run) => {
+      const entry = `jsonb_build_object('run', ${params.add(run)}::int, 'status', 'failed', 'error', error::jsonb,
+        'attempts', attempts, 'durationMs', duration_ms, 'finishedAt', finished_at)`;
+      return `(coalesce(history, '[]')::jsonb || jsonb_build_array(${entry}))::text`;
+    });
+    const client = await this.requirePool().connect();
+    let broken: Error | undefined;
+    try {
+      await query(client, 'BEGIN');
+      if ((await query(client, batch!.sql, batch!.params)).rowCount !== 1) {
+        await query(client, 'ROLLBACK');
+        return false;
+      }
+      for (const s of rest) await query(client, s.sql, s.params);
+      await query(client, 'COMMIT');
+      return true;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((e: unknown) => {
+        broken = toError(e); // the connection is unusable: release(err) discards it
+      });
+      throw err;
+    } finally {
+      client.release(broken);
+    }
   }
 
   protected async select<R>(sql: string, params: readonly unknown[]): Promise<R[]> {

@@ -28,10 +28,12 @@ export interface PartDbRow {
   duration_ms: number | null;
   seq: number | null;
   finished_at: string | null;
+  history?: string | null;
 }
 
 export const BATCH_COLS = 'id, job, status, priority, created_at, record, state';
-export const OUTCOME_COLS = 'idx, key, status, result, error, attempts, duration_ms, seq, finished_at';
+export const OUTCOME_COLS =
+  'idx, key, status, result, error, attempts, duration_ms, seq, finished_at, history';
 
 export function toBatchRow(r: BatchDbRow): BatchRow {
   return {
@@ -71,6 +73,7 @@ export function toView(r: PartDbRow, batchId: string): PartitionView {
   if (r.error !== null) view.error = parseCell(r.error, batchId, r.idx) as PartitionView['error'];
   if (r.duration_ms !== null) view.durationMs = r.duration_ms;
   if (r.finished_at !== null) view.finishedAt = r.finished_at;
+  if (r.history) view.history = parseCell(r.history, batchId, r.idx) as PartitionView['history'];
   return view;
 }
 

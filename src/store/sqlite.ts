@@ -8,6 +8,7 @@ import { type CapturedPartition, capturePartition, duplicateKey } from './inputs
 import { type MigrationSession, runMigrations } from './migrate.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
 import type { Params } from './sql-listing.js';
+import { redriveStatements } from './sql-redrive.js';
 import { noop, outcomeValues, toStoreError } from './sql-rows.js';
 import { SqlStore } from './sql-store.js';
 import type {
@@ -233,6 +234,25 @@ class SqliteStore extends SqlStore implements Store {
     const { saved, changed } = this.run((s) => s.save.immediate(batchId, state, fence));
     if (changed) this.watchers.emit({ batchId, status: state.status });
     return saved;
+  }
+
+  async redrive(batchId: string, state: BatchState, endedRun: number): Promise<boolean> {
+    const [batch, ...rest] = redriveStatements(this.dialect, batchId, state, endedRun, (params, run) => {
+      const entry = `json_object('run', ${params.add(run)}, 'status', 'failed', 'error', json(error),
+        'attempts', attempts, 'durationMs', duration_ms, 'finishedAt', finished_at)`;
+      return `json_insert(coalesce(history, '[]'), '$[#]', ${entry})`;
+    });
+    const done = this.run(({ db }) =>
+      db
+        .transaction(() => {
+          if (this.statement(db, batch!.sql).run(...batch!.params).changes !== 1) return false;
+          for (const s of rest) this.statement(db, s.sql).run(...s.params);
+          return true;
+        })
+        .immediate(),
+    );
+    if (done) this.watchers.emit({ batchId, status: 'QUEUED' });
+    return done;
   }
 
   protected async select<R>(sql: string, params: readonly unknown[]): Promise<R[]> {

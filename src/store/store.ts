@@ -74,6 +74,15 @@ export interface Store {
   ): Promise<{ accepted: number; saved: boolean }>;
 
   /**
+   * engine.retryFailed: atomically put a PARTIAL or FAILED batch back to QUEUED with `state` (the
+   * next run's, `journalSeq` = the number of succeeded partitions), append each failed partition's
+   * outcome to its `history` (as run `endedRun`) and make it pending again, and renumber the
+   * succeeded partitions' journal positions 1..n in their old order. False, with nothing written,
+   * when the batch is not (or no longer) PARTIAL or FAILED. The lease is left free.
+   */
+  redrive(batchId: string, state: BatchState, endedRun: number): Promise<boolean>;
+
+  /**
    * Take the lease on a batch. Granted when free, expired, already ours, or held by `takeoverFrom`
    * (an owner the engine knows is dead). Returns the new fencing epoch, or undefined when held.
    */
@@ -206,6 +215,19 @@ export interface PartitionView<R = unknown> {
   key: string;
   status: PartitionStatus;
   result?: R;
+  error?: SerializedError | undefined;
+  attempts: number;
+  durationMs?: number | undefined;
+  finishedAt?: string | undefined;
+  /** The outcomes of this partition's earlier runs (engine.retryFailed), oldest first. */
+  history?: PartitionRun[] | undefined;
+}
+
+/** A partition's outcome in an earlier run of its batch (a redriven batch keeps them). */
+export interface PartitionRun {
+  /** The run it failed in: 1 for the batch's first run. */
+  run: number;
+  status: 'failed';
   error?: SerializedError | undefined;
   attempts: number;
   durationMs?: number | undefined;

@@ -68,4 +68,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER batches_status_notify AFTER UPDATE OF status ON batches
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION notify_status();
   `,
+  // 3: the outcomes of a partition's earlier runs (engine.retryFailed), a JSON array.
+  `
+  ALTER TABLE partitions ADD COLUMN history text;
+  `,
 ];

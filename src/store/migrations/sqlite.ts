@@ -57,4 +57,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX batches_creating ON batches (creator) WHERE creating = 1;
   DELETE FROM partitions WHERE batch_id NOT IN (SELECT id FROM batches);
   `,
+  // 3: the outcomes of a partition's earlier runs (engine.retryFailed), a JSON array.
+  `
+  ALTER TABLE partitions ADD COLUMN history TEXT;
+  `,
 ];

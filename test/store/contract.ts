@@ -63,6 +63,61 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
     };
     const mine = (rows: { id: string }[]) => rows.map((r) => r.id).filter((x) => x.startsWith(`${ns}-`));
 
+    describe('redrive', () => {
+      it('moves failed outcomes to history, makes them pending, renumbers the journal, once', async () => {
+        await create(id('r'), 5);
+        const fence = await lease(id('r'));
+        const err = { name: 'Error', message: 'boom', code: 'X' };
+        await store.appendOutcomes(
+          id('r'),
+          [
+            outcome(0, 'k0', 1),
+            outcome(1, 'k1', 2, { status: 'failed', result: undefined, error: err, attempts: 2 }),
+            outcome(2, 'k2', 3),
+            outcome(3, 'k3', 4, { status: 'failed', result: undefined, error: err }),
+            outcome(4, 'k4', 5),
+          ],
+          fence,
+        );
+        await store.saveState(id('r'), state('PARTIAL', 5), fence);
+        // Not PARTIAL or FAILED: refused, nothing written.
+        expect(await store.redrive(id('nope'), state('QUEUED', 3), 1)).toBe(false);
+
+        expect(await store.redrive(id('r'), state('QUEUED', 3), 1)).toBe(true);
+        expect(await store.redrive(id('r'), state('QUEUED', 3), 1)).toBe(false); // QUEUED now
+        const row = await store.loadBatch(id('r'));
+        expect(row).toMatchObject({ status: 'QUEUED', state: state('QUEUED', 3) });
+        expect((await store.readPartitions(id('r'), 0, 10)).map((p) => p.status)).toEqual([
+          'succeeded',
+          'pending',
+          'succeeded',
+          'pending',
+          'succeeded',
+        ]);
+        expect(await store.countOutcomes(id('r'))).toEqual({ succeeded: 3, failed: 0 });
+        // The succeeded outcomes are the journal 1..3, in their old order.
+        expect((await collect(store.outcomesSince(id('r'), 0))).map((o) => [o.key, o.seq])).toEqual([
+          ['k0', 1],
+          ['k2', 2],
+          ['k4', 3],
+        ]);
+        const views = await collect(store.partitions(id('r')));
+        expect(views[1]).toMatchObject({ key: 'k1', status: 'pending', attempts: 0 });
+        expect(views[1]!.error).toBeUndefined();
+        expect(views[1]!.history).toEqual([
+          { run: 1, status: 'failed', error: err, attempts: 2, durationMs: 7, finishedAt: FINISHED },
+        ]);
+        expect(views[0]!.history).toBeUndefined();
+        // Free for whoever admits it; the next run appends after seq 3.
+        const next = await lease(id('r'), 'engine-2');
+        await store.appendOutcomes(id('r'), [outcome(1, 'k1', 4, { status: 'failed', error: err })], next);
+        await store.saveState(id('r'), state('FAILED', 4), next);
+        expect(await store.redrive(id('r'), state('QUEUED', 3), 2)).toBe(true);
+        const k1 = (await collect(store.partitions(id('r'))))[1]!;
+        expect(k1.history?.map((h) => h.run)).toEqual([1, 2]);
+      });
+    });
+
     describe('createBatch', () => {
       it('stores the batch row and its partitions, all pending', async () => {
         const rec = record(id('a'), { total: 3, priority: 5, meta: { team: 'pay' } });

@@ -29,6 +29,13 @@ export interface EngineOptions {
   yieldAfterMs?: number;
   /** How long this engine's lease on a batch lasts without renewal. Default 30,000 ms. */
   leaseTtlMs?: number;
+  /**
+   * How often the engine looks for batches that no engine holds: QUEUED ones submitted on another
+   * engine sharing the store, and ones whose owner stopped renewing its lease (taken over then, so
+   * within `leaseTtlMs` + this). Default 1,000 ms; PostgreSQL also notifies new batches at once.
+   * Not used with memoryStore (no other engine can share it).
+   */
+  claimIntervalMs?: number;
   /** Identifies this engine in leases. Default: `${hostname}/${pid}/${random}`. */
   ownerId?: string;
   /** Told about store errors (besides the log). The engine keeps the data and retries. */
@@ -117,6 +124,7 @@ export const engineOptionsSchema = z
     // Renewed every third of it; an hour at most, so a lost host is taken over in bounded time.
     leaseTtlMs: z.number().int().min(100).max(3_600_000).optional(),
     yieldAfterMs: z.number().min(0).max(1000).optional(),
+    claimIntervalMs: z.number().int().min(10).max(3_600_000).optional(),
     ownerId: z.string().min(1).optional(),
     onError: fn.optional(),
   })

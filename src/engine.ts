@@ -17,6 +17,7 @@ import { processScopedId } from './liveness.js';
 import { defaultLogger } from './logger.js';
 import type { BatchRuntime } from './runtime/batch-runtime.js';
 import { guarded, guardedInspector } from './runtime/callbacks.js';
+import { CLAIM_SWEEP_MS, Claims } from './runtime/claims.js';
 import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
 import { BatchQueue } from './runtime/queue.js';
@@ -24,6 +25,7 @@ import { RateLimiter } from './runtime/rate-limiter.js';
 import { parseRecord, parseState } from './runtime/records.js';
 import { Recovery } from './runtime/recovery.js';
 import { checkRedrivable, nextRunState } from './runtime/redrive.js';
+import { RemoteFollow } from './runtime/remote-follow.js';
 import { RunningBatches } from './runtime/running.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
 import { submitBatch } from './runtime/submission.js';
@@ -103,6 +105,8 @@ class PartitaEngine implements Engine {
   private leases: Leases | undefined;
   private recovery: Recovery | undefined;
   private parentWatch: ParentWatch | undefined;
+  private claims: Claims | undefined;
+  private follow: RemoteFollow | undefined;
 
   constructor(
     private readonly options: EngineOptions,
@@ -180,9 +184,23 @@ class PartitaEngine implements Engine {
           this.admit();
         },
       });
+      this.follow = new RemoteFollow({
+        store,
+        watchers: this.watchers,
+        log: this.log,
+        runsHere: (id) =>
+          (this.running?.has(id) ?? false) ||
+          this.queue?.starting(id) !== undefined ||
+          (this.recovery?.isRetrying(id) ?? false),
+        queuedHere: (id) => this.queue?.has(id) ?? false,
+        claimedElsewhere: (id) => this.queue?.drop(id),
+      });
       await this.recovery.resumeAll();
       if (this.state !== 'starting') return; // stop() was called meanwhile; it finishes the job
       this.parentWatch.start();
+      this.follow.start();
+      this.claims = this.sharedWork(store);
+      this.claims?.start();
       this.state = 'running';
       this.admit();
     } catch (err) {
@@ -219,6 +237,8 @@ class PartitaEngine implements Engine {
   /** Stop every batch here (each saves its state), release leases, the pool and the store. */
   private async shutdown(): Promise<void> {
     this.parentWatch?.stop();
+    this.follow?.stop();
+    await this.claims?.stop();
     await this.queue?.stop();
     this.leases?.stop();
     this.stats.stop();
@@ -276,12 +296,18 @@ class PartitaEngine implements Engine {
     const { timeoutMs } = parseOrThrow(waitOptionsSchema, options, 'wait options');
     const rt = this.running?.get(id);
     if (rt?.isFinal) return rt.summary();
-    if (rt || this.queue?.has(id) || this.recovery?.isRetrying(id)) return this.watchers.wait(id, timeoutMs);
+    if (rt || this.recovery?.isRetrying(id)) return this.watchers.wait(id, timeoutMs);
+    if (this.queue?.has(id)) {
+      const final = this.watchers.wait(id, timeoutMs);
+      this.follow?.follow(id); // another engine sharing the store may claim it
+      return final;
+    }
     const summary = await this.get(id);
     if (isFinalStatus(summary.status)) return summary;
-    throw new EngineStateError(
-      `batch "${id}" is ${summary.status} but not run by this engine (is the engine started?)`,
-    );
+    // Run by another engine sharing the store: followed through the store until it ends.
+    const final = this.watchers.wait(id, timeoutMs);
+    this.follow!.follow(id);
+    return final;
   }
 
   async list(filter: ListFilter = {}): Promise<BatchSummary[]> {
@@ -375,10 +401,18 @@ class PartitaEngine implements Engine {
       throw new ValidationError('subscribe(id, listener): listener must be a function', [
         { path: 'listener', message: 'expected a function' },
       ]);
-    const here = this.running?.get(id)?.summary() ?? this.queue?.summary(id);
-    if (here) return this.watchers.subscribe(id, listener, here);
+    const running = this.running?.get(id)?.summary();
+    if (running) return this.watchers.subscribe(id, listener, running);
+    const queued = this.queue?.summary(id);
+    if (queued) {
+      const off = this.watchers.subscribe(id, listener, queued);
+      this.follow?.follow(id); // another engine sharing the store may claim it
+      return off;
+    }
     if (!this.store) return this.watchers.subscribe(id, listener, Promise.reject(new NotFoundError(id)));
-    return this.watchers.subscribe(id, listener, this.get(id));
+    const off = this.watchers.subscribe(id, listener, this.get(id));
+    this.follow?.follow(id); // when another engine runs it, its changes are read from the store
+    return off;
   }
 
   async recount(id: string): Promise<{ total: number; succeeded: number; failed: number }> {
@@ -492,6 +526,31 @@ class PartitaEngine implements Engine {
     if (this.state !== 'running') return;
     this.queue!.run();
     this.parentWatch?.poke();
+    // Nothing waiting here: maybe another engine's batches are.
+    if (this.queue!.size === 0) this.claims?.soon();
+  }
+
+  /** Work shared with the other engines on the store (none can share a memoryStore). */
+  private sharedWork(store: Store): Claims | undefined {
+    if (store.kind === 'memory') return undefined;
+    const max = this.options.maxConcurrentBatches ?? 4;
+    return new Claims({
+      store,
+      log: this.log,
+      jobs: this.jobs,
+      sweepMs: this.options.claimIntervalMs ?? CLAIM_SWEEP_MS,
+      known: (id) =>
+        this.isHere(id) ||
+        (this.recovery?.isRetrying(id) ?? false) ||
+        (this.recovery?.broken.has(id) ?? false),
+      room: () => max - this.running!.size - this.queue!.size,
+      resume: async (record, state) => {
+        const taken = await this.resumeStored(record, state);
+        this.admit();
+        return taken;
+      },
+      storeError: (err, id) => this.storeError(err, id),
+    });
   }
 
   /** Queue a batch; whoever subscribed to its id before it existed hears of it now. */

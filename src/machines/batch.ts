@@ -219,14 +219,22 @@ function planDispatch(context: BatchContext, firstLane = 0) {
  */
 export function nextRunContext(c: BatchContext, succeeded: number): BatchContext {
   return {
+    ...freshRun(c.config.lanes),
     config: { ...c.config, run: (c.config.run ?? 1) + 1 },
+    succeeded,
+  };
+}
+
+/** Everything a run starts with but its config: nothing dispatched, loaded, counted or decided. */
+function freshRun(lanes: number): Omit<BatchContext, 'config'> {
+  return {
     cursor: 0,
     loaded: 0,
     loading: false,
-    succeeded,
+    succeeded: 0,
     failed: 0,
     running: 0,
-    inFlight: c.inFlight.map(() => null),
+    inFlight: Array.from({ length: lanes }, () => null),
     redeliver: [],
     settledAhead: [],
     failures: [],
@@ -408,20 +416,7 @@ export const batchMachine = setup({
         failurePolicy: input.failurePolicy ?? {},
         pageSize: input.pageSize ?? Math.max(256, 2 * lanes),
       },
-      cursor: 0,
-      loaded: 0,
-      loading: false,
-      succeeded: 0,
-      failed: 0,
-      running: 0,
-      inFlight: Array.from({ length: lanes }, () => null),
-      redeliver: [],
-      settledAhead: [],
-      failures: [],
-      startedAt: undefined,
-      outcome: undefined,
-      output: undefined,
-      error: undefined,
+      ...freshRun(lanes),
     };
   },
   initial: 'queued',

@@ -1,5 +1,6 @@
 import { isProvablyGone, markGone, markLive } from '../liveness.js';
 import type { Fence, Lease, Store } from '../store/store.js';
+import type { BatchStatus } from '../summary.js';
 
 export interface LeaseEvents {
   /** The lease on `batchId` is gone (another engine holds it now): stop working on the batch. */
@@ -25,8 +26,13 @@ export class Leases {
     private readonly events: LeaseEvents,
   ) {}
 
-  /** Take the lease, also from a dead owner of this host. Undefined when a live engine holds it. */
-  async acquire(batchId: string): Promise<Fence | undefined> {
+  /**
+   * Take the lease, also from a dead owner of this host. Undefined when a live engine holds it.
+   * Also says what the store held for the batch at that moment (status, journal position).
+   */
+  async acquire(
+    batchId: string,
+  ): Promise<{ fence: Fence; status: BatchStatus; journalSeq: number } | undefined> {
     let lease = await this.store.acquireLease(batchId, this.ownerId, this.ttlMs);
     if (!lease) {
       const holder = await this.store.leaseOf(batchId);
@@ -35,7 +41,11 @@ export class Leases {
     }
     if (!lease) return undefined;
     this.held.set(batchId, { lease, renewedAt: Date.now() });
-    return { owner: lease.owner, epoch: lease.epoch };
+    return {
+      fence: { owner: lease.owner, epoch: lease.epoch },
+      status: lease.status,
+      journalSeq: lease.journalSeq,
+    };
   }
 
   start(): void {

@@ -73,6 +73,8 @@ export class BatchQueue {
       after: record.after,
       when: record.when,
     };
+    // Queued twice (a claim sweep met a batch this engine was submitting): the first stays.
+    if (this.has(record.id) || this.deps.runningStatus(record.id) !== undefined) return;
     this.entries.set(record.id, { record, hasState, shown, candidate, retries: 0 });
     this.admission.queue(candidate, (parent) => this.localStatus(parent) ?? stored.get(parent));
   }
@@ -94,6 +96,12 @@ export class BatchQueue {
   /** The creation of the batch's runtime under way (admitted a moment ago), if any. */
   starting(id: string): Promise<BatchRuntime | undefined> | undefined {
     return this.materializing.get(id);
+  }
+
+  /** Another engine claimed a batch queued here: forget it (its waiters follow it through the store). */
+  drop(id: string): void {
+    if (!this.entries.delete(id)) return;
+    this.admission.forget(id);
   }
 
   /** A batch resumed past QUEUED after a restart holds a slot. */

@@ -8,6 +8,7 @@ import { BatchRuntime, type RuntimeEvent } from './batch-runtime.js';
 import type { Leases } from './leases.js';
 import type { BatchQueue } from './queue.js';
 import type { RateLimiter } from './rate-limiter.js';
+import { parseState } from './records.js';
 import type { EngineStats } from './stats.js';
 import type { Watchers } from './watchers.js';
 import type { WorkRunner } from './work.js';
@@ -57,16 +58,34 @@ export class RunningBatches {
     return this.runtimes.values();
   }
 
+  /** How many batches run here. */
+  get size(): number {
+    return this.runtimes.size;
+  }
+
   /** The status of a batch running here, or undefined. */
   status(id: string): BatchStatus | undefined {
     return this.runtimes.get(id)?.status;
   }
 
   /** Take the lease and create the batch's runtime. Undefined when another live engine owns it; throws when it cannot start now. */
-  async attach(record: BatchRecord, state: BatchState | undefined): Promise<BatchRuntime | undefined> {
+  async attach(record: BatchRecord, known: BatchState | undefined): Promise<BatchRuntime | undefined> {
     const d = this.deps;
-    const fence = await d.leases.acquire(record.id);
-    if (!fence) return undefined;
+    const taken = await d.leases.acquire(record.id);
+    if (!taken) return undefined;
+    const { fence } = taken;
+    let state = known;
+    if (taken.status !== (known?.status ?? 'QUEUED') || taken.journalSeq !== (known?.journalSeq ?? 0)) {
+      // Another engine sharing the store ran it since it was read: start from what is stored now.
+      state = await this.current(record.id).catch(async (err) => {
+        await d.leases.release(record.id);
+        throw err;
+      });
+      if (!state || isFinalStatus(state.status)) {
+        await d.leases.release(record.id);
+        return undefined;
+      }
+    }
     const job = d.jobs.get(record.job)!;
     const rt = new BatchRuntime(
       {
@@ -115,6 +134,12 @@ export class RunningBatches {
         await this.deps.leases.release(rt.id);
       }),
     );
+  }
+
+  /** The batch's stored state now (read after taking its lease, so no other engine writes it). */
+  private async current(id: string): Promise<BatchState | undefined> {
+    const row = await this.deps.store.loadBatch(id);
+    return row ? parseState(row) : undefined;
   }
 
   private onEvent(rt: BatchRuntime, event: RuntimeEvent): void {

@@ -95,6 +95,11 @@ export class Watchers {
     for (const w of this.take(id)) w.reject(err);
   }
 
+  /** Every batch someone waits for or listens to. */
+  watched(): Set<string> {
+    return new Set([...this.waiters.keys(), ...this.listeners.keys()]);
+  }
+
   /** Number of pending waiters (tests and metrics: a timed-out wait leaves none). */
   get pendingWaits(): number {
     let n = 0;

@@ -4,6 +4,7 @@ import { BaseStore } from './base.js';
 import { type CapturedPartition, capturePartition, checkLimit, duplicateKey } from './inputs.js';
 import { parseCell } from './sql-rows.js';
 import {
+  type AcquiredLease,
   type BatchFilter,
   type BatchRecord,
   type BatchRow,
@@ -103,6 +104,22 @@ class MemoryStore extends BaseStore implements Store {
     if (!filter.unfinished) rows.reverse();
     if (limit !== undefined) rows = rows.slice(0, limit);
     return rows.map(clone);
+  }
+
+  async listUnowned(limit: number): Promise<BatchRow[]> {
+    const max = checkLimit(limit) ?? 0;
+    const now = Date.now();
+    const rows = [...this.batches.values()]
+      .filter(
+        (b) => !FINAL_STATUS_LIST.includes(b.row.status) && !(b.lease?.owner && b.lease.expiresAt > now),
+      )
+      .map((b) => b.row);
+    // Stable: batches of one priority and instant stay in insertion order.
+    rows.sort(
+      (a, b) =>
+        b.priority - a.priority || (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0),
+    );
+    return rows.slice(0, max).map(clone);
   }
 
   async readPartitions(batchId: string, fromIndex: number, limit: number): Promise<PartitionRow[]> {
@@ -224,7 +241,7 @@ class MemoryStore extends BaseStore implements Store {
     owner: string,
     ttlMs: number,
     takeoverFrom?: string,
-  ): Promise<Lease | undefined> {
+  ): Promise<AcquiredLease | undefined> {
     const b = this.batches.get(batchId);
     if (!b) return undefined;
     const now = Date.now();
@@ -232,7 +249,8 @@ class MemoryStore extends BaseStore implements Store {
     if (held && held.owner !== owner && held.expiresAt > now && held.owner !== takeoverFrom) return undefined;
     const lease = { owner, epoch: (held?.epoch ?? 0) + 1, expiresAt: now + ttlMs };
     b.lease = lease;
-    return { ...lease };
+    const stored = b.row.state as BatchState | undefined;
+    return { ...lease, status: b.row.status, journalSeq: stored?.journalSeq ?? 0 };
   }
 
   async renewLease(batchId: string, fence: Fence, ttlMs: number): Promise<boolean> {

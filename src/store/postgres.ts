@@ -126,22 +126,14 @@ class PostgresStore extends SqlStore implements Store {
    * same id blocks on the primary key until this one commits or rolls back.
    */
   protected async create(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }> {
-    const client = await this.requirePool()
-      .connect()
-      .catch((err: unknown) => Promise.reject(toStoreError('postgres', err, 'connect')));
-    let broken: Error | undefined;
-    try {
-      await query(client, 'BEGIN');
+    return this.transaction<{ created: boolean }>(async (client) => {
       const inserted = await query(
         client,
         `INSERT INTO ${this.B} (id, job, status, priority, created_at, record) VALUES ($1, $2, 'QUEUED', $3, $4, $5)
          ON CONFLICT (id) DO NOTHING`,
         [record.id, record.job, record.priority, record.createdAt, JSON.stringify(record)],
       );
-      if (inserted.rowCount === 0) {
-        await query(client, 'ROLLBACK');
-        return { created: false };
-      }
+      if (inserted.rowCount === 0) return { commit: false, value: { created: false } };
       let index = 0;
       let chunk: CapturedPartition[] = [];
       for await (const p of partitions) {
@@ -156,10 +148,28 @@ class PostgresStore extends SqlStore implements Store {
       // The store, not the caller, knows how many partitions the iterator gave.
       const final = JSON.stringify({ ...record, total: index + chunk.length });
       await query(client, `UPDATE ${this.B} SET record = $2 WHERE id = $1`, [record.id, final]);
-      await query(client, 'COMMIT');
-      return { created: true };
+      return { commit: true, value: { created: true } };
+    });
+  }
+
+  /**
+   * Runs `work` in one transaction on a dedicated client, then COMMIT or ROLLBACK as it says. A
+   * failure rolls back and is passed on as is (our own are PartitaErrors already; a partition
+   * source's error stays the caller's); a connection that cannot even roll back is discarded.
+   */
+  private async transaction<T>(
+    work: (client: PgPoolClient) => Promise<{ commit: boolean; value: T }>,
+  ): Promise<T> {
+    const client = await this.requirePool()
+      .connect()
+      .catch((err: unknown) => Promise.reject(toStoreError('postgres', err, 'connect')));
+    let broken: Error | undefined;
+    try {
+      await query(client, 'BEGIN');
+      const { commit, value } = await work(client);
+      await query(client, commit ? 'COMMIT' : 'ROLLBACK');
+      return value;
     } catch (err) {
-      // Our own failures are already PartitaErrors; anything else is the source's error, passed on as is.
       await client.query('ROLLBACK').catch((e: unknown) => {
         broken = toError(e); // the connection is unusable: release(err) discards it
       });
@@ -248,25 +258,12 @@ class PostgresStore extends SqlStore implements Store {
         'attempts', attempts, 'durationMs', duration_ms, 'finishedAt', finished_at)`;
       return `(coalesce(history, '[]')::jsonb || jsonb_build_array(${entry}))::text`;
     });
-    const client = await this.requirePool().connect();
-    let broken: Error | undefined;
-    try {
-      await query(client, 'BEGIN');
-      if ((await query(client, batch!.sql, batch!.params)).rowCount !== 1) {
-        await query(client, 'ROLLBACK');
-        return false;
-      }
+    return this.transaction<boolean>(async (client) => {
+      if ((await query(client, batch!.sql, batch!.params)).rowCount !== 1)
+        return { commit: false, value: false };
       for (const s of rest) await query(client, s.sql, s.params);
-      await query(client, 'COMMIT');
-      return true;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: unknown) => {
-        broken = toError(e); // the connection is unusable: release(err) discards it
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+      return { commit: true, value: true };
+    });
   }
 
   protected async select<R>(sql: string, params: readonly unknown[]): Promise<R[]> {

@@ -1,4 +1,6 @@
+import type { BatchStatus } from '../summary.js';
 import { ConnectedStore } from './base.js';
+import { checkLimit } from './inputs.js';
 import { listingQuery, Params, type SqlDialect } from './sql-listing.js';
 import {
   BATCH_COLS,
@@ -11,17 +13,8 @@ import {
   toPartitionRow,
   toView,
 } from './sql-rows.js';
-import type {
-  BatchFilter,
-  BatchRow,
-  Fence,
-  Lease,
-  OutcomeRecord,
-  PartitionFilter,
-  PartitionRow,
-  PartitionStatus,
-  PartitionView,
-} from './store.js';
+import type * as S from './store.js';
+import { FINAL_STATUS_LIST } from './store.js';
 
 /** Width of the iterators' windows (indexes or seqs); no cursor or statement is held across a `yield`. */
 const PAGE = 1000;
@@ -39,7 +32,7 @@ export abstract class SqlStore extends ConnectedStore {
   /** Runs one write and returns the number of rows it changed. */
   protected abstract execute(sql: string, params: readonly unknown[]): Promise<number>;
 
-  async loadBatch(id: string): Promise<BatchRow | undefined> {
+  async loadBatch(id: string): Promise<S.BatchRow | undefined> {
     const d = this.dialect;
     const params = new Params(d);
     const where = [`id = ${params.add(id)}`, ...(d.visible ? [d.visible] : [])].join(' AND ');
@@ -50,13 +43,24 @@ export abstract class SqlStore extends ConnectedStore {
     return row && toBatchRow(row);
   }
 
-  async listBatches(filter: BatchFilter = {}): Promise<BatchRow[]> {
+  async listBatches(filter: S.BatchFilter = {}): Promise<S.BatchRow[]> {
     const listing = listingQuery(filter, this.dialect);
     if (!listing) return [];
     return (await this.select<BatchDbRow>(listing.sql, listing.params)).map(toBatchRow);
   }
 
-  async readPartitions(batchId: string, fromIndex: number, limit: number): Promise<PartitionRow[]> {
+  async listUnowned(limit: number): Promise<S.BatchRow[]> {
+    const d = this.dialect;
+    const params = new Params(d);
+    const sql = `WITH now AS (SELECT ${d.now(params)} AS ms)
+      SELECT ${BATCH_COLS} FROM ${d.batches}, now
+      WHERE status NOT IN (${params.list(FINAL_STATUS_LIST)}) ${d.visible ? `AND ${d.visible}` : ''}
+        AND (lease_owner IS NULL OR lease_expires_at <= now.ms)
+      ORDER BY priority DESC, created_at, ${d.insertionOrder} LIMIT ${params.add(checkLimit(limit) ?? 0)}`;
+    return (await this.select<BatchDbRow>(sql, params.values)).map(toBatchRow);
+  }
+
+  async readPartitions(batchId: string, fromIndex: number, limit: number): Promise<S.PartitionRow[]> {
     const params = new Params(this.dialect);
     const sql = `SELECT idx, key, payload, status FROM ${this.dialect.partitions}
       WHERE batch_id = ${params.add(batchId)} AND idx >= ${params.add(fromIndex)} AND idx < ${params.add(fromIndex + limit)}
@@ -65,7 +69,7 @@ export abstract class SqlStore extends ConnectedStore {
     return rows.map((r) => toPartitionRow(r, batchId));
   }
 
-  async *partitions(batchId: string, filter: PartitionFilter = {}): AsyncIterable<PartitionView> {
+  async *partitions(batchId: string, filter: S.PartitionFilter = {}): AsyncIterable<S.PartitionView> {
     const last = await this.maxOf('idx', batchId);
     for (let from = 0; last !== null && from <= last; from += PAGE) {
       const params = new Params(this.dialect);
@@ -77,7 +81,7 @@ export abstract class SqlStore extends ConnectedStore {
     }
   }
 
-  async *outcomesSince(batchId: string, afterSeq: number): AsyncIterable<OutcomeRecord> {
+  async *outcomesSince(batchId: string, afterSeq: number): AsyncIterable<S.OutcomeRecord> {
     const last = await this.maxOf('seq', batchId);
     for (let after = afterSeq; last !== null && after < last; after += PAGE) {
       const params = new Params(this.dialect);
@@ -90,7 +94,7 @@ export abstract class SqlStore extends ConnectedStore {
 
   async countOutcomes(batchId: string): Promise<{ succeeded: number; failed: number }> {
     const params = new Params(this.dialect);
-    const rows = await this.select<{ status: PartitionStatus; n: number }>(
+    const rows = await this.select<{ status: S.PartitionStatus; n: number }>(
       `SELECT status, CAST(count(*) AS integer) AS n FROM ${this.dialect.partitions}
        WHERE batch_id = ${params.add(batchId)} AND status <> 'pending' GROUP BY status`,
       params.values,
@@ -105,7 +109,12 @@ export abstract class SqlStore extends ConnectedStore {
   async acquireLease(batchId: string, owner: string, ttlMs: number, takeoverFrom?: string) {
     const { batches, visible } = this.dialect;
     const params = new Params(this.dialect);
-    const [row] = await this.select<{ epoch: number | string; expires: number | string }>(
+    const [row] = await this.select<{
+      epoch: number | string;
+      expires: number | string;
+      status: BatchStatus;
+      seq: number | string;
+    }>(
       `WITH now AS (SELECT ${this.dialect.now(params)} AS ms)
        UPDATE ${batches} SET lease_owner = ${params.add(owner)}, lease_epoch = lease_epoch + 1,
          lease_expires_at = now.ms + ${params.add(Math.round(ttlMs))}
@@ -113,13 +122,21 @@ export abstract class SqlStore extends ConnectedStore {
        WHERE id = ${params.add(batchId)} ${visible ? `AND ${visible}` : ''}
          AND (lease_owner IS NULL OR lease_owner = ${params.add(owner)} OR lease_owner = ${params.add(takeoverFrom ?? null)}
               OR lease_expires_at <= now.ms)
-       RETURNING lease_epoch AS epoch, lease_expires_at AS expires`,
+       RETURNING lease_epoch AS epoch, lease_expires_at AS expires, status, journal_seq AS seq`,
       params.values,
     );
-    return row && { owner, epoch: Number(row.epoch), expiresAt: Number(row.expires) };
+    return (
+      row && {
+        owner,
+        epoch: Number(row.epoch),
+        expiresAt: Number(row.expires),
+        status: row.status,
+        journalSeq: Number(row.seq),
+      }
+    );
   }
 
-  async renewLease(batchId: string, fence: Fence, ttlMs: number): Promise<boolean> {
+  async renewLease(batchId: string, fence: S.Fence, ttlMs: number): Promise<boolean> {
     const params = new Params(this.dialect);
     const expires = `${this.dialect.now(params)} + ${params.add(Math.round(ttlMs))}`;
     const changed = await this.execute(
@@ -129,7 +146,7 @@ export abstract class SqlStore extends ConnectedStore {
     return changed === 1;
   }
 
-  async releaseLease(batchId: string, fence: Fence): Promise<void> {
+  async releaseLease(batchId: string, fence: S.Fence): Promise<void> {
     const params = new Params(this.dialect);
     await this.execute(
       `UPDATE ${this.dialect.batches} SET lease_expires_at = 0 ${this.fenced(params, batchId, fence)}`,
@@ -137,7 +154,7 @@ export abstract class SqlStore extends ConnectedStore {
     );
   }
 
-  async leaseOf(batchId: string): Promise<Lease | undefined> {
+  async leaseOf(batchId: string): Promise<S.Lease | undefined> {
     const { batches, visible } = this.dialect;
     const params = new Params(this.dialect);
     const [row] = await this.select<{ owner: string; epoch: number | string; expires: number | string }>(
@@ -150,7 +167,7 @@ export abstract class SqlStore extends ConnectedStore {
   }
 
   /** The WHERE clause of a write that only the holder of `fence` may make. */
-  private fenced(params: Params, batchId: string, fence: Fence): string {
+  private fenced(params: Params, batchId: string, fence: S.Fence): string {
     return `WHERE id = ${params.add(batchId)} AND lease_owner = ${params.add(fence.owner)} AND lease_epoch = ${params.add(fence.epoch)}`;
   }
 

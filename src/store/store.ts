@@ -35,6 +35,14 @@ export interface Store {
    */
   listBatches(filter?: BatchFilter): Promise<BatchRow[]>;
 
+  /**
+   * Unfinished batches that no engine holds (no lease, or an expired one), highest priority then
+   * oldest first, `limit` at most: what an engine sharing the store may claim (a QUEUED batch
+   * submitted elsewhere) or take over (a batch whose owner stopped renewing). Claiming is still the
+   * lease's compare-and-set; this only finds candidates.
+   */
+  listUnowned(limit: number): Promise<BatchRow[]>;
+
   /** Partitions by index, `limit` at most from `fromIndex`, with their current status. For dispatch. */
   readPartitions(batchId: string, fromIndex: number, limit: number): Promise<PartitionRow[]>;
   /** Every partition with its outcome, in index order, optionally filtered by status. */
@@ -91,7 +99,7 @@ export interface Store {
     owner: string,
     ttlMs: number,
     takeoverFrom?: string,
-  ): Promise<Lease | undefined>;
+  ): Promise<AcquiredLease | undefined>;
   /** Extend our lease. False when it was lost. */
   renewLease(batchId: string, fence: Fence, ttlMs: number): Promise<boolean>;
   /** Give up our lease (graceful stop). */
@@ -241,6 +249,16 @@ export interface Fence {
 
 export interface Lease extends Fence {
   expiresAt: number;
+}
+
+/**
+ * A lease just taken, with the batch's stored status and journal position at that moment: an
+ * engine that queued or resumed the batch from an older read (another engine may have run it
+ * meanwhile) knows whether to read it again.
+ */
+export interface AcquiredLease extends Lease {
+  status: BatchStatus;
+  journalSeq: number;
 }
 
 /** Is this batch's row final (no lease or work needed)? */

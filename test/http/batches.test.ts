@@ -252,10 +252,20 @@ describe('pause, resume and retry-failed', () => {
     const engine = await engineFor();
     const { base } = await serve(engine);
     await engine.wait((await engine.submit('echo', ['a', 'fail'], { id: 'r1' })).id);
-    expect(await problem(await fetch(`${base}/batches/r1/retry-failed`, { method: 'POST' }))).toMatchObject({
+    // An engine without retryFailed (an older partita): its route is 404.
+    const older = Object.assign(Object.create(engine) as typeof engine, { retryFailed: undefined });
+    const old = await serve(older);
+    expect(
+      await problem(await fetch(`${old.base}/batches/r1/retry-failed`, { method: 'POST' })),
+    ).toMatchObject({
       status: 404,
       code: 'NO_ROUTE',
     });
+    // This one has it: the PARTIAL batch runs its failed partition again (run 2).
+    const retried = await fetch(`${base}/batches/r1/retry-failed`, { method: 'POST' });
+    expect(retried.status).toBe(200);
+    expect(((await retried.json()) as BatchSummary).run).toBe(2);
+    expect(await engine.wait('r1')).toMatchObject({ status: 'PARTIAL', run: 2 });
     // The engine has pause and resume: a final batch can do neither (409 CONFLICT).
     for (const op of ['pause', 'resume'])
       expect(await problem(await fetch(`${base}/batches/r1/${op}`, { method: 'POST' }))).toMatchObject({

@@ -181,6 +181,7 @@ describe.skipIf(unreachable !== undefined)('postgresStore', () => {
       await writer.saveState('w1', state('COMPLETED', 1), fence);
       await until(() => seen.some((e) => e.status === 'COMPLETED'));
       expect(seen).toEqual([
+        { batchId: 'w1', status: 'QUEUED' }, // a new batch (migration 4)
         { batchId: 'w1', status: 'PROCESSING' },
         { batchId: 'w1', status: 'COMPLETED' },
       ]);

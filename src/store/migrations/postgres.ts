@@ -72,4 +72,10 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE partitions ADD COLUMN history text;
   `,
+  // 4: a notification for every new batch too (status QUEUED), so that the other engines on the
+  // schema can claim it at once (src/runtime/claims.ts) instead of at their next sweep.
+  `
+  CREATE TRIGGER batches_insert_notify AFTER INSERT ON batches
+    FOR EACH ROW EXECUTE FUNCTION notify_status();
+  `,
 ];

@@ -1,0 +1,127 @@
+import type { Logger } from 'pino';
+import { toError } from '../errors.js';
+import type { AnyJobDefinition } from '../job.js';
+import type { BatchRecord, BatchRow, BatchState, Store } from '../store/store.js';
+import { parseRecord, parseState } from './records.js';
+
+/** How often an engine looks for batches nobody holds, when no notification told it of one. */
+export const CLAIM_SWEEP_MS = 1_000;
+
+/** Batches past QUEUED that one sweep takes over at most, besides the QUEUED ones it has room for. */
+const TAKEOVERS_PER_SWEEP = 64;
+
+/** How soon a sweep follows a slot coming free. */
+const SOON_MS = 50;
+
+export interface ClaimsDeps {
+  store: Store;
+  log: Logger;
+  jobs: ReadonlyMap<string, AnyJobDefinition>;
+  sweepMs: number;
+  /** Does this engine know the batch already (running, queued, being resumed, or unreadable)? */
+  known(id: string): boolean;
+  /** How many more QUEUED batches this engine may take into its queue now. */
+  room(): number;
+  /** Queue it or run it here, as recovery does; false when another engine got it first. */
+  resume(record: BatchRecord, state: BatchState | undefined): Promise<boolean>;
+  storeError(err: Error, batchId: string | undefined): void;
+}
+
+/**
+ * Work shared by the engines on one store (docs/scaling.md): each engine claims the batches that no
+ * engine holds. A QUEUED batch submitted on another engine joins this engine's queue too, and
+ * whichever engine admits it first takes its lease (the lease's compare-and-set is the claim; the
+ * other forgets it). A batch past QUEUED whose lease expired (its owner died, or stopped renewing)
+ * is taken over through recovery: snapshot, journal replay, redelivery. Engines hear of new batches
+ * through the store's notifications (PostgreSQL); a sweep every `sweepMs` finds expired leases and
+ * whatever a lost notification hid. A batch of a job this engine does not define is left to others.
+ */
+export class Claims {
+  private timer: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
+  private sweeping: Promise<void> | undefined;
+  private again = false;
+  private dueSoon = false;
+  private stopped = false;
+
+  constructor(private readonly deps: ClaimsDeps) {}
+
+  start(): void {
+    this.unwatch = this.deps.store.watch?.((event) => {
+      if (event.status === 'QUEUED' && !this.deps.known(event.batchId)) this.sweepNow();
+    });
+    this.arm();
+  }
+
+  stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.unwatch?.();
+    return this.sweeping ?? Promise.resolve();
+  }
+
+  /** A slot came free here: look soon (within {@link SOON_MS}), once for many such calls. */
+  soon(): void {
+    if (this.stopped || this.sweeping || this.dueSoon) return;
+    this.dueSoon = true;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.sweepNow(), SOON_MS);
+    this.timer.unref();
+  }
+
+  /** Look for unowned batches now (a notification). */
+  sweepNow(): void {
+    if (this.stopped) return;
+    if (this.sweeping) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.dueSoon = false;
+    this.sweeping = this.sweep().finally(() => {
+      this.sweeping = undefined;
+      if (this.again) {
+        this.again = false;
+        this.sweepNow();
+      } else this.arm();
+    });
+  }
+
+  private arm(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => this.sweepNow(), this.deps.sweepMs);
+    this.timer.unref();
+  }
+
+  private async sweep(): Promise<void> {
+    const { store, known, jobs } = this.deps;
+    let room = this.deps.room();
+    let rows: BatchRow[];
+    try {
+      rows = await store.listUnowned(Math.max(0, room) + TAKEOVERS_PER_SWEEP);
+    } catch (err) {
+      this.deps.storeError(toError(err), undefined);
+      return;
+    }
+    for (const row of rows) {
+      if (this.stopped) return;
+      if (known(row.id) || !jobs.has(row.job)) continue;
+      if (row.status === 'QUEUED' && room <= 0) continue;
+      let record: BatchRecord;
+      let state: BatchState | undefined;
+      try {
+        record = parseRecord(row);
+        state = parseState(row);
+      } catch {
+        continue; // unreadable: reported by the start() that met it, and never touched
+      }
+      try {
+        if (!(await this.deps.resume(record, state))) continue;
+        if (row.status === 'QUEUED') room--;
+        else this.deps.log.info({ batchId: row.id, status: row.status }, 'batch taken over');
+      } catch (err) {
+        this.deps.storeError(toError(err), row.id);
+      }
+    }
+  }
+}

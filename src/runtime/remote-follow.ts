@@ -1,0 +1,120 @@
+import type { Logger } from 'pino';
+import { toError } from '../errors.js';
+import type { Store } from '../store/store.js';
+import { type BatchSummary, isFinalStatus } from '../summary.js';
+import { summaryFromRow } from './views.js';
+import type { Watchers } from './watchers.js';
+
+/** How often batches run by other engines are read for whoever waits for or listens to them here. */
+export const FOLLOW_BACKSTOP_MS = 1_000;
+
+export interface RemoteFollowDeps {
+  store: Store;
+  watchers: Watchers;
+  log: Logger;
+  /** Does this engine run the batch (then it reports it itself)? */
+  runsHere(id: string): boolean;
+  /** Is the batch in this engine's queue? (It may have been claimed by another engine meanwhile.) */
+  queuedHere(id: string): boolean;
+  /** Another engine runs (or has finished) a batch that is in this engine's queue: drop it here. */
+  claimedElsewhere(id: string): void;
+}
+
+/** Batches queued here that one backstop tick reads at most (the rest at the next ticks). */
+const QUEUED_PER_TICK = 100;
+
+/**
+ * `wait` and `subscribe` on a batch that another engine sharing the store runs (docs/scaling.md):
+ * its stored summary is read when the store notifies a change of its status (PostgreSQL), and at
+ * least every {@link FOLLOW_BACKSTOP_MS} while anyone here follows it, so listeners also see its
+ * progress (as often as the owner stores it) and waiters settle with its stored final state.
+ */
+export class RemoteFollow {
+  private timer: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
+  /** What each followed batch's listeners heard last, to deliver changes only. */
+  private readonly heard = new Map<string, string>();
+  private stopped = false;
+  private rotation = 0;
+
+  constructor(private readonly deps: RemoteFollowDeps) {}
+
+  start(): void {
+    this.unwatch = this.deps.store.watch?.((event) => {
+      if (this.followed().has(event.batchId)) void this.refresh(event.batchId);
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.unwatch?.();
+  }
+
+  /** Someone here began to follow `id`, which runs elsewhere: read it now, then keep the backstop armed. */
+  follow(id: string): void {
+    void this.refresh(id);
+    this.arm();
+  }
+
+  /** Read one batch and tell its followers. */
+  async refresh(id: string): Promise<void> {
+    if (this.stopped || this.deps.runsHere(id)) return;
+    let summary: BatchSummary;
+    try {
+      const row = await this.deps.store.loadBatch(id);
+      if (!row) return;
+      summary = summaryFromRow(row);
+    } catch (err) {
+      this.deps.log.warn(
+        { err: toError(err), batchId: id },
+        'could not read a batch run elsewhere; trying again',
+      );
+      return;
+    }
+    if (this.stopped || this.deps.runsHere(id)) return;
+    if (this.deps.queuedHere(id)) {
+      if (summary.status === 'QUEUED') return; // still waiting here: the queue reports it
+      this.deps.claimedElsewhere(id);
+    }
+    if (isFinalStatus(summary.status)) {
+      this.heard.delete(id);
+      this.deps.watchers.settle(id, summary);
+      return;
+    }
+    const key = `${summary.status}/${summary.succeeded}/${summary.failed}/${summary.running}/${summary.run ?? 1}`;
+    if (this.heard.get(id) === key) return;
+    this.heard.set(id, key);
+    this.deps.watchers.deliver(id, summary);
+  }
+
+  /** Batches someone here follows that this engine does not run (some may be queued here). */
+  private followed(): Set<string> {
+    const out = new Set<string>();
+    for (const id of this.deps.watchers.watched()) if (!this.deps.runsHere(id)) out.add(id);
+    return out;
+  }
+
+  private arm(): void {
+    if (this.stopped || this.timer) return;
+    // Not unref'd: a wait() on a batch run elsewhere is work the program still expects.
+    this.timer = setTimeout(() => void this.tick(), FOLLOW_BACKSTOP_MS);
+  }
+
+  private async tick(): Promise<void> {
+    this.timer = undefined;
+    const ids = this.followed();
+    for (const id of this.heard.keys()) if (!ids.has(id)) this.heard.delete(id);
+    const queued: string[] = [];
+    for (const id of ids) {
+      if (this.deps.queuedHere(id)) queued.push(id);
+      else await this.refresh(id);
+    }
+    // Queued here: read only to learn whether another engine claimed them, a few per tick.
+    const start = queued.length > 0 ? this.rotation % queued.length : 0;
+    for (let i = 0; i < Math.min(QUEUED_PER_TICK, queued.length); i++)
+      await this.refresh(queued[(start + i) % queued.length]!);
+    this.rotation += QUEUED_PER_TICK;
+    if (this.followed().size > 0) this.arm();
+  }
+}

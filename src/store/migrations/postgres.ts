@@ -68,4 +68,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER batches_status_notify AFTER UPDATE OF status ON batches
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION notify_status();
   `,
+  // schedules (engine.schedule): the definition as JSON, and the latest fire handled, which only
+  // moves forward (recordFire). Times are epoch milliseconds.
+  `
+  CREATE TABLE schedules (
+    name          text COLLATE "C" PRIMARY KEY,
+    definition    text NOT NULL,
+    created_at    bigint NOT NULL,
+    last_fire_at  bigint,
+    last_batch_id text
+  );
+  `,
 ];

@@ -57,4 +57,15 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX batches_creating ON batches (creator) WHERE creating = 1;
   DELETE FROM partitions WHERE batch_id NOT IN (SELECT id FROM batches);
   `,
+  // schedules (engine.schedule): the definition as JSON, and the latest fire handled, which only
+  // moves forward (recordFire). Times are epoch milliseconds.
+  `
+  CREATE TABLE schedules (
+    name          TEXT PRIMARY KEY NOT NULL,
+    definition    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    last_fire_at  INTEGER,
+    last_batch_id TEXT
+  );
+  `,
 ];

@@ -208,38 +208,38 @@ describe('schedules', () => {
   });
 
   describe('overlap (a handler held open by a gate)', () => {
-    it("'skip': a fire while the previous batch runs submits nothing and is reported SKIPPED", async () => {
+    /** Schedule `name` hourly with `overlap`; its first fire's batch is running (held) at 01:00. */
+    async function firstFireHeld(name: string, overlap?: 'skip' | 'queue' | 'allow') {
       const clock = new FakeClock(T0 + 60_000);
       const r = reportJob();
       const engine = await start(memoryStore(), clock, [r.job]);
-      const open = r.gate(fire('s', T0 + HOUR));
-      await engine.schedule({ name: 's', cron: '0 * * * *', job: 'report' }); // overlap: 'skip' by default
+      const first = fire(name, T0 + HOUR);
+      const second = fire(name, T0 + 2 * HOUR);
+      const open = r.gate(first);
+      await engine.schedule({ name, cron: '0 * * * *', job: 'report', ...(overlap ? { overlap } : {}) });
       await clock.advanceTo(T0 + HOUR);
-      await until(() => r.count(fire('s', T0 + HOUR)) === 1);
+      await until(() => r.count(first) === 1);
+      return { clock, r, engine, first, second, open };
+    }
+
+    it("'skip': a fire while the previous batch runs submits nothing and is reported SKIPPED", async () => {
+      const { clock, engine, first, second, open } = await firstFireHeld('s'); // 'skip' by default
       await clock.advanceTo(T0 + 2 * HOUR);
-      await expect(engine.get(fire('s', T0 + 2 * HOUR))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(engine.get(second)).rejects.toMatchObject({ code: 'NOT_FOUND' });
       expect((await engine.schedules())[0]?.lastFire).toEqual({
         at: iso(T0 + 2 * HOUR),
-        batchId: fire('s', T0 + 2 * HOUR),
+        batchId: second,
         status: 'SKIPPED',
       });
       open();
-      expect(await final(engine, fire('s', T0 + HOUR))).toBe('COMPLETED');
+      expect(await final(engine, first)).toBe('COMPLETED');
       await clock.advanceTo(T0 + 3 * HOUR);
       expect(await final(engine, fire('s', T0 + 3 * HOUR))).toBe('COMPLETED');
-      expect(await ids(engine)).toEqual([fire('s', T0 + HOUR), fire('s', T0 + 3 * HOUR)]);
+      expect(await ids(engine)).toEqual([first, fire('s', T0 + 3 * HOUR)]);
     });
 
     it("'queue': a fire while the previous batch runs waits for it (after, when settled), then runs", async () => {
-      const clock = new FakeClock(T0 + 60_000);
-      const r = reportJob();
-      const engine = await start(memoryStore(), clock, [r.job]);
-      const first = fire('q', T0 + HOUR);
-      const second = fire('q', T0 + 2 * HOUR);
-      const open = r.gate(first);
-      await engine.schedule({ name: 'q', cron: '0 * * * *', job: 'report', overlap: 'queue' });
-      await clock.advanceTo(T0 + HOUR);
-      await until(() => r.count(first) === 1);
+      const { clock, r, engine, first, second, open } = await firstFireHeld('q', 'queue');
       await clock.advanceTo(T0 + 2 * HOUR);
       expect(await engine.get(second)).toMatchObject({ status: 'QUEUED' });
       expect(r.count(second)).toBe(0);
@@ -249,13 +249,7 @@ describe('schedules', () => {
     });
 
     it("'allow': a fire while the previous batch runs runs beside it", async () => {
-      const clock = new FakeClock(T0 + 60_000);
-      const r = reportJob();
-      const engine = await start(memoryStore(), clock, [r.job]);
-      const first = fire('a', T0 + HOUR);
-      const second = fire('a', T0 + 2 * HOUR);
-      const open = r.gate(first);
-      await engine.schedule({ name: 'a', cron: '0 * * * *', job: 'report', overlap: 'allow' });
+      const { clock, engine, first, second, open } = await firstFireHeld('a', 'allow');
       await clock.advanceTo(T0 + 2 * HOUR);
       expect(await final(engine, second)).toBe('COMPLETED');
       expect((await engine.get(first)).status).toBe('PROCESSING');

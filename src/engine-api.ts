@@ -1,6 +1,7 @@
 import type { ListFilter, SubmitOptions, WaitOptions } from './engine-options.js';
 import type { JobWithInput } from './job.js';
 import type { EngineEvent } from './runtime/stats.js';
+import type { ScheduleInfo, ScheduleOptions } from './schedule-options.js';
 import type { PartitionFilter, PartitionView } from './store/store.js';
 import type { BatchStatus, BatchSummary } from './summary.js';
 
@@ -51,4 +52,14 @@ export interface Engine {
   metrics(): EngineMetrics;
   /** Hear every settled partition and every batch status change of this engine (metrics exporters). */
   observe(listener: (event: EngineEvent) => void): () => void;
+  /**
+   * Store a cron schedule (or update the one of that name, keeping its last fire) and fire it from
+   * now on: each fire submits the batch `${name}@${fireTime ISO}`. Fires missed while no engine
+   * ran it follow `catchUp`. Needs a started engine.
+   */
+  schedule<I>(options: ScheduleOptions<I>): Promise<ScheduleInfo>;
+  /** Remove a stored schedule. False when there was none. Batches it submitted are not touched. */
+  unschedule(name: string): Promise<boolean>;
+  /** Every stored schedule, by name, with its next fire and its last fire's batch and status. */
+  schedules(): Promise<ScheduleInfo[]>;
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { InspectionEvent, Observer } from 'xstate';
 import { z } from 'zod';
 import type { AnyJobDefinition, JobDefinition } from './job.js';
+import type { Clock } from './runtime/clock.js';
 import type { Store } from './store/store.js';
 import { BATCH_STATUSES, type BatchStatus } from './summary.js';
 import type { PoolOptions } from './workers/pool.js';
@@ -40,6 +41,8 @@ export interface EngineOptions {
   ownerId?: string;
   /** Told about store errors (besides the log). The engine keeps the data and retries. */
   onError?: (err: Error, batchId: string | undefined) => void;
+  /** The time source of schedules (and of nothing else), for tests. Default: the host's clock. */
+  clock?: Clock;
 }
 
 /** What `engine.wait` takes. */
@@ -127,6 +130,17 @@ export const engineOptionsSchema = z
     claimIntervalMs: z.number().int().min(10).max(3_600_000).optional(),
     ownerId: z.string().min(1).optional(),
     onError: fn.optional(),
+    clock: z
+      .custom<Clock>(
+        (v) =>
+          typeof v === 'object' &&
+          v !== null &&
+          ['now', 'setTimeout', 'clearTimeout'].every(
+            (m) => typeof (v as Record<string, unknown>)[m] === 'function',
+          ),
+        { message: 'expected a clock { now(), setTimeout(fn, ms), clearTimeout(handle) }' },
+      )
+      .optional(),
   })
   .strict();
 

@@ -18,6 +18,7 @@ import { defaultLogger } from './logger.js';
 import type { BatchRuntime } from './runtime/batch-runtime.js';
 import { guarded, guardedInspector } from './runtime/callbacks.js';
 import { CLAIM_SWEEP_MS, Claims } from './runtime/claims.js';
+import { realClock } from './runtime/clock.js';
 import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
 import { BatchQueue } from './runtime/queue.js';
@@ -27,12 +28,14 @@ import { Recovery } from './runtime/recovery.js';
 import { checkRedrivable, nextRunState } from './runtime/redrive.js';
 import { RemoteFollow } from './runtime/remote-follow.js';
 import { RunningBatches } from './runtime/running.js';
+import { Scheduler } from './runtime/scheduler.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
 import { submitBatch } from './runtime/submission.js';
 import { listedSummary, summaryFromRow } from './runtime/views.js';
 import { Watchers } from './runtime/watchers.js';
 import { WorkRunner } from './runtime/work.js';
 import { Yielder } from './runtime/yielder.js';
+import { checkSchedule, type ScheduleInfo, type ScheduleOptions } from './schedule-options.js';
 import type {
   BatchRecord,
   BatchRow,
@@ -47,7 +50,14 @@ import { resultJsonSchema, WorkerPool } from './workers/pool.js';
 
 export type { Engine, EngineMetrics } from './engine-api.js';
 export type { EngineOptions, ListFilter, SubmitOptions, WaitOptions } from './engine-options.js';
+export type { Clock } from './runtime/clock.js';
 export type { EngineEvent } from './runtime/stats.js';
+export type {
+  ScheduleCatchUp,
+  ScheduleInfo,
+  ScheduleOptions,
+  ScheduleOverlap,
+} from './schedule-options.js';
 
 const DEFAULT_DB = './.partita/partita.db';
 
@@ -107,6 +117,7 @@ class PartitaEngine implements Engine {
   private parentWatch: ParentWatch | undefined;
   private claims: Claims | undefined;
   private follow: RemoteFollow | undefined;
+  private scheduler: Scheduler | undefined;
 
   constructor(
     private readonly options: EngineOptions,
@@ -195,6 +206,22 @@ class PartitaEngine implements Engine {
         queuedHere: (id) => this.queue?.has(id) ?? false,
         claimedElsewhere: (id) => this.queue?.drop(id),
       });
+      this.scheduler = new Scheduler({
+        store,
+        clock: this.options.clock ?? realClock,
+        log: this.log,
+        jobs: this.jobs,
+        submit: (job, input, opts) => this.submitHere(job, input, opts),
+        status: (id) =>
+          this.get(id).then(
+            (s) => s.status,
+            (err: unknown) => {
+              if (err instanceof NotFoundError) return undefined;
+              throw err;
+            },
+          ),
+        error: (err) => this.onError(err, undefined),
+      });
       await this.recovery.resumeAll();
       if (this.state !== 'starting') return; // stop() was called meanwhile; it finishes the job
       this.parentWatch.start();
@@ -203,6 +230,7 @@ class PartitaEngine implements Engine {
       this.claims?.start();
       this.state = 'running';
       this.admit();
+      await this.scheduler.start(); // fires missed while down are submitted before start() resolves
     } catch (err) {
       this.state = 'stopped';
       await this.shutdown();
@@ -236,6 +264,7 @@ class PartitaEngine implements Engine {
 
   /** Stop every batch here (each saves its state), release leases, the pool and the store. */
   private async shutdown(): Promise<void> {
+    await this.scheduler?.stop(); // first: a fire in flight ends before the queue and the store do
     this.parentWatch?.stop();
     this.follow?.stop();
     await this.claims?.stop();
@@ -440,6 +469,27 @@ class PartitaEngine implements Engine {
 
   observe(listener: (event: EngineEvent) => void): () => void {
     return this.stats.observe(listener);
+  }
+
+  async schedule<I>(options: ScheduleOptions<I>): Promise<ScheduleInfo> {
+    this.requireRunning('schedule');
+    return this.scheduler!.schedule(checkSchedule(options, this.jobs));
+  }
+
+  async unschedule(name: string): Promise<boolean> {
+    this.requireRunning('unschedule');
+    if (typeof name !== 'string')
+      throw new ValidationError('unschedule(name): name must be a string', [
+        { path: 'name', message: `expected a string, received ${typeof name}` },
+      ]);
+    return this.scheduler!.unschedule(name);
+  }
+
+  async schedules(): Promise<ScheduleInfo[]> {
+    this.requireStore('schedules');
+    if (!this.scheduler)
+      throw new EngineStateError('schedules() needs a started engine; call engine.start() first');
+    return this.scheduler.list();
   }
 
   // --- internals -----------------------------------------------------------------------------

@@ -4,10 +4,15 @@
  */
 
 export type {
+  Clock,
   Engine,
   EngineMetrics,
   EngineOptions,
   ListFilter,
+  ScheduleCatchUp,
+  ScheduleInfo,
+  ScheduleOptions,
+  ScheduleOverlap,
   SubmitOptions,
   WaitOptions,
 } from './engine.js';
@@ -62,6 +67,7 @@ export type {
   PartitionSource,
   PartitionStatus,
   PartitionView,
+  ScheduleRow,
   StatusEvent,
   Store,
 } from './store/store.js';

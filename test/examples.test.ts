@@ -25,6 +25,7 @@ const quickstart = join(root, 'examples/quickstart/main.ts');
 const quickstartWorker = join(root, 'examples/quickstart/primes.worker.mjs');
 const tsc = join(root, 'node_modules/typescript/bin/tsc');
 const demo = join(root, 'examples/demo/main.mjs');
+const nightly = join(root, 'examples/nightly-report/main.mjs');
 
 const QUICKSTART_OUTPUT = [
   'count-primes COMPLETED: 10 of 10 partitions, 9592 primes',
@@ -173,6 +174,30 @@ describe('examples', () => {
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/^submitted batch salary-recalc-2026-11-\d{8}T\d{6}: /m);
     expect(table(again.stdout).status).toBe('PARTIAL');
+  });
+
+  it('nightly-report --now schedules the report chain, runs one fire of it (report, then its triggered delivery) and exits', async () => {
+    const cwd = tempDir();
+    const r = await run([nightly, '--now'], cwd);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const fire = String.raw`nightly-report-now@\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z`;
+    expect(r.stdout).toMatch(
+      new RegExp(
+        [
+          String.raw`^scheduled nightly-report-now: "\* \* \* \* \* \*" in UTC, next \S+`,
+          String.raw`report   COMPLETED  3 of 3 roles  \(batch ${fire}\)`,
+          '  CASE_WORKER: 10 rows',
+          '  SUPERVISOR: 20 rows',
+          '  ADMIN: 30 rows',
+          String.raw`delivery COMPLETED  3 of 3 sent  \(batch ${fire}>deliver-report\)`,
+          '  CASE_WORKER: case-workers@example.com',
+          '  SUPERVISOR: supervisors@example.com',
+          '  ADMIN: admins@example.com',
+          '$',
+        ].join('\n'),
+      ),
+    );
   });
 
   it('demo killed half way (SIGKILL) resumes the batch on the next run, counting each partition once', async () => {

@@ -18,6 +18,7 @@ import {
   type PartitionRun,
   type PartitionSource,
   type PartitionView,
+  type ScheduleRow,
   type Store,
 } from './store.js';
 
@@ -54,6 +55,7 @@ const clone = <T>(value: T): T => (value === undefined ? value : structuredClone
 class MemoryStore extends BaseStore implements Store {
   readonly kind = 'memory';
   private readonly batches = new Map<string, MemoryBatch>();
+  private readonly schedules = new Map<string, ScheduleRow>();
 
   async open(): Promise<void> {}
   async close(): Promise<void> {}
@@ -269,6 +271,38 @@ class MemoryStore extends BaseStore implements Store {
     const l = this.batches.get(batchId)?.lease;
     // A redriven batch's lease has no owner (its epoch goes on counting).
     return l?.owner ? { ...l } : undefined;
+  }
+
+  async listSchedules(): Promise<ScheduleRow[]> {
+    const names = [...this.schedules.keys()].sort();
+    return names.map((name) => clone(this.schedules.get(name)!));
+  }
+
+  async loadSchedule(name: string): Promise<ScheduleRow | undefined> {
+    return clone(this.schedules.get(name));
+  }
+
+  async saveSchedule(name: string, definition: unknown, createdAt: number): Promise<void> {
+    // Through JSON, as the SQL stores keep it.
+    const stored = JSON.parse(JSON.stringify(definition)) as unknown;
+    const row = this.schedules.get(name);
+    if (row) row.definition = stored;
+    else this.schedules.set(name, { name, definition: stored, createdAt: Math.round(createdAt) });
+  }
+
+  async deleteSchedule(name: string): Promise<boolean> {
+    return this.schedules.delete(name);
+  }
+
+  async recordFire(name: string, fireAt: number, batchId: string | undefined): Promise<boolean> {
+    const row = this.schedules.get(name);
+    const at = Math.round(fireAt);
+    if (!row) return false;
+    const last = row.lastFireAt;
+    if (last !== undefined && (last > at || (last === at && batchId === undefined))) return false;
+    row.lastFireAt = at;
+    if (batchId !== undefined) row.lastBatchId = batchId;
+    return true;
   }
 
   private requireFenced(batchId: string, fence: Fence): MemoryBatch {

@@ -78,6 +78,7 @@ class PostgresStore extends SqlStore implements Store {
     this.dialect = {
       batches: this.B,
       partitions: this.P,
+      schedules: `${s}.schedules`,
       // ord follows insertion.
       insertionOrder: 'ord',
       placeholder: (n) => `$${n}`,

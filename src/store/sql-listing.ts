@@ -8,6 +8,8 @@ export interface SqlDialect {
   batches: string;
   /** The partitions table, qualified where needed. */
   partitions: string;
+  /** The schedules table, qualified where needed. */
+  schedules: string;
   /** A condition on the batches table that every batch a reader may see meets (SQLite: not being created). */
   visible?: string;
   /** A column of batches that follows insertion, so batches created in the same millisecond keep their order. */

@@ -7,6 +7,7 @@ import {
   type BatchDbRow,
   OUTCOME_COLS,
   type PartDbRow,
+  parseLoose,
   toBatchRow,
   toCounts,
   toOutcome,
@@ -15,6 +16,16 @@ import {
 } from './sql-rows.js';
 import type * as S from './store.js';
 import { FINAL_STATUS_LIST } from './store.js';
+
+interface ScheduleDbRow {
+  name: string;
+  definition: string;
+  created_at: number | string;
+  last_fire_at: number | string | null;
+  last_batch_id: string | null;
+}
+
+const SCHEDULE_COLS = 'name, definition, created_at, last_fire_at, last_batch_id';
 
 /** Width of the iterators' windows (indexes or seqs); no cursor or statement is held across a `yield`. */
 const PAGE = 1000;
@@ -166,6 +177,55 @@ export abstract class SqlStore extends ConnectedStore {
     return row && { owner: row.owner, epoch: Number(row.epoch), expiresAt: Number(row.expires) };
   }
 
+  async listSchedules(): Promise<S.ScheduleRow[]> {
+    const rows = await this.select<ScheduleDbRow>(
+      `SELECT ${SCHEDULE_COLS} FROM ${this.dialect.schedules} ORDER BY name`,
+      [],
+    );
+    return rows.map(toScheduleRow);
+  }
+
+  async loadSchedule(name: string): Promise<S.ScheduleRow | undefined> {
+    const params = new Params(this.dialect);
+    const [row] = await this.select<ScheduleDbRow>(
+      `SELECT ${SCHEDULE_COLS} FROM ${this.dialect.schedules} WHERE name = ${params.add(name)}`,
+      params.values,
+    );
+    return row && toScheduleRow(row);
+  }
+
+  async saveSchedule(name: string, definition: unknown, createdAt: number): Promise<void> {
+    const params = new Params(this.dialect);
+    await this.execute(
+      `INSERT INTO ${this.dialect.schedules} (name, definition, created_at)
+       VALUES (${params.add(name)}, ${params.add(JSON.stringify(definition))}, ${params.add(Math.round(createdAt))})
+       ON CONFLICT (name) DO UPDATE SET definition = excluded.definition`,
+      params.values,
+    );
+  }
+
+  async deleteSchedule(name: string): Promise<boolean> {
+    const params = new Params(this.dialect);
+    return (
+      (await this.execute(
+        `DELETE FROM ${this.dialect.schedules} WHERE name = ${params.add(name)}`,
+        params.values,
+      )) > 0
+    );
+  }
+
+  /** One conditional UPDATE: of two engines recording fires, the later fire time wins whatever the order. */
+  async recordFire(name: string, fireAt: number, batchId: string | undefined): Promise<boolean> {
+    const params = new Params(this.dialect);
+    // A placeholder per use: SQLite's `?` are positional.
+    const at = () => params.add(Math.round(fireAt));
+    const sql = `UPDATE ${this.dialect.schedules}
+      SET last_fire_at = ${at()}, last_batch_id = COALESCE(${params.add(batchId ?? null)}, last_batch_id)
+      WHERE name = ${params.add(name)} AND (last_fire_at IS NULL OR last_fire_at < ${at()}
+        OR (last_fire_at = ${at()} AND ${params.add(batchId === undefined ? 0 : 1)} = 1))`;
+    return (await this.execute(sql, params.values)) > 0;
+  }
+
   /** The WHERE clause of a write that only the holder of `fence` may make. */
   private fenced(params: Params, batchId: string, fence: S.Fence): string {
     return `WHERE id = ${params.add(batchId)} AND lease_owner = ${params.add(fence.owner)} AND lease_epoch = ${params.add(fence.epoch)}`;
@@ -195,4 +255,15 @@ export abstract class SqlStore extends ConnectedStore {
       ? `AND EXISTS (SELECT 1 FROM ${batches} WHERE id = ${params.add(batchId)} AND ${visible})`
       : '';
   }
+}
+
+function toScheduleRow(r: ScheduleDbRow): S.ScheduleRow {
+  // PostgreSQL returns bigint columns as strings.
+  return {
+    name: r.name,
+    definition: parseLoose(r.definition),
+    createdAt: Number(r.created_at),
+    lastFireAt: r.last_fire_at === null ? undefined : Number(r.last_fire_at),
+    lastBatchId: r.last_batch_id ?? undefined,
+  };
 }

@@ -74,6 +74,7 @@ class SqliteStore extends SqlStore implements Store {
   protected readonly dialect = {
     batches: 'batches',
     partitions: 'partitions',
+    schedules: 'schedules',
     visible: 'creating = 0',
     // rowid follows insertion.
     insertionOrder: 'rowid',

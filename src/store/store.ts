@@ -119,6 +119,38 @@ export interface Store {
    * through the same store object (no notification crosses processes).
    */
   watch?(listener: (event: StatusEvent) => void): () => void;
+
+  /** Every stored schedule (engine.schedule), by name. */
+  listSchedules(): Promise<ScheduleRow[]>;
+  /** One stored schedule, or undefined. */
+  loadSchedule(name: string): Promise<ScheduleRow | undefined>;
+  /**
+   * Store a schedule's definition (any JSON value; the engine validates it on load). Upsert: for a
+   * name that exists only the definition changes, and its `createdAt` and last fire are kept.
+   */
+  saveSchedule(name: string, definition: unknown, createdAt: number): Promise<void>;
+  /** Remove a schedule. False when there was none. Batches it submitted are not touched. */
+  deleteSchedule(name: string): Promise<boolean>;
+  /**
+   * Record that the fire at `fireAt` was handled: `batchId` is the batch it submitted, or undefined
+   * when it submitted none (skipped). Monotonic: moves `lastFireAt` forward only, so two engines
+   * racing never move it back; a second record of the same fire time may only add its batch id.
+   * False when nothing changed (an older or equal fire, or no such schedule).
+   */
+  recordFire(name: string, fireAt: number, batchId: string | undefined): Promise<boolean>;
+}
+
+/** A stored schedule as {@link Store.listSchedules} returns it. */
+export interface ScheduleRow {
+  name: string;
+  /** As given to saveSchedule; validated by the engine. */
+  definition: unknown;
+  /** Epoch ms of the first save: where missed fires start while it has never fired. */
+  createdAt: number;
+  /** Epoch ms of the latest fire handled (submitted or skipped). */
+  lastFireAt?: number | undefined;
+  /** The batch submitted by the latest fire that submitted one. */
+  lastBatchId?: string | undefined;
 }
 
 /** What {@link Store.watch} reports: a batch whose saved state has a new status. */

@@ -621,6 +621,67 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       });
     });
 
+    describe('schedules', () => {
+      const mineNamed = (rows: { name: string }[]) =>
+        rows.map((r) => r.name).filter((x) => x.startsWith(`${ns}-`));
+      const def = (cron: string) => ({
+        schemaVersion: 1,
+        cron,
+        job: 'j',
+        input: { kind: 'json', value: [1, 'a'] },
+      });
+
+      it('saves, lists by name, loads and deletes a schedule', async () => {
+        expect(await store.loadSchedule(id('nope'))).toBeUndefined();
+        await store.saveSchedule(id('b'), def('0 * * * *'), 1_000);
+        await store.saveSchedule(id('a'), def('* * * * *'), 2_000);
+        expect(mineNamed(await store.listSchedules())).toEqual([id('a'), id('b')]);
+        const row = await store.loadSchedule(id('b'));
+        expect(row).toEqual({ name: id('b'), definition: def('0 * * * *'), createdAt: 1_000 });
+        expect(row?.lastFireAt).toBeUndefined();
+        expect(row?.lastBatchId).toBeUndefined();
+        expect(await store.deleteSchedule(id('b'))).toBe(true);
+        expect(await store.deleteSchedule(id('b'))).toBe(false);
+        expect(mineNamed(await store.listSchedules())).toEqual([id('a')]);
+      });
+
+      it('saving an existing name replaces the definition and keeps createdAt and the last fire', async () => {
+        await store.saveSchedule(id('s'), def('0 * * * *'), 1_000);
+        expect(await store.recordFire(id('s'), 5_000, id('s@5'))).toBe(true);
+        await store.saveSchedule(id('s'), def('30 * * * *'), 9_000);
+        expect(await store.loadSchedule(id('s'))).toEqual({
+          name: id('s'),
+          definition: def('30 * * * *'),
+          createdAt: 1_000,
+          lastFireAt: 5_000,
+          lastBatchId: id('s@5'),
+        });
+      });
+
+      it('recordFire only moves forward; the same fire time may add its batch, a skip keeps the last batch', async () => {
+        await store.saveSchedule(id('s'), def('* * * * *'), 0);
+        expect(await store.recordFire(id('nope'), 1_000, 'x')).toBe(false);
+        expect(await store.recordFire(id('s'), 2_000, 'b2')).toBe(true);
+        // An engine that is late records an older fire: refused, nothing moves back.
+        expect(await store.recordFire(id('s'), 1_000, 'b1')).toBe(false);
+        expect(await store.loadSchedule(id('s'))).toMatchObject({ lastFireAt: 2_000, lastBatchId: 'b2' });
+        // A skipped fire moves the time and keeps the batch of the last fire that submitted one.
+        expect(await store.recordFire(id('s'), 3_000, undefined)).toBe(true);
+        expect(await store.loadSchedule(id('s'))).toMatchObject({ lastFireAt: 3_000, lastBatchId: 'b2' });
+        // Two engines on one fire: one skipped it, the other submitted its batch; the batch is kept.
+        expect(await store.recordFire(id('s'), 3_000, undefined)).toBe(false);
+        expect(await store.recordFire(id('s'), 3_000, 'b3')).toBe(true);
+        expect(await store.loadSchedule(id('s'))).toMatchObject({ lastFireAt: 3_000, lastBatchId: 'b3' });
+        // Racing records of many fire times end at the latest, whatever the order they land in.
+        const times = Array.from({ length: 20 }, (_, i) => 4_000 + i * 1_000).reverse();
+        await Promise.all(times.map((t) => store.recordFire(id('s'), t, `b${t}`)));
+        expect(await store.loadSchedule(id('s'))).toMatchObject({
+          lastFireAt: 23_000,
+          lastBatchId: 'b23000',
+        });
+      });
+    });
+
     describe('leases', () => {
       it('grants a free lease, refuses another owner while it is held, and bumps the epoch', async () => {
         await create(id('a'), 1);

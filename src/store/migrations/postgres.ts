@@ -78,4 +78,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER batches_insert_notify AFTER INSERT ON batches
     FOR EACH ROW EXECUTE FUNCTION notify_status();
   `,
+  // 5: schedules (engine.schedule): the definition as JSON, and the latest fire handled, which only
+  // moves forward (recordFire). Times are epoch milliseconds.
+  `
+  CREATE TABLE schedules (
+    name          text COLLATE "C" PRIMARY KEY,
+    definition    text NOT NULL,
+    created_at    bigint NOT NULL,
+    last_fire_at  bigint,
+    last_batch_id text
+  );
+  `,
 ];

@@ -61,4 +61,15 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE partitions ADD COLUMN history TEXT;
   `,
+  // 4: schedules (engine.schedule): the definition as JSON, and the latest fire handled, which only
+  // moves forward (recordFire). Times are epoch milliseconds.
+  `
+  CREATE TABLE schedules (
+    name          TEXT PRIMARY KEY NOT NULL,
+    definition    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    last_fire_at  INTEGER,
+    last_batch_id TEXT
+  );
+  `,
 ];

@@ -1,0 +1,323 @@
+import type { Logger } from 'pino';
+import { MAX_TIMER_MS, type SubmitOptions } from '../engine-options.js';
+import { EngineStateError, StoreError, toError } from '../errors.js';
+import type { AnyJobDefinition } from '../job.js';
+import {
+  type CheckedSchedule,
+  cronTimes,
+  parseStoredSchedule,
+  type ScheduleInfo,
+  type StoredSchedule,
+} from '../schedule-options.js';
+import type { ScheduleRow, Store } from '../store/store.js';
+import { type BatchStatus, isFinalStatus } from '../summary.js';
+import type { Clock } from './clock.js';
+import type { CronTimes } from './cron.js';
+
+/** Most fires one catch-up makes up for (catchUp 'all'): the latest ones; older ones are dropped, logged. */
+export const MAX_CATCH_UP_FIRES = 1000;
+/** Longest wait before a pass that failed on the store is tried again. */
+const MAX_RETRY_MS = 60_000;
+
+export interface SchedulerDeps {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  jobs: ReadonlyMap<string, AnyJobDefinition>;
+  /** The engine's idempotent submit (a batch id that exists returns that batch). */
+  submit(job: string, input: unknown, options: SubmitOptions): Promise<unknown>;
+  /** A batch's status, or undefined when there is no such batch. */
+  status(id: string): Promise<BatchStatus | undefined>;
+  /** Told about a failed pass (besides the log), as the engine's onError. */
+  error(err: Error): void;
+}
+
+/** A stored schedule as this engine last read it. */
+interface Known {
+  row: ScheduleRow;
+  def: StoredSchedule;
+  times: CronTimes;
+  /**
+   * Fires at or before `since` are not this engine's to make. Undefined until the schedule's
+   * catch-up ran here: at start(), at schedule(), or, for a dormant one, once it can fire.
+   */
+  since?: number | undefined;
+}
+
+/** Thrown through a pass when stop() was called: the pass ends, nothing is recorded. */
+class Stopped extends Error {}
+
+/** The batch id of a fire: the same on every engine, so the idempotent submit makes one batch. */
+export const fireId = (name: string, at: number) => `${name}@${new Date(at).toISOString()}`;
+
+/**
+ * Cron schedules (docs/guide.md, "Schedules"). Definitions live in the store; this engine keeps a
+ * copy of each, the input functions given to schedule() in this process, and ONE timer to the
+ * earliest next fire of them all: no polling. Each timer wake re-reads the store (another engine may
+ * have changed or removed a schedule), fires what is due, and arms the timer again. Every operation
+ * runs one at a time, in call order.
+ */
+export class Scheduler {
+  private readonly inputs = new Map<string, (fireTime: Date) => unknown>();
+  private readonly known = new Map<string, Known>();
+  private timer: unknown;
+  private chain: Promise<unknown> = Promise.resolve();
+  private loaded = false;
+  private stopped = false;
+  private retryMs = 0;
+
+  constructor(private readonly deps: SchedulerDeps) {}
+
+  /** Read the stored schedules, make up for the fires missed while down (catchUp), arm the timer. */
+  start(): Promise<void> {
+    return this.serial(() => this.wake());
+  }
+
+  /** Clear the timer and wait for a pass in flight; nothing more fires. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.clearTimer();
+    await this.chain;
+  }
+
+  /** Store (or update) a schedule, keep its input function here, make up for missed fires, re-arm. */
+  schedule(checked: CheckedSchedule): Promise<ScheduleInfo> {
+    return this.serial(async () => {
+      const { name, definition, inputFn } = checked;
+      await this.deps.store.saveSchedule(name, definition, this.deps.clock.now());
+      if (inputFn) this.inputs.set(name, inputFn);
+      else this.inputs.delete(name);
+      const row = await this.deps.store.loadSchedule(name);
+      if (!row) return this.info({ name, definition, createdAt: this.deps.clock.now() }); // removed meanwhile
+      await this.run(() => this.pass(this.deps.clock.now(), name));
+      return this.info(row);
+    });
+  }
+
+  /** Remove a schedule from the store (every engine stops firing it at its next wake). */
+  unschedule(name: string): Promise<boolean> {
+    return this.serial(async () => {
+      this.inputs.delete(name);
+      this.known.delete(name);
+      const deleted = await this.deps.store.deleteSchedule(name);
+      this.arm();
+      return deleted;
+    });
+  }
+
+  /** Every stored schedule, by name; one whose stored definition cannot be read is logged and left out. */
+  async list(): Promise<ScheduleInfo[]> {
+    const out: ScheduleInfo[] = [];
+    for (const row of await this.deps.store.listSchedules()) {
+      if (this.parse(row)) out.push(await this.info(row));
+    }
+    return out;
+  }
+
+  // --- passes ---------------------------------------------------------------------------------
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn);
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  /** One pass over every schedule. */
+  private wake(): Promise<void> {
+    return this.run(() => this.pass(this.deps.clock.now()));
+  }
+
+  /** A pass, then the timer armed again; a failed pass is logged and retried with a backoff. */
+  private async run(pass: () => Promise<void>): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await pass();
+      this.retryMs = 0;
+    } catch (err) {
+      if (this.stopped || err instanceof Stopped) return;
+      this.retryMs = Math.min(Math.max(1000, this.retryMs * 2), MAX_RETRY_MS);
+      this.deps.log.error({ err, retryInMs: this.retryMs }, 'schedules: pass failed; retrying');
+      this.deps.error(toError(err));
+    }
+    this.arm();
+  }
+
+  /**
+   * Re-read the stored schedules, then fire what is due: of every schedule, or only of `caughtUp`,
+   * which catches up again from its stored last fire (schedule() was called).
+   */
+  private async pass(now: number, caughtUp?: string): Promise<void> {
+    await this.reload(now);
+    for (const k of this.known.values()) {
+      if (caughtUp !== undefined && k.row.name !== caughtUp) continue;
+      if (caughtUp !== undefined) k.since = undefined;
+      if (this.fireable(k)) await this.fireDue(k, now);
+    }
+  }
+
+  /** The store's schedules replace the copies; one met for the first time after start() starts now. */
+  private async reload(now: number): Promise<void> {
+    const rows = await this.deps.store.listSchedules();
+    const names = new Set<string>();
+    for (const row of rows) {
+      const parsed = this.parse(row);
+      if (!parsed) continue;
+      names.add(row.name);
+      const old = this.known.get(row.name);
+      const since = old ? old.since : this.loaded ? now : undefined;
+      this.known.set(row.name, { row, ...parsed, since });
+    }
+    for (const name of this.known.keys()) if (!names.has(name)) this.known.delete(name);
+    this.loaded = true;
+  }
+
+  /**
+   * Fire what is due. The first time here (catch-up) the fires missed while no engine ran it follow
+   * catchUp; later, several fires due at once (a blocked event loop, a host asleep) are missed too:
+   * 'all' fires each, 'latest' and 'none' only the most recent.
+   */
+  private async fireDue(k: Known, now: number): Promise<void> {
+    const catchingUp = k.since === undefined;
+    const { catchUp } = k.def;
+    const max = catchUp === 'all' ? MAX_CATCH_UP_FIRES : catchingUp && catchUp === 'none' ? 0 : 1;
+    const due = k.times.latest(bound(k), now, max);
+    if (max === MAX_CATCH_UP_FIRES && due.length === max && k.times.latest(bound(k), due[0]!, 1).length > 0)
+      this.deps.log.warn(
+        { schedule: k.row.name, kept: max },
+        `schedules: more than ${max} missed fires; the older ones are dropped`,
+      );
+    for (const t of due) if (!(await this.fire(k, t))) break;
+    k.since = now;
+  }
+
+  /**
+   * One fire, after re-reading the stored schedule (another engine may have fired, changed or
+   * removed it). False when the schedule is gone or changed: the pass stops with it.
+   */
+  private async fire(k: Known, at: number): Promise<boolean> {
+    if (this.stopped) throw new Stopped();
+    const { store, log } = this.deps;
+    const name = k.row.name;
+    const row = await store.loadSchedule(name);
+    const parsed = row && this.parse(row);
+    if (!row || !parsed) {
+      this.known.delete(name);
+      return false;
+    }
+    const changed = JSON.stringify(parsed.def) !== JSON.stringify(k.def);
+    Object.assign(k, { row, ...parsed });
+    if (changed || !this.fireable(k)) return false;
+    if (row.lastFireAt !== undefined && row.lastFireAt >= at) return true; // handled elsewhere
+    const id = fireId(name, at);
+    const fields = { schedule: name, batchId: id, fireTime: new Date(at).toISOString() };
+    const prev = row.lastBatchId;
+    if (k.def.overlap === 'skip' && prev !== undefined) {
+      const status = await this.deps.status(prev);
+      if (status !== undefined && !isFinalStatus(status)) {
+        log.info({ ...fields, running: prev }, 'schedule fire skipped: the previous batch is not final');
+        return this.record(k, at, undefined);
+      }
+    }
+    const options: SubmitOptions = { id, meta: { schedule: name } };
+    if (k.def.overlap === 'queue' && prev !== undefined)
+      Object.assign(options, { after: [prev], when: 'settled' });
+    try {
+      const input =
+        k.def.input.kind === 'json' ? k.def.input.value : await this.inputs.get(name)!(new Date(at));
+      await this.deps.submit(k.def.job, input, options);
+    } catch (err) {
+      // The store or the engine failing is retried; a refused input would be refused again: skipped.
+      if (this.stopped) throw new Stopped();
+      if (err instanceof StoreError || err instanceof EngineStateError) throw err;
+      log.error({ ...fields, err }, 'schedule fire skipped: its batch could not be submitted');
+      return this.record(k, at, undefined);
+    }
+    log.info(fields, 'schedule fired');
+    return this.record(k, at, id);
+  }
+
+  private async record(k: Known, at: number, batchId: string | undefined): Promise<true> {
+    await this.deps.store.recordFire(k.row.name, at, batchId);
+    k.row = { ...k.row, lastFireAt: at, lastBatchId: batchId ?? k.row.lastBatchId };
+    return true;
+  }
+
+  // --- the timer ------------------------------------------------------------------------------
+
+  /** One timer to the earliest next fire of every schedule this engine can fire (chained past ~24.8 days). */
+  private arm(): void {
+    this.clearTimer();
+    if (this.stopped) return;
+    const now = this.deps.clock.now();
+    let at = Number.POSITIVE_INFINITY;
+    for (const k of this.known.values()) {
+      if (!this.fireable(k)) continue;
+      at = Math.min(at, k.since === undefined ? now : (k.times.next(bound(k)) ?? at));
+    }
+    if (this.retryMs > 0) at = Math.max(at, now + this.retryMs);
+    if (at === Number.POSITIVE_INFINITY) return;
+    const delay = Math.min(Math.max(0, at - now), MAX_TIMER_MS);
+    // Returns the pass, so a test clock can wait for it; a timer that was replaced meanwhile is not ours to forget.
+    const handle = this.deps.clock.setTimeout(() => {
+      if (this.timer === handle) this.timer = undefined;
+      return this.serial(() => this.wake());
+    }, delay);
+    this.timer = handle;
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) this.deps.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  // --- views ----------------------------------------------------------------------------------
+
+  /** Can this engine fire it: its job is here, and its input is stored or was given here. */
+  private fireable(k: { row: { name: string }; def: StoredSchedule }): boolean {
+    return this.deps.jobs.has(k.def.job) && (k.def.input.kind === 'json' || this.inputs.has(k.row.name));
+  }
+
+  private parse(row: ScheduleRow): { def: StoredSchedule; times: CronTimes } | undefined {
+    try {
+      const def = parseStoredSchedule(row.name, row.definition);
+      const times = cronTimes(def.cron, def.timezone);
+      if (typeof times === 'string') throw new StoreError(`Stored schedule "${row.name}": ${times}`);
+      return { def, times };
+    } catch (err) {
+      this.deps.log.error(
+        { err, schedule: row.name },
+        'schedules: a stored schedule cannot be read; ignored',
+      );
+      return undefined;
+    }
+  }
+
+  private async info(row: ScheduleRow): Promise<ScheduleInfo> {
+    const { def, times } = this.parse(row)!;
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const next = times.next(this.deps.clock.now());
+    const info: ScheduleInfo = {
+      name: row.name,
+      cron: def.cron,
+      timezone: def.timezone,
+      job: def.job,
+      overlap: def.overlap,
+      catchUp: def.catchUp,
+      input: def.input.kind,
+      dormant: !this.fireable({ row, def }),
+      createdAt: iso(row.createdAt),
+      ...(next === undefined ? {} : { nextFire: iso(next) }),
+    };
+    if (row.lastFireAt !== undefined) {
+      const batchId = fireId(row.name, row.lastFireAt);
+      const status = row.lastBatchId === batchId ? await this.deps.status(batchId) : undefined;
+      info.lastFire = { at: iso(row.lastFireAt), batchId, status: status ?? 'SKIPPED' };
+    }
+    return info;
+  }
+}
+
+/** Fires at or before this are done: the last fire handled, else the creation; and `since`. */
+function bound(k: Known): number {
+  return Math.max(k.row.lastFireAt ?? k.row.createdAt, k.since ?? Number.NEGATIVE_INFINITY);
+}

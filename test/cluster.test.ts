@@ -1,0 +1,133 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { postgresStore, type Store } from '../src/index.js';
+import { PG_URL, pgSchema, pgUnreachable } from './support/stores.js';
+
+// Three engine processes on one PostgreSQL schema (docs/scaling.md): batches submitted on one run
+// on all three, each on one host at a time; a host SIGKILLed at a random moment costs no outcome
+// and counts none twice, and its batches are taken over by the others while they run.
+
+const TRIALS = Number(process.env.CLUSTER_TRIALS ?? 20);
+const BATCHES = 30;
+const PARTS = 8;
+const dir = mkdtempSync(join(tmpdir(), 'partita-cluster-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const script = fileURLToPath(new URL('./fixtures/cluster-host.mjs', import.meta.url));
+
+/** Deterministic pseudo-random numbers (mulberry32), so a failing trial can be replayed by its seed. */
+function random(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Host {
+  name: string;
+  child: ChildProcess;
+  ready: Promise<void>;
+  exited: Promise<void>;
+}
+
+function startHost(schema: string, name: string, log: string, submits = 0): Host {
+  const child = spawn(process.execPath, [script, PG_URL, schema, name, log, String(submits)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+    child.on('error', reject);
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return { name, child, ready, exited };
+}
+
+/** Resolves when every batch `c0..c{n-1}` is final in the store. */
+async function allFinal(store: Store, n: number): Promise<void> {
+  for (;;) {
+    const rows = await store.listBatches({});
+    if (
+      rows.length === n &&
+      rows.every((r) => ['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED'].includes(r.status))
+    )
+      return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function trial(seed: number, kill: boolean) {
+  const rnd = random(seed);
+  const schema = pgSchema();
+  const log = join(dir, `${schema}.log`);
+  writeFileSync(log, '');
+  const store = postgresStore({ connectionString: PG_URL, schema });
+  const hosts = [
+    startHost(schema, 'h0', log, BATCHES),
+    startHost(schema, 'h1', log),
+    startHost(schema, 'h2', log),
+  ];
+  try {
+    await Promise.all(hosts.map((h) => h.ready));
+    await store.open();
+    let killed: Host | undefined;
+    if (kill) {
+      // A random host at a random moment: while batches are being submitted, run or finalized.
+      killed = hosts[Math.floor(rnd() * hosts.length)]!;
+      const target = killed;
+      await new Promise((r) => setTimeout(r, Math.floor(rnd() * 700)));
+      target.child.kill('SIGKILL');
+      await target.exited;
+    }
+    // h0 may have been killed before it submitted them all: the batches that exist must end.
+    const submitted = kill ? (await store.listBatches({})).length : BATCHES;
+    await allFinal(store, submitted);
+    const rows = await store.listBatches({});
+    const ran = new Map<string, string[]>();
+    for (const line of readFileSync(log, 'utf8').split('\n').filter(Boolean)) {
+      const [host, batch] = line.split(' ');
+      ran.set(batch!, [...(ran.get(batch!) ?? []), host!]);
+    }
+    for (const row of rows) {
+      expect(row.status, `${row.id} (seed ${seed})`).toBe('COMPLETED');
+      // Every partition counted exactly once: the stored outcomes are the partitions.
+      expect(await store.countOutcomes(row.id)).toEqual({ succeeded: PARTS, failed: 0 });
+      const hostsOf = new Set(ran.get(row.id));
+      // One host ran the batch, or two when its first host was the one killed (a takeover).
+      if (!killed || !hostsOf.has(killed.name))
+        expect(hostsOf.size, `${row.id} ran on ${[...hostsOf]}`).toBe(1);
+      else expect(hostsOf.size).toBeLessThanOrEqual(2);
+    }
+    const spread = new Set(rows.flatMap((r) => ran.get(r.id) ?? []));
+    // Batches the killed host had started and another host finished.
+    const takenOver = rows.filter((r) => new Set(ran.get(r.id)).size === 2).length;
+    return { submitted, spread, takenOver };
+  } finally {
+    for (const h of hosts) h.child.kill('SIGKILL');
+    await Promise.all(hosts.map((h) => h.exited));
+    await store.close();
+  }
+}
+
+const unreachable = await pgUnreachable('the cluster tests');
+describe.skipIf(unreachable !== undefined)('three engine processes on one PostgreSQL schema', () => {
+  it('30 batches submitted on one host run on all three, each on one host, every outcome once', async () => {
+    const { submitted, spread } = await trial(1, false);
+    expect(submitted).toBe(BATCHES);
+    expect(spread).toEqual(new Set(['h0', 'h1', 'h2']));
+  }, 120_000);
+
+  it(`${TRIALS} seeded trials: one host SIGKILLed at a random moment; every batch ends, each outcome once`, async () => {
+    let takenOver = 0;
+    for (let seed = 100; seed < 100 + TRIALS; seed++) takenOver += (await trial(seed, true)).takenOver;
+    // The kills landed mid-work: batches were taken over from the dead host while the others ran.
+    console.log(`cluster trials: ${TRIALS}, batches taken over from a killed host: ${takenOver}`);
+    expect(takenOver).toBeGreaterThan(0);
+  }, 600_000);
+});

@@ -19,6 +19,8 @@ import type { BatchRuntime } from './runtime/batch-runtime.js';
 import { guarded, guardedInspector } from './runtime/callbacks.js';
 import { CLAIM_SWEEP_MS, Claims } from './runtime/claims.js';
 import { realClock } from './runtime/clock.js';
+import { Controls } from './runtime/controls.js';
+import { Elsewhere } from './runtime/elsewhere.js';
 import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
 import { BatchQueue } from './runtime/queue.js';
@@ -116,6 +118,8 @@ class PartitaEngine implements Engine {
   private recovery: Recovery | undefined;
   private parentWatch: ParentWatch | undefined;
   private claims: Claims | undefined;
+  private controls: Controls | undefined;
+  private elsewhere: Elsewhere | undefined;
   private follow: RemoteFollow | undefined;
   private scheduler: Scheduler | undefined;
 
@@ -226,8 +230,7 @@ class PartitaEngine implements Engine {
       if (this.state !== 'starting') return; // stop() was called meanwhile; it finishes the job
       this.parentWatch.start();
       this.follow.start();
-      this.claims = this.sharedWork(store);
-      this.claims?.start();
+      this.shareWork(store);
       this.state = 'running';
       this.admit();
       await this.scheduler.start(); // fires missed while down are submitted before start() resolves
@@ -267,6 +270,7 @@ class PartitaEngine implements Engine {
     await this.scheduler?.stop(); // first: a fire in flight ends before the queue and the store do
     this.parentWatch?.stop();
     this.follow?.stop();
+    this.controls?.stop();
     await this.claims?.stop();
     await this.queue?.stop();
     this.leases?.stop();
@@ -311,13 +315,18 @@ class PartitaEngine implements Engine {
   }
 
   async get(id: string): Promise<BatchSummary> {
-    const here = this.running?.get(id)?.summary() ?? this.queue?.summary(id);
-    if (here) return here;
+    const running = this.running?.get(id)?.summary();
+    if (running) return running;
+    const queued = this.queue?.summary(id);
+    // Queued here, but another engine sharing the store may have claimed it: the store says.
+    if (queued && !this.elsewhere) return queued;
     this.requireStore('get');
     const broken = this.recovery?.broken.get(id);
     if (broken) throw broken;
     const row = await this.store!.loadBatch(id);
+    if (queued && (row?.status ?? 'QUEUED') === 'QUEUED') return this.queue?.summary(id) ?? queued;
     if (!row) throw new NotFoundError(id);
+    if (queued) this.queue!.drop(id);
     return summaryFromRow(row);
   }
 
@@ -350,13 +359,17 @@ class PartitaEngine implements Engine {
   }
 
   async cancel(id: string, reason = 'cancelled by request'): Promise<BatchSummary> {
-    const rt = this.running?.get(id) ?? (await this.queue?.take(id));
+    const rt = this.running?.get(id) ?? (await this.queue?.take(id)) ?? (await this.claimToCancel(id));
     if (!rt) {
       const summary = await this.get(id);
       if (isFinalStatus(summary.status)) return summary;
-      // Saying nothing would let the caller think it was cancelled.
-      throw new EngineStateError(
-        `batch "${id}" is ${summary.status} but not run by this engine: cancel it on the engine that runs it`,
+      if (!this.elsewhere)
+        // Saying nothing would let the caller think it was cancelled.
+        throw new EngineStateError(
+          `batch "${id}" is ${summary.status} but not run by this engine: cancel it on the engine that runs it`,
+        );
+      return this.elsewhere.request(id, { type: 'cancel', reason: String(reason) }, (s) =>
+        isFinalStatus(s.status),
       );
     }
     if (rt.isFinal) return rt.summary();
@@ -367,6 +380,12 @@ class PartitaEngine implements Engine {
 
   async pause(id: string): Promise<BatchSummary> {
     const rt = await this.runningHere(id, 'pause');
+    if (!rt)
+      return this.elsewhere!.request(
+        id,
+        { type: 'pause' },
+        (s) => s.status === 'PAUSED' || isFinalStatus(s.status),
+      );
     if (rt.status === 'PAUSED') return rt.summary();
     if (rt.status !== 'PROCESSING')
       throw new ConflictError(id, `batch "${id}" is ${rt.status}: only a PROCESSING batch can be paused`);
@@ -408,6 +427,12 @@ class PartitaEngine implements Engine {
 
   async resume(id: string): Promise<BatchSummary> {
     const rt = await this.runningHere(id, 'resume');
+    if (!rt)
+      return this.elsewhere!.request(
+        id,
+        { type: 'resume' },
+        (s) => s.status === 'PROCESSING' || s.status === 'FINALIZING' || isFinalStatus(s.status),
+      );
     if (rt.status === 'PROCESSING') return rt.summary();
     if (rt.status !== 'PAUSED')
       throw new ConflictError(id, `batch "${id}" is ${rt.status}: only a PAUSED batch can be resumed`);
@@ -556,16 +581,35 @@ class PartitaEngine implements Engine {
   }
 
   /** The runtime of a batch this engine runs, for pause and resume; coded errors otherwise. */
-  private async runningHere(id: string, what: string): Promise<BatchRuntime> {
+  /** The runtime of a batch this engine runs; undefined when another engine sharing the store runs it. */
+  private async runningHere(id: string, what: string): Promise<BatchRuntime | undefined> {
     this.requireRunning(what);
     const rt = this.running!.get(id);
     if (rt && !rt.isFinal) return rt;
     const summary = await this.get(id);
+    // A batch admitted elsewhere a moment ago may still be stored as QUEUED: its lease says it runs.
+    const runsElsewhere =
+      this.elsewhere !== undefined &&
+      !isFinalStatus(summary.status) &&
+      (summary.status !== 'QUEUED' || (await this.store!.leaseOf(id)) !== undefined);
+    if (runsElsewhere) return undefined;
     if (summary.status === 'QUEUED' || isFinalStatus(summary.status))
       throw new ConflictError(id, `batch "${id}" is ${summary.status}: only a running batch can ${what}`);
     throw new EngineStateError(
       `batch "${id}" is ${summary.status} but not run by this engine: ${what} it on the engine that runs it`,
     );
+  }
+
+  /**
+   * A QUEUED batch that no engine holds, queued elsewhere: queue it here and take it, so that it is
+   * cancelled through its statechart like one queued here. Undefined when another engine has taken it.
+   */
+  private async claimToCancel(id: string): Promise<BatchRuntime | undefined> {
+    if (!this.elsewhere || this.state !== 'running') return undefined;
+    const row = await this.store!.loadBatch(id);
+    if (row?.status !== 'QUEUED' || !this.jobs.has(row.job)) return undefined;
+    if (!(await this.resumeStored(parseRecord(row), parseState(row)))) return undefined;
+    return this.queue!.take(id);
   }
 
   private isHere(id: string): boolean {
@@ -580,11 +624,29 @@ class PartitaEngine implements Engine {
     if (this.queue!.size === 0) this.claims?.soon();
   }
 
-  /** Work shared with the other engines on the store (none can share a memoryStore). */
-  private sharedWork(store: Store): Claims | undefined {
-    if (store.kind === 'memory') return undefined;
+  /**
+   * Work shared with the other engines on the store (none can share a memoryStore): claiming
+   * unowned batches, carrying out their requests for this engine's batches, and making requests of
+   * theirs (docs/scaling.md).
+   */
+  private shareWork(store: Store): void {
+    if (store.kind === 'memory') return;
     const max = this.options.maxConcurrentBatches ?? 4;
-    return new Claims({
+    const runsHere = (id: string) => {
+      const rt = this.running!.get(id);
+      return rt !== undefined && !rt.isFinal;
+    };
+    this.controls = new Controls({
+      store,
+      log: this.log,
+      owner: this.leases!.ownerId,
+      runsHere,
+      cancel: (id, reason) => this.cancel(id, reason),
+      pause: (id) => this.pause(id),
+      resume: (id) => this.resume(id),
+      storeError: (err, id) => this.storeError(err, id),
+    });
+    this.claims = new Claims({
       store,
       log: this.log,
       jobs: this.jobs,
@@ -600,7 +662,16 @@ class PartitaEngine implements Engine {
         return taken;
       },
       storeError: (err, id) => this.storeError(err, id),
+      alsoAtSweep: () => this.controls!.check(),
     });
+    this.elsewhere = new Elsewhere({
+      store,
+      watchers: this.watchers,
+      follow: this.follow!,
+      get: (id) => this.get(id),
+    });
+    this.controls.start();
+    this.claims.start();
   }
 
   /** Queue a batch; whoever subscribed to its id before it existed hears of it now. */

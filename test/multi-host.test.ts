@@ -175,7 +175,85 @@ async function frozenHost(makeStore: () => Store, args: string[]) {
   }
 }
 
+/** cancel, pause and resume on A of batches that B runs, and cancel on B of a batch queued on A. */
+async function controlsFromAnyEngine(makeStore: () => Store) {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => {
+    open = r;
+  });
+  const slow = (host: string) =>
+    defineJob({
+      name: 'slow',
+      partition: parts,
+      handler: async (i: number, ctx) => {
+        if (i >= 2) await Promise.race([gate, new Promise((r) => ctx.signal.addEventListener('abort', r))]);
+        return `${host}:${i}`;
+      },
+      concurrency: 2,
+    });
+  const a = createEngine({
+    jobs: [slow('a')],
+    store: makeStore(),
+    logger: false,
+    maxConcurrentBatches: 1,
+    ownerId: 'ctl/1/a',
+    claimIntervalMs: 100,
+  });
+  const b = createEngine({
+    jobs: [slow('b')],
+    store: makeStore(),
+    logger: false,
+    ownerId: 'ctl/1/b',
+    claimIntervalMs: 100,
+  });
+  await a.start();
+  await b.start();
+  try {
+    // x runs on B (submitted there); A pauses, resumes and cancels it.
+    await b.submit('slow', 6, { id: 'x' });
+    await until(b, 'x', (s) => s.succeeded === 2 && s.running === 2);
+    expect(await a.pause('x')).toMatchObject({ status: 'PAUSED' });
+    expect((await b.get('x')).status).toBe('PAUSED');
+    expect(await a.resume('x')).toMatchObject({ status: 'PROCESSING' });
+    const cancelled = await a.cancel('x', 'from a');
+    expect(cancelled).toMatchObject({ status: 'CANCELLED', error: { code: 'CANCELLED', message: 'from a' } });
+    expect((await b.get('x')).status).toBe('CANCELLED');
+
+    // y waits in A's queue behind z (A has one slot); B cancels y: nobody holds it, B takes it.
+    await a.submit('slow', 4, { id: 'z' });
+    await a.submit('slow', 1, { id: 'y', priority: -1 });
+    expect((await b.cancel('y', 'from b')).status).toBe('CANCELLED');
+    expect((await a.get('y')).status).toBe('CANCELLED');
+    open();
+    expect((await a.wait('z')).status).toBe('COMPLETED');
+  } finally {
+    open();
+    await a.stop();
+    await b.stop();
+  }
+}
+
+/** Resolves with the first summary of `id` on `engine` that `check` accepts. */
+function until(
+  engine: Engine,
+  id: string,
+  check: (s: { status: string; succeeded: number; running: number }) => boolean,
+) {
+  return new Promise<void>((resolve) => {
+    const off = engine.subscribe(id, (s) => {
+      if (!check(s)) return;
+      queueMicrotask(() => off());
+      resolve();
+    });
+  });
+}
+
 describe('several engines on one SQLite file', () => {
+  it('cancel, pause and resume work from any engine', async () => {
+    const path = sqlitePath();
+    await controlsFromAnyEngine(() => sqliteStore({ path }));
+  });
+
   it('QUEUED batches submitted on A run on B when A has no room; wait() on A follows them', async () => {
     const path = sqlitePath();
     await sharedQueue(() => sqliteStore({ path }));
@@ -194,6 +272,11 @@ describe('several engines on one SQLite file', () => {
 
 const unreachable = await pgUnreachable('the multi-host tests');
 describe.skipIf(unreachable !== undefined)('several engines on one PostgreSQL schema', () => {
+  it('cancel, pause and resume work from any engine', async () => {
+    const schema = pgSchema();
+    await controlsFromAnyEngine(() => postgresStore({ connectionString: PG_URL, schema }));
+  });
+
   it('QUEUED batches submitted on A run on B when A has no room; wait() on A follows them', async () => {
     const schema = pgSchema();
     await sharedQueue(() => postgresStore({ connectionString: PG_URL, schema }));

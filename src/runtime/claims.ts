@@ -25,6 +25,8 @@ export interface ClaimsDeps {
   /** Queue it or run it here, as recovery does; false when another engine got it first. */
   resume(record: BatchRecord, state: BatchState | undefined): Promise<boolean>;
   storeError(err: Error, batchId: string | undefined): void;
+  /** Runs at every sweep too: the backstop of what notifications may have missed. */
+  alsoAtSweep(): Promise<void>;
 }
 
 /**
@@ -94,6 +96,7 @@ export class Claims {
   }
 
   private async sweep(): Promise<void> {
+    await this.deps.alsoAtSweep();
     const { store, known, jobs } = this.deps;
     let room = this.deps.room();
     let rows: BatchRow[];

@@ -41,7 +41,11 @@ export class RemoteFollow {
 
   start(): void {
     this.unwatch = this.deps.store.watch?.((event) => {
-      if (this.followed().has(event.batchId)) void this.refresh(event.batchId);
+      const id = event.batchId;
+      // Queued here but past QUEUED in the store: another engine claimed it.
+      if (event.status !== 'QUEUED' && this.deps.queuedHere(id) && !this.deps.runsHere(id))
+        this.deps.claimedElsewhere(id);
+      if (this.followed().has(id)) void this.refresh(id);
     });
   }
 

@@ -5,6 +5,7 @@ import { type CapturedPartition, capturePartition, checkLimit, duplicateKey } fr
 import { parseCell } from './sql-rows.js';
 import {
   type AcquiredLease,
+  type BatchControl,
   type BatchFilter,
   type BatchRecord,
   type BatchRow,
@@ -35,6 +36,7 @@ interface MemoryBatch {
   journal: OutcomeRecord[];
   journalSeq: number;
   lease?: Lease;
+  control?: BatchControl;
 }
 
 /**
@@ -106,6 +108,26 @@ class MemoryStore extends BaseStore implements Store {
     if (!filter.unfinished) rows.reverse();
     if (limit !== undefined) rows = rows.slice(0, limit);
     return rows.map(clone);
+  }
+
+  async requestControl(batchId: string, control: BatchControl): Promise<boolean> {
+    const b = this.batches.get(batchId);
+    if (!b || FINAL_STATUS_LIST.includes(b.row.status)) return false;
+    if (b.control?.type === 'cancel' && control.type !== 'cancel') return false;
+    b.control = { ...control };
+    return true;
+  }
+
+  async pendingControls(owner: string): Promise<Array<{ batchId: string; control: BatchControl }>> {
+    const out: Array<{ batchId: string; control: BatchControl }> = [];
+    for (const [batchId, b] of this.batches)
+      if (b.control && b.lease?.owner === owner) out.push({ batchId, control: { ...b.control } });
+    return out;
+  }
+
+  async clearControl(batchId: string, control: BatchControl): Promise<void> {
+    const b = this.batches.get(batchId);
+    if (b?.control && JSON.stringify(b.control) === JSON.stringify(control)) delete b.control;
   }
 
   async listUnowned(limit: number): Promise<BatchRow[]> {
@@ -233,6 +255,7 @@ class MemoryStore extends BaseStore implements Store {
     b.journalSeq = b.journal.length;
     b.row.state = clone(state);
     b.row.status = 'QUEUED';
+    delete b.control;
     if (b.lease) b.lease = { ...b.lease, owner: '', expiresAt: 0 };
     this.watchers.emit({ batchId, status: 'QUEUED' });
     return true;

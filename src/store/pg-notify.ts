@@ -108,7 +108,11 @@ export class StatusListener {
       return;
     }
     if (typeof event?.batchId === 'string' && typeof event.status === 'string')
-      this.emit({ batchId: event.batchId, status: event.status as BatchStatus });
+      this.emit({
+        batchId: event.batchId,
+        status: event.status as BatchStatus,
+        ...(event.control === true ? { control: true as const } : {}),
+      });
   }
 }
 

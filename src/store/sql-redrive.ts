@@ -29,7 +29,7 @@ export function redriveStatements(
   const { batches, partitions, visible } = dialect;
   const batch = new Params(dialect);
   const batchSql = `UPDATE ${batches} SET state = ${batch.add(JSON.stringify(state))}, status = 'QUEUED',
-      journal_seq = ${batch.add(state.journalSeq)}, lease_owner = NULL, lease_expires_at = 0
+      journal_seq = ${batch.add(state.journalSeq)}, lease_owner = NULL, lease_expires_at = 0, control = NULL
     WHERE id = ${batch.add(batchId)} AND status IN ('PARTIAL', 'FAILED') ${visible ? `AND ${visible}` : ''}`;
   const failed = new Params(dialect);
   const entry = historyEntry(failed, endedRun);

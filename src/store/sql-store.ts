@@ -71,6 +71,39 @@ export abstract class SqlStore extends ConnectedStore {
     return (await this.select<BatchDbRow>(sql, params.values)).map(toBatchRow);
   }
 
+  async requestControl(batchId: string, control: S.BatchControl): Promise<boolean> {
+    const { batches, visible } = this.dialect;
+    const params = new Params(this.dialect);
+    const replaces =
+      control.type === 'cancel' ? '' : `AND (control IS NULL OR control NOT LIKE '{"type":"cancel"%')`;
+    const sql = `UPDATE ${batches} SET control = ${params.add(JSON.stringify(control))}
+      WHERE id = ${params.add(batchId)} AND status NOT IN (${params.list(FINAL_STATUS_LIST)})
+      ${visible ? `AND ${visible}` : ''} ${replaces}`;
+    return (await this.execute(sql, params.values)) === 1;
+  }
+
+  async pendingControls(owner: string): Promise<Array<{ batchId: string; control: S.BatchControl }>> {
+    const params = new Params(this.dialect);
+    const rows = await this.select<{ id: string; control: string }>(
+      `SELECT id, control FROM ${this.dialect.batches}
+       WHERE lease_owner = ${params.add(owner)} AND control IS NOT NULL`,
+      params.values,
+    );
+    return rows.flatMap((r) => {
+      const control = parseLoose(r.control) as S.BatchControl | undefined;
+      return control && typeof control === 'object' ? [{ batchId: r.id, control }] : [];
+    });
+  }
+
+  async clearControl(batchId: string, control: S.BatchControl): Promise<void> {
+    const params = new Params(this.dialect);
+    await this.execute(
+      `UPDATE ${this.dialect.batches} SET control = NULL
+       WHERE id = ${params.add(batchId)} AND control = ${params.add(JSON.stringify(control))}`,
+      params.values,
+    );
+  }
+
   async readPartitions(batchId: string, fromIndex: number, limit: number): Promise<S.PartitionRow[]> {
     const params = new Params(this.dialect);
     const sql = `SELECT idx, key, payload, status FROM ${this.dialect.partitions}

@@ -43,6 +43,17 @@ export interface Store {
    */
   listUnowned(limit: number): Promise<BatchRow[]>;
 
+  /**
+   * Leave a request for whichever engine runs the batch (engine.cancel / pause / resume called on
+   * another engine). The latest request replaces an earlier one, except that nothing replaces a
+   * cancel. False when the batch is unknown or final. PostgreSQL notifies it (`control: true`).
+   */
+  requestControl(batchId: string, control: BatchControl): Promise<boolean>;
+  /** The requests left for batches whose lease `owner` holds. */
+  pendingControls(owner: string): Promise<Array<{ batchId: string; control: BatchControl }>>;
+  /** The owner carried `control` out: remove it, unless a newer request replaced it meanwhile. */
+  clearControl(batchId: string, control: BatchControl): Promise<void>;
+
   /** Partitions by index, `limit` at most from `fromIndex`, with their current status. For dispatch. */
   readPartitions(batchId: string, fromIndex: number, limit: number): Promise<PartitionRow[]>;
   /** Every partition with its outcome, in index order, optionally filtered by status. */
@@ -157,7 +168,12 @@ export interface ScheduleRow {
 export interface StatusEvent {
   batchId: string;
   status: BatchStatus;
+  /** Set when the event is a request for the batch's owner (requestControl), not a new status. */
+  control?: true;
 }
+
+/** What an engine asks of the engine that runs a batch (cancel, pause or resume from any engine). */
+export type BatchControl = { type: 'cancel'; reason: string } | { type: 'pause' } | { type: 'resume' };
 
 /** Version of the stored record and state formats written by this partita. */
 export const SCHEMA_VERSION = 1;

@@ -89,4 +89,19 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     last_batch_id text
   );
   `,
+  // 6: a request for the engine that runs the batch (cancel, pause, resume from another engine),
+  // notified on the same channel with `control: true` so that its owner acts at once.
+  `
+  ALTER TABLE batches ADD COLUMN control text;
+  CREATE INDEX batches_control ON batches (lease_owner) WHERE control IS NOT NULL;
+  CREATE FUNCTION notify_control() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('partita_' || md5(TG_TABLE_SCHEMA),
+      json_build_object('batchId', NEW.id, 'status', NEW.status, 'control', true)::text);
+    RETURN NULL;
+  END
+  $$;
+  CREATE TRIGGER batches_control_notify AFTER UPDATE OF control ON batches
+    FOR EACH ROW WHEN (NEW.control IS NOT NULL) EXECUTE FUNCTION notify_control();
+  `,
 ];

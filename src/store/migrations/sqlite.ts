@@ -72,4 +72,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     last_batch_id TEXT
   );
   `,
+  // 5: a request for the engine that runs the batch (cancel, pause, resume from another engine).
+  `
+  ALTER TABLE batches ADD COLUMN control TEXT;
+  CREATE INDEX batches_control ON batches (lease_owner) WHERE control IS NOT NULL;
+  `,
 ];

@@ -134,8 +134,8 @@ const jobOptionsSchema = z
       .strict()
       .optional(),
     timeoutMs: z.number().int().positive().max(MAX_TIMER_MS).optional(),
-    // At most 1,024 lanes: XState copies a parent's children map for each child it spawns or stops, so
-    // starting and ending a batch costs O(lanes²) (about 1.7 s at 1,024 lanes, measured; see docs/architecture.md).
+    // At most 1,024 lanes: starting and ending a batch is O(lanes) (docs/architecture.md, "Lanes."),
+    // but every lane still costs memory and a share of each context copy.
     concurrency: z.number().int().min(1).max(1024).optional(),
     triggers: z
       .array(

@@ -36,6 +36,9 @@ const tiny: Record<string, string> = {
   BENCH_RECOVERY_N: '4000',
   BENCH_RECOVERY_ROUNDS: '1',
   BENCH_RECOVERY_STALL_MS: '5000',
+  BENCH_LANES: '4,16',
+  BENCH_LANES_RUNS: '3',
+  BENCH_LANES_ENGINE_RUNS: '2',
 };
 
 function runBench(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -106,6 +109,7 @@ describe('bench smoke (tiny sizes)', () => {
     ['scale', ['## scale: 3,000 no-op partitions', '## scale: memory by progress', '## budgets']],
     ['latency', ['## latency: 5 batches of 3 partitions', '## latency: one batch', '## budgets']],
     ['recovery', ['## recovery: 4,000 no-op partitions', '## budgets']],
+    ['lanes', ['## lanes: batch machine alone', '## lanes: engine', '## budgets']],
   ];
   for (const [name, tables] of cases) {
     it(`${name}: exits 0, prints its tables, appends a JSON line`, { timeout: 180_000 }, async () => {

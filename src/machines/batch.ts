@@ -2,6 +2,7 @@ import { assign, enqueueActions, fromPromise, setup } from 'xstate';
 import { type SerializedError, serializeError } from '../errors.js';
 import { type BatchStatus, decideOutcome, type FailurePolicy, type PartitionFailure } from '../summary.js';
 import { type LaneReport, type PartitionOutput, partitionMachine } from './partition.js';
+import { stopLanes } from './stop-lanes.js';
 
 /**
  * The batch statechart (docs/statechart.md): QUEUED → PROCESSING → FINALIZING →
@@ -245,6 +246,17 @@ function freshRun(lanes: number): Omit<BatchContext, 'config'> {
   };
 }
 
+/**
+ * Nothing is left to dispatch: nothing to redeliver, and every partition from the cursor on was
+ * replayed from the journal already (`settledAhead` holds distinct indices at or after the cursor).
+ */
+function nothingLeft(
+  config: BatchConfig,
+  c: { cursor: number; redeliver: InFlight[]; settledAhead: number[] },
+): boolean {
+  return c.redeliver.length === 0 && c.cursor + c.settledAhead.length >= config.total;
+}
+
 export const batchMachine = setup({
   types: {
     context: {} as BatchContext,
@@ -265,12 +277,18 @@ export const batchMachine = setup({
     loadPartitions: (_, _params: { from: number; count: number }) => {},
     /** Provided by the engine: make the outcome durable (group commit). `seq` is its journal position. */
     journalOutcome: (_, _params: { outcome: PartitionOutput; seq: number }) => {},
-    spawnLanes: enqueueActions(({ context, enqueue, system }) => {
+    /**
+     * Every lane in one `assign`: XState adds the children it spawns to the children map in one
+     * copy, where one `spawnChild` per lane copied the map once per lane (O(lanes²)).
+     */
+    spawnLanes: assign(({ context, spawn, system }) => {
       const config = context.config;
+      // Lanes retire once nothing is left (`settle`): none is needed again, retired or not.
+      if (nothingLeft(config, context)) return {};
       for (let lane = 0; lane < config.lanes; lane++) {
         // Spawned lanes outlive the state that spawned them: back from `paused`, they are there.
         if (system.get(`lane-${lane}`)) continue;
-        enqueue.spawnChild('lane', {
+        spawn('lane', {
           id: `lane-${lane}`,
           systemId: `lane-${lane}`,
           input: {
@@ -282,6 +300,7 @@ export const batchMachine = setup({
           },
         });
       }
+      return {};
     }),
     /** Fill idle lanes: partitions to redeliver first, then the cursor; ask for more partitions early. */
     dispatch: enqueueActions(({ context, enqueue }) => {
@@ -316,6 +335,10 @@ export const batchMachine = setup({
       }
       const plan = planDispatch(counted, event.lane);
       for (const action of plan.actions) enqueue(action);
+      // The lane got nothing and nothing is left for any lane: it stops now (it reaches its own
+      // final state), so the batch's final state finds its lanes stopped already (stop-lanes.ts).
+      if (plan.changes.inFlight[event.lane] === null && nothingLeft(counted.config, plan.changes))
+        enqueue.sendTo(`lane-${event.lane}`, { type: 'RETIRE' });
       enqueue.assign({
         succeeded: counted.succeeded,
         failed: counted.failed,
@@ -498,10 +521,12 @@ export const batchMachine = setup({
         CANCEL: { target: 'cancelled', actions: 'setCancelled' },
       },
     },
-    completed: { type: 'final', entry: assign({ outcome: 'COMPLETED' as const }) },
-    partial: { type: 'final', entry: assign({ outcome: 'PARTIAL' as const }) },
-    failed: { type: 'final', entry: assign({ outcome: 'FAILED' as const }) },
-    cancelled: { type: 'final', entry: assign({ outcome: 'CANCELLED' as const }) },
+    // Each final state stops the lanes first, all at once (stop-lanes.ts): XState's own stop at a
+    // final state copies the children map once per lane.
+    completed: { type: 'final', entry: [stopLanes, assign({ outcome: 'COMPLETED' as const })] },
+    partial: { type: 'final', entry: [stopLanes, assign({ outcome: 'PARTIAL' as const })] },
+    failed: { type: 'final', entry: [stopLanes, assign({ outcome: 'FAILED' as const })] },
+    cancelled: { type: 'final', entry: [stopLanes, assign({ outcome: 'CANCELLED' as const })] },
   },
   output: ({ context }) => ({
     status: context.outcome,

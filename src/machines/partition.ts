@@ -10,7 +10,9 @@ import type { OutcomeRecord } from '../store/store.js';
  * time (`RUN`), goes through `running → succeeded | backoff → running | failed | cancelled`, reports
  * the outcome to its parent as an event and returns to `idle` for the next partition. Lanes are never
  * spawned or stopped per partition: XState copies the parent's children map on every spawn and stop,
- * which made one child per partition 6–17 × slower than raw Piscina.
+ * which made one child per partition 6–17 × slower than raw Piscina. Once the batch has nothing
+ * left to dispatch, it sends a lane that settled `RETIRE` and the lane ends in `retired`, its own
+ * final state (docs/architecture.md, "Lanes.").
  *
  * The machine is pure. The work itself starts and stops through the `startWork` and `abortWork`
  * actions, which the engine provides (`machine.provide`); the work reports back to the lane with
@@ -65,7 +67,9 @@ export type LaneEvent =
     }
   | { type: 'WORK.PROGRESS'; index: number; attempt: number; done: number; total?: number | undefined }
   | { type: 'WORK.TIMEOUT'; index: number; attempt: number }
-  | { type: 'CANCEL' };
+  | { type: 'CANCEL' }
+  /** From the batch: nothing is left to dispatch, this lane's work is over. */
+  | { type: 'RETIRE' };
 
 /** Events a lane sends to its parent batch actor. */
 export type LaneReport =
@@ -221,8 +225,11 @@ export const partitionMachine = setup({
       after: { backoff: 'running' },
       on: { CANCEL: 'cancelled' },
     },
-    succeeded: { entry: 'reportSucceeded', on: { RUN: { target: 'running', actions: 'take' } } },
-    failed: { entry: 'reportFailed', on: { RUN: { target: 'running', actions: 'take' } } },
+    succeeded: {
+      entry: 'reportSucceeded',
+      on: { RUN: { target: 'running', actions: 'take' }, RETIRE: 'retired' },
+    },
+    failed: { entry: 'reportFailed', on: { RUN: { target: 'running', actions: 'take' }, RETIRE: 'retired' } },
     cancelled: {
       entry: sendParent(({ context }) => ({
         type: 'PARTITION.CANCELLED',
@@ -231,6 +238,9 @@ export const partitionMachine = setup({
       })),
       // No RUN: a lane is cancelled only with its batch, which dispatches nothing afterwards.
     },
+    // The batch has nothing left to dispatch: the lane stops now, while other lanes still run,
+    // rather than with every other lane when the batch reaches its final state (stop-lanes.ts).
+    retired: { type: 'final' },
   },
 });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createEngine, sqliteStore } from '../../src/index.js';
 import { sqlitePath } from '../support/stores.js';
 import { SseClient } from './sse-client.js';
-import { broken, echo, gated, gatedInput, later, postJson, problem, serve, until } from './support.js';
+import { broken, echo, gated, gatedInput, later, postJson, serve, until } from './support.js';
 
 // Two engines on one SQLite file: `runner` runs the batch, the API is served by `other`, which is
 // told nothing about the batch's changes and reads them from the store.

@@ -77,8 +77,9 @@ async function perform(
     case 'CANCEL':
       return rig.cancel(cancelReason);
     case 'RUN':
+    case 'RETIRE':
     case BACKOFF:
-      return; // the engine dispatches, and ends a short backoff, by itself
+      return; // the engine dispatches, retires the lane at the end and ends a short backoff, by itself
     case TIMEOUT:
       return rig.started(key, attempt).then(() => undefined); // the attempt hangs until its timeout
     default:

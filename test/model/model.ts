@@ -224,6 +224,9 @@ function laneEvents(s: LaneSnapshot): LaneModelEvent[] {
         return [{ type: 'WORK.PROGRESS', ...at, done: 1, total: 1 }];
       case 'CANCEL':
         return [{ type: 'CANCEL' }];
+      case 'RETIRE':
+        // The batch retires the lane once it settled the last partition (nothing left to dispatch).
+        return cur && cur.index + 1 >= LANE_PARTITIONS ? [{ type: 'RETIRE' }] : [];
       default:
         throw new Error(
           `the partition model has no payload for ${type} in state ${state}: add it to test/model/model.ts`,
@@ -245,5 +248,5 @@ export const partitionModel: Model<typeof partitionModelMachine> = {
     const busy = s.value === 'running' || s.value === 'backoff';
     return JSON.stringify([s.value, cur?.index ?? null, busy ? cur?.attempt : null]);
   },
-  isInternal: (e) => e.type === 'RUN' || e.type === BACKOFF_EVENT,
+  isInternal: (e) => e.type === 'RUN' || e.type === 'RETIRE' || e.type === BACKOFF_EVENT,
 };

@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import { type AnyActorRef, createActor, fromPromise, toPromise } from 'xstate';
+import { batchMachine } from '../../src/machines/batch.js';
+import { partitionMachine } from '../../src/machines/partition.js';
+
+// Lanes cost O(lanes) to start and to finish (docs/architecture.md, "Lanes."): spawned in one
+// `assign`, retired one by one as the batch runs out of partitions, and taken out of the batch's
+// children all at once at its final state (src/machines/stop-lanes.ts). These tests check the
+// mechanism, not the time: bench/lanes.mjs measures that.
+
+interface Dispatched {
+  lane: number;
+  index: number;
+  attempt: number;
+}
+
+function batch(total: number, concurrency: number) {
+  const dispatched: Dispatched[] = [];
+  const machine = batchMachine.provide({
+    actors: {
+      lane: partitionMachine.provide({ actions: { startWork: () => {}, abortWork: () => {} } }),
+      finalize: fromPromise(() => Promise.resolve({ output: undefined as unknown })),
+    },
+    actions: {
+      dispatchPartition: (_, p) => dispatched.push(p),
+      loadPartitions: () => {},
+      journalOutcome: () => {},
+    },
+  });
+  const actor = createActor(machine, {
+    input: { batchId: 'b', job: 'j', total, concurrency, maxAttempts: 1, backoffMs: 0, maxBackoffMs: 0 },
+  }).start();
+  const lane = (n: number) => actor.getSnapshot().children[`lane-${n}`] as AnyActorRef;
+  /** Start a dispatched partition on its lane; returns what finishes it (WORK.DONE). */
+  const run = (p: Dispatched) => {
+    const ref = actor.system.get(`lane-${p.lane}`) as AnyActorRef;
+    ref.send({ type: 'RUN', index: p.index, key: `k${p.index}`, attempt: p.attempt, redelivered: false });
+    return () =>
+      ref.send({ type: 'WORK.DONE', index: p.index, attempt: p.attempt, result: null, durationMs: 0 });
+  };
+  return { actor, dispatched, lane, run };
+}
+
+describe('lane lifecycle', () => {
+  it('spawns every lane as a child of the batch actor, registered in its system', () => {
+    const { actor, lane } = batch(10, 4);
+    actor.send({ type: 'ADMIT', at: 'now' });
+    const children = actor.getSnapshot().children;
+    expect(Object.keys(children)).toEqual(['lane-0', 'lane-1', 'lane-2', 'lane-3']);
+    for (let n = 0; n < 4; n++) {
+      expect(lane(n).getSnapshot().status).toBe('active');
+      expect(actor.system.get(`lane-${n}`)).toBe(lane(n));
+    }
+    // Back from `paused`, the same lanes: none spawned again.
+    const before = { ...children };
+    actor.send({ type: 'PAUSE' });
+    actor.send({ type: 'CONTINUE' });
+    expect(actor.getSnapshot().children).toEqual(before);
+    actor.stop();
+  });
+
+  it('retires a lane when nothing is left for it, never while it holds a partition', async () => {
+    const { actor, dispatched, lane, run } = batch(3, 2);
+    actor.send({ type: 'ADMIT', at: 'now' });
+    actor.send({ type: 'PARTITIONS.LOADED', loaded: 3 });
+    const [p0, p1] = dispatched;
+    const finish0 = run(p0!);
+    const finish1 = run(p1!);
+    finish0(); // lane 0 takes the last partition: not retired
+    expect(dispatched).toHaveLength(3);
+    expect(lane(0).getSnapshot().status).toBe('active');
+    const finish2 = run(dispatched[2]!);
+    finish1(); // nothing left: lane 1 retires while lane 0 still runs
+    expect((lane(1).getSnapshot() as { value: unknown }).value).toBe('retired');
+    expect(lane(1).getSnapshot().status).toBe('done');
+    expect(actor.system.get('lane-1')).toBeUndefined();
+    expect(actor.getSnapshot().value).toBe('processing');
+    const lanes = Object.values(actor.getSnapshot().children) as AnyActorRef[];
+    finish2();
+    await toPromise(actor);
+    expect(actor.getSnapshot().value).toBe('completed');
+    expect(lanes.map((l) => l.getSnapshot().status)).toEqual(['done', 'done']);
+  });
+
+  it('takes every lane out of the children at the final state, in one step (stop-lanes.ts ran)', async () => {
+    const { actor, dispatched, run } = batch(4, 4);
+    actor.send({ type: 'ADMIT', at: 'now' });
+    actor.send({ type: 'PARTITIONS.LOADED', loaded: 4 });
+    const lanes = Object.values(actor.getSnapshot().children) as AnyActorRef[];
+    for (const finish of dispatched.map(run)) finish();
+    await toPromise(actor);
+    // XState's own stop at a final state leaves the stopped children in the final snapshot; only
+    // stopLanes' `resolve` empties the map, so this fails if XState stops calling it.
+    expect(actor.getSnapshot().children).toEqual({});
+    for (const l of lanes) expect(['done', 'stopped']).toContain(l.getSnapshot().status);
+  });
+
+  it('stops running lanes at the final state of a cancel', () => {
+    const { actor, dispatched, run } = batch(4, 2);
+    actor.send({ type: 'ADMIT', at: 'now' });
+    actor.send({ type: 'PARTITIONS.LOADED', loaded: 4 });
+    for (const p of dispatched) run(p);
+    const lanes = Object.values(actor.getSnapshot().children) as AnyActorRef[];
+    actor.send({ type: 'CANCEL', reason: 'test' });
+    expect(actor.getSnapshot().value).toBe('cancelled');
+    expect(actor.getSnapshot().children).toEqual({});
+    for (let n = 0; n < 2; n++) expect(actor.system.get(`lane-${n}`)).toBeUndefined();
+    for (const l of lanes) expect(l.getSnapshot().status).toBe('stopped');
+  });
+});

@@ -464,8 +464,13 @@ class PartitaEngine implements Engine {
       return off;
     }
     if (!this.store) return this.watchers.subscribe(id, listener, Promise.reject(new NotFoundError(id)));
-    const off = this.watchers.subscribe(id, listener, this.get(id));
-    this.follow?.follow(id); // when another engine runs it, its changes are read from the store
+    const current = this.get(id);
+    const off = this.watchers.subscribe(id, listener, current);
+    // Run by another engine: its changes are read from the store. A final batch has none to come.
+    current.then(
+      (s) => isFinalStatus(s.status) || this.follow?.follow(id),
+      () => this.follow?.follow(id), // not stored yet: it may be submitted elsewhere
+    );
     return off;
   }
 

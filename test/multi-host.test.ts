@@ -155,8 +155,11 @@ async function frozenHost(makeStore: () => Store, args: string[]) {
   try {
     const final = await b.wait('h1');
     expect(final).toMatchObject({ status: 'COMPLETED', total: 10, succeeded: 10, failed: 0 });
+    const before = out.length;
     child.kill('SIGCONT');
     expect(await exited).toBe(0);
+    // Woken past its lease, the host started no partition: a renewal had to say the batch was its own.
+    expect(out.slice(before)).not.toContain('running');
     // The frozen host's partitions ended after the takeover: their outcomes were refused (fenced),
     // and it heard that it lost the batch, or read its final state.
     expect(out).toMatch(/wait: (COMPLETED|LEASE_LOST)/);
@@ -215,6 +218,11 @@ async function controlsFromAnyEngine(makeStore: () => Store) {
     expect(await a.pause('x')).toMatchObject({ status: 'PAUSED' });
     expect((await b.get('x')).status).toBe('PAUSED');
     expect(await a.resume('x')).toMatchObject({ status: 'PROCESSING' });
+    // Two requests at once: the later may replace the earlier before B sees it. Both calls settle:
+    // with the batch's summary, or CONFLICT for the one replaced.
+    const raced = await Promise.allSettled([a.pause('x'), a.resume('x')]);
+    for (const r of raced) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'CONFLICT' });
+    expect(raced.some((r) => r.status === 'fulfilled')).toBe(true);
     const cancelled = await a.cancel('x', 'from a');
     expect(cancelled).toMatchObject({ status: 'CANCELLED', error: { code: 'CANCELLED', message: 'from a' } });
     expect((await b.get('x')).status).toBe('CANCELLED');

@@ -191,6 +191,44 @@ describe('retryFailed', async () => {
   });
 });
 
+describe('retryFailed of a batch whose finalizer failed', () => {
+  it('every partition succeeded, finalize threw: the next run runs no partition and only finalizes', async () => {
+    let ran = 0;
+    let finalizes = 0;
+    const job = defineJob({
+      name: 'fin',
+      partition: parts,
+      handler: (i: number) => {
+        ran++;
+        return i;
+      },
+      finalize: async () => {
+        if (++finalizes === 1) throw new Error('the report server was down');
+        return { delivered: true };
+      },
+    });
+    const engine = createEngine({ jobs: [job], store: sqliteStore({ path: sqlitePath() }), logger: false });
+    await engine.start();
+    try {
+      const first = await engine.wait((await engine.submit('fin', 4, { id: 'f' })).id);
+      expect(first).toMatchObject({ status: 'FAILED', succeeded: 4, failed: 0 });
+      expect(first.error?.message).toContain('report server was down');
+      await engine.retryFailed('f');
+      expect(await engine.wait('f')).toMatchObject({
+        status: 'COMPLETED',
+        run: 2,
+        succeeded: 4,
+        output: { delivered: true },
+      });
+      expect(ran).toBe(4);
+      expect(finalizes).toBe(2);
+      await expect(engine.retryFailed('f')).rejects.toMatchObject({ code: 'CONFLICT' });
+    } finally {
+      await engine.stop();
+    }
+  });
+});
+
 describe('retryFailed and job triggers', () => {
   it('a retried parent that now succeeds fires its "succeeded" trigger once, id parent>job#run', async () => {
     const { job: withTrigger, state } = flakyJob([1], {

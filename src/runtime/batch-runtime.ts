@@ -13,7 +13,7 @@ import type { BatchRecord, BatchState, Fence, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
 import { Durability } from './durability.js';
 import { PartitionFeeder } from './feeder.js';
-import { LaneDriver } from './lanes.js';
+import { LaneDriver, type LeaseCheck } from './lanes.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { EngineStats } from './stats.js';
 import { readWithRetry } from './store-retry.js';
@@ -55,6 +55,8 @@ export interface RuntimeDeps {
   triggers?: ((final: BatchSummary) => Promise<NonNullable<BatchSummary['triggered']>>) | undefined;
   /** The job's rate limit on this engine, if it has one. */
   limiter?: RateLimiter | undefined;
+  /** The batch's lease, checked before each partition starts. */
+  lease?: LeaseCheck | undefined;
   events: (rt: BatchRuntime, event: RuntimeEvent) => void;
 }
 
@@ -95,7 +97,15 @@ export class BatchRuntime {
     this.log = deps.logger.child({ batchId: this.id, job: this.record.job });
     this.debug = this.log.isLevelEnabled('debug');
     this.feeder = new PartitionFeeder(deps.store, this.id);
-    this.lanes = new LaneDriver(this.id, deps.job, deps.runner, this.feeder, deps.yielder, deps.limiter);
+    this.lanes = new LaneDriver(
+      this.id,
+      deps.job,
+      deps.runner,
+      this.feeder,
+      deps.yielder,
+      deps.limiter,
+      deps.lease,
+    );
     this.machine = wiredBatchMachine;
     const job = deps.job;
     // A restored actor takes everything from its snapshot; `input` is then unused.

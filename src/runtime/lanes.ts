@@ -5,6 +5,12 @@ import type { RateLimiter } from './rate-limiter.js';
 import type { WorkRunner } from './work.js';
 import type { Yielder } from './yielder.js';
 
+/** What a lane driver asks of its batch's lease (Leases.fresh / confirm, for one batch). */
+export interface LeaseCheck {
+  fresh(): boolean;
+  confirm(then: () => void): void;
+}
+
 /** A partition handed to a lane: what the batch machine's `dispatchPartition` action carries. */
 export interface Dispatch {
   lane: number;
@@ -43,6 +49,8 @@ export class LaneDriver {
     private readonly yielder: Yielder,
     /** The job's rate limit, shared by its batches on this engine. */
     private readonly limiter?: RateLimiter | undefined,
+    /** The batch's lease: nothing starts while it may have been taken over (see Leases.fresh). */
+    private readonly lease?: LeaseCheck | undefined,
   ) {}
 
   /** Send the lane its partition: now, or after the event loop's next turn. */
@@ -110,8 +118,12 @@ export class LaneDriver {
       );
     };
     // The time waited for the rate limit is not the attempt's: its timeout is armed when it starts.
-    if (this.limiter) this.limiter.acquire(run);
-    else run();
+    const go = this.limiter ? () => this.limiter!.acquire(run) : run;
+    // A process that was stalled past its lease's time to live starts nothing until a renewal says
+    // the batch is still its own (another engine may be running it now); if it is not, the batch
+    // is given up and `run` never comes.
+    if (this.lease && !this.lease.fresh()) this.lease.confirm(go);
+    else go();
   }
 
   /** Abort the lane's running attempt (cancel, timeout). */

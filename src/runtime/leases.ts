@@ -17,6 +17,8 @@ export interface LeaseEvents {
  */
 export class Leases {
   private readonly held = new Map<string, { lease: Lease; renewedAt: number }>();
+  /** Per batch: what waits for a renewal under way (see `confirm`). */
+  private readonly confirming = new Map<string, Array<() => void>>();
   private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(
@@ -73,23 +75,54 @@ export class Leases {
     this.held.delete(batchId);
   }
 
+  /**
+   * Has this engine renewed the batch's lease within its time to live? When not (the process was
+   * stalled: a long GC, SIGSTOP, a saturated event loop), another engine may have taken the batch
+   * over, and nothing more should start until a renewal says it is still ours (`confirm`).
+   */
+  fresh(batchId: string): boolean {
+    const held = this.held.get(batchId);
+    return held === undefined || Date.now() - held.renewedAt < this.ttlMs;
+  }
+
+  /**
+   * Renew the batch's lease now and call `then` once it is ours again. Never called when the lease
+   * is lost (the batch is then given up) or released.
+   */
+  confirm(batchId: string, then: () => void): void {
+    const waiting = this.confirming.get(batchId);
+    if (waiting) {
+      waiting.push(then);
+      return;
+    }
+    const list = [then];
+    this.confirming.set(batchId, list);
+    const held = this.held.get(batchId);
+    void (held ? this.renew(batchId, held) : Promise.resolve()).then(() => {
+      this.confirming.delete(batchId);
+      if (this.fresh(batchId) && this.held.has(batchId)) for (const fn of list) fn();
+    });
+  }
+
   private async renewAll(): Promise<void> {
-    for (const [batchId, held] of [...this.held]) {
-      let renewed: boolean;
-      try {
-        renewed = await this.store.renewLease(batchId, held.lease, this.ttlMs);
-      } catch (err) {
-        this.events.error(err as Error, batchId);
-        // Unknown whether the store still has it; past its time to live another engine may.
-        renewed = Date.now() - held.renewedAt < this.ttlMs;
-        if (renewed) continue;
-      }
-      if (this.held.get(batchId) !== held) continue; // released meanwhile
-      if (renewed) held.renewedAt = Date.now();
-      else {
-        this.held.delete(batchId);
-        this.events.lost(batchId);
-      }
+    for (const [batchId, held] of [...this.held]) await this.renew(batchId, held);
+  }
+
+  private async renew(batchId: string, held: { lease: Lease; renewedAt: number }): Promise<void> {
+    let renewed: boolean;
+    try {
+      renewed = await this.store.renewLease(batchId, held.lease, this.ttlMs);
+    } catch (err) {
+      this.events.error(err as Error, batchId);
+      // Unknown whether the store still has it; past its time to live another engine may.
+      renewed = Date.now() - held.renewedAt < this.ttlMs;
+      if (renewed) return;
+    }
+    if (this.held.get(batchId) !== held) return; // released meanwhile
+    if (renewed) held.renewedAt = Date.now();
+    else {
+      this.held.delete(batchId);
+      this.events.lost(batchId);
     }
   }
 }

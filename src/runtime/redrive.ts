@@ -8,7 +8,10 @@ import { summaryOf } from './summary-of.js';
 /** The statuses `engine.retryFailed` accepts: a final batch with failures to re-run. */
 const REDRIVABLE: readonly BatchStatus[] = ['PARTIAL', 'FAILED'];
 
-/** Refuses (CONFLICT) a batch that is not final PARTIAL or FAILED, or has nothing left to re-run. */
+/**
+ * Refuses (CONFLICT) a batch that is not final PARTIAL or FAILED, or has nothing left to re-run. A
+ * FAILED batch whose partitions all succeeded failed in its finalizer: its next run only finalizes.
+ */
 export function checkRedrivable(
   record: BatchRecord,
   status: BatchStatus,
@@ -17,7 +20,7 @@ export function checkRedrivable(
   const id = record.id;
   if (!REDRIVABLE.includes(status))
     throw new ConflictError(id, `batch "${id}" is ${status}: only a PARTIAL or FAILED batch can be retried`);
-  if (counts.succeeded >= record.total)
+  if (counts.succeeded >= record.total && status !== 'FAILED')
     throw new ConflictError(id, `batch "${id}" has no failed partition to retry`);
 }
 

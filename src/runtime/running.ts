@@ -100,6 +100,10 @@ export class RunningBatches {
         yielder: d.yielder,
         stats: d.stats,
         limiter: d.limiters.get(job.name),
+        lease: {
+          fresh: () => d.leases.fresh(record.id),
+          confirm: (then) => d.leases.confirm(record.id, then),
+        },
         triggers: (job.triggers?.length ?? 0) > 0 ? (final) => d.triggers(job, final) : undefined,
         events: (r, event) => this.onEvent(r, event),
       },

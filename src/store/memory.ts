@@ -125,6 +125,11 @@ class MemoryStore extends BaseStore implements Store {
     return out;
   }
 
+  async controlOf(batchId: string): Promise<BatchControl | undefined> {
+    const control = this.batches.get(batchId)?.control;
+    return control && { ...control };
+  }
+
   async clearControl(batchId: string, control: BatchControl): Promise<void> {
     const b = this.batches.get(batchId);
     if (b?.control && JSON.stringify(b.control) === JSON.stringify(control)) delete b.control;

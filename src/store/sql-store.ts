@@ -95,6 +95,15 @@ export abstract class SqlStore extends ConnectedStore {
     });
   }
 
+  async controlOf(batchId: string): Promise<S.BatchControl | undefined> {
+    const params = new Params(this.dialect);
+    const [row] = await this.select<{ control: string | null }>(
+      `SELECT control FROM ${this.dialect.batches} WHERE id = ${params.add(batchId)}`,
+      params.values,
+    );
+    return row?.control ? (parseLoose(row.control) as S.BatchControl) : undefined;
+  }
+
   async clearControl(batchId: string, control: S.BatchControl): Promise<void> {
     const params = new Params(this.dialect);
     await this.execute(

@@ -51,6 +51,8 @@ export interface Store {
   requestControl(batchId: string, control: BatchControl): Promise<boolean>;
   /** The requests left for batches whose lease `owner` holds. */
   pendingControls(owner: string): Promise<Array<{ batchId: string; control: BatchControl }>>;
+  /** The request left on the batch now, if any (the requester learns whether it was carried out or replaced). */
+  controlOf(batchId: string): Promise<BatchControl | undefined>;
   /** The owner carried `control` out: remove it, unless a newer request replaced it meanwhile. */
   clearControl(batchId: string, control: BatchControl): Promise<void>;
 

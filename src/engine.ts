@@ -11,7 +11,7 @@ import {
   type WaitOptions,
   waitOptionsSchema,
 } from './engine-options.js';
-import { ConflictError, EngineStateError, NotFoundError, serializeError, ValidationError } from './errors.js';
+import { ConflictError, EngineStateError, NotFoundError, ValidationError } from './errors.js';
 import type { AnyJobDefinition, JobWithInput } from './job.js';
 import { processScopedId } from './liveness.js';
 import { defaultLogger } from './logger.js';
@@ -27,12 +27,13 @@ import { BatchQueue } from './runtime/queue.js';
 import { RateLimiter } from './runtime/rate-limiter.js';
 import { parseRecord, parseState } from './runtime/records.js';
 import { Recovery } from './runtime/recovery.js';
-import { checkRedrivable, nextRunState } from './runtime/redrive.js';
+import { redrive } from './runtime/redrive.js';
 import { RemoteFollow } from './runtime/remote-follow.js';
 import { RunningBatches } from './runtime/running.js';
 import { Scheduler } from './runtime/scheduler.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
 import { submitBatch } from './runtime/submission.js';
+import { checkTriggers, fireTriggers } from './runtime/triggers.js';
 import { listedSummary, summaryFromRow } from './runtime/views.js';
 import { Watchers } from './runtime/watchers.js';
 import { WorkRunner } from './runtime/work.js';
@@ -172,7 +173,8 @@ class PartitaEngine implements Engine {
         stored: (id) => this.get(id).catch(() => undefined),
         storeError: (err, id) => this.storeError(err, id),
         admit: () => this.admit(),
-        triggers: (job, final) => this.fireTriggers(job, final),
+        triggers: (job, final) =>
+          fireTriggers(job, final, (name, input, id) => this.submitHere(name, input, { id }), this.log),
       });
       this.queue = new BatchQueue({
         store,
@@ -396,33 +398,16 @@ class PartitaEngine implements Engine {
 
   async retryFailed(id: string): Promise<BatchSummary> {
     this.requireRunning('retryFailed');
-    const store = this.store!;
     const live = this.running!.get(id)?.summary() ?? this.queue!.summary(id);
     if (live && !isFinalStatus(live.status))
       throw new ConflictError(id, `batch "${id}" is ${live.status}: only a final batch can be retried`);
     const broken = this.recovery?.broken.get(id);
     if (broken) throw broken;
-    const row = await store.loadBatch(id);
-    if (!row) throw new NotFoundError(id);
-    const record = parseRecord(row);
-    const ended = parseState(row);
-    const counts = await store.countOutcomes(id);
-    checkRedrivable(record, row.status, counts);
-    if (!ended || !this.jobs.has(record.job))
-      throw new ConflictError(
-        id,
-        `batch "${id}" cannot be retried here (its job "${record.job}" is unknown)`,
-      );
-    const next = nextRunState(record, ended, counts.succeeded);
-    if (!(await store.redrive(id, next.state, next.endedRun)))
-      throw new ConflictError(id, `batch "${id}" is no longer PARTIAL or FAILED (retried elsewhere?)`);
-    this.log.info(
-      { batchId: id, run: next.summary.run, retried: record.total - counts.succeeded },
-      'batch retried',
-    );
-    await this.enqueue(record, true, next.summary);
+    const { record, summary } = await redrive(this.store!, this.jobs, id);
+    this.log.info({ batchId: id, run: summary.run }, 'batch retried');
+    await this.enqueue(record, true, summary);
     this.admit();
-    return this.running!.get(id)?.summary() ?? this.queue!.summary(id) ?? next.summary;
+    return this.running!.get(id)?.summary() ?? this.queue!.summary(id) ?? summary;
   }
 
   async resume(id: string): Promise<BatchSummary> {
@@ -560,32 +545,6 @@ class PartitaEngine implements Engine {
     return f.limit === undefined ? out : out.slice(0, f.limit);
   }
 
-  /**
-   * A batch of `job` ended as `final`: submit each matching trigger's batch, id `${parent}>${job}`
-   * (idempotent: a second submit returns the first). A trigger whose input throws or is refused is
-   * recorded, and nothing else is affected.
-   */
-  private async fireTriggers(
-    job: AnyJobDefinition,
-    final: BatchSummary,
-  ): Promise<NonNullable<BatchSummary['triggered']>> {
-    const out: NonNullable<BatchSummary['triggered']> = [];
-    for (const t of job.triggers ?? []) {
-      if (!triggerFires(t.when, final.status)) continue;
-      // One child per trigger and run: a retried parent (engine.retryFailed) may trigger again.
-      const id = final.run ? `${final.id}>${t.job}#${final.run}` : `${final.id}>${t.job}`;
-      try {
-        await this.submitHere(t.job, t.input(final), { id });
-        out.push({ job: t.job, id });
-      } catch (err) {
-        this.log.error({ err, batchId: final.id, trigger: t.job }, 'trigger could not submit its batch');
-        out.push({ job: t.job, id, error: serializeError(err) });
-      }
-    }
-    return out;
-  }
-
-  /** The runtime of a batch this engine runs, for pause and resume; coded errors otherwise. */
   /** The runtime of a batch this engine runs; undefined when another engine sharing the store runs it. */
   private async runningHere(id: string, what: string): Promise<BatchRuntime | undefined> {
     this.requireRunning(what);
@@ -703,37 +662,6 @@ class PartitaEngine implements Engine {
     this.log.error({ err, batchId }, 'store error; data kept in memory and retried');
     this.onError(err, batchId);
   }
-}
-
-function triggerFires(when: 'succeeded' | 'failed' | 'settled', status: BatchStatus): boolean {
-  if (status === 'CANCELLED') return false;
-  if (when === 'succeeded') return status === 'COMPLETED';
-  if (when === 'failed') return status === 'PARTIAL' || status === 'FAILED';
-  return true;
-}
-
-/** Every trigger names a job of the engine, and no chain of triggers leads back to where it started. */
-function checkTriggers(jobs: ReadonlyMap<string, AnyJobDefinition>): void {
-  for (const job of jobs.values())
-    for (const t of job.triggers ?? [])
-      if (!jobs.has(t.job))
-        throw new ValidationError(
-          `Invalid engine options: job "${job.name}" triggers unknown job "${t.job}"`,
-          [{ path: `jobs.${job.name}.triggers`, message: `unknown job "${t.job}"` }],
-        );
-  const state = new Map<string, 'visiting' | 'done'>();
-  const visit = (name: string, path: string[]): void => {
-    if (state.get(name) === 'done') return;
-    if (state.get(name) === 'visiting')
-      throw new ValidationError(
-        `Invalid engine options: triggers form a cycle: ${[...path, name].join(' → ')}`,
-        [{ path: 'jobs', message: 'trigger cycle' }],
-      );
-    state.set(name, 'visiting');
-    for (const t of jobs.get(name)!.triggers ?? []) visit(t.job, [...path, name]);
-    state.set(name, 'done');
-  };
-  for (const name of jobs.keys()) visit(name, []);
 }
 
 async function defaultStore(): Promise<Store> {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { postgresStore, type Store } from '../src/index.js';
+import { random } from './support/random.js';
 import { PG_URL, pgSchema, pgUnreachable } from './support/stores.js';
 
 // Three engine processes on one PostgreSQL schema (docs/scaling.md): batches submitted on one run
@@ -17,18 +18,6 @@ const PARTS = 8;
 const dir = mkdtempSync(join(tmpdir(), 'partita-cluster-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const script = fileURLToPath(new URL('./fixtures/cluster-host.mjs', import.meta.url));
-
-/** Deterministic pseudo-random numbers (mulberry32), so a failing trial can be replayed by its seed. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Host {
   name: string;

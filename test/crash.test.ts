@@ -7,23 +7,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, defineJob, sqliteStore } from '../src/index.js';
 import { crashJob, EXPECTED } from './crash/jobs.mjs';
 import { collect } from './helpers.js';
+import { random } from './support/random.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'partita-crash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const TRIALS = Number(process.env.CRASH_TRIALS ?? 20);
-
-/** Deterministic pseudo-random numbers (mulberry32), so a failing trial can be replayed by its seed. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type KillPoint = { kind: 'progress'; settled: number } | { kind: 'finalizing' } | { kind: 'submitted' };
 

@@ -1,9 +1,34 @@
 import type { SnapshotFrom } from 'xstate';
-import { ConflictError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import type { AnyJobDefinition } from '../job.js';
 import { BATCH_MACHINE_VERSION, type BatchMachine, batchMachine, nextRunContext } from '../machines/batch.js';
-import type { BatchRecord, BatchState } from '../store/store.js';
+import type { BatchRecord, BatchState, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
+import { parseRecord, parseState } from './records.js';
 import { summaryOf } from './summary-of.js';
+
+/**
+ * engine.retryFailed's store side: checks the batch can be redriven and writes its next run
+ * (one store transaction); the engine then queues it. Coded errors: NOT_FOUND, CONFLICT.
+ */
+export async function redrive(
+  store: Store,
+  jobs: ReadonlyMap<string, AnyJobDefinition>,
+  id: string,
+): Promise<{ record: BatchRecord; summary: BatchSummary }> {
+  const row = await store.loadBatch(id);
+  if (!row) throw new NotFoundError(id);
+  const record = parseRecord(row);
+  const ended = parseState(row);
+  const counts = await store.countOutcomes(id);
+  checkRedrivable(record, row.status, counts);
+  if (!ended || !jobs.has(record.job))
+    throw new ConflictError(id, `batch "${id}" cannot be retried here (its job "${record.job}" is unknown)`);
+  const next = nextRunState(record, ended, counts.succeeded);
+  if (!(await store.redrive(id, next.state, next.endedRun)))
+    throw new ConflictError(id, `batch "${id}" is no longer PARTIAL or FAILED (retried elsewhere?)`);
+  return { record, summary: next.summary };
+}
 
 /** The statuses `engine.retryFailed` accepts: a final batch with failures to re-run. */
 const REDRIVABLE: readonly BatchStatus[] = ['PARTIAL', 'FAILED'];

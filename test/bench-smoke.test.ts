@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { pgUnreachable } from './support/stores.js';
 
 // Runs every bench of bench/run.mjs with tiny sizes, against the built package (dist/, built by
 // `npm test`). It checks the harness, not the numbers: exit code 0, the tables printed, and one JSON
@@ -39,6 +40,10 @@ const tiny: Record<string, string> = {
   BENCH_LANES: '4,16',
   BENCH_LANES_RUNS: '3',
   BENCH_LANES_ENGINE_RUNS: '2',
+  BENCH_HOSTS: '1,2',
+  BENCH_HOSTS_BATCHES: '4',
+  BENCH_HOSTS_PARTITIONS: '5',
+  BENCH_HOSTS_IO_MS: '5',
 };
 
 function runBench(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -87,6 +92,7 @@ function resultLines(bench: string): Array<Record<string, unknown>> {
 }
 
 const redisDown = await redisReachable();
+const pgDown = await pgUnreachable('the hosts bench smoke test');
 if (redisDown) console.warn(`bench smoke: the peer bench is skipped: Redis is not reachable (${redisDown})`);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -136,6 +142,18 @@ describe('bench smoke (tiny sizes)', () => {
       expect(stdout).toContain('## peer: 40 no-op children/partitions');
       expect(stdout).toContain('## peer: summary');
       expect(resultLines('peer')).toHaveLength(1);
+    },
+  );
+
+  it.skipIf(pgDown !== undefined)(
+    'hosts (engine processes on PostgreSQL): exits 0, prints its tables',
+    { timeout: 180_000 },
+    async () => {
+      const { code, stdout, stderr } = await runBench('hosts');
+      expect(code, `hosts failed:\n${stderr}`).toBe(0);
+      expect(stdout).toContain('## hosts: 4 batches × 5 partitions of 5 ms I/O');
+      expect(stdout).toMatch(/\n\s+2\s+4\s+20\s.*\syes/);
+      expect(resultLines('hosts')).toHaveLength(1);
     },
   );
 

@@ -17,10 +17,9 @@ import { processScopedId } from './liveness.js';
 import { defaultLogger } from './logger.js';
 import type { BatchRuntime } from './runtime/batch-runtime.js';
 import { guarded, guardedInspector } from './runtime/callbacks.js';
-import { CLAIM_SWEEP_MS, Claims } from './runtime/claims.js';
+import { CLAIM_SWEEP_MS } from './runtime/claims.js';
 import { realClock } from './runtime/clock.js';
-import { Controls } from './runtime/controls.js';
-import { Elsewhere } from './runtime/elsewhere.js';
+import type { Elsewhere } from './runtime/elsewhere.js';
 import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
 import { BatchQueue } from './runtime/queue.js';
@@ -31,22 +30,16 @@ import { redrive } from './runtime/redrive.js';
 import { RemoteFollow } from './runtime/remote-follow.js';
 import { RunningBatches } from './runtime/running.js';
 import { Scheduler } from './runtime/scheduler.js';
+import { SharedStore } from './runtime/shared-store.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
 import { submitBatch } from './runtime/submission.js';
 import { checkTriggers, fireTriggers } from './runtime/triggers.js';
-import { listedSummary, summaryFromRow } from './runtime/views.js';
+import { listByStatus, listedSummary, summaryFromRow } from './runtime/views.js';
 import { Watchers } from './runtime/watchers.js';
 import { WorkRunner } from './runtime/work.js';
 import { Yielder } from './runtime/yielder.js';
 import { checkSchedule, type ScheduleInfo, type ScheduleOptions } from './schedule-options.js';
-import type {
-  BatchRecord,
-  BatchRow,
-  BatchState,
-  PartitionFilter,
-  PartitionView,
-  Store,
-} from './store/store.js';
+import type { BatchRecord, BatchState, PartitionFilter, PartitionView, Store } from './store/store.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from './summary.js';
 import { parseOrThrow } from './validation.js';
 import { resultJsonSchema, WorkerPool } from './workers/pool.js';
@@ -118,8 +111,7 @@ class PartitaEngine implements Engine {
   private leases: Leases | undefined;
   private recovery: Recovery | undefined;
   private parentWatch: ParentWatch | undefined;
-  private claims: Claims | undefined;
-  private controls: Controls | undefined;
+  private shared: SharedStore | undefined;
   private elsewhere: Elsewhere | undefined;
   private follow: RemoteFollow | undefined;
   private scheduler: Scheduler | undefined;
@@ -272,8 +264,7 @@ class PartitaEngine implements Engine {
     await this.scheduler?.stop(); // first: a fire in flight ends before the queue and the store do
     this.parentWatch?.stop();
     this.follow?.stop();
-    this.controls?.stop();
-    await this.claims?.stop();
+    await this.shared?.stop();
     await this.queue?.stop();
     this.leases?.stop();
     this.stats.stop();
@@ -354,7 +345,10 @@ class PartitaEngine implements Engine {
     this.requireStore('list');
     const f = parseOrThrow(listFilterSchema, filter, 'list filter');
     const rows = await this.store!.listBatches(f);
-    if (f.status !== undefined) return this.listByStatus(rows, f);
+    if (f.status !== undefined)
+      return listByStatus(rows, f, this.running?.values() ?? [], (row) =>
+        listedSummary(row, this.recovery?.broken.get(row.id)),
+      );
     return rows.map(
       (row) => this.running?.get(row.id)?.summary() ?? listedSummary(row, this.recovery?.broken.get(row.id)),
     );
@@ -521,30 +515,6 @@ class PartitaEngine implements Engine {
       throw new EngineStateError(`${what}() needs a started engine; call engine.start() first`);
   }
 
-  /**
-   * A list filtered by status, as reported: a row's stored status can lag behind the batch running
-   * here (its next group commit has not happened yet), so rows are filtered by their live summary,
-   * and batches running here whose row still shows another status are added.
-   */
-  private listByStatus(rows: BatchRow[], f: ListFilter): BatchSummary[] {
-    const wanted = new Set(typeof f.status === 'string' ? [f.status] : (f.status ?? []));
-    const seen = new Set<string>();
-    const out: BatchSummary[] = [];
-    for (const row of rows) {
-      seen.add(row.id);
-      const s = this.running?.get(row.id)?.summary() ?? listedSummary(row, this.recovery?.broken.get(row.id));
-      if (wanted.has(s.status)) out.push(s);
-    }
-    for (const rt of this.running?.values() ?? []) {
-      if (seen.has(rt.id) || (f.job !== undefined && rt.job !== f.job)) continue;
-      const s = rt.summary();
-      if (wanted.has(s.status)) out.push(s);
-    }
-    // Newest first, as the store lists them.
-    out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
-    return f.limit === undefined ? out : out.slice(0, f.limit);
-  }
-
   /** The runtime of a batch this engine runs; undefined when another engine sharing the store runs it. */
   private async runningHere(id: string, what: string): Promise<BatchRuntime | undefined> {
     this.requireRunning(what);
@@ -585,7 +555,7 @@ class PartitaEngine implements Engine {
     this.queue!.run();
     this.parentWatch?.poke();
     // Nothing waiting here: maybe another engine's batches are.
-    if (this.queue!.size === 0) this.claims?.soon();
+    if (this.queue!.size === 0) this.shared?.soon();
   }
 
   /**
@@ -596,46 +566,36 @@ class PartitaEngine implements Engine {
   private shareWork(store: Store): void {
     if (store.kind === 'memory') return;
     const max = this.options.maxConcurrentBatches ?? 4;
-    const runsHere = (id: string) => {
-      const rt = this.running!.get(id);
-      return rt !== undefined && !rt.isFinal;
-    };
-    this.controls = new Controls({
-      store,
-      log: this.log,
-      owner: this.leases!.ownerId,
-      runsHere,
-      cancel: (id, reason) => this.cancel(id, reason),
-      pause: (id) => this.pause(id),
-      resume: (id) => this.resume(id),
-      storeError: (err, id) => this.storeError(err, id),
-    });
-    this.claims = new Claims({
+    this.shared = new SharedStore({
       store,
       log: this.log,
       jobs: this.jobs,
+      owner: this.leases!.ownerId,
       sweepMs: this.options.claimIntervalMs ?? CLAIM_SWEEP_MS,
+      watchers: this.watchers,
+      follow: this.follow!,
+      runsHere: (id) => {
+        const rt = this.running!.get(id);
+        return rt !== undefined && !rt.isFinal;
+      },
       known: (id) =>
         this.isHere(id) ||
         (this.recovery?.isRetrying(id) ?? false) ||
         (this.recovery?.broken.has(id) ?? false),
       room: () => max - this.running!.size - this.queue!.size,
-      resume: async (record, state) => {
+      take: async (record, state) => {
         const taken = await this.resumeStored(record, state);
         this.admit();
         return taken;
       },
-      storeError: (err, id) => this.storeError(err, id),
-      alsoAtSweep: () => this.controls!.check(),
-    });
-    this.elsewhere = new Elsewhere({
-      store,
-      watchers: this.watchers,
-      follow: this.follow!,
+      cancel: (id, reason) => this.cancel(id, reason),
+      pause: (id) => this.pause(id),
+      resume: (id) => this.resume(id),
       get: (id) => this.get(id),
+      storeError: (err, id) => this.storeError(err, id),
     });
-    this.controls.start();
-    this.claims.start();
+    this.elsewhere = this.shared.elsewhere;
+    this.shared.start();
   }
 
   /** Queue a batch; whoever subscribed to its id before it existed hears of it now. */

@@ -1,6 +1,6 @@
 import { PartitaError, serializeError, toError } from '../errors.js';
 import type { BatchRecord, BatchRow } from '../store/store.js';
-import type { BatchSummary, PartitionFailure } from '../summary.js';
+import type { BatchStatus, BatchSummary, PartitionFailure } from '../summary.js';
 import { parseRecord, parseState } from './records.js';
 
 /**
@@ -86,4 +86,38 @@ function brokenSummary(row: BatchRow, err: unknown): BatchSummary {
 /** A row that cannot be resumed, as a PartitaError (STORE unless it is coded already). */
 export function asPartitaError(err: unknown): PartitaError {
   return err instanceof PartitaError ? err : new PartitaError('STORE', toError(err).message, { cause: err });
+}
+
+/**
+ * A list filtered by status, as reported: a row's stored status can lag behind the batch running
+ * here (its next group commit has not happened yet), so rows are filtered by their live summary,
+ * and batches running here whose row still shows another status are added. Newest first.
+ */
+export function listByStatus(
+  rows: readonly BatchRow[],
+  f: {
+    status?: BatchStatus | readonly BatchStatus[] | undefined;
+    job?: string | undefined;
+    limit?: number | undefined;
+  },
+  running: Iterable<{ id: string; job: string; summary(): BatchSummary }>,
+  stored: (row: BatchRow) => BatchSummary,
+): BatchSummary[] {
+  const wanted = new Set(typeof f.status === 'string' ? [f.status] : (f.status ?? []));
+  const live = new Map<string, { id: string; job: string; summary(): BatchSummary }>();
+  for (const rt of running) live.set(rt.id, rt);
+  const seen = new Set<string>();
+  const out: BatchSummary[] = [];
+  for (const row of rows) {
+    seen.add(row.id);
+    const s = live.get(row.id)?.summary() ?? stored(row);
+    if (wanted.has(s.status)) out.push(s);
+  }
+  for (const rt of live.values()) {
+    if (seen.has(rt.id) || (f.job !== undefined && rt.job !== f.job)) continue;
+    const s = rt.summary();
+    if (wanted.has(s.status)) out.push(s);
+  }
+  out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+  return f.limit === undefined ? out : out.slice(0, f.limit);
 }

@@ -225,7 +225,8 @@ async function controlsFromAnyEngine(makeStore: () => Store) {
     expect(raced.some((r) => r.status === 'fulfilled')).toBe(true);
     const cancelled = await a.cancel('x', 'from a');
     expect(cancelled).toMatchObject({ status: 'CANCELLED', error: { code: 'CANCELLED', message: 'from a' } });
-    expect((await b.get('x')).status).toBe('CANCELLED');
+    // B stored it; its own summary turns final once it has heard the write back.
+    expect((await b.wait('x')).status).toBe('CANCELLED');
 
     // y waits in A's queue behind z (A has one slot); B cancels y: nobody holds it, B takes it.
     await a.submit('slow', 4, { id: 'z' });

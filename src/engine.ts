@@ -365,7 +365,7 @@ class PartitaEngine implements Engine {
           `batch "${id}" is ${summary.status} but not run by this engine: cancel it on the engine that runs it`,
         );
       return this.elsewhere.request(id, { type: 'cancel', reason: String(reason) }, (s) =>
-        isFinalStatus(s.status),
+        isFinalStatus(s.status) ? 'done' : 'wait',
       );
     }
     if (rt.isFinal) return rt.summary();
@@ -377,10 +377,8 @@ class PartitaEngine implements Engine {
   async pause(id: string): Promise<BatchSummary> {
     const rt = await this.runningHere(id, 'pause');
     if (!rt)
-      return this.elsewhere!.request(
-        id,
-        { type: 'pause' },
-        (s) => s.status === 'PAUSED' || isFinalStatus(s.status),
+      return this.elsewhere!.request(id, { type: 'pause' }, (s) =>
+        s.status === 'PAUSED' ? 'done' : isFinalStatus(s.status) ? 'refused' : 'wait',
       );
     if (rt.status === 'PAUSED') return rt.summary();
     if (rt.status !== 'PROCESSING')
@@ -407,10 +405,12 @@ class PartitaEngine implements Engine {
   async resume(id: string): Promise<BatchSummary> {
     const rt = await this.runningHere(id, 'resume');
     if (!rt)
-      return this.elsewhere!.request(
-        id,
-        { type: 'resume' },
-        (s) => s.status === 'PROCESSING' || s.status === 'FINALIZING' || isFinalStatus(s.status),
+      return this.elsewhere!.request(id, { type: 'resume' }, (s) =>
+        s.status === 'PROCESSING' || s.status === 'FINALIZING'
+          ? 'done'
+          : isFinalStatus(s.status)
+            ? 'refused'
+            : 'wait',
       );
     if (rt.status === 'PROCESSING') return rt.summary();
     if (rt.status !== 'PAUSED')

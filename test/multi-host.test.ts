@@ -228,9 +228,10 @@ async function controlsFromAnyEngine(makeStore: () => Store) {
     // B stored it; its own summary turns final once it has heard the write back.
     expect((await b.wait('x')).status).toBe('CANCELLED');
 
-    // y waits in A's queue behind z (A has one slot); B cancels y: nobody holds it, B takes it.
+    // y waits in A's queue behind z (A has one slot), or B has claimed it already: either way B's
+    // cancel ends it (taken from the queue here, or cancelled where it runs).
     await a.submit('slow', 4, { id: 'z' });
-    await a.submit('slow', 1, { id: 'y', priority: -1 });
+    await a.submit('slow', 4, { id: 'y', priority: -1 });
     expect((await b.cancel('y', 'from b')).status).toBe('CANCELLED');
     expect((await a.get('y')).status).toBe('CANCELLED');
     open();
@@ -257,6 +258,34 @@ function until(
   });
 }
 
+/**
+ * A cancel left for an owner that is frozen and then dies: the engine that takes the batch over
+ * carries it out before anything is redelivered, so no partition runs again.
+ */
+async function cancelLeftForDeadOwner(makeStore: () => Store, args: string[]) {
+  const script = fileURLToPath(new URL('./fixtures/host.mjs', import.meta.url));
+  const child = spawn(process.execPath, [script, 'kill', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => d.toString().includes('running') && resolve());
+    child.on('error', reject);
+  });
+  child.kill('SIGSTOP');
+  const ran = new Map<string, string[]>();
+  const b = takeoverEngine(makeStore, ran);
+  await b.start();
+  try {
+    const cancelled = b.cancel('h1', 'stop it');
+    child.kill('SIGKILL');
+    await exited;
+    expect(await cancelled).toMatchObject({ status: 'CANCELLED', error: { message: 'stop it' } });
+    expect(ran.get('h1')).toBeUndefined(); // nothing was redelivered before the cancel
+  } finally {
+    child.kill('SIGKILL');
+    await b.stop();
+  }
+}
+
 describe('several engines on one SQLite file', () => {
   it('cancel, pause and resume work from any engine', async () => {
     const path = sqlitePath();
@@ -276,6 +305,11 @@ describe('several engines on one SQLite file', () => {
   it('a host SIGSTOPped past its lease: taken over and finished elsewhere; after SIGCONT none of its writes is accepted', async () => {
     const path = sqlitePath();
     await frozenHost(() => sqliteStore({ path }), [path]);
+  });
+
+  it('a cancel left for a frozen owner that then dies is carried out by the next owner before any redelivery', async () => {
+    const path = sqlitePath();
+    await cancelLeftForDeadOwner(() => sqliteStore({ path }), [path]);
   });
 });
 
@@ -299,5 +333,10 @@ describe.skipIf(unreachable !== undefined)('several engines on one PostgreSQL sc
   it('a host SIGSTOPped past its lease: taken over and finished elsewhere; after SIGCONT none of its writes is accepted', async () => {
     const schema = pgSchema();
     await frozenHost(() => postgresStore({ connectionString: PG_URL, schema }), [PG_URL, schema]);
+  });
+
+  it('a cancel left for a frozen owner that then dies is carried out by the next owner before any redelivery', async () => {
+    const schema = pgSchema();
+    await cancelLeftForDeadOwner(() => postgresStore({ connectionString: PG_URL, schema }), [PG_URL, schema]);
   });
 });

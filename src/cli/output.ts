@@ -56,7 +56,7 @@ export function summaryText(s: BatchSummary): string {
   const rows: string[][] = [
     ['id', s.id],
     ['job', s.job],
-    ['status', s.status],
+    ['status', s.run ? `${s.status} (run ${s.run}: failed partitions retried)` : s.status],
     ['progress', `${percent(s)} (${s.succeeded + s.failed} of ${s.total} settled)`],
     ['counts', `succeeded ${s.succeeded}, failed ${s.failed}, running ${s.running}, pending ${s.pending}`],
     ['priority', String(s.priority)],
@@ -99,7 +99,9 @@ export function partitionRow(p: PartitionView): string[] {
     p.status,
     String(p.attempts),
     p.durationMs === undefined ? '' : String(Math.round(p.durationMs)),
-    error,
+    p.history?.length
+      ? `${error}${error ? ' ' : ''}(failed in run ${p.history.map((h) => h.run).join(', ')})`
+      : error,
   ];
 }
 

@@ -9,7 +9,7 @@ import {
   type FinalizeInput,
   type ReplayedOutcome,
 } from '../machines/batch.js';
-import type { BatchRecord, BatchState, Fence, Store } from '../store/store.js';
+import type { BatchControl, BatchRecord, BatchState, Fence, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
 import { Durability } from './durability.js';
 import { PartitionFeeder } from './feeder.js';
@@ -150,12 +150,14 @@ export class BatchRuntime {
    * snapshot, the partitions to redeliver), with retries; if that still fails, it throws and the
    * actor is not started, so the engine can give the batch up and try again later.
    */
-  async start(restored?: BatchState): Promise<void> {
+  async start(restored?: BatchState, pending?: BatchControl): Promise<void> {
     if (!restored) {
       // Its QUEUED summary was announced by the queue already: the actor's first snapshot is no news.
       this.quiet = true;
       this.actor.start();
       this.quiet = false;
+      // Cancelled from another engine while it waited: it ends CANCELLED, never admitted.
+      if (pending?.type === 'cancel') this.cancel(pending.reason);
       return;
     }
     const onError = (error: Error) => this.emit({ type: 'store-error', error });
@@ -173,11 +175,18 @@ export class BatchRuntime {
       { replayed: replay.length, redeliver: behind.length, state: this.actor.getSnapshot().value },
       'batch resumed',
     );
+    // A cancel or pause asked of the batch's previous owner (docs/scaling.md) is carried out before
+    // anything is redelivered: paused first (RESUME in paused dispatches nothing), then cancelled.
+    const holdBack = pending !== undefined && pending.type !== 'resume';
+    if (holdBack && this.actor.getSnapshot().value === 'processing') this.actor.send({ type: 'PAUSE' });
     this.actor.send({ type: 'RESUME', replay });
+    if (pending?.type === 'cancel') this.cancel(pending.reason);
   }
 
   /** QUEUED → PROCESSING. */
   admit(): void {
+    // Cancelled before its admission (a request from another engine): nothing to start.
+    if (this.cancelSent || this.actor.getSnapshot().status !== 'active') return;
     this.actor.send({ type: 'ADMIT', at: new Date().toISOString() });
   }
 

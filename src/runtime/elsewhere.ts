@@ -22,14 +22,19 @@ export interface ElsewhereDeps {
 export class Elsewhere {
   constructor(private readonly deps: ElsewhereDeps) {}
 
+  /**
+   * Leave `control` for the batch's owner and resolve with the first summary `outcome` accepts; a
+   * summary it refuses (the batch ended first, where the owner would refuse too) rejects with
+   * CONFLICT, as does a request that a later one replaced or undid before the owner acted on it.
+   */
   async request(
     id: string,
     control: BatchControl,
-    done: (s: BatchSummary) => boolean,
+    outcome: (s: BatchSummary) => 'done' | 'refused' | 'wait',
   ): Promise<BatchSummary> {
     const { store, watchers, follow, get } = this.deps;
     // Refused when the batch is final by now: its summary is the answer.
-    if (!(await store.requestControl(id, control))) return get(id);
+    if (!(await store.requestControl(id, control))) return settleNow(id, control, await get(id), outcome);
     const mine = JSON.stringify(control);
     return new Promise((resolve, reject) => {
       let finished = false;
@@ -41,35 +46,56 @@ export class Elsewhere {
         queueMicrotask(() => off());
         settle();
       };
-      const off = watchers.subscribe(
-        id,
-        (summary) => {
-          if (done(summary)) finish(() => resolve(summary));
-        },
-        get(id),
-      );
+      const judge = (summary: BatchSummary) => {
+        const verdict = outcome(summary);
+        if (verdict === 'done') finish(() => resolve(summary));
+        else if (verdict === 'refused') finish(() => reject(refusal(id, control, summary)));
+      };
+      const off = watchers.subscribe(id, judge, get(id));
       follow.follow(id);
-      // A pause or resume may be carried out without the status it waits for ever showing (a later
-      // request undid it), or be replaced before its owner saw it: the row says which. A cancel is
+      // Read the batch every CHECK_MS while waiting: the answer comes soon after the owner acts (at
+      // its next sweep without notifications), not at the follow's one-second backstop. A pause or
+      // resume may also be carried out without the status it waits for ever showing (a later
+      // request undid it), or be replaced before the owner saw it: the row says which. A cancel is
       // never replaced and always ends the batch.
-      if (control.type === 'cancel') return;
       const check = async () => {
         timer = undefined;
         if (finished) return;
-        const now = await store.controlOf(id).catch(() => control);
-        const replaced = (by: string) =>
-          finish(() =>
-            reject(new ConflictError(id, `batch "${id}": this ${control.type} was ${by} by a later request`)),
-          );
-        if (now === undefined) {
-          // Carried out (or replaced, and the replacement carried out): the summary says which.
-          const summary = await get(id).catch(() => undefined);
-          if (summary && done(summary)) return finish(() => resolve(summary));
-          if (summary) return replaced('undone or replaced');
-        } else if (JSON.stringify(now) !== mine) return replaced(`replaced (${now.type})`);
+        await follow.refresh(id);
+        if (finished) return;
+        if (control.type !== 'cancel') {
+          const now = await store.controlOf(id).catch(() => control);
+          const replaced = (by: string) =>
+            finish(() =>
+              reject(
+                new ConflictError(id, `batch "${id}": this ${control.type} was ${by} by a later request`),
+              ),
+            );
+          if (now === undefined) {
+            // Carried out (or replaced, and the replacement carried out): the summary says which.
+            const summary = await get(id).catch(() => undefined);
+            if (summary && outcome(summary) !== 'wait') return judge(summary);
+            if (summary) return replaced('undone or replaced');
+          } else if (JSON.stringify(now) !== mine) return replaced(`replaced (${now.type})`);
+        }
         if (!finished) timer = setTimeout(() => void check(), CHECK_MS);
       };
       timer = setTimeout(() => void check(), CHECK_MS);
     });
   }
+}
+
+/** The answer when the request could not even be left (the batch is final). */
+function settleNow(
+  id: string,
+  control: BatchControl,
+  summary: BatchSummary,
+  outcome: (s: BatchSummary) => 'done' | 'refused' | 'wait',
+): BatchSummary {
+  if (outcome(summary) === 'refused') throw refusal(id, control, summary);
+  return summary;
+}
+
+function refusal(id: string, control: BatchControl, summary: BatchSummary): ConflictError {
+  return new ConflictError(id, `batch "${id}" is ${summary.status}: it cannot ${control.type} any more`);
 }

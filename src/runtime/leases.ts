@@ -1,5 +1,5 @@
 import { isProvablyGone, markGone, markLive } from '../liveness.js';
-import type { Fence, Lease, Store } from '../store/store.js';
+import type { BatchControl, Fence, Lease, Store } from '../store/store.js';
 import type { BatchStatus } from '../summary.js';
 
 export interface LeaseEvents {
@@ -34,7 +34,9 @@ export class Leases {
    */
   async acquire(
     batchId: string,
-  ): Promise<{ fence: Fence; status: BatchStatus; journalSeq: number } | undefined> {
+  ): Promise<
+    { fence: Fence; status: BatchStatus; journalSeq: number; control: BatchControl | undefined } | undefined
+  > {
     let lease = await this.store.acquireLease(batchId, this.ownerId, this.ttlMs);
     if (!lease) {
       const holder = await this.store.leaseOf(batchId);
@@ -47,6 +49,7 @@ export class Leases {
       fence: { owner: lease.owner, epoch: lease.epoch },
       status: lease.status,
       journalSeq: lease.journalSeq,
+      control: lease.control,
     };
   }
 

@@ -111,7 +111,7 @@ export class RunningBatches {
     );
     this.runtimes.set(record.id, rt);
     try {
-      await rt.start(state);
+      await rt.start(state, taken.control);
     } catch (err) {
       this.runtimes.delete(record.id);
       await rt.stop().catch(() => {}); // nothing was started: nothing to save

@@ -49,8 +49,13 @@ export class Watchers {
   subscribe(id: string, listener: Listener, current: BatchSummary | Promise<BatchSummary>): () => void {
     const guardedListener = guarded(this.log.child({ batchId: id }), 'subscribe listener', listener);
     let heard = false;
+    let last = '';
     const safe = (summary: BatchSummary) => {
       heard = true;
+      // The same summary twice in a row (heard live and read from the store) is one change.
+      const key = `${summary.status}/${summary.succeeded}/${summary.failed}/${summary.running}/${summary.run ?? 1}`;
+      if (key === last) return;
+      last = key;
       guardedListener(summary);
     };
     let set = this.listeners.get(id);

@@ -280,7 +280,12 @@ class MemoryStore extends BaseStore implements Store {
     const lease = { owner, epoch: (held?.epoch ?? 0) + 1, expiresAt: now + ttlMs };
     b.lease = lease;
     const stored = b.row.state as BatchState | undefined;
-    return { ...lease, status: b.row.status, journalSeq: stored?.journalSeq ?? 0 };
+    return {
+      ...lease,
+      status: b.row.status,
+      journalSeq: stored?.journalSeq ?? 0,
+      control: b.control && { ...b.control },
+    };
   }
 
   async renewLease(batchId: string, fence: Fence, ttlMs: number): Promise<boolean> {

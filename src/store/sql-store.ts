@@ -167,6 +167,7 @@ export abstract class SqlStore extends ConnectedStore {
       expires: number | string;
       status: BatchStatus;
       seq: number | string;
+      control: string | null;
     }>(
       `WITH now AS (SELECT ${this.dialect.now(params)} AS ms)
        UPDATE ${batches} SET lease_owner = ${params.add(owner)}, lease_epoch = lease_epoch + 1,
@@ -175,7 +176,7 @@ export abstract class SqlStore extends ConnectedStore {
        WHERE id = ${params.add(batchId)} ${visible ? `AND ${visible}` : ''}
          AND (lease_owner IS NULL OR lease_owner = ${params.add(owner)} OR lease_owner = ${params.add(takeoverFrom ?? null)}
               OR lease_expires_at <= now.ms)
-       RETURNING lease_epoch AS epoch, lease_expires_at AS expires, status, journal_seq AS seq`,
+       RETURNING lease_epoch AS epoch, lease_expires_at AS expires, status, journal_seq AS seq, control`,
       params.values,
     );
     return (
@@ -185,6 +186,7 @@ export abstract class SqlStore extends ConnectedStore {
         expiresAt: Number(row.expires),
         status: row.status,
         journalSeq: Number(row.seq),
+        control: row.control ? (parseLoose(row.control) as S.BatchControl) : undefined,
       }
     );
   }

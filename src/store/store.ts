@@ -309,6 +309,8 @@ export interface Lease extends Fence {
 export interface AcquiredLease extends Lease {
   status: BatchStatus;
   journalSeq: number;
+  /** A request left for the batch's owner (requestControl), to carry out before anything runs. */
+  control?: BatchControl | undefined;
 }
 
 /** Is this batch's row final (no lease or work needed)? */

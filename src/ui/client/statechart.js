@@ -15,19 +15,34 @@ const LANE = 26; // room above the boxes for arrows that skip a column
  */
 
 /**
- * Columns by longest path from the initial state, so every arrow points right and the final states
- * line up in the last column. Self loops are left out; a cycle would stop the walk after as many
- * rounds as there are states (the batch machine has none, but a machine may grow one).
+ * Columns by longest path from the initial state over the arrows that lead away from it (to a state
+ * farther from the initial one, counted in steps), so those arrows point right and the final states
+ * line up in the last column. Arrows back (CONTINUE from paused to processing) and self loops are
+ * left out of the layout: with them a cycle would push its states one column further each round.
  *
  * @param {Chart} chart
  * @returns {Map<string, number>} column of each state
  */
 export function columns(chart) {
+  /** @type {Map<string, number>} steps from the initial state, breadth first */
+  const steps = new Map([[chart.initial, 0]]);
+  for (let frontier = [chart.initial]; frontier.length > 0; ) {
+    const next = [];
+    for (const t of chart.transitions)
+      if (frontier.includes(t.source) && !steps.has(t.target)) {
+        steps.set(t.target, (steps.get(t.source) ?? 0) + 1);
+        next.push(t.target);
+      }
+    frontier = next;
+  }
+  const forward = chart.transitions.filter(
+    (t) => (steps.get(t.target) ?? -1) > (steps.get(t.source) ?? Number.POSITIVE_INFINITY),
+  );
   const col = new Map(chart.states.map((st) => [st.key, st.key === chart.initial ? 0 : -1]));
-  const edges = chart.transitions.filter((t) => t.source !== t.target);
+  // Forward arrows only increase the steps, so they form no cycle: as many rounds as states suffice.
   for (let round = 0; round < chart.states.length; round++) {
     let changed = false;
-    for (const t of edges) {
+    for (const t of forward) {
       const from = col.get(t.source) ?? -1;
       if (from < 0 || (col.get(t.target) ?? -1) >= from + 1) continue;
       col.set(t.target, from + 1);

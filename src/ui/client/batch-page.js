@@ -77,6 +77,7 @@ export function batchPage({ base, api, root, id, chart }) {
           ? [' · finished ', h('time', { datetime: summary.finishedAt }, time(summary.finishedAt))]
           : '',
         summary.priority ? ` · priority ${summary.priority}` : '',
+        summary.run ? ` · run ${summary.run} (failed partitions retried)` : '',
       );
       bar.update(summary);
       for (const k of COUNTS) cells[k].textContent = count(summary[k]);

@@ -9,6 +9,7 @@ import {
   isFinalStatus,
   memoryStore,
 } from '../src/index.js';
+import { type Deferred, deferred } from './support/until.js';
 
 /**
  * Admission checked against a reference model (docs/guide.md, "Submitting"; docs/architecture.md,
@@ -55,19 +56,6 @@ interface ModelBatch {
 }
 
 type EngineEvent = Parameters<Parameters<Engine['observe']>[0]>[0];
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
 
 /** Highest priority first, then oldest, then first submitted (a batch being submitted is the newest). */
 function before(a: ModelBatch, b: ModelBatch): boolean {

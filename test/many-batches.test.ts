@@ -15,6 +15,7 @@ import {
 } from '../src/index.js';
 import { BATCH_STATUSES } from '../src/summary.js';
 import { PG_URL, pgSchema, pgUnreachable, sqlitePath } from './support/stores.js';
+import { deferred } from './support/until.js';
 
 /**
  * Many QUEUED batches (docs/architecture.md, "Admission and many batches"): a queued batch is a
@@ -29,19 +30,6 @@ import { PG_URL, pgSchema, pgUnreachable, sqlitePath } from './support/stores.js
 // heapUsed is only meaningful after a collection: expose gc() to this test file.
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
 
 /** One partition, an inline handler that returns at once. */
 const work = defineJob({

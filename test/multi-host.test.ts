@@ -10,6 +10,7 @@ import {
   sqliteStore,
 } from '../src/index.js';
 import { PG_URL, pgSchema, pgUnreachable, sqlitePath } from './support/stores.js';
+import { untilSummary as until } from './support/until.js';
 
 // Several engines on one store (docs/scaling.md): QUEUED batches are claimed by whichever engine
 // has room, a batch whose owner died is taken over while the others run (not only at start()),
@@ -147,8 +148,7 @@ async function frozenHost(makeStore: () => Store, args: string[]) {
     child.on('error', reject);
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await running;
-  child.kill('SIGSTOP');
+  await running; // the host froze itself (SIGSTOP) as its first partition started
   const ran = new Map<string, string[]>();
   const b = takeoverEngine(makeStore, ran);
   await b.start();
@@ -243,34 +243,19 @@ async function controlsFromAnyEngine(makeStore: () => Store) {
   }
 }
 
-/** Resolves with the first summary of `id` on `engine` that `check` accepts. */
-function until(
-  engine: Engine,
-  id: string,
-  check: (s: { status: string; succeeded: number; running: number }) => boolean,
-) {
-  return new Promise<void>((resolve) => {
-    const off = engine.subscribe(id, (s) => {
-      if (!check(s)) return;
-      queueMicrotask(() => off());
-      resolve();
-    });
-  });
-}
-
 /**
  * A cancel left for an owner that is frozen and then dies: the engine that takes the batch over
  * carries it out before anything is redelivered, so no partition runs again.
  */
 async function cancelLeftForDeadOwner(makeStore: () => Store, args: string[]) {
   const script = fileURLToPath(new URL('./fixtures/host.mjs', import.meta.url));
-  const child = spawn(process.execPath, [script, 'kill', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [script, 'freeze', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  // The host freezes itself (SIGSTOP) as its first partition starts.
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => d.toString().includes('running') && resolve());
     child.on('error', reject);
   });
-  child.kill('SIGSTOP');
   const ran = new Map<string, string[]>();
   const b = takeoverEngine(makeStore, ran);
   await b.start();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createEngine, defineJob, type Engine, sqliteStore } from '../src/index.js';
+import { createEngine, defineJob, sqliteStore } from '../src/index.js';
 import { sqlitePath } from './support/stores.js';
+import { untilSummary as until } from './support/until.js';
 
 // engine.pause(id): nothing more is dispatched, partitions in flight finish; PAUSED is stored and
 // survives a restart; engine.resume(id) takes dispatching up again.
@@ -33,20 +34,6 @@ function gatedJob() {
     gates.has(i) ? Promise.resolve() : new Promise<void>((resolve) => waiting.set(i, resolve));
   return { job, started, open, whenStarted };
 }
-
-const until = (
-  engine: Engine,
-  id: string,
-  check: (s: { status: string; running: number; succeeded: number }) => boolean,
-) =>
-  new Promise<void>((resolve) => {
-    const off = engine.subscribe(id, (s) => {
-      if (check(s)) {
-        queueMicrotask(() => off());
-        resolve();
-      }
-    });
-  });
 
 describe('pause and resume', () => {
   it('a paused batch lets its partitions in flight finish, dispatches nothing more, and stays paused across a restart', async () => {

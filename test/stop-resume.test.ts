@@ -4,20 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, memoryStore, type Store, sqliteStore } from '../src/index.js';
 import { collect, items, noopJob, scriptedJob } from './helpers.js';
-
-const until = (
-  engine: ReturnType<typeof createEngine>,
-  id: string,
-  check: (s: { progress: number }) => boolean,
-) =>
-  new Promise<void>((resolve) => {
-    const off = engine.subscribe(id, (s) => {
-      if (check(s)) {
-        queueMicrotask(() => off());
-        resolve();
-      }
-    });
-  });
+import { untilSummary as until } from './support/until.js';
 
 async function runTwice(store: Store, stopAt: number) {
   const first = createEngine({ jobs: [noopJob(64)], store, logger: false, workers: { maxThreads: 2 } });

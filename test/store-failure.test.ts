@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type BatchSummary, createEngine, defineJob, type Engine, sqliteStore } from '../src/index.js';
+import { createEngine, defineJob, sqliteStore } from '../src/index.js';
+import { untilSummary as until } from './support/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'partita-store-failure-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,16 +26,6 @@ function gatedJob() {
   });
   return { job, open: () => open() };
 }
-
-const until = (engine: Engine, id: string, check: (s: BatchSummary) => boolean) =>
-  new Promise<BatchSummary>((resolve) => {
-    const off = engine.subscribe(id, (s) => {
-      if (check(s)) {
-        queueMicrotask(() => off());
-        resolve(s);
-      }
-    });
-  });
 
 /** Another connection holding SQLite's write lock: every write of the engine fails with SQLITE_BUSY. */
 function lockWrites(path: string) {

@@ -249,7 +249,9 @@ async function controlsFromAnyEngine(makeStore: () => Store) {
  */
 async function cancelLeftForDeadOwner(makeStore: () => Store, args: string[]) {
   const script = fileURLToPath(new URL('./fixtures/host.mjs', import.meta.url));
-  const child = spawn(process.execPath, [script, 'freeze', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [script, 'freeze', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   // The host freezes itself (SIGSTOP) as its first partition starts.
   await new Promise<void>((resolve, reject) => {

@@ -38,6 +38,7 @@ export {
 } from './errors.js';
 export type {
   AnyJobDefinition,
+  BatchingOption,
   FinalizeContext,
   JobDefinition,
   JobOptions,

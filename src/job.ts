@@ -58,6 +58,16 @@ export interface JobOptions<I = unknown, P = unknown, R = unknown, O = unknown> 
    */
   rateLimit?: RateLimit;
   /**
+   * Item batching: run several consecutive partitions as one task (one pool task, or one inline
+   * call loop) and count their outcomes as one event, each member still with its own outcome,
+   * attempts, retries, timeout and idempotency key (docs/guide.md, "Item batching").
+   * `'auto'` (the default) sizes groups from the measured work time: short partitions are grouped by
+   * dozens, a partition of a couple of milliseconds or more is never grouped. `{ maxItems }` always
+   * groups up to that many; `false` runs one partition per task. A job with a `rateLimit` is not
+   * grouped under `'auto'`.
+   */
+  batching?: BatchingOption;
+  /**
    * Batches to submit when a batch of this job ends (seed 004's chains): each child gets the id
    * `${parentId}>${job}`, so it is submitted exactly once, also across a crash.
    */
@@ -72,6 +82,12 @@ export interface Trigger {
   /** The child's input, from the parent's final summary. A throw is recorded on the parent. */
   input: (parent: BatchSummary) => unknown;
 }
+
+/** A job's `batching` option. */
+export type BatchingOption = 'auto' | { maxItems: number } | false;
+
+/** The most partitions `'auto'` puts in one group. */
+export const AUTO_MAX_ITEMS = 64;
 
 /** A job's rate limit: `max` partition starts per `perMs` milliseconds, per engine. */
 export interface RateLimit {
@@ -95,6 +111,8 @@ export interface JobDefinition<I = unknown, P = unknown, R = unknown, O = unknow
   readonly finalize: ((summary: BatchSummary, ctx: FinalizeContext) => O | Promise<O>) | undefined;
   readonly rateLimit: RateLimit | undefined;
   readonly triggers: readonly Trigger[];
+  /** Item batching, resolved: absent when partitions run one per task. */
+  readonly batching: { maxItems: number; auto: boolean } | undefined;
 }
 
 const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', {
@@ -164,8 +182,19 @@ const jobOptionsSchema = z
       .strict()
       .optional(),
     finalize: fn.optional(),
+    batching: z
+      .union([
+        z.literal('auto'),
+        z.literal(false),
+        z.object({ maxItems: z.number().int().min(1).max(10_000) }).strict(),
+      ])
+      .optional(),
   })
   .strict()
+  .refine((o) => !(o.rateLimit && typeof o.batching === 'object' && o.batching.maxItems > 1), {
+    message: "a job with a `rateLimit` runs one partition per task: use `batching: false` or `'auto'`",
+    path: ['batching'],
+  })
   .refine((o) => (o.worker === undefined) !== (o.handler === undefined), {
     message: 'give exactly one of `worker` (module URL) or `handler` (inline function)',
     path: ['worker'],
@@ -218,7 +247,19 @@ export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown>(
     triggers: (options.triggers ?? []).map((t) => ({ ...t })),
     failurePolicy: { ...o.failurePolicy },
     finalize: options.finalize,
+    batching: resolveBatching(o.batching, o.rateLimit !== undefined),
   });
+}
+
+function resolveBatching(
+  option: BatchingOption | undefined,
+  rateLimited: boolean,
+): { maxItems: number; auto: boolean } | undefined {
+  if (option === false) return undefined;
+  if (option === undefined || option === 'auto')
+    // Members of a group start together: a rate limit counts starts, so it is not grouped.
+    return rateLimited ? undefined : { maxItems: AUTO_MAX_ITEMS, auto: true };
+  return option.maxItems > 1 ? { maxItems: option.maxItems, auto: false } : undefined;
 }
 
 function nameOf(options: unknown): string {

@@ -17,12 +17,16 @@ const TRIALS = Number(process.env.CRASH_TRIALS ?? 20);
 type KillPoint = { kind: 'progress'; settled: number } | { kind: 'finalizing' } | { kind: 'submitted' };
 
 /** Start the child, kill it with SIGKILL when it reaches the kill point; resolves once it is dead. */
-function runAndKill(path: string, id: string, point: KillPoint): Promise<string> {
+function runAndKill(path: string, id: string, point: KillPoint, batching = 'auto'): Promise<string> {
   const child: ChildProcess = spawn(
     process.execPath,
     [new URL('./crash/child.mjs', import.meta.url).pathname, path, id],
     {
-      env: { ...process.env, ...(point.kind === 'finalizing' ? { SLOW_FINALIZE: '1' } : {}) },
+      env: {
+        ...process.env,
+        CRASH_BATCHING: batching,
+        ...(point.kind === 'finalizing' ? { SLOW_FINALIZE: '1' } : {}),
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );
@@ -91,10 +95,13 @@ describe(`crash recovery: SIGKILL at seeded random points, ${TRIALS} trials`, ()
     return { kind: 'progress', settled: Math.floor(rand() * EXPECTED.total) };
   });
   points.forEach((point, i) => {
-    it(`trial ${i}: killed at ${point.kind === 'progress' ? `${point.settled} settled` : point.kind}`, async () => {
+    // Item batching in the killed process: fixed groups of 25 (a kill lands mid-group), 'auto', off.
+    const batching = ['25', 'auto', 'off'][i % 3]!;
+    const at = point.kind === 'progress' ? `${point.settled} settled` : point.kind;
+    it(`trial ${i}: killed at ${at}, batching ${batching}`, async () => {
       const path = join(dir, `trial-${i}.db`);
       const id = `crash-${i}`;
-      const killedAt = await runAndKill(path, id, point);
+      const killedAt = await runAndKill(path, id, point, batching);
       const { summary } = await recoverAndCheck(path, id);
       // Unless the child got all the way to its final state, the finalizer that counted is the recovery's.
       if (!killedAt.startsWith('final ')) expect(summary.output).toEqual({ by: 'recovery', call: 1 });

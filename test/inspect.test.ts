@@ -91,7 +91,7 @@ describe('inspection events of a batch', () => {
     for (const lane of ['lane-0', 'lane-1']) expect(dedupe(values(lane))[0]).toBe('idle');
   });
 
-  it('reports the events between them: ADMIT to the batch, RUN and WORK.* to lanes, PARTITION.SETTLED from lanes', () => {
+  it('reports the events between them: ADMIT to the batch, RUN and WORK.* to lanes, PARTITIONS.SETTLED from lanes', () => {
     const sent = ofType('@xstate.event').map((e) => ({
       type: e.event.type,
       to: idOf(e.actorRef) ?? '',
@@ -101,7 +101,7 @@ describe('inspection events of a batch', () => {
     expect(sent.filter((e) => e.type === 'RUN' && e.to.startsWith('lane-'))).toHaveLength(3);
     expect(sent.filter((e) => e.type === 'WORK.DONE')).toHaveLength(2);
     expect(sent.filter((e) => e.type === 'WORK.FAILED')).toHaveLength(1);
-    const settled = sent.filter((e) => e.type === 'PARTITION.SETTLED');
+    const settled = sent.filter((e) => e.type === 'PARTITIONS.SETTLED');
     expect(settled).toHaveLength(3);
     for (const e of settled)
       expect(e).toMatchObject({ to: 'inspected-1', from: expect.stringMatching(/^lane-[01]$/) });

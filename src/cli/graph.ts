@@ -112,7 +112,7 @@ ${batchMermaid()}
 ## Partition (a lane)
 
 A batch spawns \`concurrency\` long-lived lanes (\`lane-0\`, …); each runs this statechart once per
-partition it is given (\`RUN\`) and reports the outcome to the batch (\`PARTITION.SETTLED\` or
+partition it is given (\`RUN\`) and reports the outcome to the batch (\`PARTITIONS.SETTLED\` or
 \`PARTITION.CANCELLED\`) on entering \`succeeded\`, \`failed\` or \`cancelled\`.
 
 \`\`\`mermaid

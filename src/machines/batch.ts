@@ -19,15 +19,31 @@ import { stopLanes } from './stop-lanes.js';
  */
 
 /** Bumped when the context shape or the states change; stored with every snapshot. */
-export const BATCH_MACHINE_VERSION = 3;
+export const BATCH_MACHINE_VERSION = 4;
 
 /** At most this many failures are kept in context (and in the summary). */
 export const FAILURE_SAMPLE = 100;
 
+/**
+ * What a lane runs: one partition, or a group (item batching: `more` holds the other members'
+ * indexes). In `redeliver`, `attempt` is the attempt to run; on a lane, the attempt it was given.
+ */
 export interface InFlight {
   index: number;
   attempt: number;
+  more?: number[] | undefined;
 }
+
+/** How a batch groups partitions into one task (the job's `batching`). */
+export interface Batching {
+  /** At most this many partitions in a group (1: no grouping). */
+  maxItems: number;
+  /** Size groups from the measured work time (`'auto'`), or always up to `maxItems`. */
+  auto: boolean;
+}
+
+/** `'auto'` grows a group while its work takes less than this (ms), and shrinks it above twice that. */
+export const GROUP_TARGET_MS = 2;
 
 /** An outcome read back from the journal at recovery. */
 export interface ReplayedOutcome {
@@ -50,6 +66,8 @@ export interface BatchInput {
   failurePolicy?: FailurePolicy | undefined;
   /** How many partitions one `loadPartitions` asks for. */
   pageSize?: number | undefined;
+  /** Item batching; absent: none. */
+  batching?: Batching | undefined;
 }
 
 /** What a batch is configured with: fixed for its lifetime. */
@@ -65,6 +83,8 @@ export interface BatchConfig {
   timeoutMs: number | undefined;
   failurePolicy: FailurePolicy;
   pageSize: number;
+  /** Item batching; absent: one partition per task. */
+  batching?: Batching | undefined;
   /** Which run of the batch this is: absent for the first, 2 after the first `retryFailed`, and so on. */
   run?: number | undefined;
 }
@@ -92,6 +112,8 @@ export interface BatchContext {
   /** Partitions at or after the cursor whose outcome was replayed from the journal: skip them. */
   settledAhead: number[];
   failures: PartitionFailure[];
+  /** Partitions the next group takes at most (item batching; 1 without). */
+  groupSize: number;
   startedAt: string | undefined;
   outcome: BatchStatus | undefined;
   output: unknown;
@@ -162,9 +184,45 @@ function count(
   return o.status === 'succeeded' ? { succeeded: c.succeeded + 1 } : { failed: c.failed + 1, failures };
 }
 
-/** Does this lane report an outcome for the partition the lane was given? Anything else is ignored. */
-function matchesLane(c: BatchContext, lane: number, index: number): boolean {
-  return c.inFlight[lane]?.index === index;
+/** The partitions on a lane: one, or a group's members. */
+export function membersOf(f: InFlight): number[] {
+  return f.more ? [f.index, ...f.more] : [f.index];
+}
+
+const sizeOf = (f: InFlight) => (f.more ? 1 + f.more.length : 1);
+
+const holds = (f: InFlight, index: number) => f.index === index || (f.more?.includes(index) ?? false);
+
+/** Does this lane report on partitions the lane was given? Anything else is ignored. */
+function matchesLane(c: BatchContext, lane: number, indexes: readonly number[]): boolean {
+  const f = c.inFlight[lane];
+  if (!f) return false;
+  if (!f.more) return indexes.length === 1 && indexes[0] === f.index;
+  return indexes.length > 0 && indexes.every((i) => holds(f, i));
+}
+
+/** The lane's partitions once `gone` have left it (settled, returned), or null when none is left. */
+function without(f: InFlight, gone: readonly number[]): InFlight | null {
+  if (gone.length >= sizeOf(f)) return null;
+  const left = membersOf(f).filter((i) => !gone.includes(i));
+  const [index, ...more] = left;
+  if (index === undefined) return null;
+  return more.length > 0 ? { index, attempt: f.attempt, more } : { index, attempt: f.attempt };
+}
+
+/**
+ * The next group size under `'auto'` (pure): doubled while a full group's work took under
+ * GROUP_TARGET_MS, cut to what fits the target above twice that; a 1 s partition is never grouped.
+ */
+function nextGroupSize(config: BatchConfig, size: number, workMs: number | undefined, n: number): number {
+  const b = config.batching;
+  if (!b?.auto || workMs === undefined || n === 0) return size;
+  if (workMs < GROUP_TARGET_MS) return n >= size ? Math.min(b.maxItems, size * 2) : size;
+  if (workMs > 2 * GROUP_TARGET_MS) {
+    const fits = Math.floor(GROUP_TARGET_MS / (workMs / n));
+    return Math.max(1, Math.min(Math.floor(size / 2), fits));
+  }
+  return size;
 }
 
 /**
@@ -187,7 +245,9 @@ function planDispatch(context: BatchContext, firstLane = 0) {
     let next: InFlight | undefined;
     let redelivered = false;
     if (redeliver.length > 0) {
-      next = { index: redeliver[0]!.index, attempt: redeliver[0]!.attempt + 1 };
+      // Always alone: a partition that was in flight when the engine stopped, or a member of a
+      // group whose task failed as a whole.
+      next = { index: redeliver[0]!.index, attempt: redeliver[0]!.attempt };
       redeliver = redeliver.slice(1);
       redelivered = true;
     } else {
@@ -197,17 +257,36 @@ function planDispatch(context: BatchContext, firstLane = 0) {
         while (cursor < context.loaded && ahead.delete(cursor)) cursor++;
         settledAhead = [...ahead];
       }
-      if (cursor < context.loaded) next = { index: cursor++, attempt: 1 };
+      if (cursor < context.loaded) {
+        // A group: consecutive partitions from the cursor, no more than leaves every lane a share
+        // of what is left (the last groups shrink, so the batch's tail still runs in parallel).
+        const size = Math.min(context.groupSize, Math.ceil((context.config.total - cursor) / lanes));
+        const index = cursor++;
+        const more: number[] = [];
+        while (size > 1 + more.length && cursor < context.loaded && !settledAhead.includes(cursor))
+          more.push(cursor++);
+        next = more.length > 0 ? { index, attempt: 1, more } : { index, attempt: 1 };
+      }
     }
     if (!next) break;
     if (inFlight === context.inFlight) inFlight = inFlight.slice();
     inFlight[lane] = next;
-    running++;
-    actions.push(named('dispatchPartition', { lane, index: next.index, attempt: next.attempt, redelivered }));
+    running += sizeOf(next);
+    actions.push(
+      named('dispatchPartition', {
+        lane,
+        index: next.index,
+        attempt: next.attempt,
+        redelivered,
+        more: next.more,
+      }),
+    );
   }
-  if (!loading && context.loaded < context.config.total && cursor + context.config.lanes >= context.loaded) {
+  const ahead = context.config.lanes * context.groupSize;
+  if (!loading && context.loaded < context.config.total && cursor + ahead >= context.loaded) {
     loading = true;
-    actions.push(named('loadPartitions', { from: context.loaded, count: context.config.pageSize }));
+    const count = Math.max(context.config.pageSize, ahead);
+    actions.push(named('loadPartitions', { from: context.loaded, count }));
   }
   return { actions, changes: { inFlight, redeliver, settledAhead, cursor, running, loading } };
 }
@@ -220,14 +299,16 @@ function planDispatch(context: BatchContext, firstLane = 0) {
  */
 export function nextRunContext(c: BatchContext, succeeded: number): BatchContext {
   return {
-    ...freshRun(c.config.lanes),
+    ...freshRun(c.config),
     config: { ...c.config, run: (c.config.run ?? 1) + 1 },
     succeeded,
   };
 }
 
 /** Everything a run starts with but its config: nothing dispatched, loaded, counted or decided. */
-function freshRun(lanes: number): Omit<BatchContext, 'config'> {
+function freshRun(config: Pick<BatchConfig, 'lanes' | 'batching'>): Omit<BatchContext, 'config'> {
+  const lanes = config.lanes;
+  const b = config.batching;
   return {
     cursor: 0,
     loaded: 0,
@@ -239,6 +320,7 @@ function freshRun(lanes: number): Omit<BatchContext, 'config'> {
     redeliver: [],
     settledAhead: [],
     failures: [],
+    groupSize: b && !b.auto ? b.maxItems : 1,
     startedAt: undefined,
     outcome: undefined,
     output: undefined,
@@ -271,7 +353,13 @@ export const batchMachine = setup({
     /** Provided by the engine: send `RUN { index, key, attempt, redelivered }` to the lane. */
     dispatchPartition: (
       _,
-      _params: { lane: number; index: number; attempt: number; redelivered: boolean },
+      _params: {
+        lane: number;
+        index: number;
+        attempt: number;
+        redelivered: boolean;
+        more?: number[] | undefined;
+      },
     ) => {},
     /** Provided by the engine: load partitions [from, from + count) and answer PARTITIONS.LOADED. */
     loadPartitions: (_, _params: { from: number; count: number }) => {},
@@ -309,27 +397,40 @@ export const batchMachine = setup({
       enqueue.assign(plan.changes);
     }),
     /**
-     * One outcome: count it, journal it, give the lane its next partition. One action (one context
-     * update) because this runs once per partition: it is the engine's hot path.
+     * Outcomes from a lane (one partition's, or a group's): count each, journal each, give the lane
+     * its next partitions once none of its own is left. One action (one context update) because this
+     * runs once per task: it is the engine's hot path.
      */
     settle: enqueueActions(({ context, enqueue, event }, params: { dispatch: boolean }) => {
-      if (event.type !== 'PARTITION.SETTLED') return;
+      if (event.type !== 'PARTITIONS.SETTLED') return;
+      const outcomes = event.outcomes;
       const inFlight = context.inFlight.slice();
-      inFlight[event.lane] = null;
-      const counted: BatchContext = {
+      const f = inFlight[event.lane]!;
+      inFlight[event.lane] =
+        outcomes.length === sizeOf(f)
+          ? null
+          : without(
+              f,
+              outcomes.map((o) => o.index),
+            );
+      let counted: BatchContext = {
         ...context,
-        ...count(context, event.outcome),
         inFlight,
-        running: context.running - 1,
+        running: context.running - outcomes.length,
+        groupSize: nextGroupSize(context.config, context.groupSize, event.workMs, outcomes.length),
       };
-      enqueue(named('journalOutcome', { outcome: event.outcome, seq: settledCount(counted) }));
-      if (!params.dispatch) {
+      for (const outcome of outcomes) {
+        counted = { ...counted, ...count(counted, outcome) };
+        enqueue(named('journalOutcome', { outcome, seq: settledCount(counted) }));
+      }
+      if (!params.dispatch || inFlight[event.lane] !== null) {
         enqueue.assign({
           succeeded: counted.succeeded,
           failed: counted.failed,
           failures: counted.failures,
           inFlight,
           running: counted.running,
+          groupSize: counted.groupSize,
         });
         return;
       }
@@ -343,8 +444,42 @@ export const batchMachine = setup({
         succeeded: counted.succeeded,
         failed: counted.failed,
         failures: counted.failures,
+        groupSize: counted.groupSize,
         ...plan.changes,
       });
+    }),
+    /**
+     * A group's task failed as a whole: its members go back to run one per task at the same attempt
+     * (`redeliver`), and under `'auto'` the next groups are half as large.
+     */
+    requeue: enqueueActions(({ context, enqueue, event }, params: { dispatch: boolean }) => {
+      if (event.type !== 'PARTITIONS.RETURNED') return;
+      const inFlight = context.inFlight.slice();
+      inFlight[event.lane] = without(inFlight[event.lane]!, event.indexes);
+      const returned: BatchContext = {
+        ...context,
+        inFlight,
+        running: context.running - event.indexes.length,
+        redeliver: [
+          ...context.redeliver,
+          ...event.indexes.map((index) => ({ index, attempt: event.attempt })),
+        ],
+        groupSize: context.config.batching?.auto
+          ? Math.max(1, Math.floor(context.groupSize / 2))
+          : context.groupSize,
+      };
+      if (!params.dispatch) {
+        enqueue.assign({
+          inFlight,
+          running: returned.running,
+          redeliver: returned.redeliver,
+          groupSize: returned.groupSize,
+        });
+        return;
+      }
+      const plan = planDispatch(returned, event.lane);
+      for (const action of plan.actions) enqueue(action);
+      enqueue.assign({ groupSize: returned.groupSize, ...plan.changes });
     }),
     /** A page is here; its partitions that have an outcome already join `settledAhead` (once). */
     loaded: assign(({ context, event }) => {
@@ -360,8 +495,9 @@ export const batchMachine = setup({
     freeLane: assign(({ context, event }) => {
       if (event.type !== 'PARTITION.CANCELLED') return {};
       const inFlight = context.inFlight.slice();
+      const f = inFlight[event.lane];
       inFlight[event.lane] = null;
-      return { inFlight, running: context.running - 1 };
+      return { inFlight, running: context.running - (f ? sizeOf(f) : 0) };
     }),
     /** Apply outcomes read back from the journal; they are durable already, so not journaled again. */
     replay: assign(({ context, event }) => {
@@ -373,9 +509,9 @@ export const batchMachine = setup({
       let running = context.running;
       for (const o of event.replay) {
         c = { ...c, ...count(c, o) };
-        const lane = inFlight.findIndex((f) => f?.index === o.index);
+        const lane = inFlight.findIndex((f) => f !== null && holds(f, o.index));
         if (lane >= 0) {
-          inFlight[lane] = null;
+          inFlight[lane] = without(inFlight[lane]!, [o.index]);
           running--;
         } else if (redeliver.some((r) => r.index === o.index)) {
           redeliver = redeliver.filter((r) => r.index !== o.index);
@@ -392,8 +528,14 @@ export const batchMachine = setup({
       };
     }),
     /** After a restart nothing runs: what was in flight is redelivered, pages are loaded again. */
+    // Each member of a group alone, at its next attempt (the interrupted one counts).
     restartLanes: assign(({ context }) => ({
-      redeliver: [...context.redeliver, ...context.inFlight.filter((f): f is InFlight => f !== null)],
+      redeliver: [
+        ...context.redeliver,
+        ...context.inFlight.flatMap((f) =>
+          f ? membersOf(f).map((index) => ({ index, attempt: f.attempt + 1 })) : [],
+        ),
+      ],
       inFlight: context.inFlight.map(() => null),
       running: 0,
       loaded: context.cursor,
@@ -417,8 +559,14 @@ export const batchMachine = setup({
     allSettled: ({ context }) => allSettled(context),
     noneRunning: ({ context }) => context.running === 0,
     isOwnLane: ({ context, event }) =>
-      (event.type === 'PARTITION.SETTLED' && matchesLane(context, event.lane, event.outcome.index)) ||
-      (event.type === 'PARTITION.CANCELLED' && matchesLane(context, event.lane, event.index)),
+      (event.type === 'PARTITIONS.SETTLED' &&
+        matchesLane(
+          context,
+          event.lane,
+          event.outcomes.map((o) => o.index),
+        )) ||
+      (event.type === 'PARTITIONS.RETURNED' && matchesLane(context, event.lane, event.indexes)) ||
+      (event.type === 'PARTITION.CANCELLED' && context.inFlight[event.lane]?.index === event.index),
     isCompleted: ({ context }) => outcomeOf(context) === 'COMPLETED',
     isPartial: ({ context }) => outcomeOf(context) === 'PARTIAL',
   },
@@ -438,8 +586,12 @@ export const batchMachine = setup({
         timeoutMs: input.timeoutMs,
         failurePolicy: input.failurePolicy ?? {},
         pageSize: input.pageSize ?? Math.max(256, 2 * lanes),
+        ...(input.batching && input.batching.maxItems > 1 ? { batching: input.batching } : {}),
       },
-      ...freshRun(lanes),
+      ...freshRun({
+        lanes,
+        batching: input.batching && input.batching.maxItems > 1 ? input.batching : undefined,
+      }),
     };
   },
   initial: 'queued',
@@ -456,7 +608,11 @@ export const batchMachine = setup({
       entry: ['spawnLanes', 'dispatch'],
       always: { guard: 'allSettled', target: 'finalizing' },
       on: {
-        'PARTITION.SETTLED': { guard: 'isOwnLane', actions: { type: 'settle', params: { dispatch: true } } },
+        'PARTITIONS.SETTLED': { guard: 'isOwnLane', actions: { type: 'settle', params: { dispatch: true } } },
+        'PARTITIONS.RETURNED': {
+          guard: 'isOwnLane',
+          actions: { type: 'requeue', params: { dispatch: true } },
+        },
         'PARTITIONS.LOADED': { actions: ['loaded', 'dispatch'] },
         CANCEL: { target: 'cancelling', actions: 'setCancelled' },
         RESUME: { actions: ['replay', 'restartLanes', 'spawnLanes', 'dispatch'] },
@@ -470,7 +626,14 @@ export const batchMachine = setup({
     paused: {
       always: { guard: 'allSettled', target: 'finalizing' },
       on: {
-        'PARTITION.SETTLED': { guard: 'isOwnLane', actions: { type: 'settle', params: { dispatch: false } } },
+        'PARTITIONS.SETTLED': {
+          guard: 'isOwnLane',
+          actions: { type: 'settle', params: { dispatch: false } },
+        },
+        'PARTITIONS.RETURNED': {
+          guard: 'isOwnLane',
+          actions: { type: 'requeue', params: { dispatch: false } },
+        },
         CONTINUE: 'processing',
         CANCEL: { target: 'cancelling', actions: 'setCancelled' },
         // After a restart a paused batch stays paused: lanes are back, nothing is dispatched.

@@ -1,4 +1,4 @@
-import { and, assign, sendParent, setup } from 'xstate';
+import { and, assign, enqueueActions, sendParent, setup } from 'xstate';
 import { backoffDelay } from '../backoff.js';
 import { type SerializedError, serializeError, TimeoutError } from '../errors.js';
 import type { OutcomeRecord } from '../store/store.js';
@@ -20,13 +20,31 @@ import type { OutcomeRecord } from '../store/store.js';
  * from an earlier attempt is recognised and ignored.
  */
 
-/** The partition a lane is working on. */
+/** A member of a group (item batching): one partition, and the time its earlier attempts took. */
+export interface Member {
+  index: number;
+  key: string;
+  /** Milliseconds its earlier attempts in this group ran. */
+  spentMs: number;
+}
+
+/**
+ * The partition a lane is working on, or the group of partitions (item batching, docs/guide.md
+ * "Item batching"): `index` and `key` are then the group's first member, `members` lists them all
+ * (two or more). Every member of a group is at the same attempt.
+ */
 export interface LaneWork {
   index: number;
   key: string;
   attempt: number;
   redelivered: boolean;
+  members?: Member[] | undefined;
 }
+
+/** One member's answer in a group's answer, in member order. `ms`: how long it ran. */
+export type MemberAnswer =
+  | { ok: true; result: unknown; ms: number }
+  | { ok: false; error: SerializedError; retryable: boolean; ms: number };
 
 export interface LaneContext {
   lane: number;
@@ -41,6 +59,10 @@ export interface LaneContext {
   durationMs: number;
   /** Last progress reported by the handler: done of total. */
   progress: { done: number; total?: number | undefined } | undefined;
+  /** A group's outcomes still to report to the batch (on entering `settled`, or before a backoff). */
+  report: PartitionOutput[];
+  /** How long the last task's work ran where it ran (the batch sizes its groups from it). */
+  workMs: number | undefined;
 }
 
 export interface LaneInput {
@@ -55,8 +77,27 @@ export interface LaneInput {
 export type PartitionOutput = Omit<OutcomeRecord, 'seq' | 'finishedAt'>;
 
 export type LaneEvent =
-  | { type: 'RUN'; index: number; key: string; attempt: number; redelivered: boolean }
-  | { type: 'WORK.DONE'; index: number; attempt: number; result: unknown; durationMs: number }
+  | {
+      type: 'RUN';
+      index: number;
+      key: string;
+      attempt: number;
+      redelivered: boolean;
+      /** A group: every member, the first included (two or more). */
+      members?: { index: number; key: string }[] | undefined;
+    }
+  | {
+      type: 'WORK.DONE';
+      index: number;
+      attempt: number;
+      result: unknown;
+      durationMs: number;
+      workMs?: number | undefined;
+    }
+  /**
+   * For a single partition: its attempt failed. For a group: the task failed as a whole (its thread
+   * died, its module did not load): no member has an outcome, and they go back to the batch.
+   */
   | {
       type: 'WORK.FAILED';
       index: number;
@@ -64,7 +105,10 @@ export type LaneEvent =
       error: SerializedError;
       retryable: boolean;
       durationMs: number;
+      workMs?: number | undefined;
     }
+  /** A group's answer: one per member, in member order. */
+  | { type: 'WORK.ANSWERED'; index: number; attempt: number; answers: MemberAnswer[]; workMs: number }
   | { type: 'WORK.PROGRESS'; index: number; attempt: number; done: number; total?: number | undefined }
   | { type: 'WORK.TIMEOUT'; index: number; attempt: number }
   | { type: 'CANCEL' }
@@ -73,7 +117,13 @@ export type LaneEvent =
 
 /** Events a lane sends to its parent batch actor. */
 export type LaneReport =
-  | { type: 'PARTITION.SETTLED'; lane: number; outcome: PartitionOutput }
+  /** Outcomes: one partition's, or a group's (all of them, or those that will not be retried). */
+  | { type: 'PARTITIONS.SETTLED'; lane: number; outcomes: PartitionOutput[]; workMs?: number | undefined }
+  /**
+   * A group's task failed as a whole (timeout, its thread died): its members, none settled, go back
+   * to the batch to run one per task at the same attempt (`redelivered` set).
+   */
+  | { type: 'PARTITIONS.RETURNED'; lane: number; indexes: number[]; attempt: number }
   | { type: 'PARTITION.CANCELLED'; lane: number; index: number };
 
 function isCurrent(context: LaneContext, event: LaneEvent): boolean {
@@ -102,7 +152,80 @@ function outputOf(context: LaneContext, status: 'succeeded' | 'failed'): Partiti
 }
 
 function settled(context: LaneContext, status: 'succeeded' | 'failed'): LaneReport {
-  return { type: 'PARTITION.SETTLED', lane: context.lane, outcome: outputOf(context, status) };
+  return {
+    type: 'PARTITIONS.SETTLED',
+    lane: context.lane,
+    outcomes: [outputOf(context, status)],
+    workMs: context.workMs,
+  };
+}
+
+const isGroup = (context: LaneContext) => context.current?.members !== undefined;
+
+/** Will this member's failure be retried (retryable, attempts left)? */
+const retried = (context: LaneContext, a: MemberAnswer) =>
+  !a.ok && a.retryable && context.current!.attempt < context.maxAttempts;
+
+/**
+ * A group's answer, split (pure): the outcomes to report now, and the members to run again (those
+ * whose retryable failure has attempts left), as the lane's next work (a group, or one partition).
+ */
+function splitAnswers(context: LaneContext, answers: MemberAnswer[]): Partial<LaneContext> {
+  const cur = context.current!;
+  const members = cur.members!;
+  const report: PartitionOutput[] = [];
+  const again: Member[] = [];
+  let lastError: SerializedError | undefined;
+  for (let i = 0; i < members.length; i++) {
+    const m = members[i]!;
+    const a = answers[i];
+    const spent = m.spentMs + (a?.ms ?? 0);
+    if (!a) {
+      // A runner that answered too few members: a bug, reported as a failure, never lost.
+      const error = { name: 'Error', message: 'no answer for this member of the group' };
+      report.push({
+        index: m.index,
+        key: m.key,
+        status: 'failed',
+        attempts: cur.attempt,
+        durationMs: spent,
+        error,
+      });
+    } else if (a.ok) {
+      report.push({
+        index: m.index,
+        key: m.key,
+        status: 'succeeded',
+        attempts: cur.attempt,
+        durationMs: spent,
+        result: a.result,
+      });
+    } else if (retried(context, a)) {
+      again.push({ index: m.index, key: m.key, spentMs: spent });
+      lastError = a.error;
+    } else {
+      report.push({
+        index: m.index,
+        key: m.key,
+        status: 'failed',
+        attempts: cur.attempt,
+        durationMs: spent,
+        error: a.error,
+      });
+    }
+  }
+  const first = again[0];
+  const next: LaneWork | undefined = first && {
+    index: first.index,
+    key: first.key,
+    attempt: cur.attempt,
+    redelivered: cur.redelivered,
+    ...(again.length > 1 ? { members: again } : {}),
+  };
+  return {
+    report,
+    ...(next ? { current: next, error: lastError, durationMs: again.length === 1 ? first!.spentMs : 0 } : {}),
+  };
 }
 
 export const partitionMachine = setup({
@@ -119,6 +242,20 @@ export const partitionMachine = setup({
     /** Tell the batch actor the partition's outcome. */
     reportSucceeded: sendParent(({ context }: { context: LaneContext }) => settled(context, 'succeeded')),
     reportFailed: sendParent(({ context }: { context: LaneContext }) => settled(context, 'failed')),
+    /** Tell the batch actor a group's outcomes (all, or those not retried). */
+    reportGroup: sendParent(({ context }: { context: LaneContext }) => ({
+      type: 'PARTITIONS.SETTLED' as const,
+      lane: context.lane,
+      outcomes: context.report,
+      workMs: context.workMs,
+    })),
+    /** A group's task failed as a whole: its members go back to the batch, none settled. */
+    returnGroup: sendParent(({ context }: { context: LaneContext }) => ({
+      type: 'PARTITIONS.RETURNED' as const,
+      lane: context.lane,
+      indexes: context.current!.members!.map((m) => m.index),
+      attempt: context.current!.attempt,
+    })),
     /** Take the partition of a RUN event. */
     take: assign(({ event }) =>
       event.type === 'RUN'
@@ -128,11 +265,16 @@ export const partitionMachine = setup({
               key: event.key,
               attempt: event.attempt,
               redelivered: event.redelivered,
+              ...(event.members && event.members.length > 1
+                ? { members: event.members.map((m) => ({ index: m.index, key: m.key, spentMs: 0 })) }
+                : {}),
             },
             durationMs: 0,
             result: undefined,
             error: undefined,
             progress: undefined,
+            report: [],
+            workMs: undefined,
           }
         : {},
     ),
@@ -146,6 +288,10 @@ export const partitionMachine = setup({
     isCurrent: ({ context, event }) => isCurrent(context, event),
     canRetry: ({ context }) => (context.current?.attempt ?? Number.POSITIVE_INFINITY) < context.maxAttempts,
     isRetryable: ({ event }) => event.type !== 'WORK.FAILED' || event.retryable,
+    isGroup: ({ context }) => isGroup(context),
+    /** Some member of the group's answer is retried. */
+    someRetried: ({ context, event }) =>
+      event.type === 'WORK.ANSWERED' && event.answers.some((a) => retried(context, a)),
   },
 }).createMachine({
   id: 'partition',
@@ -160,12 +306,15 @@ export const partitionMachine = setup({
     error: undefined,
     durationMs: 0,
     progress: undefined,
+    report: [],
+    workMs: undefined,
   }),
   initial: 'idle',
   states: {
     // A lane at rest: before its first partition, or showing the last partition's outcome until
     // it takes the next. Resting in succeeded / failed / cancelled (instead of passing through them
     // to `idle`) saves one microstep per partition on the engine's hot path.
+    // Also where a lane waits after its group went back to the batch (PARTITIONS.RETURNED).
     idle: { on: { RUN: { target: 'running', actions: 'take' } } },
     running: {
       entry: 'startWork',
@@ -176,9 +325,37 @@ export const partitionMachine = setup({
           actions: assign(({ context, event }) => ({
             result: event.result,
             durationMs: context.durationMs + event.durationMs,
+            workMs: event.workMs,
           })),
         },
+        // A group's answer: the members that settled are reported; those retried run again, as a
+        // group (or alone), after the backoff.
+        'WORK.ANSWERED': [
+          {
+            guard: and(['isCurrent', 'someRetried']),
+            target: 'backoff',
+            actions: [
+              assign(({ context, event }) => ({
+                ...splitAnswers(context, event.answers),
+                workMs: event.workMs,
+              })),
+              enqueueActions(({ context, enqueue }) => {
+                if (context.report.length > 0) enqueue('reportGroup');
+              }),
+            ],
+          },
+          {
+            guard: 'isCurrent',
+            target: 'settled',
+            actions: assign(({ context, event }) => ({
+              ...splitAnswers(context, event.answers),
+              workMs: event.workMs,
+            })),
+          },
+        ],
         'WORK.FAILED': [
+          // A group whose task failed as a whole: no member has an outcome; each runs again alone.
+          { guard: and(['isCurrent', 'isGroup']), target: 'idle', actions: 'returnGroup' },
           {
             guard: and(['isCurrent', 'isRetryable', 'canRetry']),
             target: 'backoff',
@@ -204,6 +381,9 @@ export const partitionMachine = setup({
         // no XState delayed event to re-arm after a restore (statelyai/xstate#4860), and a model
         // test can time a partition out by sending it.
         'WORK.TIMEOUT': [
+          // A group bounded by `timeoutMs` as a whole: its thread is stopped and each member runs
+          // again alone with its own timeout, so only a member that hangs times out.
+          { guard: and(['isCurrent', 'isGroup']), target: 'idle', actions: ['abortWork', 'returnGroup'] },
           {
             guard: and(['isCurrent', 'canRetry']),
             target: 'backoff',
@@ -230,6 +410,11 @@ export const partitionMachine = setup({
       on: { RUN: { target: 'running', actions: 'take' }, RETIRE: 'retired' },
     },
     failed: { entry: 'reportFailed', on: { RUN: { target: 'running', actions: 'take' }, RETIRE: 'retired' } },
+    // A group's members all have their outcome (each succeeded or failed), reported on entry.
+    settled: {
+      entry: 'reportGroup',
+      on: { RUN: { target: 'running', actions: 'take' }, RETIRE: 'retired' },
+    },
     cancelled: {
       entry: sendParent(({ context }) => ({
         type: 'PARTITION.CANCELLED',

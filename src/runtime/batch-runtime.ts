@@ -7,6 +7,7 @@ import {
   BATCH_MACHINE_VERSION,
   type BatchMachine,
   type FinalizeInput,
+  membersOf,
   type ReplayedOutcome,
 } from '../machines/batch.js';
 import type { BatchControl, BatchRecord, BatchState, Fence, Store } from '../store/store.js';
@@ -121,6 +122,7 @@ export class BatchRuntime {
         maxBackoffMs: job.retry.maxBackoffMs,
         timeoutMs: job.timeoutMs,
         failurePolicy: job.failurePolicy,
+        batching: job.batching,
       },
       inspect: deps.inspect,
       ...(restored ? { snapshot: restored.snapshot as never } : {}),
@@ -168,7 +170,7 @@ export class BatchRuntime {
       return out;
     });
     const ctx = (restored.snapshot as SnapshotFrom<BatchMachine>).context;
-    const behind = [...ctx.redeliver, ...ctx.inFlight].flatMap((f) => (f ? [f.index] : []));
+    const behind = [...ctx.redeliver, ...ctx.inFlight].flatMap((f) => (f ? membersOf(f) : []));
     await readWithRetry(onError, () => this.feeder.loadEach(behind));
     this.actor.start();
     this.log.info(

@@ -1,5 +1,6 @@
 import type { AnyActorRef } from 'xstate';
 import type { AnyJobDefinition } from '../job.js';
+import type { LaneEvent, LaneWork } from '../machines/partition.js';
 import type { PartitionFeeder } from './feeder.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { WorkRunner } from './work.js';
@@ -11,21 +12,17 @@ export interface LeaseCheck {
   confirm(then: () => void): void;
 }
 
-/** A partition handed to a lane: what the batch machine's `dispatchPartition` action carries. */
+/** A partition (or a group) handed to a lane: what the batch machine's `dispatchPartition` action carries. */
 export interface Dispatch {
   lane: number;
   index: number;
   attempt: number;
   redelivered: boolean;
+  /** A group's other members. */
+  more?: number[] | undefined;
 }
 
-/** The partition a lane runs now, as the partition machine's `startWork` action sees it. */
-export interface LaneWork {
-  index: number;
-  key: string;
-  attempt: number;
-  redelivered: boolean;
-}
+export type { LaneWork } from '../machines/partition.js';
 
 /**
  * Drives the lanes of one batch: hands each its next partition (letting the host's event loop take
@@ -56,12 +53,16 @@ export class LaneDriver {
   /** Send the lane its partition: now, or after the event loop's next turn. */
   dispatch(lane: AnyActorRef | undefined, p: Dispatch): void {
     if (this.stopped) return;
+    const key = this.feeder.get(p.index).key;
     const run = {
       type: 'RUN',
       index: p.index,
-      key: this.feeder.get(p.index).key,
+      key,
       attempt: p.attempt,
       redelivered: p.redelivered,
+      members: p.more
+        ? [{ index: p.index, key }, ...p.more.map((i) => ({ index: i, key: this.feeder.get(i).key }))]
+        : undefined,
     };
     // The partition is the lane's already in the batch context; only its start may wait a turn.
     let delivered = false;
@@ -102,21 +103,34 @@ export class LaneDriver {
             }, timeoutMs);
             this.timers[lane] = timer;
           };
-    const payload = this.feeder.get(cur.index).payload;
-    const run = () => {
-      // A start that waited for the rate limit may have been cancelled or stopped meanwhile.
+    const report = (event: LaneEvent) => {
       if (this.stopped || signal.aborted) return;
-      this.runner.start(
-        { batchId: this.batchId, ...cur, payload },
-        signal,
-        (event) => {
-          if (this.stopped || signal.aborted) return;
-          if (event.type !== 'WORK.PROGRESS' && timer) clearTimeout(timer);
-          self.send(event);
-        },
-        arm,
-      );
+      if (event.type !== 'WORK.PROGRESS' && timer) clearTimeout(timer);
+      self.send(event);
     };
+    const members = cur.members;
+    const run = members
+      ? () => {
+          if (this.stopped || signal.aborted) return;
+          this.runner.startGroup(
+            {
+              batchId: this.batchId,
+              index: cur.index,
+              attempt: cur.attempt,
+              redelivered: cur.redelivered,
+              members: members.map((m) => ({ key: m.key, payload: this.feeder.get(m.index).payload })),
+            },
+            signal,
+            report,
+            arm,
+          );
+        }
+      : () => {
+          // A start that waited for the rate limit may have been cancelled or stopped meanwhile.
+          if (this.stopped || signal.aborted) return;
+          const payload = this.feeder.get(cur.index).payload;
+          this.runner.start({ batchId: this.batchId, ...cur, payload }, signal, report, arm);
+        };
     // The time waited for the rate limit is not the attempt's: its timeout is armed when it starts.
     const go = this.limiter ? () => this.limiter!.acquire(run) : run;
     // A process that was stalled past its lease's time to live starts nothing until a renewal says

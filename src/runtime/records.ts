@@ -52,6 +52,19 @@ const V1_CONFIG_KEYS = new Set([
 
 /** Batch machine snapshots from machine version N to N + 1, by N (pure). */
 const snapshotMigrations: Record<number, (old: PersistedMachine) => PersistedMachine> = {
+  // 3 → 4: item batching. A lane may hold a group (`inFlight[lane].more`); `redeliver` now holds the
+  // attempt to run (it held the attempt interrupted); `groupSize` starts at one partition.
+  3: (old) => {
+    const redeliver = (old.context.redeliver as { index: number; attempt: number }[] | undefined) ?? [];
+    return {
+      ...old,
+      context: {
+        ...old.context,
+        redeliver: redeliver.map((r) => ({ index: r.index, attempt: r.attempt + 1 })),
+        groupSize: 1,
+      },
+    };
+  },
   // 2 → 3: the `paused` state and the PAUSE / CONTINUE events were added; nothing stored changes.
   2: (old) => old,
   // 1 → 2: the fixed settings moved into `context.config` (a smaller, fast-mode context object).

@@ -1,11 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import type { z } from 'zod';
-import { CancelledError, serializeError } from '../errors.js';
+import { CancelledError, type SerializedError, serializeError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
-import type { LaneEvent } from '../machines/partition.js';
+import type { LaneEvent, MemberAnswer } from '../machines/partition.js';
 import { returnedAnswer, thrownAnswer } from '../workers/answers.js';
 import type { WorkerPool } from '../workers/pool.js';
-import type { RunResult } from '../workers/protocol.js';
+import type { GroupResult, RunResult } from '../workers/protocol.js';
+import { currentTurn, turnPassed } from './turns.js';
 
 /** One attempt of one partition, as the lane's `startWork` action describes it. */
 export interface Attempt {
@@ -15,6 +16,15 @@ export interface Attempt {
   attempt: number;
   redelivered: boolean;
   payload: unknown;
+}
+
+/** One attempt of a group of partitions (item batching): `index` is its first member's. */
+export interface GroupAttempt {
+  batchId: string;
+  index: number;
+  attempt: number;
+  redelivered: boolean;
+  members: { key: string; payload: unknown }[];
 }
 
 export type AnyJob = AnyJobDefinition;
@@ -52,8 +62,16 @@ export class WorkRunner {
       // Results a worker could not check (schemas JSON Schema cannot express) are checked here.
       const checked =
         res.ok && this.mainThreadSchema ? returnedAnswer(res.result, this.mainThreadSchema) : res;
+      const workMs = res.ms ?? durationMs;
       if (checked.ok) {
-        report({ type: 'WORK.DONE', index: a.index, attempt: a.attempt, result: checked.result, durationMs });
+        report({
+          type: 'WORK.DONE',
+          index: a.index,
+          attempt: a.attempt,
+          result: checked.result,
+          durationMs,
+          workMs,
+        });
       } else {
         report({
           type: 'WORK.FAILED',
@@ -62,6 +80,7 @@ export class WorkRunner {
           error: checked.error,
           retryable: checked.retryable,
           durationMs,
+          workMs,
         });
       }
     };
@@ -83,13 +102,111 @@ export class WorkRunner {
     } else this.runOnPool(a, signal, report, started).then(answer, crashed);
   }
 
+  /**
+   * Start a group's attempt: its members one after the other, in one pool task (or one inline
+   * loop). `report` receives one WORK.ANSWERED (an answer per member) or, when the task failed as a
+   * whole (its thread died, its module did not load), one WORK.FAILED, unless `signal` aborts.
+   * `started` as for {@link start}: the group's timeout bounds the whole group.
+   */
+  startGroup(
+    g: GroupAttempt,
+    signal: AbortSignal,
+    report: (event: LaneEvent) => void,
+    started?: () => void,
+  ): void {
+    const t0 = performance.now();
+    const answered = (answers: MemberAnswer[]) => {
+      if (signal.aborted) return;
+      let workMs = 0;
+      for (let i = 0; i < answers.length; i++) {
+        const a = answers[i]!;
+        workMs += a.ms;
+        if (a.ok && this.mainThreadSchema) {
+          const checked = returnedAnswer(a.result, this.mainThreadSchema);
+          if (!checked.ok) answers[i] = { ...checked, ms: a.ms };
+        }
+      }
+      report({ type: 'WORK.ANSWERED', index: g.index, attempt: g.attempt, answers, workMs });
+    };
+    const failed = (res: { error: SerializedError; retryable: boolean }) => {
+      if (signal.aborted) return;
+      const durationMs = performance.now() - t0;
+      report({ type: 'WORK.FAILED', index: g.index, attempt: g.attempt, ...res, durationMs });
+    };
+    const crashed = (err: unknown) => failed({ error: serializeError(err), retryable: true });
+    if (this.job.handler) {
+      started?.();
+      this.runInlineGroup(g, signal, report).then(answered, crashed);
+      return;
+    }
+    const pool = this.pool!;
+    const task = {
+      taskId: pool.taskId(),
+      job: this.job.name,
+      batchId: g.batchId,
+      key: '',
+      attempt: g.attempt,
+      redelivered: g.redelivered,
+      payload: undefined,
+      members: g.members,
+    };
+    pool
+      .run<GroupResult>(task, signal, (msg) => {
+        if (msg.started) started?.();
+        else if (msg.done !== undefined)
+          report({
+            type: 'WORK.PROGRESS',
+            index: g.index,
+            attempt: g.attempt,
+            done: msg.done,
+            total: msg.total,
+          });
+      })
+      .then((res) => {
+        if ('group' in res) answered(res.group);
+        else if (!res.ok) failed({ error: res.error, retryable: res.retryable });
+        else crashed(new Error('the worker answered a group with one result'));
+      }, crashed);
+  }
+
+  private async runInlineGroup(
+    g: GroupAttempt,
+    signal: AbortSignal,
+    report: (event: LaneEvent) => void,
+  ): Promise<MemberAnswer[]> {
+    const answers: MemberAnswer[] = [];
+    for (const m of g.members) {
+      const res = await this.runInline(
+        {
+          batchId: g.batchId,
+          index: g.index,
+          key: m.key,
+          attempt: g.attempt,
+          redelivered: g.redelivered,
+          payload: m.payload,
+        },
+        signal,
+        report,
+      );
+      if (signal.aborted) throw new CancelledError('aborted');
+      answers.push(res as MemberAnswer);
+    }
+    return answers;
+  }
+
   private async runInline(
     a: Attempt,
     signal: AbortSignal,
     report: (event: LaneEvent) => void,
   ): Promise<RunResult> {
+    const turn = currentTurn();
+    const t0 = performance.now();
+    let callMs = 0;
+    // How long the work took (`ms`, the batch sizes its groups from it): the call itself when the
+    // promise settled in the same turn (it awaited no I/O, see turns.ts), else the whole wait.
+    const took = () => (turnPassed(turn) || callMs === 0 ? performance.now() - t0 : callMs);
     try {
-      const result = await this.job.handler!(a.payload as never, {
+      const pending = this.job.handler!(a.payload as never, {
         batchId: a.batchId,
         key: a.key,
         attempt: a.attempt,
@@ -99,12 +216,18 @@ export class WorkRunner {
         progress: (done, total) =>
           report({ type: 'WORK.PROGRESS', index: a.index, attempt: a.attempt, done, total }),
       });
+      callMs = performance.now() - t0 || Number.MIN_VALUE;
+      const result = await pending;
       if (signal.aborted) throw new CancelledError('aborted');
       // Storability is checked here (as the runner does on a worker thread); the schema (if any) in
       // `answer`, as for worker results.
-      return returnedAnswer(result, undefined);
+      const answer = returnedAnswer(result, undefined);
+      answer.ms = took();
+      return answer;
     } catch (err) {
-      return thrownAnswer(err);
+      const answer = thrownAnswer(err);
+      answer.ms = took();
+      return answer;
     }
   }
 

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { CancelledError, WorkerCrashedError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import { loadTimedOutAnswer } from './answers.js';
-import type { ProgressMessage, RunnerData, RunResult, RunTask } from './protocol.js';
+import type { GroupResult, ProgressMessage, RunnerData, RunResult, RunTask } from './protocol.js';
 
 /**
  * How long a worker thread may take to import a job's module when the job has no `timeoutMs` (a job
@@ -130,8 +130,12 @@ export class WorkerPool {
    * when the thread died, or CancelledError when `signal` aborted it. `onProgress` gets progress
    * reports and (jobs with `timeoutMs`) the `started` report.
    */
-  run(task: RunTask, signal: AbortSignal, onProgress?: (msg: ProgressMessage) => void): Promise<RunResult> {
-    return new Promise<RunResult>((resolve, reject) => {
+  run<T extends RunResult | GroupResult = RunResult>(
+    task: RunTask,
+    signal: AbortSignal,
+    onProgress?: (msg: ProgressMessage) => void,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       const taskSignal = new TaskSignal(signal);
       let loadTimer: NodeJS.Timeout | undefined;
       const cleanup = () => {
@@ -147,7 +151,7 @@ export class WorkerPool {
           // timer) before the engine's timer runs, so a module that did not load is WORKER_LOAD.
           loadTimer = setTimeout(() => {
             cleanup();
-            resolve(loadTimedOutAnswer(spec?.module ?? task.job, ms));
+            resolve(loadTimedOutAnswer(spec?.module ?? task.job, ms) as T);
             taskSignal.abort(); // Piscina terminates the thread and starts another
           }, ms);
         } else if (msg.loaded) {
@@ -160,7 +164,7 @@ export class WorkerPool {
       this.piscina.run(task, { signal: taskSignal }).then(
         (res) => {
           cleanup();
-          resolve(res as RunResult);
+          resolve(res as T);
         },
         (err) => {
           cleanup();

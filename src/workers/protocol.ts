@@ -17,7 +17,7 @@ export interface RunnerData {
   progressIntervalMs: number;
 }
 
-/** One partition attempt. */
+/** One partition attempt, or one attempt of a group of partitions (item batching). */
 export interface RunTask {
   /** Unique per dispatch; ties progress reports to the attempt. */
   taskId: number;
@@ -27,15 +27,21 @@ export interface RunTask {
   attempt: number;
   redelivered: boolean;
   payload: unknown;
+  /** A group: its members, run one after the other (`key` and `payload` are then unused). */
+  members?: { key: string; payload: unknown }[] | undefined;
 }
 
 /**
  * The handler's answer. Errors thrown by the handler are answers too (`ok: false`); a rejected
- * `pool.run` therefore always means the thread died or the task was aborted.
+ * `pool.run` therefore always means the thread died or the task was aborted. `ms`: how long the
+ * handler ran on the thread (the batch sizes its groups from it).
  */
 export type RunResult =
-  | { ok: true; result: unknown }
-  | { ok: false; error: SerializedError; retryable: boolean };
+  | { ok: true; result: unknown; ms?: number | undefined }
+  | { ok: false; error: SerializedError; retryable: boolean; ms?: number | undefined };
+
+/** A group's answer: each member's, in order; or why the group could not run at all (its module). */
+export type GroupResult = { ok: true; group: (RunResult & { ms: number })[] } | RunResult;
 
 /**
  * Posted on the progress channel: progress; (jobs with a timeout) that the task started running,

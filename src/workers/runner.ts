@@ -2,11 +2,12 @@
  * The worker-thread entry (Piscina `filename`). It imports the job's module, fixed by `defineJob`
  * and passed in `workerData`, never a path from batch input, and calls its default export.
  */
+import { performance } from 'node:perf_hooks';
 import { BroadcastChannel, workerData } from 'node:worker_threads';
 import { z } from 'zod';
 import { WorkerLoadError } from '../errors.js';
 import { loadFailedAnswer, returnedAnswer, thrownAnswer } from './answers.js';
-import type { ProgressMessage, RunnerData, RunResult, RunTask } from './protocol.js';
+import type { GroupResult, ProgressMessage, RunnerData, RunResult, RunTask } from './protocol.js';
 
 type Handler = (payload: unknown, ctx: unknown) => unknown;
 
@@ -63,7 +64,7 @@ function post(msg: ProgressMessage): void {
 // In a worker thread the handler's signal never aborts: cancel and timeout terminate the thread.
 const neverAborted = new AbortController().signal;
 
-export default async function run(task: RunTask): Promise<RunResult> {
+export default async function run(task: RunTask): Promise<RunResult | GroupResult> {
   // For jobs with a timeout: the clock starts when the task runs, not while it waits for a thread, and
   // it covers importing the module. The main thread bounds an import between `loading` and `loaded`
   // (pool.ts); nothing is posted for that once this thread has the module.
@@ -84,18 +85,38 @@ export default async function run(task: RunTask): Promise<RunResult> {
     }
     post({ taskId: task.taskId, loaded: true });
   }
+  if (task.members) {
+    // A group: each member in turn, each its own answer. A member that hangs or kills the thread
+    // takes the group's task with it; the engine then runs every member again alone.
+    const group: (RunResult & { ms: number })[] = [];
+    for (const m of task.members) group.push(await runOne(handler, task, m.key, m.payload));
+    return { ok: true, group };
+  }
+  return runOne(handler, task, task.key, task.payload);
+}
+
+async function runOne(
+  handler: Handler,
+  task: RunTask,
+  key: string,
+  payload: unknown,
+): Promise<RunResult & { ms: number }> {
+  const t0 = performance.now();
+  let answer: RunResult;
   try {
-    const result = await handler(task.payload, {
+    const result = await handler(payload, {
       batchId: task.batchId,
-      key: task.key,
+      key,
       attempt: task.attempt,
       redelivered: task.redelivered,
-      idempotencyKey: `${task.batchId}:${task.key}`,
+      idempotencyKey: `${task.batchId}:${key}`,
       signal: neverAborted,
       progress: progressReporter(task.taskId),
     });
-    return returnedAnswer(result, resultSchema(task.job));
+    answer = returnedAnswer(result, resultSchema(task.job));
   } catch (err) {
-    return thrownAnswer(err);
+    answer = thrownAnswer(err);
   }
+  answer.ms = performance.now() - t0;
+  return answer as RunResult & { ms: number };
 }

@@ -1,8 +1,9 @@
 // Runs an engine on a SQLite file until the parent kills it with SIGKILL.
 // Prints `progress <settled>` on every change and `finalizing` when the finalizer starts.
-// argv: <db path> <batch id>; env SLOW_FINALIZE=1 keeps the finalizer waiting forever.
+// argv: <db path> <batch id>; env SLOW_FINALIZE=1 keeps the finalizer waiting forever; env
+// CRASH_BATCHING: the job's item batching ('auto', 'off' or a fixed group size).
 import { createEngine, defineJob, sqliteStore } from '../../dist/index.js';
-import { crashJob, TOTAL } from './jobs.mjs';
+import { batchingOf, crashJob, TOTAL } from './jobs.mjs';
 
 const [path, id] = process.argv.slice(2);
 const finalize = async () => {
@@ -11,7 +12,7 @@ const finalize = async () => {
   return { by: 'child' };
 };
 const engine = createEngine({
-  jobs: [crashJob(defineJob, { finalize })],
+  jobs: [crashJob(defineJob, { finalize, batching: batchingOf(process.env.CRASH_BATCHING) })],
   store: sqliteStore({ path }),
   logger: false,
   workers: { maxThreads: 2 },

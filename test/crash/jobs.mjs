@@ -7,13 +7,20 @@ export const EXPECTED = {
   failed: Array.from({ length: TOTAL }, (_, i) => i).filter(failing).length,
 };
 
-export function crashJob(defineJob, { finalize } = {}) {
+/** `batching` as the env gives it ('auto' unless CRASH_BATCHING says a group size or 'off'). */
+export function batchingOf(env) {
+  const v = env ?? 'auto';
+  return v === 'auto' ? 'auto' : v === 'off' ? false : { maxItems: Number(v) };
+}
+
+export function crashJob(defineJob, { finalize, batching = 'auto' } = {}) {
   return defineJob({
     name: 'crash-job',
     partition: ({ n }) =>
       Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: { mode: failing(i) ? 'fail' : 'ok' } })),
     worker: new URL('../fixtures/workers/scripted.mjs', import.meta.url),
     concurrency: 48,
+    batching,
     ...(finalize ? { finalize } : {}),
   });
 }

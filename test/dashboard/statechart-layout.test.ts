@@ -36,7 +36,7 @@ describe('statechart layout', () => {
         go('paused', 'finalizing'),
         go('finalizing', 'completed'),
         go('queued', 'cancelled'),
-        go('processing', 'processing', 'PARTITION.SETTLED'),
+        go('processing', 'processing', 'PARTITIONS.SETTLED'),
       ],
     };
     const col: Map<string, number> = columns(chart);

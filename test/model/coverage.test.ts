@@ -19,7 +19,7 @@ console.log(coverageLine(partition));
 describe('model coverage', () => {
   it('partition: every state and every transition', () => {
     expect(uncovered(partition)).toEqual({ states: [], transitions: [] });
-    expect(partition.states.all).toHaveLength(8);
+    expect(partition.states.all).toHaveLength(9);
   });
 
   it('batch: every state and every transition', () => {

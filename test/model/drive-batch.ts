@@ -60,10 +60,15 @@ async function perform(rig: Rig, event: BatchModelEvent): Promise<void> {
       return rig.pause();
     case 'CONTINUE':
       return rig.resume();
-    case 'PARTITION.SETTLED': {
-      const { key, attempts, status } = event.outcome;
-      return rig.command(key, attempts, status === 'succeeded' ? 'succeed' : 'fail-final');
+    case 'PARTITIONS.SETTLED': {
+      // A group's members run one after the other in its task: each is told how to end in turn.
+      for (const { key, attempts, status } of event.outcomes)
+        await rig.command(key, attempts, status === 'succeeded' ? 'succeed' : 'fail-final');
+      return;
     }
+    case 'PARTITIONS.RETURNED':
+      // The group's thread dies while its first member runs.
+      return rig.command(keyOf(event.indexes[0]!), event.attempt, 'crash');
     case FINALIZE_DONE:
       return rig.finalize('done');
     case FINALIZE_ERROR:
@@ -113,6 +118,7 @@ export async function driveBatchPath(path: ModelPath<BatchModel>, kind: StoreKin
     concurrency: BATCH_INPUT.concurrency,
     attempts: BATCH_INPUT.maxAttempts,
     backoffMs: BATCH_INPUT.backoffMs,
+    batching: BATCH_INPUT.batching ? { maxItems: BATCH_INPUT.batching.maxItems } : false,
     finalize: true,
     gate: true,
   });

@@ -42,6 +42,11 @@ function expectedSummary(steps: ModelStep<LaneModel>[], cancelReason: string): S
     if (step.visited.has('partition.succeeded')) succeeded++;
     if (step.visited.has('partition.failed')) failures.push(keyOf(step.state.context.current!.index));
     if (step.visited.has('partition.cancelled')) cancelled = true;
+    // A group's answer: the outcomes the lane reports (all members, or those not retried).
+    if (step.event.type === 'WORK.ANSWERED')
+      for (const o of step.state.context.report)
+        if (o.status === 'succeeded') succeeded++;
+        else failures.push(o.key);
   }
   const total = LANE_PARTITIONS;
   const failed = failures.length;
@@ -56,7 +61,17 @@ function expectedSummary(steps: ModelStep<LaneModel>[], cancelReason: string): S
     };
   if (succeeded + failed === total)
     return { ...counts, status: decideOutcome(counts), running: 0, pending: 0 };
-  return { ...counts, status: 'PROCESSING', running: 1, pending: total - succeeded - failed - 1 };
+  // In flight: the lane's group, or one partition (the next is given at once when the lane rests).
+  const last = steps.at(-1)!.state;
+  const busy = last.value === 'running' || last.value === 'backoff';
+  const running = busy ? (last.context.current?.members?.length ?? 1) : 1;
+  return { ...counts, status: 'PROCESSING', running, pending: total - succeeded - failed - running };
+}
+
+/** A path that starts with a group runs the job with groups of that size. */
+function groupOf(path: ModelPath<LaneModel>): { maxItems: number } | false {
+  const first = path.steps.find((s) => s.event.type === 'RUN')?.event;
+  return first?.type === 'RUN' && first.members ? { maxItems: first.members.length } : false;
 }
 
 async function perform(
@@ -67,10 +82,21 @@ async function perform(
 ): Promise<void> {
   const attempt = before.context.current?.attempt ?? 1;
   const key = keyOf(before.context.current?.index ?? 0);
+  const group = before.context.current?.members;
   switch (event.type) {
     case 'WORK.DONE':
       return rig.command(key, attempt, 'succeed');
+    case 'WORK.ANSWERED':
+      // The group's members run one after the other in one task: each is told how to end in turn.
+      for (const [i, a] of event.answers.entries())
+        await rig.command(
+          keyOf(group![i]!.index),
+          attempt,
+          a.ok ? 'succeed' : a.retryable ? 'fail' : 'fail-final',
+        );
+      return;
     case 'WORK.FAILED':
+      if (group) return rig.command(key, attempt, 'crash'); // the group's thread dies
       return rig.command(key, attempt, event.retryable ? 'fail' : 'fail-final');
     case 'WORK.PROGRESS':
       return rig.command(key, attempt, 'progress');
@@ -81,7 +107,8 @@ async function perform(
     case BACKOFF:
       return; // the engine dispatches, retires the lane at the end and ends a short backoff, by itself
     case TIMEOUT:
-      return rig.started(key, attempt).then(() => undefined); // the attempt hangs until its timeout
+      // The attempt hangs until its timeout; a group's members then run again alone, at this attempt.
+      return rig.started(key, attempt).then((m) => rig.usedUp(m));
     default:
       throw new Error(`the partition driver cannot cause ${event.type}`);
   }
@@ -107,6 +134,7 @@ export async function drivePartitionPath(path: ModelPath<LaneModel>, kind: Store
     timeoutMs: waitsTimeout ? LANE_INPUT.timeoutMs : NEVER_MS,
     finalize: false,
     gate: false,
+    batching: groupOf(path),
   });
   const deadline = (waitsTimeout ? LANE_INPUT.timeoutMs! : 0) + 5000;
   try {

@@ -1,5 +1,11 @@
 import { type AnyStateMachine, type EventFromLogic, fromPromise, type SnapshotFrom } from 'xstate';
-import { type BatchEvent, type BatchInput, batchMachine } from '../../src/machines/batch.js';
+import {
+  type BatchEvent,
+  type BatchInput,
+  batchMachine,
+  type InFlight,
+  membersOf,
+} from '../../src/machines/batch.js';
 import { type LaneEvent, type LaneInput, partitionMachine } from '../../src/machines/partition.js';
 
 /**
@@ -26,7 +32,10 @@ export interface Model<M extends AnyStateMachine> {
 
 // --- batch ---------------------------------------------------------------------------------------
 
-/** 3 partitions, 2 lanes, 2 attempts: small, yet every count and outcome is reachable. */
+/**
+ * 3 partitions, 2 lanes, 2 attempts, groups of up to 2 (item batching, fixed size): small, yet every
+ * count and outcome is reachable, and lane 0 carries a group ([p0, p1]) while lane 1 runs p2 alone.
+ */
 export const BATCH_INPUT: BatchInput = {
   batchId: 'model',
   job: 'model',
@@ -36,6 +45,7 @@ export const BATCH_INPUT: BatchInput = {
   backoffMs: 20,
   maxBackoffMs: 20,
   failurePolicy: {},
+  batching: { maxItems: 2, auto: false },
 };
 
 export const FINALIZE_DONE = 'xstate.done.actor.finalize';
@@ -66,16 +76,33 @@ const PAUSE: BatchEvent = { type: 'PAUSE' };
 const CONTINUE: BatchEvent = { type: 'CONTINUE' };
 const FINAL_ERROR = { name: 'Error', message: 'failed for good', code: 'E_FINAL' };
 
-function settled(lane: number, index: number, attempts: number, status: 'succeeded' | 'failed'): BatchEvent {
-  const outcome = { index, key: keyOf(index), status, attempts, durationMs: 0 };
+function settled(lane: number, f: InFlight, status: 'succeeded' | 'failed'): BatchEvent {
+  const attempts = f.attempt;
   return {
-    type: 'PARTITION.SETTLED',
+    type: 'PARTITIONS.SETTLED',
     lane,
-    outcome:
-      status === 'succeeded'
+    outcomes: membersOf(f).map((index) => {
+      const outcome = { index, key: keyOf(index), status, attempts, durationMs: 0 };
+      return status === 'succeeded'
         ? { ...outcome, result: { key: keyOf(index), attempt: attempts } }
-        : { ...outcome, error: FINAL_ERROR },
+        : { ...outcome, error: FINAL_ERROR };
+    }),
   };
+}
+
+/** What can happen to what a lane runs: it succeeds, it fails for good, or (a group) its thread dies. */
+function laneOutcomes(c: BatchSnapshot['context']): BatchEvent[] {
+  return c.inFlight.flatMap((f, lane) =>
+    f
+      ? [
+          settled(lane, f, 'succeeded'),
+          settled(lane, f, 'failed'),
+          ...(f.more
+            ? [{ type: 'PARTITIONS.RETURNED' as const, lane, indexes: membersOf(f), attempt: f.attempt }]
+            : []),
+        ]
+      : [],
+  );
 }
 
 function batchEvents(s: BatchSnapshot): BatchModelEvent[] {
@@ -90,20 +117,10 @@ function batchEvents(s: BatchSnapshot): BatchModelEvent[] {
         return [
           { type: 'PARTITIONS.LOADED', loaded: Math.min(c.config.total, c.loaded + c.config.pageSize) },
         ];
-      const settle = c.inFlight.flatMap((f, lane) =>
-        f
-          ? [settled(lane, f.index, f.attempt, 'succeeded'), settled(lane, f.index, f.attempt, 'failed')]
-          : [],
-      );
-      return [...settle, CANCEL, RESUME, PAUSE];
+      return [...laneOutcomes(c), CANCEL, RESUME, PAUSE];
     }
     case 'paused': {
-      const settle = c.inFlight.flatMap((f, lane) =>
-        f
-          ? [settled(lane, f.index, f.attempt, 'succeeded'), settled(lane, f.index, f.attempt, 'failed')]
-          : [],
-      );
-      return [...settle, CONTINUE, CANCEL, RESUME];
+      return [...laneOutcomes(c), CONTINUE, CANCEL, RESUME];
     }
     case 'cancelling': {
       // Lanes answer the cancel at once, in lane order: the state is left within one send.
@@ -138,7 +155,7 @@ export const batchModel: Model<typeof batchModelMachine> = {
       s.value,
       c.succeeded,
       c.failed,
-      c.inFlight.map((f) => f?.index ?? null),
+      c.inFlight.map((f) => (f ? membersOf(f) : null)),
       c.redeliver.map((r) => r.index),
       c.settledAhead,
       c.cursor,
@@ -151,8 +168,8 @@ export const batchModel: Model<typeof batchModelMachine> = {
 
 // --- partition (one lane) ------------------------------------------------------------------------
 
-/** The lane runs a batch of this many partitions, one after the other. */
-export const LANE_PARTITIONS = 2;
+/** The lane runs a batch of this many partitions, one after the other, or the first two or all three as a group. */
+export const LANE_PARTITIONS = 3;
 
 /** One lane, 2 attempts per partition; timeouts and backoffs are on. */
 export const LANE_INPUT: LaneInput = {
@@ -196,11 +213,35 @@ export const BACKOFF_EVENT: string =
 function laneEvents(s: LaneSnapshot): LaneModelEvent[] {
   const state = String(s.value);
   const cur = s.context.current;
+  const group = cur?.members;
   const at = cur ? { index: cur.index, attempt: cur.attempt } : { index: 0, attempt: 1 };
+  // The partition after what the lane ran last (after a group, after its last member).
+  const next = cur ? (group ? group.at(-1)!.index : cur.index) + 1 : 0;
   const error = (retryable: boolean) => ({
     name: 'Error',
     message: retryable ? 'failed' : 'failed for good',
     code: retryable ? 'E_RETRYABLE' : 'E_FINAL',
+  });
+  const ok = (index: number) => ({
+    ok: true as const,
+    result: { key: keyOf(index), attempt: at.attempt },
+    ms: 0,
+  });
+  const failed = (retryable: boolean) => ({ ok: false as const, error: error(retryable), retryable, ms: 0 });
+  const single = (index: number, redelivered: boolean, attempt = 1): LaneModelEvent => ({
+    type: 'RUN',
+    index,
+    key: keyOf(index),
+    attempt,
+    redelivered,
+  });
+  const groupRun = (size: number): LaneModelEvent => ({
+    type: 'RUN',
+    index: 0,
+    key: keyOf(0),
+    attempt: 1,
+    redelivered: false,
+    members: Array.from({ length: size }, (_, i) => ({ index: i, key: keyOf(i) })),
   });
   const payloads = (type: string): LaneModelEvent[] => {
     if (type === TIMEOUT_EVENT)
@@ -208,14 +249,34 @@ function laneEvents(s: LaneSnapshot): LaneModelEvent[] {
     if (type.startsWith('xstate.after.')) return [{ type } as LaneModelEvent];
     switch (type) {
       case 'RUN': {
-        // The batch gives the lane its next partition, if any; after a cancel the batch is over.
-        const index = cur ? cur.index + 1 : 0;
-        if (state === 'cancelled' || index >= LANE_PARTITIONS) return [];
-        return [{ type: 'RUN', index, key: keyOf(index), attempt: 1, redelivered: false }];
+        // The batch gives the lane its next partitions, if any; after a cancel the batch is over.
+        if (state === 'cancelled') return [];
+        // First: one partition, or a group of two or of all three (item batching).
+        if (!cur) return [single(0, false), groupRun(2), groupRun(3)];
+        // A group that went back to the batch: its members come back one by one, at the same attempt.
+        if (state === 'idle' && group) return [single(group[0]!.index, true, cur.attempt)];
+        return next < LANE_PARTITIONS ? [single(next, false)] : [];
       }
       case 'WORK.DONE':
+        if (group) return [];
         return [{ type: 'WORK.DONE', ...at, result: { key: cur?.key, attempt: at.attempt }, durationMs: 0 }];
+      case 'WORK.ANSWERED':
+        // The group's members' answers (a retried member is the last, so the lane's order holds).
+        if (!group) return [];
+        return [
+          { type: 'WORK.ANSWERED', ...at, answers: group.map((m) => ok(m.index)), workMs: 0 },
+          {
+            type: 'WORK.ANSWERED',
+            ...at,
+            answers: group.map((m, i) => (i < group.length - 1 ? ok(m.index) : failed(true))),
+            workMs: 0,
+          },
+          { type: 'WORK.ANSWERED', ...at, answers: group.map(() => failed(false)), workMs: 0 },
+        ];
       case 'WORK.FAILED':
+        // A group's task fails as a whole only when its thread dies.
+        if (group)
+          return [{ type: 'WORK.FAILED', ...at, error: error(true), retryable: true, durationMs: 0 }];
         return [
           { type: 'WORK.FAILED', ...at, error: error(true), retryable: true, durationMs: 0 },
           { type: 'WORK.FAILED', ...at, error: error(false), retryable: false, durationMs: 0 },
@@ -226,7 +287,7 @@ function laneEvents(s: LaneSnapshot): LaneModelEvent[] {
         return [{ type: 'CANCEL' }];
       case 'RETIRE':
         // The batch retires the lane once it settled the last partition (nothing left to dispatch).
-        return cur && cur.index + 1 >= LANE_PARTITIONS ? [{ type: 'RETIRE' }] : [];
+        return cur && next >= LANE_PARTITIONS ? [{ type: 'RETIRE' }] : [];
       default:
         throw new Error(
           `the partition model has no payload for ${type} in state ${state}: add it to test/model/model.ts`,
@@ -246,7 +307,12 @@ export const partitionModel: Model<typeof partitionModelMachine> = {
   serialize: (s) => {
     const cur = s.context.current;
     const busy = s.value === 'running' || s.value === 'backoff';
-    return JSON.stringify([s.value, cur?.index ?? null, busy ? cur?.attempt : null]);
+    return JSON.stringify([
+      s.value,
+      cur?.index ?? null,
+      busy || s.value === 'idle' ? cur?.attempt : null,
+      cur?.members?.length ?? 1,
+    ]);
   },
   isInternal: (e) => e.type === 'RUN' || e.type === 'RETIRE' || e.type === BACKOFF_EVENT,
 };

@@ -152,15 +152,23 @@ interface Labelled {
   loaded?: number;
   key?: string;
   retryable?: boolean;
-  outcome?: { key: string; status: string; attempts: number };
+  outcomes?: { key: string; status: string; attempts: number }[];
+  indexes?: number[];
+  answers?: { ok: boolean }[];
 }
 
 /** A short name for an event in test titles. */
 export function label(event: { type: string }): string {
   const e = event as Labelled;
   switch (e.type) {
-    case 'PARTITION.SETTLED':
-      return `${e.outcome?.key} ${e.outcome?.status} (lane ${e.lane}, attempt ${e.outcome?.attempts})`;
+    case 'PARTITIONS.SETTLED': {
+      const o = e.outcomes ?? [];
+      return `${o.map((x) => x.key).join('+')} ${o[0]?.status} (lane ${e.lane}, attempt ${o[0]?.attempts})`;
+    }
+    case 'PARTITIONS.RETURNED':
+      return `lane ${e.lane} returned ${e.indexes?.join('+')} (thread died)`;
+    case 'WORK.ANSWERED':
+      return `WORK.ANSWERED ${e.answers?.map((a) => (a.ok ? 'ok' : 'failed')).join('+')}`;
     case 'PARTITION.CANCELLED':
       return `lane ${e.lane} cancelled`;
     case 'PARTITIONS.LOADED':

@@ -31,6 +31,8 @@ export interface RigOptions {
   attempts: number;
   backoffMs: number;
   timeoutMs?: number | undefined;
+  /** The job's item batching (none when absent). */
+  batching?: { maxItems: number } | false | undefined;
   /** The job has a finalizer the test releases (`finalize('done' | 'fail')`). */
   finalize: boolean;
   /** The batch waits QUEUED behind a one-partition "gate" batch until `openGate()`. */
@@ -96,6 +98,7 @@ export class Rig {
   private readonly channelName: string;
   private readonly channel: BroadcastChannel;
   private readonly messages: WorkerMessage[] = [];
+  private readonly used = new Set<WorkerMessage>();
   private readonly listeners = new Set<() => void>();
   private readonly jobs;
   private readonly memory: Store = memoryStore();
@@ -136,6 +139,7 @@ export class Rig {
         partition,
         worker,
         concurrency: o.concurrency,
+        batching: o.batching ?? false,
         retry: { attempts: o.attempts, backoffMs: o.backoffMs, maxBackoffMs: o.backoffMs },
         ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
         ...(o.finalize
@@ -209,14 +213,24 @@ export class Rig {
 
   // --- causing ---------------------------------------------------------------------------------
 
-  /** Wait until the attempt runs in a worker thread, then tell it how to end. */
+  /**
+   * Wait until the attempt runs in a worker thread, then tell it how to end. An attempt told to end
+   * (`succeed`, `fail`, `fail-final`, `crash`) is used up: a later `started` of the same key and
+   * attempt (a group's member run again alone) waits for its next start.
+   */
   async command(
     key: string,
     attempt: number,
-    action: 'succeed' | 'fail' | 'fail-final' | 'progress',
+    action: 'succeed' | 'fail' | 'fail-final' | 'progress' | 'crash',
   ): Promise<void> {
-    await this.started(key, attempt);
+    const started = await this.started(key, attempt);
+    if (action !== 'progress') this.usedUp(started);
     this.channel.postMessage({ type: 'command', key, attempt, action });
+  }
+
+  /** This start of an attempt is over (told how to end, or timed out): `started` looks past it. */
+  usedUp(message: WorkerMessage): void {
+    this.used.add(message);
   }
 
   /** Let the gate batch complete, so admission takes the batch. */
@@ -254,7 +268,11 @@ export class Rig {
       () =>
         this.messages.find(
           (m, i) =>
-            i >= this.generationStart && m.type === 'started' && m.key === key && m.attempt === attempt,
+            i >= this.generationStart &&
+            m.type === 'started' &&
+            m.key === key &&
+            m.attempt === attempt &&
+            !this.used.has(m),
         ),
       ms,
     );

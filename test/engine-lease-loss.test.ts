@@ -13,6 +13,9 @@ const job = (blockOn: Set<string>) =>
       return i;
     },
     concurrency: 2,
+    // One partition per task: partitions wait for the test one by one (a group would hold back
+    // the outcomes of its finished members until its gated one ends).
+    batching: false,
   });
 
 const running = (engine: Engine, id: string) =>

@@ -31,6 +31,9 @@ function sharedJob(host: string, ran: Map<string, string[]>, gate?: Promise<void
       return i;
     },
     concurrency: 2,
+    // One partition per task: partitions wait for the test one by one (a group would hold back
+    // the outcomes of its finished members until its gated one ends).
+    batching: false,
   });
 }
 
@@ -193,6 +196,9 @@ async function controlsFromAnyEngine(makeStore: () => Store) {
         return `${host}:${i}`;
       },
       concurrency: 2,
+      // One partition per task: partitions wait for the test one by one (a group would hold back
+      // the outcomes of its finished members until its gated one ends).
+      batching: false,
     });
   const a = createEngine({
     jobs: [slow('a')],

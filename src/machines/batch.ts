@@ -262,10 +262,13 @@ function planDispatch(context: BatchContext, firstLane = 0) {
         // of what is left (the last groups shrink, so the batch's tail still runs in parallel).
         const size = Math.min(context.groupSize, Math.ceil((context.config.total - cursor) / lanes));
         const index = cursor++;
-        const more: number[] = [];
-        while (size > 1 + more.length && cursor < context.loaded && !settledAhead.includes(cursor))
-          more.push(cursor++);
-        next = more.length > 0 ? { index, attempt: 1, more } : { index, attempt: 1 };
+        next = { index, attempt: 1 };
+        if (size > 1) {
+          const more: number[] = [];
+          while (size > 1 + more.length && cursor < context.loaded && !settledAhead.includes(cursor))
+            more.push(cursor++);
+          if (more.length > 0) next.more = more;
+        }
       }
     }
     if (!next) break;

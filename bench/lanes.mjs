@@ -142,7 +142,7 @@ async function machineRun(n) {
     actions: {
       dispatchPartition: (_, p) => dispatched.push(p),
       loadPartitions: () => {},
-      journalOutcome: () => {},
+      journalOutcomes: () => {},
     },
   });
   const actor = createActor(machine, {

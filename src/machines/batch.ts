@@ -9,7 +9,7 @@ import { stopLanes } from './stop-lanes.js';
  * COMPLETED | PARTIAL | FAILED, or CANCELLED.
  *
  * The batch actor is the only writer of its counts. Each partition's outcome arrives as an event from
- * the lane that ran it; the same transition counts it, hands it to the journal (`journalOutcome`,
+ * the lane that ran it; the same transition counts it, hands it to the journal (`journalOutcomes`,
  * provided by the engine) and dispatches the next partition. Finalization is an eventless `always`
  * transition guarded by `allSettled`, so the last outcome itself moves the batch to FINALIZING with
  * no other event, timer or poll (seed 002).
@@ -40,6 +40,11 @@ export interface Batching {
   maxItems: number;
   /** Size groups from the measured work time (`'auto'`), or always up to `maxItems`. */
   auto: boolean;
+  /**
+   * How many tasks can run at once (a worker job: its pool's threads). The last groups shrink so
+   * that what is left is shared by that many (default: the lanes).
+   */
+  spread?: number | undefined;
 }
 
 /** `'auto'` grows a group while its work takes less than this (ms), and shrinks it above twice that. */
@@ -260,7 +265,8 @@ function planDispatch(context: BatchContext, firstLane = 0) {
       if (cursor < context.loaded) {
         // A group: consecutive partitions from the cursor, no more than leaves every lane a share
         // of what is left (the last groups shrink, so the batch's tail still runs in parallel).
-        const size = Math.min(context.groupSize, Math.ceil((context.config.total - cursor) / lanes));
+        const spread = Math.min(lanes, context.config.batching?.spread ?? lanes);
+        const size = Math.min(context.groupSize, Math.ceil((context.config.total - cursor) / spread));
         const index = cursor++;
         next = { index, attempt: 1 };
         if (size > 1) {
@@ -366,8 +372,11 @@ export const batchMachine = setup({
     ) => {},
     /** Provided by the engine: load partitions [from, from + count) and answer PARTITIONS.LOADED. */
     loadPartitions: (_, _params: { from: number; count: number }) => {},
-    /** Provided by the engine: make the outcome durable (group commit). `seq` is its journal position. */
-    journalOutcome: (_, _params: { outcome: PartitionOutput; seq: number }) => {},
+    /**
+     * Provided by the engine: make the outcomes durable (group commit). `seq` is the first one's
+     * journal position; the others follow it in order.
+     */
+    journalOutcomes: (_, _params: { outcomes: readonly PartitionOutput[]; seq: number }) => {},
     /**
      * Every lane in one `assign`: XState adds the children it spawns to the children map in one
      * copy, where one `spawnChild` per lane copied the map once per lane (O(lanes²)).
@@ -416,16 +425,25 @@ export const batchMachine = setup({
               f,
               outcomes.map((o) => o.index),
             );
-      let counted: BatchContext = {
+      let { succeeded, failed, failures } = context;
+      for (const o of outcomes) {
+        if (o.status === 'succeeded') succeeded++;
+        else {
+          failed++;
+          if (failures.length < FAILURE_SAMPLE)
+            failures = [...failures, { key: o.key, error: sampled(o.error), attempts: o.attempts }];
+        }
+      }
+      const counted: BatchContext = {
         ...context,
+        succeeded,
+        failed,
+        failures,
         inFlight,
         running: context.running - outcomes.length,
         groupSize: nextGroupSize(context.config, context.groupSize, event.workMs, outcomes.length),
       };
-      for (const outcome of outcomes) {
-        counted = { ...counted, ...count(counted, outcome) };
-        enqueue(named('journalOutcome', { outcome, seq: settledCount(counted) }));
-      }
+      enqueue(named('journalOutcomes', { outcomes, seq: settledCount(context) + 1 }));
       if (!params.dispatch || inFlight[event.lane] !== null) {
         enqueue.assign({
           succeeded: counted.succeeded,

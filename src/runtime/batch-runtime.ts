@@ -10,7 +10,7 @@ import {
   membersOf,
   type ReplayedOutcome,
 } from '../machines/batch.js';
-import type { BatchControl, BatchRecord, BatchState, Fence, Store } from '../store/store.js';
+import type { BatchControl, BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
 import { Durability } from './durability.js';
 import { PartitionFeeder } from './feeder.js';
@@ -122,7 +122,9 @@ export class BatchRuntime {
         maxBackoffMs: job.retry.maxBackoffMs,
         timeoutMs: job.timeoutMs,
         failurePolicy: job.failurePolicy,
-        batching: job.batching,
+        // The batch's last groups are split over what can run at once: for a worker job its pool's
+        // threads, not its lanes (which only queue in the pool beyond that).
+        batching: job.batching && { ...job.batching, spread: deps.runner.parallelism },
       },
       inspect: deps.inspect,
       ...(restored ? { snapshot: restored.snapshot as never } : {}),
@@ -302,24 +304,31 @@ export class BatchRuntime {
         }
       },
       loadPartitions: (from, count) => this.loadPartitions(from, count),
-      journalOutcome: (outcome, seq) => {
-        this.feeder.release(outcome.index);
-        this.durability.append({ ...outcome, seq, finishedAt: '' });
-        this.deps.stats.partition(
-          this.id,
-          this.record.job,
-          outcome.status,
-          outcome.durationMs,
-          outcome.attempts,
-        );
-        // Checked once per batch: a child logger per partition costs nothing when debug is off.
-        if (this.debug)
-          this.log
-            .child({ key: outcome.key, attempt: outcome.attempts })
-            .debug(
-              { status: outcome.status, durationMs: outcome.durationMs, err: outcome.error },
-              'partition settled',
-            );
+      journalOutcomes: (outcomes, seq) => {
+        for (let i = 0; i < outcomes.length; i++) {
+          const outcome = outcomes[i]!;
+          this.feeder.release(outcome.index);
+          // The lane made this object for the journal: it becomes the record, stamped, not copied.
+          const record = outcome as OutcomeRecord;
+          record.seq = seq + i;
+          record.finishedAt = '';
+          this.durability.append(record);
+          this.deps.stats.partition(
+            this.id,
+            this.record.job,
+            outcome.status,
+            outcome.durationMs,
+            outcome.attempts,
+          );
+          // Checked once per batch: a child logger per partition costs nothing when debug is off.
+          if (this.debug)
+            this.log
+              .child({ key: outcome.key, attempt: outcome.attempts })
+              .debug(
+                { status: outcome.status, durationMs: outcome.durationMs, err: outcome.error },
+                'partition settled',
+              );
+        }
       },
       finalize: (input, signal) => this.finalize(input, signal),
     };

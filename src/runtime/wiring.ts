@@ -9,7 +9,7 @@ export interface BatchEffects {
   abortWork(lane: number): void;
   dispatch(lane: AnyActorRef | undefined, p: Dispatch): void;
   loadPartitions(from: number, count: number): void;
-  journalOutcome(outcome: PartitionOutput, seq: number): void;
+  journalOutcomes(outcomes: readonly PartitionOutput[], seq: number): void;
   finalize(input: FinalizeInput, signal: AbortSignal): Promise<{ output: unknown }>;
 }
 
@@ -48,6 +48,6 @@ export const wiredBatchMachine = batchMachine.provide({
     // (RESUME) are registered in the system already but not yet in the snapshot.
     dispatchPartition: ({ system }, p) => of(system).dispatch(system.get(`lane-${p.lane}`), p),
     loadPartitions: ({ system }, p) => of(system).loadPartitions(p.from, p.count),
-    journalOutcome: ({ system }, { outcome, seq }) => of(system).journalOutcome(outcome, seq),
+    journalOutcomes: ({ system }, { outcomes, seq }) => of(system).journalOutcomes(outcomes, seq),
   },
 }) as BatchMachine;

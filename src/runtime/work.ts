@@ -47,6 +47,14 @@ export class WorkRunner {
   }
 
   /**
+   * How many tasks of this job can run at the same time at most: the pool's threads for a worker
+   * job; none for an inline handler (its lanes are the limit).
+   */
+  get parallelism(): number | undefined {
+    return this.job.handler ? undefined : this.pool?.maxThreads;
+  }
+
+  /**
    * Start the attempt; `report` receives exactly one WORK.DONE or WORK.FAILED unless `signal` aborts.
    * `started` is called when the attempt actually runs (at once inline; on a worker thread, when the
    * thread takes the task, before it imports the job's module), for jobs with a timeout: time spent

@@ -115,6 +115,11 @@ export class WorkerPool {
     return this.piscina.threads.length;
   }
 
+  /** The most threads the pool runs at once. */
+  get maxThreads(): number {
+    return this.piscina.options.maxThreads;
+  }
+
   get utilization(): number {
     return this.piscina.utilization;
   }

@@ -24,7 +24,7 @@ function batch(total: number, concurrency: number) {
     actions: {
       dispatchPartition: (_, p) => dispatched.push(p),
       loadPartitions: () => {},
-      journalOutcome: () => {},
+      journalOutcomes: () => {},
     },
   });
   const actor = createActor(machine, {

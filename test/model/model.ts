@@ -53,7 +53,7 @@ export const FINALIZE_ERROR = 'xstate.error.actor.finalize';
 
 /** The machine the engine runs, with inert side effects (they are inert by default; made explicit). */
 export const batchModelMachine = batchMachine.provide({
-  actions: { dispatchPartition: () => {}, loadPartitions: () => {}, journalOutcome: () => {} },
+  actions: { dispatchPartition: () => {}, loadPartitions: () => {}, journalOutcomes: () => {} },
   actors: {
     lane: partitionMachine,
     finalize: fromPromise(() => new Promise<{ output: unknown }>(() => {})),

@@ -68,15 +68,17 @@ export class BatchSim {
       actions: {
         dispatchPartition: (_, p) => this.dispatches.push(p),
         loadPartitions: (_, p) => this.loads.push(p),
-        journalOutcome: (_, { outcome, seq }) =>
-          this.journal.push({
-            seq,
-            index: outcome.index,
-            key: outcome.key,
-            status: outcome.status,
-            attempts: outcome.attempts,
-            error: outcome.error,
-          }),
+        journalOutcomes: (_, { outcomes, seq }) => {
+          for (const [i, outcome] of outcomes.entries())
+            this.journal.push({
+              seq: seq + i,
+              index: outcome.index,
+              key: outcome.key,
+              status: outcome.status,
+              attempts: outcome.attempts,
+              error: outcome.error,
+            });
+        },
       },
     });
   }

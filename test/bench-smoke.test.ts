@@ -22,6 +22,8 @@ const tiny: Record<string, string> = {
   BENCH_CPU_N: '40',
   BENCH_ROUNDS: '1',
   BENCH_CONCURRENCY: '16,64',
+  BENCH_BATCHING: 'auto,8,off',
+  BENCH_CPU_BATCHING: 'auto,off',
   BENCH_CPU_CONCURRENCY: '16',
   BENCH_WINDOW: '100',
   // The PostgreSQL store is measured by the full bench only; the smoke test must not need a server.
@@ -29,6 +31,7 @@ const tiny: Record<string, string> = {
   BENCH_PEER_N: '40',
   BENCH_PEER_ROUNDS: '1',
   BENCH_PEER_CONCURRENCY: '10',
+  BENCH_PEER_BATCHING: 'auto,off',
   BENCH_SCALE_N: '3000',
   BENCH_LATENCY_BATCHES: '5',
   BENCH_LATENCY_SIZE: '3',
@@ -102,6 +105,30 @@ describe('bench smoke (tiny sizes)', () => {
     expect(existsSync(join(root, 'dist', 'index.js'))).toBe(true);
   });
 
+  // Beyond the tables: what the JSON line of a bench must hold.
+  const checks: Record<string, (line: Record<string, unknown>) => void> = {
+    throughput: (line) => {
+      type Run = { config: string; tasks?: number; groupMean?: number; groupRatio?: number; ratio?: number };
+      const runs = line.runs as Run[];
+      const run = (config: string) => runs.find((r) => r.config === config);
+      // partita's pool tasks were counted: grouped runs posted fewer tasks than partitions.
+      expect(run('partita sqlite c=16 max8')).toMatchObject({ groupMean: expect.any(Number) });
+      expect(run('partita sqlite c=16 max8')!.groupMean).toBeGreaterThan(1);
+      expect(run('partita sqlite c=16 max8')!.tasks).toBeLessThan(400);
+      expect(run('partita sqlite c=16 off')).toMatchObject({ groupMean: 1, tasks: 400 });
+      // The raw run of the same groups: the same tasks as partita's, each ratio computed.
+      expect(run('raw piscina same groups as sqlite c=16 max8')!.tasks).toBe(
+        run('partita sqlite c=16 max8')!.tasks,
+      );
+      expect(run('partita sqlite c=16 auto')).toMatchObject({
+        ratio: expect.any(Number),
+        groupRatio: expect.any(Number),
+      });
+      const cpu = (line.cpuBound as { summary: { config: string }[] }).summary.map((s) => s.config);
+      expect(cpu).toEqual(expect.arrayContaining(['partita sqlite c=16 auto', 'partita sqlite c=16 off']));
+    },
+  };
+
   const cases: Array<[name: string, tables: string[]]> = [
     [
       'throughput',
@@ -109,7 +136,18 @@ describe('bench smoke (tiny sizes)', () => {
         '## throughput: 400 no-op partitions',
         '## throughput: summary',
         '## throughput: 40 partitions of 1 ms CPU',
+        '## throughput: 1 ms CPU summary',
         '## budgets',
+        // Every batching setting, and raw Piscina running partita's own groups beside each grouped one.
+        'partita sqlite c=16 auto',
+        'partita sqlite c=64 max8',
+        'partita memory c=16 off',
+        'raw piscina same groups as sqlite c=16 auto',
+        'raw piscina same groups as memory c=64 max8',
+        'SQLite c=64 batching auto / raw Piscina one task per item',
+        'SQLite c=64 batching auto / raw Piscina same groups',
+        'SQLite c=64 batching off / raw Piscina one task per item',
+        '1 ms CPU, sqlite, batching auto: efficiency',
       ],
     ],
     ['scale', ['## scale: 3,000 no-op partitions', '## scale: memory by progress', '## budgets']],
@@ -130,6 +168,7 @@ describe('bench smoke (tiny sizes)', () => {
         nproc: expect.any(Number),
         cpu: expect.any(String),
       });
+      checks[name]?.(lines[0]!);
     });
   }
 
@@ -141,6 +180,9 @@ describe('bench smoke (tiny sizes)', () => {
       expect(code, `peer failed:\n${stderr}`).toBe(0);
       expect(stdout).toContain('## peer: 40 no-op children/partitions');
       expect(stdout).toContain('## peer: summary');
+      expect(stdout).toContain('worker job (2 threads), batching auto');
+      expect(stdout).toContain('inline handler, batching off');
+      expect(stdout).toContain('partita batching auto / BullMQ (worker threads)');
       expect(resultLines('peer')).toHaveLength(1);
     },
   );

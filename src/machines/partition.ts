@@ -14,6 +14,13 @@ import type { OutcomeRecord } from '../store/store.js';
  * left to dispatch, it sends a lane that settled `RETIRE` and the lane ends in `retired`, its own
  * final state (docs/architecture.md, "Lanes.").
  *
+ * A lane may carry a *group* of consecutive partitions instead (item batching, docs/architecture.md
+ * "Item batching"): `RUN` lists the members, one task runs them all and answers `WORK.ANSWERED`
+ * with one answer per member; the lane reports the settled members in one `PARTITIONS.SETTLED`,
+ * keeps those to retry (after `backoff`, at the next attempt) and rests in `settled` once every
+ * member has its outcome. A group whose task fails as a whole (`WORK.FAILED`: its thread died;
+ * `WORK.TIMEOUT`) is handed back (`PARTITIONS.RETURNED`) for its members to run one by one.
+ *
  * The machine is pure. The work itself starts and stops through the `startWork` and `abortWork`
  * actions, which the engine provides (`machine.provide`); the work reports back to the lane with
  * `WORK.DONE` / `WORK.FAILED` events carrying the partition's `index` and `attempt`, so a late answer

@@ -183,11 +183,14 @@ const jobOptionsSchema = z
       .optional(),
     finalize: fn.optional(),
     batching: z
-      .union([
-        z.literal('auto'),
-        z.literal(false),
-        z.object({ maxItems: z.number().int().min(1).max(10_000) }).strict(),
-      ])
+      .union(
+        [
+          z.literal('auto'),
+          z.literal(false),
+          z.object({ maxItems: z.number().int().min(1).max(10_000) }).strict(),
+        ],
+        { error: "expected 'auto', false or { maxItems: 1 to 10,000 }" },
+      )
       .optional(),
   })
   .strict()

@@ -146,3 +146,24 @@ describe('item batching: a group that fails as a whole', () => {
     }
   });
 });
+
+describe('item batching: the option', () => {
+  const base = { name: 'opt', partition: () => [], handler: () => 1 };
+  it("defaults to 'auto' (up to 64 members), and `false` or { maxItems: 1 } turn it off", () => {
+    expect(defineJob(base).batching).toEqual({ maxItems: 64, auto: true });
+    expect(defineJob({ ...base, batching: false }).batching).toBeUndefined();
+    expect(defineJob({ ...base, batching: { maxItems: 1 } }).batching).toBeUndefined();
+    expect(defineJob({ ...base, batching: { maxItems: 8 } }).batching).toEqual({ maxItems: 8, auto: false });
+  });
+
+  it('refuses a bad setting with VALIDATION naming `batching`, and fixed groups with a rate limit', () => {
+    for (const batching of ['yes', { maxItems: 0 }, { maxItems: 10_001 }, { maxItems: 2, extra: 1 }, true])
+      expect(() => defineJob({ ...base, batching } as never)).toThrow(
+        expect.objectContaining({ code: 'VALIDATION', message: expect.stringContaining('batching') }),
+      );
+    const limited = { ...base, rateLimit: { max: 1, perMs: 10 } };
+    expect(() => defineJob({ ...limited, batching: { maxItems: 4 } })).toThrow(/rateLimit/);
+    // Under 'auto' a rate-limited job is simply not grouped: its limit counts starts.
+    expect(defineJob(limited).batching).toBeUndefined();
+  });
+});

@@ -61,8 +61,14 @@ describe('item batching: a group that fails as a whole', () => {
     expect(summary.failures[0]!.error.code).toBe('TIMEOUT');
     const parts = await collect(engine.partitions(id));
     for (const p of parts.filter((p) => p.status === 'succeeded')) {
-      const ctx = (p.result as { ctx: { attempt: number; redelivered: boolean } }).ctx;
-      expect(ctx).toMatchObject({ attempt: 1, redelivered: true });
+      const ctx = (p.result as { ctx: { attempt: number; redelivered: boolean; key: string } }).ctx;
+      // Each member its own partition: its key and idempotency key, its attempt.
+      expect(ctx).toMatchObject({
+        attempt: 1,
+        redelivered: true,
+        key: p.key,
+        idempotencyKey: `${id}:${p.key}`,
+      });
       expect(p.attempts).toBe(1);
     }
   });

@@ -47,11 +47,14 @@ export class WorkRunner {
   }
 
   /**
-   * How many tasks of this job can run at the same time at most: the pool's threads for a worker
-   * job; none for an inline handler (its lanes are the limit).
+   * How many groups of this job can run at the same time at most: the pool's threads for a worker
+   * job. For an inline handler grouped by `'auto'`, one: `'auto'` groups only members that wait for
+   * nothing, which all run on the one main thread. Otherwise (fixed groups of an inline handler,
+   * which may wait for I/O) none is given, and the lanes are the limit.
    */
   get parallelism(): number | undefined {
-    return this.job.handler ? undefined : this.pool?.maxThreads;
+    if (!this.job.handler) return this.pool?.maxThreads;
+    return this.job.batching?.auto ? 1 : undefined;
   }
 
   /**

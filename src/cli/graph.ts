@@ -113,7 +113,10 @@ ${batchMermaid()}
 
 A batch spawns \`concurrency\` long-lived lanes (\`lane-0\`, …); each runs this statechart once per
 partition it is given (\`RUN\`) and reports the outcome to the batch (\`PARTITIONS.SETTLED\` or
-\`PARTITION.CANCELLED\`) on entering \`succeeded\`, \`failed\` or \`cancelled\`.
+\`PARTITION.CANCELLED\`) on entering \`succeeded\`, \`failed\` or \`cancelled\`. Given a group of
+partitions (item batching), it answers \`WORK.ANSWERED\` with one answer per member, reports the
+settled members (before a \`backoff\` for those retried, or on entering \`settled\`), and hands a group
+whose task failed as a whole back to the batch (\`PARTITIONS.RETURNED\`, back to \`idle\`).
 
 \`\`\`mermaid
 ${partitionMermaid()}

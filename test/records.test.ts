@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, defineJob, type Engine, sqliteStore } from '../src/index.js';
+import { BATCH_MACHINE_VERSION } from '../src/machines/batch.js';
+import { parseState } from '../src/runtime/records.js';
 import { collect, items, scriptedJob } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'partita-records-'));
@@ -100,6 +102,7 @@ describe('stored records are versioned and validated on load', () => {
   it.each([
     ['partita.db', 'batch machine version 1, migrated on load'],
     ['machine-2.db', 'batch machine version 2'],
+    ['machine-3.db', 'batch machine version 3, before item batching'],
   ])('loads the committed fixture %s written by record schema version 1 (%s)', async (file) => {
     const path = join(dir, `fixture-${file}`);
     copyFileSync(new URL(`./fixtures/v1/${file}`, import.meta.url), path);
@@ -123,5 +126,35 @@ describe('stored records are versioned and validated on load', () => {
     } finally {
       await engine.stop();
     }
+  });
+});
+
+describe('batch machine version 3 → 4 (item batching)', () => {
+  it('keeps what a version 3 snapshot meant: a partition to redeliver runs at its next attempt', () => {
+    const row = {
+      id: 'b',
+      job: 'j',
+      status: 'PROCESSING',
+      priority: 0,
+      created_at: '2026-11-29T00:00:00.000Z',
+      record: '{}',
+      state: JSON.stringify({
+        schemaVersion: 1,
+        machineVersion: 3,
+        status: 'PROCESSING',
+        journalSeq: 0,
+        snapshot: {
+          value: 'processing',
+          context: { redeliver: [{ index: 3, attempt: 1 }], inFlight: [null] },
+        },
+        summary: {},
+      }),
+    };
+    const state = parseState(row as never)!;
+    expect(state.machineVersion).toBe(BATCH_MACHINE_VERSION);
+    const context = (state.snapshot as { context: Record<string, unknown> }).context;
+    // Version 3 stored the attempt that was interrupted; version 4 stores the attempt to run.
+    expect(context.redeliver).toEqual([{ index: 3, attempt: 2 }]);
+    expect(context.groupSize).toBe(1);
   });
 });

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['throughput', 'peer', 'scale', 'latency', 'recovery', 'many', 'lanes', 'hosts'];
+const BENCHES = ['throughput', 'peer', 'scale', 'latency', 'recovery', 'many', 'lanes', 'hosts', 'failover'];
 
 const argv = process.argv.slice(2);
 const args = argv.filter((a) => !a.startsWith('-'));

@@ -12,13 +12,16 @@
 //    - `backstop`: B's engine gets the store without `watch` (no NOTIFY heard), claimIntervalMs
 //      BENCH_FAILOVER_CLAIM_MS (default 1,000 ms, partita's default); submissions at a random
 //      moment of the interval, so the wait is uniform over it.
-// 2. Takeover time. A (leaseTtlMs BENCH_FAILOVER_LEASE_MS) runs one batch of
-//    BENCH_FAILOVER_PARTITIONS partitions (inline handler awaiting 20 ms, concurrency 8: ~2 s on one
-//    process); once it runs, B starts (same lease setting, claimIntervalMs from
-//    BENCH_FAILOVER_SWEEPS); when B is up and A has started BENCH_FAILOVER_KILL_AT partitions, A is
-//    SIGKILLed. Measured: kill → B's first partition of the batch (taken over), kill → final on B.
-//    A's ownerId names another machine, so nothing on this one can tell it is dead: its lease must
-//    expire, as it would for a host on another machine.
+// 2. Takeover time. Two processes up (leaseTtlMs BENCH_FAILOVER_LEASE_MS, claimIntervalMs from
+//    BENCH_FAILOVER_SWEEPS); one submits a batch of BENCH_FAILOVER_PARTITIONS partitions (inline
+//    handler awaiting 20 ms, concurrency 8: ~2 s on one process). Whichever runs it (the submitter,
+//    or the other when it claims the batch on the NOTIFY first) is A; once A has started
+//    BENCH_FAILOVER_KILL_AT partitions it is SIGKILLed, and the other, B, takes the batch over.
+//    Measured: kill → B's first partition of the batch, kill → final on B; the lease A left
+//    (expiry read from the store right after the kill) splits the first into waiting for expiry and
+//    B's sweep + recovery. B stays up as one of the next trial's two processes.
+//    The ownerIds name other machines, so nothing on this one can tell that A is dead: its lease
+//    must expire, as for a host on another machine.
 import { fork } from 'node:child_process';
 import {
   budget,
@@ -69,7 +72,7 @@ export default async function failover() {
   const spawn = (name, env) => {
     const c = child(name, { ...base, ...env });
     live.add(c);
-    c.exited.then(() => live.delete(c));
+    void c.exited.then(() => live.delete(c));
     return c;
   };
   try {
@@ -140,35 +143,42 @@ export default async function failover() {
     for (const sweepMs of sweeps) {
       const kills = [];
       const finals = [];
-      for (let k = 0; k < trials; k++) {
-        const id = `take-${sweepMs}-${k}`;
-        const a = spawn('A', {
+      let hostNo = 0;
+      const host = () => {
+        const name = `host${++hostNo}`;
+        const owner = `other-machine-${name}/${process.pid}/${sweepMs}`;
+        const env = {
           FO_JOBS: 'io',
           FO_LEASE_MS: String(leaseMs),
           FO_CLAIM_MS: String(sweepMs),
           FO_PROGRESS_AT: String(killAt),
-          FO_OWNER: `other-machine-a/${process.pid}/${id}`,
-        });
-        await a.next('ready');
-        a.send({ type: 'submit', job: 'io', n: partitions, id });
-        await a.next('started', id); // A holds the batch's lease: B, started now, leaves it to A
-        const b = spawn('B', {
-          FO_JOBS: 'io',
-          FO_LEASE_MS: String(leaseMs),
-          FO_CLAIM_MS: String(sweepMs),
-          FO_OWNER: `other-machine-b/${process.pid}/${id}`,
-        });
-        await b.next('ready');
+          FO_OWNER: owner,
+        };
+        return Object.assign(spawn(name, env), { name, owner });
+      };
+      // The process that took the last batch over stays up into the next trial; one new one a trial.
+      let survivor;
+      for (let k = 0; k < trials; k++) {
+        const id = `take-${sweepMs}-${k}`;
+        const pair = [survivor ?? host(), host()];
+        await Promise.all(pair.map((p) => p.next('ready')));
+        // Either may run the batch: the submitter (which admits it at once) or the other (which
+        // claims it on the NOTIFY first). The first to start it is "A", the one killed.
+        const firsts = pair.map((p) => p.next('started', id).then((m) => ({ p, m })));
+        for (const f of firsts) f.catch(() => {});
+        pair[1].send({ type: 'submit', job: 'io', n: partitions, id });
+        const { p: a } = await Promise.race(firsts);
+        const b = pair.find((p) => p !== a);
         b.send({ type: 'wait', id });
         await a.next('progress', id);
-        if (b.seen('started', id)) errors.push(`takeover ${id}: B started the batch while A ran it`);
+        if (b.seen('started', id))
+          errors.push(`takeover ${id}: ${b.name} started the batch while ${a.name} ran it`);
         const killedAt = Date.now();
         a.kill();
         await a.exited;
         const lease = await store.leaseOf(id);
-        const leaseLeft = lease?.owner.startsWith('other-machine-a/')
-          ? lease.expiresAt - killedAt
-          : undefined;
+        const leaseLeft = lease?.owner === a.owner ? lease.expiresAt - killedAt : undefined;
+        if (leaseLeft === undefined) errors.push(`takeover ${id}: the lease was not ${a.name}'s at the kill`);
         const started = await b.next('started', id);
         const fin = await b.next('final', id);
         if (fin.status !== 'COMPLETED' || fin.succeeded !== partitions)
@@ -181,6 +191,7 @@ export default async function failover() {
         trialRows.push({
           sweep_ms: sweepMs,
           trial: k + 1,
+          ran_first_on: a === pair[1] ? 'submitter' : 'other',
           lease_left_ms: leaseLeft,
           kill_to_running_ms: started.at - killedAt,
           after_expiry_ms: leaseLeft === undefined ? undefined : started.at - killedAt - leaseLeft,
@@ -188,9 +199,10 @@ export default async function failover() {
           ran_on_b: fin.ranHere,
           redelivered: fin.redeliveredHere,
         });
-        b.kill();
-        await b.exited;
+        survivor = b;
       }
+      survivor?.kill();
+      await survivor?.exited;
       takeoverRows.push({
         lease_ms: leaseMs,
         sweep_ms: sweepMs,
@@ -216,10 +228,11 @@ export default async function failover() {
     claimRows,
   );
   printTable(
-    `failover: takeover after SIGKILL, ${partitions} partitions of 20 ms (concurrency 8), A killed once B is up and ${killAt} started (every trial)`,
+    `failover: takeover after SIGKILL, ${partitions} partitions of 20 ms (concurrency 8); A, the process running it, SIGKILLed once it started ${killAt} (every trial)`,
     [
       'sweep_ms',
       'trial',
+      'ran_first_on',
       'lease_left_ms',
       'kill_to_running_ms',
       'after_expiry_ms',
@@ -283,7 +296,7 @@ function child(name, env) {
     for (const w of [...waiters]) if (matches(m, w.type, w.id)) w.resolve(m);
   });
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
-  exited.then(({ code, signal }) => {
+  void exited.then(({ code, signal }) => {
     for (const w of [...waiters])
       w.reject(new Error(`${name} exited (${signal ?? code}) while awaited for '${w.type}' ${w.id ?? ''}`));
   });

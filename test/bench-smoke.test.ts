@@ -47,6 +47,13 @@ const tiny: Record<string, string> = {
   BENCH_HOSTS_BATCHES: '4',
   BENCH_HOSTS_PARTITIONS: '5',
   BENCH_HOSTS_IO_MS: '5',
+  BENCH_FAILOVER_CLAIMS: '3',
+  BENCH_FAILOVER_CLAIM_MS: '200',
+  BENCH_FAILOVER_TRIALS: '1',
+  BENCH_FAILOVER_SWEEPS: '100',
+  BENCH_FAILOVER_LEASE_MS: '500',
+  BENCH_FAILOVER_PARTITIONS: '120',
+  BENCH_FAILOVER_KILL_AT: '20',
 };
 
 function runBench(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -196,6 +203,28 @@ describe('bench smoke (tiny sizes)', () => {
       expect(stdout).toContain('## hosts: 4 batches × 5 partitions of 5 ms I/O');
       expect(stdout).toMatch(/\n\s+2\s+4\s+20\s.*\syes/);
       expect(resultLines('hosts')).toHaveLength(1);
+    },
+  );
+
+  it.skipIf(pgDown !== undefined)(
+    'failover (claim latency and takeover on PostgreSQL): exits 0, prints its tables',
+    { timeout: 180_000 },
+    async () => {
+      const { code, stdout, stderr } = await runBench('failover');
+      expect(code, `failover failed:\n${stderr}`).toBe(0);
+      expect(stdout).toContain('## failover: claim latency');
+      expect(stdout).toContain('NOTIFY (B');
+      expect(stdout).toContain('backstop sweep only (no NOTIFY; claimIntervalMs 200)');
+      expect(stdout).toContain('## failover: takeover summary (leaseTtlMs 500 on both');
+      expect(stdout).toContain('## budgets');
+      const [line] = resultLines('failover');
+      expect(line).toMatchObject({ bench: 'failover', errors: [] });
+      // Every claim and the takeover were measured from the children's messages.
+      const claims = line!.claims as Array<{ latencies: number[]; heard: string }>;
+      expect(claims.map((c) => c.latencies.length)).toEqual([3, 3]);
+      expect(claims[0]!.heard).toBe('3/3');
+      const [trial] = line!.trials as Array<{ kill_to_running_ms: number; kill_to_final_ms: number }>;
+      expect(trial!.kill_to_final_ms).toBeGreaterThanOrEqual(trial!.kill_to_running_ms);
     },
   );
 

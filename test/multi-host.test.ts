@@ -83,14 +83,14 @@ async function sharedQueue(makeStore: () => Store) {
   }
 }
 
-/** The engine that takes batches over: a 100 ms claim sweep. */
-function takeoverEngine(makeStore: () => Store, ran: Map<string, string[]>): Engine {
+/** The engine that takes batches over: a 100 ms claim sweep unless told otherwise. */
+function takeoverEngine(makeStore: () => Store, ran: Map<string, string[]>, claimIntervalMs = 100): Engine {
   return createEngine({
     jobs: [sharedJob('b', ran)],
     store: makeStore(),
     logger: false,
     ownerId: 'multi/1/b',
-    claimIntervalMs: 100,
+    claimIntervalMs,
   });
 }
 
@@ -113,9 +113,13 @@ function killHostMidBatch(args: string[]): Promise<number> {
   });
 }
 
-async function takeover(makeStore: () => Store, args: string[]) {
+/**
+ * `claimIntervalMs` of a minute: no sweep falls within the test, so only the sweep planned for the
+ * end of the dead host's lease can take its batch over.
+ */
+async function takeover(makeStore: () => Store, args: string[], claimIntervalMs = 100) {
   const ran = new Map<string, string[]>();
-  const b = takeoverEngine(makeStore, ran);
+  const b = takeoverEngine(makeStore, ran, claimIntervalMs);
   const killedAt = await killHostMidBatch(args);
   await b.start(); // A's lease has not expired yet: start() leaves the batch to it
   try {
@@ -295,6 +299,11 @@ describe('several engines on one SQLite file', () => {
     await takeover(() => sqliteStore({ path }), [path]);
   });
 
+  it('a dead host is taken over at the end of its lease, not at the next sweep (claimIntervalMs 60 s)', async () => {
+    const path = sqlitePath();
+    await takeover(() => sqliteStore({ path }), [path], 60_000);
+  });
+
   it('a host SIGSTOPped past its lease: taken over and finished elsewhere; after SIGCONT none of its writes is accepted', async () => {
     const path = sqlitePath();
     await frozenHost(() => sqliteStore({ path }), [path]);
@@ -321,6 +330,11 @@ describe.skipIf(unreachable !== undefined)('several engines on one PostgreSQL sc
   it('a host SIGKILLed mid-batch: another engine, already running, takes the batch over', async () => {
     const schema = pgSchema();
     await takeover(() => postgresStore({ connectionString: PG_URL, schema }), [PG_URL, schema]);
+  });
+
+  it('a dead host is taken over at the end of its lease, not at the next sweep (claimIntervalMs 60 s)', async () => {
+    const schema = pgSchema();
+    await takeover(() => postgresStore({ connectionString: PG_URL, schema }), [PG_URL, schema], 60_000);
   });
 
   it('a host SIGSTOPped past its lease: taken over and finished elsewhere; after SIGCONT none of its writes is accepted', async () => {

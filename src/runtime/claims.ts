@@ -13,10 +13,15 @@ const TAKEOVERS_PER_SWEEP = 64;
 /** How soon a sweep follows a slot coming free. */
 const SOON_MS = 50;
 
+/** How long after another engine's lease expires the sweep that takes its batch over runs. */
+const AFTER_EXPIRY_MS = 20;
+
 export interface ClaimsDeps {
   store: Store;
   log: Logger;
   jobs: ReadonlyMap<string, AnyJobDefinition>;
+  /** This engine's lease owner id (its own leases are not waited for). */
+  owner: string;
   sweepMs: number;
   /** Does this engine know the batch already (running, queued, being resumed, or unreadable)? */
   known(id: string): boolean;
@@ -35,8 +40,10 @@ export interface ClaimsDeps {
  * whichever engine admits it first takes its lease (the lease's compare-and-set is the claim; the
  * other forgets it). A batch past QUEUED whose lease expired (its owner died, or stopped renewing)
  * is taken over through recovery: snapshot, journal replay, redelivery. Engines hear of new batches
- * through the store's notifications (PostgreSQL); a sweep every `sweepMs` finds expired leases and
- * whatever a lost notification hid. A batch of a job this engine does not define is left to others.
+ * through the store's notifications (PostgreSQL); a sweep every `sweepMs` finds whatever a lost
+ * notification hid, and a sweep runs as soon as another engine's lease expires (`nextLeaseExpiry`),
+ * so a dead host's batch is taken over within its lease's time to live. A batch of a job this
+ * engine does not define is left to others.
  */
 export class Claims {
   private timer: NodeJS.Timeout | undefined;
@@ -45,14 +52,21 @@ export class Claims {
   private again = false;
   private dueSoon = false;
   private stopped = false;
+  /** When the next sweep is due, in ms: `sweepMs`, or sooner when another engine's lease expires first. */
+  private nextDelay: number;
 
-  constructor(private readonly deps: ClaimsDeps) {}
+  constructor(private readonly deps: ClaimsDeps) {
+    this.nextDelay = deps.sweepMs;
+  }
 
   start(): void {
     this.unwatch = this.deps.store.watch?.((event) => {
       if (event.status === 'QUEUED' && !this.deps.known(event.batchId)) this.sweepNow();
     });
-    this.arm();
+    // The first sweep: at `sweepMs`, or sooner if a lease another engine holds expires first.
+    void this.planNext().then(() => {
+      if (!this.sweeping && !this.dueSoon) this.arm();
+    });
   }
 
   stop(): Promise<void> {
@@ -91,11 +105,34 @@ export class Claims {
 
   private arm(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => this.sweepNow(), this.deps.sweepMs);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.sweepNow(), this.nextDelay);
     this.timer.unref();
   }
 
+  /** Sweep again at `sweepMs`, or right after the earliest lease of another engine expires. */
+  private async planNext(): Promise<void> {
+    let wait: number | undefined;
+    try {
+      wait = await this.deps.store.nextLeaseExpiry?.(this.deps.owner);
+    } catch {
+      wait = undefined; // the sweep's own read reports store errors; the next sweep retries
+    }
+    this.nextDelay =
+      wait === undefined
+        ? this.deps.sweepMs
+        : Math.min(this.deps.sweepMs, Math.max(0, wait) + AFTER_EXPIRY_MS);
+  }
+
   private async sweep(): Promise<void> {
+    try {
+      await this.sweepOnce();
+    } finally {
+      await this.planNext();
+    }
+  }
+
+  private async sweepOnce(): Promise<void> {
     await this.deps.alsoAtSweep();
     const { store, known, jobs } = this.deps;
     let room = this.deps.room();

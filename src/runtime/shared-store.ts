@@ -59,6 +59,7 @@ export class SharedStore {
       store: d.store,
       log: d.log,
       jobs: d.jobs,
+      owner: d.owner,
       sweepMs: d.sweepMs,
       known: d.known,
       room: d.room,

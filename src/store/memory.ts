@@ -135,6 +135,17 @@ class MemoryStore extends BaseStore implements Store {
     if (b?.control && JSON.stringify(b.control) === JSON.stringify(control)) delete b.control;
   }
 
+  async nextLeaseExpiry(owner: string): Promise<number | undefined> {
+    const now = Date.now();
+    let next: number | undefined;
+    for (const b of this.batches.values()) {
+      const lease = b.lease;
+      if (FINAL_STATUS_LIST.includes(b.row.status) || !lease?.owner || lease.owner === owner) continue;
+      if (lease.expiresAt > now && (next === undefined || lease.expiresAt < next)) next = lease.expiresAt;
+    }
+    return next === undefined ? undefined : next - now;
+  }
+
   async listUnowned(limit: number): Promise<BatchRow[]> {
     const max = checkLimit(limit) ?? 0;
     const now = Date.now();

@@ -71,6 +71,17 @@ export abstract class SqlStore extends ConnectedStore {
     return (await this.select<BatchDbRow>(sql, params.values)).map(toBatchRow);
   }
 
+  async nextLeaseExpiry(owner: string): Promise<number | undefined> {
+    const d = this.dialect;
+    const params = new Params(d);
+    const sql = `WITH now AS (SELECT ${d.now(params)} AS ms)
+      SELECT min(lease_expires_at) - min(now.ms) AS wait FROM ${d.batches}, now
+      WHERE status NOT IN (${params.list(FINAL_STATUS_LIST)}) ${d.visible ? `AND ${d.visible}` : ''}
+        AND lease_owner IS NOT NULL AND lease_owner <> ${params.add(owner)} AND lease_expires_at > now.ms`;
+    const [row] = await this.select<{ wait: number | string | null }>(sql, params.values);
+    return row?.wait === null || row?.wait === undefined ? undefined : Number(row.wait);
+  }
+
   async requestControl(batchId: string, control: S.BatchControl): Promise<boolean> {
     const { batches, visible } = this.dialect;
     const params = new Params(this.dialect);

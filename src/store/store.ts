@@ -44,6 +44,14 @@ export interface Store {
   listUnowned(limit: number): Promise<BatchRow[]>;
 
   /**
+   * Milliseconds (by the store's clock) until the earliest lease of an unfinished batch held by
+   * another owner than `owner` expires, or undefined when there is none: an engine sharing the
+   * store looks again right then, so a dead host's batch is taken over at its lease's end rather
+   * than at the next sweep.
+   */
+  nextLeaseExpiry?(owner: string): Promise<number | undefined>;
+
+  /**
    * Leave a request for whichever engine runs the batch (engine.cancel / pause / resume called on
    * another engine). The latest request replaces an earlier one, except that nothing replaces a
    * cancel. False when the batch is unknown or final. PostgreSQL notifies it (`control: true`).

@@ -47,7 +47,10 @@ export interface JobOptions<I = unknown, P = unknown, R = unknown, O = unknown> 
   retry?: RetryOptions;
   /** A partition running longer than this fails with TIMEOUT (and is retried if attempts remain). */
   timeoutMs?: number;
-  /** Partitions of one batch in flight at once (1 to 1,024). Default 16. */
+  /**
+   * Tasks of one batch in flight at once, its lanes (1 to 1,024): a partition each, or a group of
+   * partitions each with item batching (`batching`). Default 16.
+   */
   concurrency?: number;
   failurePolicy?: FailurePolicy;
   /** Runs once when all partitions have settled; its return value becomes `summary.output`. */

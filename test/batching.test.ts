@@ -153,6 +153,29 @@ describe('item batching: a group that fails as a whole', () => {
   });
 });
 
+describe('item batching: every lane gets a group', () => {
+  it('four lanes, groups of up to 8: each lane gets a group at once (running counts partitions, not lanes)', async () => {
+    const job = defineJob({
+      name: 'four-lanes',
+      partition: () =>
+        Array.from({ length: 32 }, (_, i) => ({ key: `k${i}`, payload: { mode: 'sleep', ms: 20 } })),
+      worker: scripted,
+      concurrency: 4,
+      batching: { maxItems: 8 },
+    });
+    const { engine, groups } = await start(job);
+    const { id } = await engine.submit('four-lanes', {});
+    let most = 0;
+    engine.subscribe(id, (s) => {
+      most = Math.max(most, s.running);
+    });
+    expect(await engine.wait(id)).toMatchObject({ status: 'COMPLETED', succeeded: 32 });
+    // The last groups share what is left between the pool's 2 threads: 8 left, so the fourth has 4.
+    expect(groups.slice(0, 4)).toEqual([8, 8, 8, 4]);
+    expect(most).toBe(28);
+  });
+});
+
 describe('item batching: the option', () => {
   const base = { name: 'opt', partition: () => [], handler: () => 1 };
   it("defaults to 'auto' (up to 64 members), and `false` or { maxItems: 1 } turn it off", () => {

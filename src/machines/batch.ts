@@ -242,9 +242,12 @@ function planDispatch(context: BatchContext, firstLane = 0) {
   let { cursor, running, loading } = context;
   const actions: never[] = [];
   const lanes = inFlight.length;
+  // Lanes, not partitions: a lane may hold a group, so `running` (partitions) says nothing of them.
+  let idle = 0;
+  for (let lane = 0; lane < lanes; lane++) if (!inFlight[lane]) idle++;
   // Scan from `firstLane` (the lane that just settled): with every other lane busy, one step, not
   // a walk over all lanes for every partition.
-  for (let i = 0; i < lanes && running < lanes; i++) {
+  for (let i = 0; i < lanes && idle > 0; i++) {
     const lane = (firstLane + i) % lanes;
     if (inFlight[lane]) continue;
     let next: InFlight | undefined;
@@ -280,6 +283,7 @@ function planDispatch(context: BatchContext, firstLane = 0) {
     if (!next) break;
     if (inFlight === context.inFlight) inFlight = inFlight.slice();
     inFlight[lane] = next;
+    idle--;
     running += sizeOf(next);
     actions.push(
       named('dispatchPartition', {

@@ -9,8 +9,9 @@
  * Date, Error, class instances, cycles, `undefined` inside an array) is refused with its path,
  * because it would come back as something else (`{}`, `null`, a string) or not at all.
  *
- * This module has no dependencies: the worker runner imports it too.
+ * This module depends on nothing but Node.js: the worker runner imports it too.
  */
+import { types } from 'node:util';
 
 /** Longest partition key, in UTF-16 code units. */
 export const MAX_KEY_LENGTH = 1024;
@@ -23,12 +24,18 @@ export const MAX_DEPTH = 200;
  * Why `value` cannot be stored faithfully as JSON, naming the first offending path; undefined when
  * it can. A top-level `undefined` is storable (stored as absent).
  */
-export function unstorable(value: unknown): string | undefined {
+export function unstorable(value: unknown, options: { crossesThreads?: boolean } = {}): string | undefined {
   if (value === undefined) return undefined;
-  return walk(value, '(root)', new Set(), 0);
+  return walk(value, '(root)', new Set(), 0, options.crossesThreads === true);
 }
 
-function walk(value: unknown, path: string, seen: Set<object>, depth: number): string | undefined {
+function walk(
+  value: unknown,
+  path: string,
+  seen: Set<object>,
+  depth: number,
+  crossesThreads: boolean,
+): string | undefined {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -47,11 +54,15 @@ function walk(value: unknown, path: string, seen: Set<object>, depth: number): s
   const object = value as object;
   if (depth >= MAX_DEPTH) return `${path} is nested deeper than ${MAX_DEPTH} levels`;
   if (seen.has(object)) return `${path} is a circular reference`;
+  // A worker thread's result crosses to the main thread by structured clone, which refuses a Proxy
+  // (JSON would store what its traps return; on the main thread one is stored that way).
+  if (crossesThreads && types.isProxy(object))
+    return `${path} is a Proxy (it cannot leave the worker thread)`;
   seen.add(object);
   try {
     if (Array.isArray(object)) {
       for (let i = 0; i < object.length; i++) {
-        const reason = walk(object[i], `${path}[${i}]`, seen, depth + 1);
+        const reason = walk(object[i], `${path}[${i}]`, seen, depth + 1, crossesThreads);
         if (reason) return reason;
       }
       return undefined;
@@ -64,7 +75,7 @@ function walk(value: unknown, path: string, seen: Set<object>, depth: number): s
     for (const key of Object.keys(object)) {
       const member = (object as Record<string, unknown>)[key];
       if (member === undefined) continue; // left out, as JSON.stringify does
-      const reason = walk(member, `${path}.${key}`, seen, depth + 1);
+      const reason = walk(member, `${path}.${key}`, seen, depth + 1, crossesThreads);
       if (reason) return reason;
     }
     if (Object.getOwnPropertySymbols(object).length > 0) return `${path} has symbol keys`;

@@ -85,6 +85,20 @@ describe.each(['worker', 'inline'] as const)('%s handlers', (where) => {
     expect(plain).toMatchObject({ key: 'plain', result: { rows: 1, nested: { a: [1, 'x', null, true] } } });
   });
 
+  it('a Proxy result: on a worker thread RESULT_INVALID (it cannot cross to the main thread), inline stored as JSON', async () => {
+    const { summary, failures } = await run(where, [
+      { key: 'proxy', returns: 'proxy' },
+      { key: 'plain', returns: 'plain' },
+    ]);
+    if (where === 'inline') {
+      expect(summary).toMatchObject({ status: 'COMPLETED', succeeded: 2 });
+      return;
+    }
+    expect(summary).toMatchObject({ status: 'PARTIAL', succeeded: 1, failed: 1 });
+    expect(failures.get('proxy')).toMatchObject({ attempts: 1, error: { code: 'RESULT_INVALID' } });
+    expect(failures.get('proxy')!.error.message).toMatch(/\(root\) is a Proxy/);
+  });
+
   it('odd thrown values fail their partition described, never WORKER_CRASHED', async () => {
     const kinds = Object.keys(THROWN);
     const { summary, failures } = await run(
@@ -100,5 +114,30 @@ describe.each(['worker', 'inline'] as const)('%s handlers', (where) => {
       // Thrown values are retried like any error (the job allows 3 attempts).
       expect(f.attempts, kind).toBe(3);
     }
+  });
+});
+
+describe('a result schema with a refinement (JSON Schema cannot carry it)', () => {
+  const result = z.object({ rows: z.number().refine((n) => n < 10, 'must be below 10') });
+  const jobsOf = {
+    worker: defineJob({
+      name: 'refined',
+      partition: (rows: number[]) => rows.map((r) => ({ key: `r${r}`, payload: { mode: 'ok', rows: r } })),
+      worker: new URL('./fixtures/workers/scripted.mjs', import.meta.url),
+      result,
+    }),
+    inline: defineJob({
+      name: 'refined',
+      partition: (rows: number[]) => rows.map((r) => ({ key: `r${r}`, payload: r })),
+      handler: (r: number) => ({ rows: r }),
+      result,
+    }),
+  };
+  it.each(['worker', 'inline'] as const)('%s: is checked all the same, on the main thread', async (where) => {
+    const engine = await startEngine({ jobs: [jobsOf[where]] });
+    const summary = await engine.wait((await engine.submit('refined', [5, 50])).id);
+    expect(summary).toMatchObject({ status: 'PARTIAL', succeeded: 1, failed: 1 });
+    expect(summary.failures[0]).toMatchObject({ key: 'r50', error: { code: 'RESULT_INVALID' } });
+    expect(summary.failures[0]!.error.message).toMatch(/must be below 10/);
   });
 });

@@ -19,10 +19,15 @@ export function thrownAnswer(err: unknown): RunResult {
  * A returned result: refused with RESULT_INVALID (never retried) when storage cannot keep it
  * ({@link unstorable}, the one definition shared with payloads) or the job's `result` schema refuses it.
  */
-export function returnedAnswer(result: unknown, schema: z.ZodType | undefined): RunResult {
+export function returnedAnswer(
+  result: unknown,
+  schema: z.ZodType | undefined,
+  /** On a worker thread: the result still has to cross to the main thread (structured clone). */
+  crossesThreads = false,
+): RunResult {
   let reason: string | undefined;
   try {
-    reason = unstorable(result);
+    reason = unstorable(result, { crossesThreads });
   } catch (err) {
     // A getter or a proxy trap threw while the result was read.
     reason = `(root) could not be read (${describeSafely(err)})`;

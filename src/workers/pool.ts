@@ -46,14 +46,35 @@ function runnerFile(): string {
   throw new Error(`partita worker runner not found at ${sibling}; run \`npm run build\``);
 }
 
-/** A job's result schema as JSON Schema, when zod can represent it; otherwise it is checked on the main thread. */
+/** Zod parts JSON Schema leaves out without a word: they are checked only where zod runs them. */
+const UNREPRESENTED_TYPES = new Set(['pipe', 'transform', 'custom']);
+
+/**
+ * A job's result schema as JSON Schema, when zod can represent all of it; otherwise (a refinement,
+ * a transform: `toJSONSchema` drops those silently) it is checked with zod on the main thread.
+ */
 export function resultJsonSchema(schema: z.ZodType | undefined): object | undefined {
   if (!schema) return undefined;
+  let whole = true;
   try {
-    return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'throw' });
+    const json = z.toJSONSchema(schema, {
+      io: 'input',
+      unrepresentable: 'throw',
+      override: (ctx) => {
+        const def = (ctx.zodSchema as { _zod: { def: ZodDefLike } })._zod.def;
+        if (UNREPRESENTED_TYPES.has(def.type) || def.checks?.some((c) => c._zod.def.check === 'custom'))
+          whole = false;
+      },
+    });
+    return whole ? json : undefined;
   } catch {
     return undefined;
   }
+}
+
+interface ZodDefLike {
+  type: string;
+  checks?: { _zod: { def: { check: string } } }[];
 }
 
 /**

@@ -113,7 +113,7 @@ async function runOne(
       signal: neverAborted,
       progress: progressReporter(task.taskId),
     });
-    answer = returnedAnswer(result, resultSchema(task.job));
+    answer = returnedAnswer(result, resultSchema(task.job), true);
   } catch (err) {
     answer = thrownAnswer(err);
   }

@@ -222,12 +222,15 @@ function without(f: InFlight, gone: readonly number[]): InFlight | null {
 function nextGroupSize(config: BatchConfig, size: number, workMs: number | undefined, n: number): number {
   const b = config.batching;
   if (!b?.auto || workMs === undefined || n === 0) return size;
-  if (workMs < GROUP_TARGET_MS) return n >= size ? Math.min(b.maxItems, size * 2) : size;
-  if (workMs > 2 * GROUP_TARGET_MS) {
-    const fits = Math.floor(GROUP_TARGET_MS / (workMs / n));
-    return Math.max(1, Math.min(Math.floor(size / 2), fits));
-  }
-  return size;
+  let next = size;
+  if (workMs < GROUP_TARGET_MS) next = n >= size ? Math.min(b.maxItems, size * 2) : size;
+  else if (workMs > 2 * GROUP_TARGET_MS)
+    next = Math.max(1, Math.min(Math.floor(size / 2), Math.floor(GROUP_TARGET_MS / (workMs / n))));
+  // A group's `timeoutMs` bounds the whole group: keep its expected work to a quarter of it.
+  const per = workMs / n;
+  if (config.timeoutMs !== undefined && per > 0)
+    next = Math.max(1, Math.min(next, Math.floor(config.timeoutMs / 4 / per)));
+  return next;
 }
 
 /**

@@ -320,6 +320,7 @@ export class BatchRuntime {
             );
       },
       finalize: (input, signal) => this.finalize(input, signal),
+      finalizes: Boolean(this.deps.job.finalize) || this.deps.triggers !== undefined,
     };
   }
 

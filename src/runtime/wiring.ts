@@ -11,6 +11,8 @@ export interface BatchEffects {
   loadPartitions(from: number, count: number): void;
   journalOutcome(outcome: PartitionOutput, seq: number): void;
   finalize(input: FinalizeInput, signal: AbortSignal): Promise<{ output: unknown }>;
+  /** Does finalizing this batch do anything (a finalizer, or triggers)? When not, `finalize` is never called. */
+  readonly finalizes: boolean;
 }
 
 /** Each batch actor's system (shared by its lanes) → the effects of that batch. */
@@ -30,6 +32,24 @@ const lane = partitionMachine.provide({
   },
 });
 
+const finalizer = fromPromise<{ output: unknown }, FinalizeInput>(({ input, signal, system }) =>
+  of(system).finalize(input, signal),
+);
+
+/**
+ * The `finalize` actor. For a batch whose job has no finalizer and no triggers it is done from the
+ * start, with no output: XState then sends the batch its done event at once, without the promise,
+ * the AbortController and the turn of the microtask queue that a promise actor costs per batch
+ * (docs/benchmarks.md, "Many batches"). The statechart is the same: FINALIZING is entered and left.
+ */
+const finalize: typeof finalizer = {
+  ...finalizer,
+  getInitialSnapshot: (scope, input) =>
+    of(scope.system).finalizes
+      ? finalizer.getInitialSnapshot(scope, input)
+      : { status: 'done', output: { output: undefined }, error: undefined, input },
+};
+
 /**
  * The batch machine with its effects provided, once for every batch of every engine: `provide()`
  * builds a new machine (its whole state-node tree), which per batch cost more than the batch itself
@@ -39,9 +59,7 @@ const lane = partitionMachine.provide({
 export const wiredBatchMachine = batchMachine.provide({
   actors: {
     lane,
-    finalize: fromPromise<{ output: unknown }, FinalizeInput>(({ input, signal, system }) =>
-      of(system).finalize(input, signal),
-    ),
+    finalize,
   },
   actions: {
     // Through the system, not self.getSnapshot().children: lanes spawned in this same transition

@@ -1,5 +1,7 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { LeaseLostError, StoreError, ValidationError } from '../errors.js';
 import { creatorIsGone, newCreator, retireCreator } from './creators.js';
@@ -70,11 +72,21 @@ interface GroupedWrite {
 }
 const BUSY_TIMEOUT_MS = 5000;
 
+/** How often the checkpointer thread copies the WAL into the database file. */
+const CHECKPOINT_INTERVAL_MS = 100;
+/**
+ * The engine's own connection checkpoints only past this many WAL pages (16 MB; SQLite's default is
+ * 1,000): the checkpointer thread does it long before, unless it could not start or falls behind.
+ */
+const WAL_AUTOCHECKPOINT = 4000;
+
 interface Connection {
   db: Database.Database;
   s: Statements;
   /** This open()'s creator id (src/store/creators.ts), written on the batches it creates. */
   creator: string;
+  /** The checkpointer thread (src/store/sqlite-checkpointer.ts), when one runs. */
+  checkpointer: Worker | undefined;
 }
 
 class SqliteStore extends SqlStore implements Store {
@@ -126,7 +138,9 @@ class SqliteStore extends SqlStore implements Store {
       const s = prepare(db, creator);
       // A crash during createBatch leaves an invisible batch that nobody will finish.
       s.sweep.immediate();
-      this.conn = { db, s, creator };
+      const checkpointer = this.path === ':memory:' ? undefined : startCheckpointer(this.path);
+      if (checkpointer) db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT}`);
+      this.conn = { db, s, creator, checkpointer };
     } catch (err) {
       if (creator) retireCreator(creator);
       db?.close();
@@ -143,6 +157,7 @@ class SqliteStore extends SqlStore implements Store {
     if (!conn) return;
     // From now on this store's unfinished creations are dead: the next open() anywhere removes them.
     retireCreator(conn.creator);
+    await stopCheckpointer(conn.checkpointer);
     conn.db.close();
   }
 
@@ -551,6 +566,47 @@ function creationStatements(db: Database.Database, creator: string) {
       }
     }),
   };
+}
+
+/**
+ * Checkpoints in a worker thread of their own (src/store/sqlite-checkpointer.ts), so that the fsyncs
+ * of a checkpoint never hold up the engine's thread. Undefined when the compiled checkpointer is not
+ * found (the engine's connection then checkpoints as SQLite does by default).
+ */
+function startCheckpointer(path: string): Worker | undefined {
+  // Built code finds it beside this file; from TypeScript sources (partita's own tests), in dist/.
+  const file = [
+    new URL('./sqlite-checkpointer.js', import.meta.url),
+    new URL('../../dist/store/sqlite-checkpointer.js', import.meta.url),
+  ]
+    .map((url) => fileURLToPath(url))
+    .find((f) => existsSync(f));
+  if (!file) return undefined;
+  const worker = new Worker(file, { workerData: { path, intervalMs: CHECKPOINT_INTERVAL_MS } });
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  checkpointerExits.set(worker, exited);
+  // A checkpointer that fails only leaves checkpoints to the engine's connection.
+  worker.on('error', () => {});
+  worker.unref();
+  return worker;
+}
+
+const checkpointerExits = new WeakMap<Worker, Promise<void>>();
+
+/**
+ * Let the checkpointer close its connection and end (a terminate could cut it inside SQLite);
+ * terminated only if it has not ended a few seconds later.
+ */
+async function stopCheckpointer(worker: Worker | undefined): Promise<void> {
+  if (!worker) return;
+  const exited = checkpointerExits.get(worker)!;
+  worker.postMessage('close');
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), 5000);
+  });
+  if ((await Promise.race([exited, late])) === 'late') await worker.terminate();
+  clearTimeout(timer);
 }
 
 /** Migrations in IMMEDIATE transactions: the first writer lock serializes two processes opening at once. */

@@ -1,10 +1,10 @@
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SQLITE_MIGRATIONS } from '../../src/store/migrations/sqlite.js';
 import { sqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/store.js';
@@ -246,6 +246,21 @@ describe('sqliteStore', () => {
     expect(await store.loadBatch('taken')).toBeUndefined();
     expect(await store.createBatch(record('taken'), two)).toEqual({ created: true });
     expect(partitionRows(path, 'taken').n).toBe(2);
+  });
+
+  it('checkpoints in a thread of its own: the database file takes the WAL pages long before the connection would', async () => {
+    const path = tempPath();
+    const store = await start(path);
+    const before = statSync(path).size;
+    // About 350 pages in the WAL: under SQLite's default threshold of 1,000 pages (and the store's
+    // own 4,000), so the engine's connection copies none of them into the file itself.
+    const big = Array.from({ length: 10 }, (_, k) => ({ key: `k${k}`, payload: 'x'.repeat(4000) }));
+    for (let i = 0; i < 35; i++) await store.createBatch(record(`c${i}`, { total: 10 }), big);
+    await vi.waitFor(() => expect(statSync(path).size).toBeGreaterThan(before + 1_000_000), {
+      timeout: 20_000,
+      interval: 20,
+    });
+    expect((await store.readPartitions('c34', 9, 1))[0]).toMatchObject({ key: 'k9', status: 'pending' });
   });
 
   describe('group commit: the writes of batches that arrive together share one transaction', () => {

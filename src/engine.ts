@@ -41,7 +41,7 @@ import { Yielder } from './runtime/yielder.js';
 import { checkSchedule, type ScheduleInfo, type ScheduleOptions } from './schedule-options.js';
 import type { BatchRecord, BatchState, PartitionFilter, PartitionView, Store } from './store/store.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from './summary.js';
-import { parseOrThrow } from './validation.js';
+import { parseOptions, parseOrThrow } from './validation.js';
 import { resultJsonSchema, WorkerPool } from './workers/pool.js';
 
 export type { Engine, EngineMetrics } from './engine-api.js';
@@ -324,7 +324,7 @@ class PartitaEngine implements Engine {
   }
 
   async wait(id: string, options: WaitOptions = {}): Promise<BatchSummary> {
-    const { timeoutMs } = parseOrThrow(waitOptionsSchema, options, 'wait options');
+    const { timeoutMs } = parseOptions(waitOptionsSchema, options, 'wait options');
     const rt = this.running?.get(id);
     if (rt?.isFinal) return rt.summary();
     if (rt || this.recovery?.isRetrying(id)) return this.watchers.wait(id, timeoutMs);

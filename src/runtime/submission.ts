@@ -3,7 +3,7 @@ import { type SubmitOptions, submitOptionsSchema } from '../engine-options.js';
 import { toError, UnknownJobError, ValidationError } from '../errors.js';
 import type { AnyJobDefinition, JobWithInput, Partition } from '../job.js';
 import { type BatchRecord, type PartitionInput, SCHEMA_VERSION, type Store } from '../store/store.js';
-import { parseOrThrow } from '../validation.js';
+import { parseOptions, parseOrThrow } from '../validation.js';
 import { badName, MAX_ID_LENGTH, MAX_KEY_LENGTH, toStoredJson, unstorable } from '../values.js';
 
 export interface SubmissionDeps {
@@ -30,7 +30,7 @@ export async function submitBatch<I>(
   const name = typeof jobRef === 'string' ? jobRef : jobRef?.name;
   const job = deps.jobs.get(name);
   if (!job) throw new UnknownJobError(String(name), [...deps.jobs.keys()]);
-  const opts = parseOrThrow(submitOptionsSchema, options ?? {}, 'submit options');
+  const opts = parseOptions(submitOptionsSchema, options ?? {}, 'submit options');
   const parsedInput = job.input
     ? parseOrThrow(job.input as never, input, `input for job "${job.name}"`)
     : input;

@@ -414,20 +414,26 @@ function prepare(db: Database.Database, creator: string) {
     return held.status;
   };
 
-  const append = (batchId: string, outcomes: readonly OutcomeRecord[], fence: Fence): number => {
-    requireFence(batchId, fence);
+  /** Write the outcomes; the fence was checked in this same transaction. */
+  const setOutcomes = (batchId: string, outcomes: readonly OutcomeRecord[]): number => {
     let accepted = 0;
     for (const o of outcomes)
       accepted += setOutcome.run(...outcomeValues(o), batchId, o.index, o.key).changes;
     return accepted;
   };
-  const save = (batchId: string, state: BatchState, fence: Fence) => {
-    const before = requireFence(batchId, fence);
+  /** Write the state over `before` (the stored status); the fence was checked in this same transaction. */
+  const setStateOver = (batchId: string, state: BatchState, before: string) => {
     const saved =
       setState.run(JSON.stringify(state), state.status, state.journalSeq, batchId, state.journalSeq).changes >
       0;
     return { saved, changed: saved && before !== state.status };
   };
+  const append = (batchId: string, outcomes: readonly OutcomeRecord[], fence: Fence): number => {
+    requireFence(batchId, fence);
+    return setOutcomes(batchId, outcomes);
+  };
+  const save = (batchId: string, state: BatchState, fence: Fence) =>
+    setStateOver(batchId, state, requireFence(batchId, fence));
 
   return {
     db,
@@ -441,8 +447,9 @@ function prepare(db: Database.Database, creator: string) {
     save,
     // The journal's group and the state that covers it (Store.commit).
     commit: (batchId: string, outcomes: readonly OutcomeRecord[], state: BatchState, fence: Fence) => {
-      const accepted = append(batchId, outcomes, fence);
-      return { accepted, ...save(batchId, state, fence) };
+      const before = requireFence(batchId, fence);
+      const accepted = setOutcomes(batchId, outcomes);
+      return { accepted, ...setStateOver(batchId, state, before) };
     },
   };
 }

@@ -4,7 +4,7 @@ import { type BatchStatus, createEngine, defineJob, memoryStore } from '../src/i
 
 /**
  * FINALIZING of a batch whose job has no finalizer and no triggers (src/runtime/wiring.ts): the
- * `finalize` actor is done from the start (no promise, no AbortController), and the batch still goes
+ * `finalize` actor answers without a promise or an AbortController, and the batch still goes
  * through FINALIZING to its final status, as subscribers and the inspector see it.
  */
 async function run(finalize?: () => unknown) {
@@ -21,6 +21,15 @@ async function run(finalize?: () => unknown) {
   };
   const engine = createEngine({ jobs: [job], store: memoryStore(), logger: false, inspect });
   await engine.start();
+  // Every AbortController made while the batch runs (a lane's, and a promise actor's).
+  const Original = globalThis.AbortController;
+  let controllers = 0;
+  globalThis.AbortController = class extends Original {
+    constructor() {
+      super();
+      controllers++;
+    }
+  };
   try {
     // Subscribed before its submit: every status it goes through is heard.
     const statuses: BatchStatus[] = [];
@@ -30,19 +39,23 @@ async function run(finalize?: () => unknown) {
     await engine.submit('one', 7, { id: 'b' });
     const summary = await engine.wait('b');
     off();
-    return { summary, statuses, finalizeSnapshots };
+    return { summary, statuses, finalizeSnapshots, controllers };
   } finally {
+    globalThis.AbortController = Original;
     await engine.stop();
   }
 }
 
 describe('finalizing', () => {
-  it('without a finalizer: the finalize actor is born done, and the batch still passes FINALIZING', async () => {
-    const { summary, statuses, finalizeSnapshots } = await run();
+  it('without a finalizer: no promise actor is made, and the batch still passes FINALIZING', async () => {
+    const { summary, statuses, finalizeSnapshots, controllers } = await run();
+    const withFinalizer = await run(() => 'finalized');
+    // The promise actor's AbortController is the one difference.
+    expect(controllers).toBe(withFinalizer.controllers - 1);
     expect(summary).toMatchObject({ status: 'COMPLETED', succeeded: 1 });
     expect(summary.output).toBeUndefined();
     expect(statuses).toEqual(['QUEUED', 'PROCESSING', 'FINALIZING', 'COMPLETED']);
-    expect(finalizeSnapshots).toEqual(['done']);
+    expect(finalizeSnapshots).toEqual(['active', 'done']);
   });
 
   it('with a finalizer: it runs as a promise, and its return is the output', async () => {

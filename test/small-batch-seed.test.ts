@@ -1,10 +1,17 @@
-import { describe, expect, it } from 'vitest';
-import { createEngine, defineJob, memoryStore, type Store } from '../src/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine, defineJob, memoryStore, type Store, sqliteStore } from '../src/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'partita-seed-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
 
 /**
  * A small batch submitted here keeps its partitions as they were stored (src/runtime/feeder.ts,
  * `Seed`): its first page is not read back from the store, and what the handler gets is what the
- * store holds.
+ * store holds. Only on a store that commits outcomes with their state (SQLite; not the memory store).
  */
 function spied(store: Store) {
   const reads: Array<{ batchId: string; from: number }> = [];
@@ -16,8 +23,11 @@ function spied(store: Store) {
   return { store, reads };
 }
 
-async function run(payloads: unknown[]) {
-  const { store, reads } = spied(memoryStore());
+async function run(
+  payloads: unknown[],
+  make: () => Store = () => sqliteStore({ path: join(dir, `${++files}.db`) }),
+) {
+  const { store, reads } = spied(make());
   const seen: unknown[] = [];
   // One payload object reused between yields: what was yielded first must not change afterwards.
   const reused: { value?: unknown } = {};
@@ -62,6 +72,12 @@ describe('a small batch submitted here', () => {
   it('a batch of more partitions reads them from the store, as before', async () => {
     const { done, reads } = await run([1, 2, 3, 4, 5]);
     expect(done).toMatchObject({ status: 'COMPLETED', succeeded: 5 });
+    expect(reads.map((r) => r.from)).toEqual([0]);
+  });
+
+  it('on a store without Store.commit (memory) reads them, as before', async () => {
+    const { done, reads } = await run([1, 2], memoryStore);
+    expect(done).toMatchObject({ status: 'COMPLETED', succeeded: 2 });
     expect(reads.map((r) => r.from)).toEqual([0]);
   });
 });

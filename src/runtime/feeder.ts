@@ -77,6 +77,7 @@ export class PartitionFeeder {
  * The partitions of a batch submitted by this engine, captured as they were stored (key and payload
  * JSON), when the batch is small: its first page is then known without reading it back. Only for a
  * batch whose lease was taken while it was still QUEUED with nothing journaled (no engine ran any
- * of it), so every partition is pending as stored.
+ * of it), on a store that commits outcomes with their state (`Store.commit`), so every partition
+ * is pending as stored.
  */
 export type Seed = ReadonlyArray<{ readonly key: string; readonly json: string | undefined }>;

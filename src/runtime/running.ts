@@ -81,8 +81,11 @@ export class RunningBatches {
     const { fence } = taken;
     let state = known;
     // A batch submitted here whose lease was taken while it was QUEUED with nothing journaled: its
-    // partitions are all pending as stored, and the seed is them (feeder.ts).
-    let first = !known && taken.status === 'QUEUED' && taken.journalSeq === 0 ? seed : undefined;
+    // partitions are all pending as stored, and the seed is them (feeder.ts). Only on a store that
+    // writes outcomes with the state that counts them (Store.commit): on the others a crash between
+    // the two can leave outcomes under a QUEUED row.
+    const pending = !known && taken.status === 'QUEUED' && taken.journalSeq === 0 && d.store.commit;
+    let first = pending ? seed : undefined;
     if (taken.status !== (known?.status ?? 'QUEUED') || taken.journalSeq !== (known?.journalSeq ?? 0)) {
       first = undefined;
       // Another engine sharing the store ran it since it was read: start from what is stored now.

@@ -62,15 +62,16 @@ export function sqliteStore(options: SqliteStoreOptions): Store {
 
 /** Partitions per insert transaction in createBatch: bounds memory for streamed sources. */
 const CHUNK = 1000;
+const BUSY_TIMEOUT_MS = 5000;
 /** Most writes committed in one group transaction: bounds how long one holds the event loop and the lock. */
 const MAX_GROUP = 256;
 
+/** A write waiting for the group commit (`grouped`). */
 interface GroupedWrite {
   fn: (s: Statements) => unknown;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
-const BUSY_TIMEOUT_MS = 5000;
 
 /** How often the checkpointer thread copies the WAL into the database file. */
 const CHECKPOINT_INTERVAL_MS = 100;
@@ -302,11 +303,10 @@ class SqliteStore extends SqlStore implements Store {
 
   /**
    * Group commit across batches: a write asked for now runs a moment later (`queueGroup`), in one
-   * IMMEDIATE transaction with every other write asked for meanwhile (the
-   * creations, journal groups, states and leases of all the batches that got there together). On
-   * SQLite a transaction's fixed cost (the lock, the WAL frames of the pages it touched, and now and
-   * then a checkpoint) dwarfs the statements of a small batch. Each promise settles only after the
-   * whole transaction has committed.
+   * IMMEDIATE transaction with every other write asked for meanwhile (the creations, journal
+   * groups, states and leases of all the batches that got there together). On SQLite a
+   * transaction's fixed cost (the lock, the WAL header and index) weighs on the statements of a
+   * small batch. Each promise settles only after the whole transaction has committed.
    *
    * A write that the store refuses for a stale fence (LEASE_LOST) is refused before it has written
    * anything, so it is left out alone and the others commit. Any other error rolls the whole group

@@ -240,6 +240,48 @@ class PostgresStore extends SqlStore implements Store {
     return { accepted: rows[0].accepted };
   }
 
+  /**
+   * `appendOutcomes` and `saveState` in ONE statement (one transaction): a crash can never leave
+   * outcomes stored without a state that covers them (a batch's first write would otherwise leave a
+   * row with outcomes and no state, which restarts from nothing and skips those partitions uncounted).
+   */
+  async commit(
+    batchId: string,
+    outcomes: readonly OutcomeRecord[],
+    state: BatchState,
+    fence: Fence,
+  ): Promise<{ accepted: number; saved: boolean }> {
+    const seen = new Set<number>();
+    const cols: unknown[][] = [[], [], [], [], [], [], [], [], []];
+    for (const o of outcomes) {
+      if (seen.has(o.index)) continue;
+      seen.add(o.index);
+      const values = [o.index, o.key, ...outcomeValues(o)];
+      for (let i = 0; i < values.length; i++) cols[i]!.push(values[i]);
+    }
+    const { rows } = await this.q<{ fenced: number; accepted: number; saved: number }>(
+      `WITH fence AS (
+         SELECT id FROM ${this.B} WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3 FOR UPDATE
+       ), done AS (
+         UPDATE ${this.P} p SET status = u.status, result = u.result, error = u.error, attempts = u.attempts,
+                duration_ms = u.duration_ms, seq = u.seq, finished_at = u.finished_at
+         FROM fence, unnest($4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::float8[], $11::int[], $12::text[])
+              AS u(idx, key, status, result, error, attempts, duration_ms, seq, finished_at)
+         WHERE p.batch_id = fence.id AND p.idx = u.idx AND p.key = u.key AND p.status = 'pending'
+         RETURNING 1
+       ), saved AS (
+         UPDATE ${this.B} b SET state = $13, status = $14, journal_seq = $15
+         FROM fence WHERE b.id = fence.id AND b.journal_seq <= $15
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM done)::int AS accepted,
+              (SELECT count(*) FROM saved)::int AS saved`,
+      [batchId, fence.owner, fence.epoch, ...cols, JSON.stringify(state), state.status, state.journalSeq],
+    );
+    if (rows[0]?.fenced !== 1) throw new LeaseLostError(batchId);
+    return { accepted: rows[0].accepted, saved: rows[0].saved === 1 };
+  }
+
   async saveState(batchId: string, state: BatchState, fence: Fence): Promise<boolean> {
     const saved = await this.q(
       `UPDATE ${this.B} SET state = $4, status = $5, journal_seq = $6

@@ -466,7 +466,13 @@ export const batchMachine = setup({
       for (const action of plan.actions) enqueue(action);
       // The lane got nothing and nothing is left for any lane: it stops now (it reaches its own
       // final state), so the batch's final state finds its lanes stopped already (stop-lanes.ts).
-      if (plan.changes.inFlight[event.lane] === null && nothingLeft(counted.config, plan.changes))
+      // Not while a group is in flight: a group whose task fails as a whole hands its members back,
+      // and a retired lane could not take one of them.
+      if (
+        plan.changes.inFlight[event.lane] === null &&
+        nothingLeft(counted.config, plan.changes) &&
+        !plan.changes.inFlight.some((f) => f?.more)
+      )
         enqueue.sendTo(`lane-${event.lane}`, { type: 'RETIRE' });
       enqueue.assign({
         succeeded: counted.succeeded,

@@ -109,8 +109,7 @@ describe('a throw inside the engine itself', () => {
     const engine = createEngine({ jobs: [quick], store: broken, logger: false });
     try {
       await engine.start();
-      // More partitions than a batch keeps from its submit (feeder.ts, Seed): they are read back.
-      const batch = await engine.submit('quick', 8);
+      const batch = await engine.submit('quick', 3);
       const summary = await engine.wait(batch.id);
       expect(summary.status).toBe('FAILED');
       expect(summary.error).toMatchObject({ code: 'INTERNAL' });

@@ -31,6 +31,9 @@ function gatedJob(gate: Gate) {
       return { key: payload.key };
     },
     concurrency: 1,
+    // One partition per task: each waits for its own permit (a group would count its members only
+    // once all of them passed the gate).
+    batching: false,
   });
 }
 

@@ -187,39 +187,16 @@ function splitAnswers(context: LaneContext, answers: MemberAnswer[]): Partial<La
     const m = members[i]!;
     const a = answers[i];
     const spent = m.spentMs + (a?.ms ?? 0);
+    const base = { index: m.index, key: m.key, attempts: cur.attempt, durationMs: spent };
     if (!a) {
       // A runner that answered too few members: a bug, reported as a failure, never lost.
       const error = { name: 'Error', message: 'no answer for this member of the group' };
-      report.push({
-        index: m.index,
-        key: m.key,
-        status: 'failed',
-        attempts: cur.attempt,
-        durationMs: spent,
-        error,
-      });
-    } else if (a.ok) {
-      report.push({
-        index: m.index,
-        key: m.key,
-        status: 'succeeded',
-        attempts: cur.attempt,
-        durationMs: spent,
-        result: a.result,
-      });
-    } else if (retried(context, a)) {
+      report.push({ ...base, status: 'failed', error });
+    } else if (a.ok) report.push({ ...base, status: 'succeeded', result: a.result });
+    else if (retried(context, a)) {
       again.push({ index: m.index, key: m.key, spentMs: spent });
       lastError = a.error;
-    } else {
-      report.push({
-        index: m.index,
-        key: m.key,
-        status: 'failed',
-        attempts: cur.attempt,
-        durationMs: spent,
-        error: a.error,
-      });
-    }
+    } else report.push({ ...base, status: 'failed', error: a.error });
   }
   const first = again[0];
   const next: LaneWork | undefined = first && {
@@ -263,6 +240,10 @@ export const partitionMachine = setup({
       indexes: context.current!.members!.map((m) => m.index),
       attempt: context.current!.attempt,
     })),
+    /** A group's answer: the outcomes to report, the members to run again (splitAnswers). */
+    takeAnswers: assign(({ context, event }) =>
+      event.type === 'WORK.ANSWERED' ? { ...splitAnswers(context, event.answers), workMs: event.workMs } : {},
+    ),
     /** Take the partition of a RUN event. */
     take: assign(({ event }) =>
       event.type === 'RUN'
@@ -342,23 +323,13 @@ export const partitionMachine = setup({
             guard: and(['isCurrent', 'someRetried']),
             target: 'backoff',
             actions: [
-              assign(({ context, event }) => ({
-                ...splitAnswers(context, event.answers),
-                workMs: event.workMs,
-              })),
+              'takeAnswers',
               enqueueActions(({ context, enqueue }) => {
                 if (context.report.length > 0) enqueue('reportGroup');
               }),
             ],
           },
-          {
-            guard: 'isCurrent',
-            target: 'settled',
-            actions: assign(({ context, event }) => ({
-              ...splitAnswers(context, event.answers),
-              workMs: event.workMs,
-            })),
-          },
+          { guard: 'isCurrent', target: 'settled', actions: 'takeAnswers' },
         ],
         'WORK.FAILED': [
           // A group whose task failed as a whole: no member has an outcome; each runs again alone.

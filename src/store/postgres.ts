@@ -213,26 +213,9 @@ class PostgresStore extends SqlStore implements Store {
     outcomes: readonly OutcomeRecord[],
     fence: Fence,
   ): Promise<{ accepted: number }> {
-    // UPDATE ... FROM applies one arbitrary source row per target row: keep the first per index, as the other stores do.
-    const seen = new Set<number>();
-    const cols: unknown[][] = [[], [], [], [], [], [], [], [], []];
-    for (const o of outcomes) {
-      if (seen.has(o.index)) continue;
-      seen.add(o.index);
-      const values = [o.index, o.key, ...outcomeValues(o)];
-      for (let i = 0; i < values.length; i++) cols[i]!.push(values[i]);
-    }
+    const cols = outcomeColumns(outcomes);
     const { rows } = await this.q<{ fenced: number; accepted: number }>(
-      `WITH fence AS (
-         SELECT id FROM ${this.B} WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3 FOR UPDATE
-       ), done AS (
-         UPDATE ${this.P} p SET status = u.status, result = u.result, error = u.error, attempts = u.attempts,
-                duration_ms = u.duration_ms, seq = u.seq, finished_at = u.finished_at
-         FROM fence, unnest($4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::float8[], $11::int[], $12::text[])
-              AS u(idx, key, status, result, error, attempts, duration_ms, seq, finished_at)
-         WHERE p.batch_id = fence.id AND p.idx = u.idx AND p.key = u.key AND p.status = 'pending'
-         RETURNING 1
-       )
+      `${this.fencedOutcomes()}
        SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM done)::int AS accepted`,
       [batchId, fence.owner, fence.epoch, ...cols],
     );
@@ -251,25 +234,9 @@ class PostgresStore extends SqlStore implements Store {
     state: BatchState,
     fence: Fence,
   ): Promise<{ accepted: number; saved: boolean }> {
-    const seen = new Set<number>();
-    const cols: unknown[][] = [[], [], [], [], [], [], [], [], []];
-    for (const o of outcomes) {
-      if (seen.has(o.index)) continue;
-      seen.add(o.index);
-      const values = [o.index, o.key, ...outcomeValues(o)];
-      for (let i = 0; i < values.length; i++) cols[i]!.push(values[i]);
-    }
+    const cols = outcomeColumns(outcomes);
     const { rows } = await this.q<{ fenced: number; accepted: number; saved: number }>(
-      `WITH fence AS (
-         SELECT id FROM ${this.B} WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3 FOR UPDATE
-       ), done AS (
-         UPDATE ${this.P} p SET status = u.status, result = u.result, error = u.error, attempts = u.attempts,
-                duration_ms = u.duration_ms, seq = u.seq, finished_at = u.finished_at
-         FROM fence, unnest($4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::float8[], $11::int[], $12::text[])
-              AS u(idx, key, status, result, error, attempts, duration_ms, seq, finished_at)
-         WHERE p.batch_id = fence.id AND p.idx = u.idx AND p.key = u.key AND p.status = 'pending'
-         RETURNING 1
-       ), saved AS (
+      `${this.fencedOutcomes()}, saved AS (
          UPDATE ${this.B} b SET state = $13, status = $14, journal_seq = $15
          FROM fence WHERE b.id = fence.id AND b.journal_seq <= $15
          RETURNING 1
@@ -280,6 +247,24 @@ class PostgresStore extends SqlStore implements Store {
     );
     if (rows[0]?.fenced !== 1) throw new LeaseLostError(batchId);
     return { accepted: rows[0].accepted, saved: rows[0].saved === 1 };
+  }
+
+  /**
+   * The CTEs `fence` (the batch row, locked, only when the lease is `$2`/`$3`) and `done` (the
+   * outcomes of `$4`…`$12`, see outcomeColumns, written only where still pending), shared by
+   * appendOutcomes and commit.
+   */
+  private fencedOutcomes(): string {
+    return `WITH fence AS (
+         SELECT id FROM ${this.B} WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3 FOR UPDATE
+       ), done AS (
+         UPDATE ${this.P} p SET status = u.status, result = u.result, error = u.error, attempts = u.attempts,
+                duration_ms = u.duration_ms, seq = u.seq, finished_at = u.finished_at
+         FROM fence, unnest($4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::float8[], $11::int[], $12::text[])
+              AS u(idx, key, status, result, error, attempts, duration_ms, seq, finished_at)
+         WHERE p.batch_id = fence.id AND p.idx = u.idx AND p.key = u.key AND p.status = 'pending'
+         RETURNING 1
+       )`;
   }
 
   async saveState(batchId: string, state: BatchState, fence: Fence): Promise<boolean> {
@@ -333,6 +318,23 @@ interface Rows<R> extends PgResult {
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: rows are typed by each query, as pg does
+/**
+ * Outcomes as the nine parameter arrays `unnest` takes (index, key, then outcomeValues). UPDATE ...
+ * FROM applies one arbitrary source row per target row: the first per index is kept, as the other
+ * stores do.
+ */
+function outcomeColumns(outcomes: readonly OutcomeRecord[]): unknown[][] {
+  const seen = new Set<number>();
+  const cols: unknown[][] = [[], [], [], [], [], [], [], [], []];
+  for (const o of outcomes) {
+    if (seen.has(o.index)) continue;
+    seen.add(o.index);
+    const values = [o.index, o.key, ...outcomeValues(o)];
+    for (let i = 0; i < values.length; i++) cols[i]!.push(values[i]);
+  }
+  return cols;
+}
+
 async function query<R = any>(on: PgQueryable, text: string, values?: unknown[]): Promise<Rows<R>> {
   try {
     return (await on.query(text, values)) as Rows<R>;

@@ -317,7 +317,6 @@ interface Rows<R> extends PgResult {
   rows: R[];
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: rows are typed by each query, as pg does
 /**
  * Outcomes as the nine parameter arrays `unnest` takes (index, key, then outcomeValues). UPDATE ...
  * FROM applies one arbitrary source row per target row: the first per index is kept, as the other
@@ -335,6 +334,7 @@ function outcomeColumns(outcomes: readonly OutcomeRecord[]): unknown[][] {
   return cols;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: rows are typed by each query, as pg does
 async function query<R = any>(on: PgQueryable, text: string, values?: unknown[]): Promise<Rows<R>> {
   try {
     return (await on.query(text, values)) as Rows<R>;

@@ -37,6 +37,13 @@ export interface EngineOptions {
    * Not used with memoryStore (no other engine can share it).
    */
   claimIntervalMs?: number;
+  /**
+   * Run ranges of other engines' batches of jobs with `distribute` (docs/scaling.md, "One batch on
+   * many hosts"): `true`, or `{ concurrency }`, the partitions this engine runs at once for
+   * distributed batches, its own and others' (default 16). Without it, an engine runs only the
+   * ranges of its own distributed batches. Not used with memoryStore.
+   */
+  help?: boolean | { concurrency?: number };
   /** Identifies this engine in leases. Default: `${hostname}/${pid}/${random}`. */
   ownerId?: string;
   /** Told about store errors (besides the log). The engine keeps the data and retries. */
@@ -129,6 +136,14 @@ export const engineOptionsSchema = z
     yieldAfterMs: z.number().min(0).max(1000).optional(),
     claimIntervalMs: z.number().int().min(10).max(3_600_000).optional(),
     ownerId: z.string().min(1).optional(),
+    help: z
+      .union(
+        [z.boolean(), z.object({ concurrency: z.number().int().min(1).max(10_000).optional() }).strict()],
+        {
+          error: 'expected true, false or { concurrency: 1 to 10,000 }',
+        },
+      )
+      .optional(),
     onError: fn.optional(),
     clock: z
       .custom<Clock>(

@@ -20,9 +20,11 @@ import { guarded, guardedInspector } from './runtime/callbacks.js';
 import { CLAIM_SWEEP_MS } from './runtime/claims.js';
 import { realClock } from './runtime/clock.js';
 import type { Elsewhere } from './runtime/elsewhere.js';
+import { DEFAULT_HELP_CONCURRENCY, Helping } from './runtime/helping.js';
 import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
 import { BatchQueue } from './runtime/queue.js';
+import { RangeOffers } from './runtime/range-offers.js';
 import { RateLimiter } from './runtime/rate-limiter.js';
 import { parseRecord, parseState } from './runtime/records.js';
 import { Recovery } from './runtime/recovery.js';
@@ -115,6 +117,9 @@ class PartitaEngine implements Engine {
   private elsewhere: Elsewhere | undefined;
   private follow: RemoteFollow | undefined;
   private scheduler: Scheduler | undefined;
+  /** `distribute`: the ranges this engine's batches offer, and the ranges it runs. */
+  private offers: RangeOffers | undefined;
+  private helping: Helping | undefined;
 
   constructor(
     private readonly options: EngineOptions,
@@ -149,11 +154,13 @@ class PartitaEngine implements Engine {
       });
       this.leases.start();
       this.stats.start();
+      this.distribute(store, this.leases.ownerId);
       this.running = new RunningBatches({
         store,
         jobs: this.jobs,
         runners: this.runners,
         limiters: this.limiters,
+        offers: this.offers,
         leases: this.leases,
         log: this.log,
         inspect: this.inspect,
@@ -262,6 +269,7 @@ class PartitaEngine implements Engine {
   /** Stop every batch here (each saves its state), release leases, the pool and the store. */
   private async shutdown(): Promise<void> {
     await this.scheduler?.stop(); // first: a fire in flight ends before the queue and the store do
+    await this.helping?.stop(); // answers staged and holds given back while the store is open
     this.parentWatch?.stop();
     this.follow?.stop();
     await this.shared?.stop();
@@ -270,6 +278,7 @@ class PartitaEngine implements Engine {
     this.stats.stop();
     for (const limiter of this.limiters.values()) limiter.clear();
     await this.running?.stopAll();
+    this.offers?.stop();
     await this.pool?.destroy().catch((err) => this.log.error({ err }, 'worker pool did not stop cleanly'));
     await this.store?.close().catch((err) => this.log.error({ err }, 'store did not close cleanly'));
   }
@@ -556,6 +565,34 @@ class PartitaEngine implements Engine {
     this.parentWatch?.poke();
     // Nothing waiting here: maybe another engine's batches are.
     if (this.queue!.size === 0) this.shared?.soon();
+  }
+
+  /**
+   * One batch on many hosts (docs/scaling.md): for the jobs with `distribute`, on a store with
+   * ranges, this engine offers its batches' partitions in ranges and runs ranges (its own; with
+   * `help`, any engine's).
+   */
+  private distribute(store: Store, owner: string): void {
+    const ranges = store.ranges;
+    const jobs = new Map([...this.jobs].filter(([, job]) => job.distribute));
+    if (!ranges || store.kind === 'memory' || jobs.size === 0) return;
+    const storeError = (err: Error, id: string | undefined) => this.storeError(err, id);
+    this.offers = new RangeOffers({ ranges, log: this.log, storeError });
+    const help = this.options.help;
+    this.helping = new Helping({
+      store,
+      ranges,
+      log: this.log,
+      owner,
+      jobs,
+      runners: this.runners,
+      helpOthers: help !== undefined && help !== false,
+      concurrency: (typeof help === 'object' ? help.concurrency : undefined) ?? DEFAULT_HELP_CONCURRENCY,
+      ttlMs: this.options.leaseTtlMs ?? 30_000,
+      storeError,
+    });
+    this.offers.start();
+    this.helping.start();
   }
 
   /**

@@ -39,6 +39,7 @@ export {
 export type {
   AnyJobDefinition,
   BatchingOption,
+  DistributeOption,
   FinalizeContext,
   JobDefinition,
   JobOptions,

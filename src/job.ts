@@ -71,6 +71,15 @@ export interface JobOptions<I = unknown, P = unknown, R = unknown, O = unknown> 
    */
   batching?: BatchingOption;
   /**
+   * One batch on many hosts (docs/scaling.md, "One batch on many hosts"): on a store that engines
+   * share (PostgreSQL, or one SQLite file), the batch's partitions are offered in ranges of
+   * `rangeSize` (default 100) that every engine with this job and `help: true` claims and runs on its
+   * own pool; the batch's owner still counts every outcome exactly once. `concurrency` is then the
+   * number of ranges out at once. Without a shared store (memoryStore) the batch runs where it is.
+   * Not with a `rateLimit` (a limit per engine).
+   */
+  distribute?: DistributeOption;
+  /**
    * Batches to submit when a batch of this job ends (seed 004's chains): each child gets the id
    * `${parentId}>${job}`, so it is submitted exactly once, also across a crash.
    */
@@ -85,6 +94,12 @@ export interface Trigger {
   /** The child's input, from the parent's final summary. A throw is recorded on the parent. */
   input: (parent: BatchSummary) => unknown;
 }
+
+/** A job's `distribute` option. */
+export type DistributeOption = boolean | { rangeSize?: number };
+
+/** Partitions in a range when `distribute: true` does not say. */
+export const DEFAULT_RANGE_SIZE = 100;
 
 /** A job's `batching` option. */
 export type BatchingOption = 'auto' | { maxItems: number } | false;
@@ -116,6 +131,8 @@ export interface JobDefinition<I = unknown, P = unknown, R = unknown, O = unknow
   readonly triggers: readonly Trigger[];
   /** Item batching, resolved: absent when partitions run one per task. */
   readonly batching: { maxItems: number; auto: boolean } | undefined;
+  /** `distribute`, resolved: absent when the job's batches run on their owner only. */
+  readonly distribute: { rangeSize: number } | undefined;
 }
 
 const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', {
@@ -195,8 +212,20 @@ const jobOptionsSchema = z
         { error: "expected 'auto', false or { maxItems: 1 to 10,000 }" },
       )
       .optional(),
+    distribute: z
+      .union(
+        [z.boolean(), z.object({ rangeSize: z.number().int().min(1).max(10_000).optional() }).strict()],
+        {
+          error: 'expected true, false or { rangeSize: 1 to 10,000 }',
+        },
+      )
+      .optional(),
   })
   .strict()
+  .refine((o) => !(o.rateLimit && o.distribute !== undefined && o.distribute !== false), {
+    message: 'a job with a `rateLimit` (a limit per engine) cannot be distributed',
+    path: ['distribute'],
+  })
   .refine((o) => !(o.rateLimit && typeof o.batching === 'object' && o.batching.maxItems > 1), {
     message: "a job with a `rateLimit` runs one partition per task: use `batching: false` or `'auto'`",
     path: ['batching'],
@@ -254,6 +283,10 @@ export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown>(
     failurePolicy: { ...o.failurePolicy },
     finalize: options.finalize,
     batching: resolveBatching(o.batching, o.rateLimit !== undefined),
+    distribute:
+      o.distribute === undefined || o.distribute === false
+        ? undefined
+        : { rangeSize: (o.distribute === true ? undefined : o.distribute.rangeSize) ?? DEFAULT_RANGE_SIZE },
   });
 }
 

@@ -20,7 +20,7 @@ import type { EngineStats } from './stats.js';
 import { readWithRetry } from './store-retry.js';
 import { summaryOf } from './summary-of.js';
 import { type BatchEffects, bindEffects, wiredBatchMachine } from './wiring.js';
-import type { WorkRunner } from './work.js';
+import type { Runner } from './work.js';
 import type { Yielder } from './yielder.js';
 
 /** What a batch runtime tells the engine. */
@@ -39,7 +39,9 @@ export type RuntimeEvent =
 export interface RuntimeDeps {
   store: Store;
   job: AnyJobDefinition;
-  runner: WorkRunner;
+  runner: Runner;
+  /** The job's `distribute` when its ranges are offered to the engines sharing the store: groups are ranges. */
+  distributed?: { rangeSize: number } | undefined;
   record: BatchRecord;
   fence: Fence;
   logger: Logger;
@@ -124,7 +126,11 @@ export class BatchRuntime {
         failurePolicy: job.failurePolicy,
         // The batch's last groups are split over what can run at once: for a worker job its pool's
         // threads, not its lanes (which only queue in the pool beyond that).
-        batching: job.batching && { ...job.batching, spread: deps.runner.parallelism },
+        batching: deps.distributed
+          ? deps.distributed.rangeSize > 1
+            ? { maxItems: deps.distributed.rangeSize, auto: false }
+            : undefined
+          : job.batching && { ...job.batching, spread: deps.runner.parallelism },
       },
       inspect: deps.inspect,
       ...(restored ? { snapshot: restored.snapshot as never } : {}),

@@ -3,7 +3,7 @@ import type { AnyJobDefinition } from '../job.js';
 import type { LaneEvent, LaneWork } from '../machines/partition.js';
 import type { PartitionFeeder } from './feeder.js';
 import type { RateLimiter } from './rate-limiter.js';
-import type { WorkRunner } from './work.js';
+import type { Runner } from './work.js';
 import type { Yielder } from './yielder.js';
 
 /** What a lane driver asks of its batch's lease (Leases.fresh / confirm, for one batch). */
@@ -41,7 +41,7 @@ export class LaneDriver {
   constructor(
     private readonly batchId: string,
     private readonly job: AnyJobDefinition,
-    private readonly runner: WorkRunner,
+    private readonly runner: Runner,
     private readonly feeder: PartitionFeeder,
     private readonly yielder: Yielder,
     /** The job's rate limit, shared by its batches on this engine. */
@@ -119,6 +119,7 @@ export class LaneDriver {
               attempt: cur.attempt,
               redelivered: cur.redelivered,
               members: members.map((m) => ({ key: m.key, payload: this.feeder.get(m.index).payload })),
+              indexes: this.runner.remote ? members.map((m) => m.index) : undefined,
             },
             signal,
             report,

@@ -1,14 +1,16 @@
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
-import { LeaseLostError } from '../errors.js';
+import { LeaseLostError, toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import type { BatchRecord, BatchState, Store } from '../store/store.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from '../summary.js';
 import { BatchRuntime, type RuntimeEvent } from './batch-runtime.js';
 import type { Leases } from './leases.js';
 import type { BatchQueue } from './queue.js';
+import type { RangeOffers } from './range-offers.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { parseState } from './records.js';
+import { RemoteRunner } from './remote-work.js';
 import type { EngineStats } from './stats.js';
 import type { Watchers } from './watchers.js';
 import type { WorkRunner } from './work.js';
@@ -19,6 +21,8 @@ export interface RunningDeps {
   jobs: ReadonlyMap<string, AnyJobDefinition>;
   runners: ReadonlyMap<string, WorkRunner>;
   limiters: ReadonlyMap<string, RateLimiter>;
+  /** The ranges this engine's distributed batches offer (a store with ranges only). */
+  offers?: RangeOffers | undefined;
   leases: Leases;
   log: Logger;
   inspect: ((event: InspectionEvent) => void) | undefined;
@@ -87,11 +91,25 @@ export class RunningBatches {
       }
     }
     const job = d.jobs.get(record.job)!;
+    const offers = job.distribute && d.offers;
+    if (offers) {
+      // Ranges an earlier owner offered: their members are in flight in the state read above and
+      // are offered again; whatever their holders still stage for them is never read.
+      try {
+        await d.store.ranges!.withdraw(record.id, { belowEpoch: fence.epoch });
+      } catch (err) {
+        await d.leases.release(record.id);
+        throw err;
+      }
+    }
     const rt = new BatchRuntime(
       {
         store: d.store,
         job,
-        runner: d.runners.get(job.name)!,
+        runner: offers
+          ? new RemoteRunner(record.id, job.name, fence.owner, fence, offers)
+          : d.runners.get(job.name)!,
+        distributed: offers ? job.distribute : undefined,
         record,
         fence,
         logger: d.log,
@@ -162,6 +180,8 @@ export class RunningBatches {
         // Not released: a final batch is never resumed, so its lease needs no write.
         d.leases.forget(rt.id);
         d.watchers.settle(rt.id, event.summary);
+        if (d.offers && d.jobs.get(rt.job)?.distribute)
+          d.store.ranges?.withdraw(rt.id).catch((err: unknown) => d.storeError(toError(err), rt.id));
         d.admit();
         return;
       case 'store-error':

@@ -25,16 +25,35 @@ export interface GroupAttempt {
   attempt: number;
   redelivered: boolean;
   members: { key: string; payload: unknown }[];
+  /** The members' partition indexes, in member order (a range offered to other engines names them). */
+  indexes?: number[] | undefined;
 }
 
 export type AnyJob = AnyJobDefinition;
+
+/**
+ * What runs a lane's attempts: {@link WorkRunner} here (the pool, or inline), or a RemoteRunner
+ * (remote-work.ts) that offers them as ranges to the engines sharing the store (`distribute`).
+ */
+export interface Runner {
+  readonly parallelism: number | undefined;
+  /** Runs its attempts elsewhere: groups name their members' indexes. */
+  readonly remote?: boolean;
+  start(a: Attempt, signal: AbortSignal, report: (event: LaneEvent) => void, started?: () => void): void;
+  startGroup(
+    g: GroupAttempt,
+    signal: AbortSignal,
+    report: (event: LaneEvent) => void,
+    started?: () => void,
+  ): void;
+}
 
 /**
  * Runs attempts for one job: on the worker pool, or inline for `handler` jobs, and turns every
  * answer into the lane event that reports it. Handler errors, timeouts, crashes and cancels all
  * become events; nothing here throws into the actor.
  */
-export class WorkRunner {
+export class WorkRunner implements Runner {
   /** Check results on the main thread (inline handlers, schemas JSON Schema cannot express). */
   private readonly mainThreadSchema: z.ZodType | undefined;
 

@@ -1,6 +1,6 @@
 import { checkBatchId } from './inputs.js';
 import { noop } from './sql-rows.js';
-import type { BatchRecord, PartitionSource, StatusEvent } from './store.js';
+import type { BatchRecord, PartitionSource, RangeEvent, StatusEvent } from './store.js';
 import { Watchers } from './watchers.js';
 
 /**
@@ -8,7 +8,16 @@ import { Watchers } from './watchers.js';
  * is written, and watch() keeps its subscriptions in one {@link Watchers}.
  */
 export abstract class BaseStore {
-  protected readonly watchers = new Watchers((count) => this.watchersChanged(count));
+  protected readonly watchers: Watchers = new Watchers(() => this.watchersChanged(this.watchCount));
+  /** Listeners of the ranges' watch() (stores with ranges). */
+  protected readonly rangeWatchers: Watchers<RangeEvent> = new Watchers<RangeEvent>(() =>
+    this.watchersChanged(this.watchCount),
+  );
+
+  /** Subscriptions to watch() and to the ranges' watch(), together. */
+  protected get watchCount(): number {
+    return this.watchers.count + this.rangeWatchers.count;
+  }
 
   watch(listener: (event: StatusEvent) => void): () => void {
     return this.watchers.add(listener);
@@ -22,7 +31,7 @@ export abstract class BaseStore {
   /** createBatch once the id is known to be a valid name. */
   protected abstract create(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }>;
 
-  /** Told the number of watch() subscriptions after each change. */
+  /** Told the number of subscriptions (watch() and the ranges' watch()) after each change. */
   protected watchersChanged(_count: number): void {}
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { backoffDelay } from '../backoff.js';
 import type { BatchStatus } from '../summary.js';
 import { type PgPool, type PgPoolClient, quoteIdentifier } from './pg-types.js';
-import type { StatusEvent } from './store.js';
+import type { RangeEvent, StatusEvent } from './store.js';
 
 /** Waits before listening again after a lost connection: doubles from the first to the last. */
 const BACKOFF_MS = { first: 100, last: 10_000 };
@@ -32,6 +32,8 @@ export class StatusListener {
   constructor(
     private readonly channel: string,
     private readonly emit: (event: StatusEvent) => void,
+    /** Ranges offered and answered (migration 7's trigger), on the same channel. */
+    private readonly emitRange?: (event: RangeEvent) => void,
   ) {}
 
   /** Listens on connections of `pool` until stop(). Idempotent. */
@@ -101,10 +103,15 @@ export class StatusListener {
   }
 
   private received(payload: string | undefined): void {
-    let event: Partial<StatusEvent>;
+    let event: Partial<StatusEvent> & { range?: unknown; job?: unknown; id?: unknown };
     try {
       event = JSON.parse(payload ?? '');
     } catch {
+      return;
+    }
+    if (event?.range === 'offered' || event?.range === 'answered') {
+      if (typeof event.batchId === 'string' && typeof event.job === 'string' && typeof event.id === 'number')
+        this.emitRange?.({ type: event.range, batchId: event.batchId, job: event.job, id: event.id });
       return;
     }
     if (typeof event?.batchId === 'string' && typeof event.status === 'string')

@@ -62,6 +62,8 @@ const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 class PostgresStore extends SqlStore implements Store {
   readonly kind = 'postgres';
   protected readonly dialect: SqlDialect;
+  // Triggers notify every engine on the schema, this one included (migration 7).
+  protected override readonly rangesEmitLocally = false;
   private pool: PgPool | undefined;
   private readonly B: string;
   private readonly P: string;
@@ -79,12 +81,19 @@ class PostgresStore extends SqlStore implements Store {
       batches: this.B,
       partitions: this.P,
       schedules: `${s}.schedules`,
+      ranges: `${s}.ranges`,
+      rangeAnswers: `${s}.range_answers`,
+      skipLocked: 'FOR UPDATE OF r SKIP LOCKED',
       // ord follows insertion.
       insertionOrder: 'ord',
       placeholder: (n) => `$${n}`,
       now: () => NOW_MS,
     };
-    this.listener = new StatusListener(statusChannel(schema), (event) => this.watchers.emit(event));
+    this.listener = new StatusListener(
+      statusChannel(schema),
+      (event) => this.watchers.emit(event),
+      (event) => this.rangeWatchers.emit(event),
+    );
   }
 
   protected async connect(): Promise<void> {
@@ -100,7 +109,7 @@ class PostgresStore extends SqlStore implements Store {
       throw toStoreError('postgres', err, 'cannot open');
     }
     this.pool = pool;
-    if (this.watchers.count > 0) this.listener.start(pool);
+    if (this.watchCount > 0) this.listener.start(pool);
   }
 
   private async newPool(): Promise<PgPool> {

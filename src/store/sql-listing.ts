@@ -10,6 +10,12 @@ export interface SqlDialect {
   partitions: string;
   /** The schedules table, qualified where needed. */
   schedules: string;
+  /** The ranges table (`distribute`), qualified where needed. */
+  ranges: string;
+  /** The staged answers of ranges, qualified where needed. */
+  rangeAnswers: string;
+  /** Ends the SELECT that picks ranges to claim (alias `r`): PostgreSQL's `FOR UPDATE OF r SKIP LOCKED`. */
+  skipLocked: string;
   /** A condition on the batches table that every batch a reader may see meets (SQLite: not being created). */
   visible?: string;
   /** A column of batches that follows insertion, so batches created in the same millisecond keep their order. */

@@ -2,6 +2,7 @@ import type { BatchStatus } from '../summary.js';
 import { ConnectedStore } from './base.js';
 import { checkLimit } from './inputs.js';
 import { listingQuery, Params, type SqlDialect } from './sql-listing.js';
+import { SqlRanges } from './sql-ranges.js';
 import {
   BATCH_COLS,
   type BatchDbRow,
@@ -42,6 +43,21 @@ export abstract class SqlStore extends ConnectedStore {
   protected abstract select<R>(sql: string, params: readonly unknown[]): Promise<R[]>;
   /** Runs one write and returns the number of rows it changed. */
   protected abstract execute(sql: string, params: readonly unknown[]): Promise<number>;
+  /** Ranges offered and answered are told to this store's own listeners (no notification does it). */
+  protected readonly rangesEmitLocally: boolean = true;
+  private rangeStore: SqlRanges | undefined;
+
+  /** Ranges of partitions for `distribute` (src/store/sql-ranges.ts). */
+  get ranges(): S.RangeStore {
+    this.rangeStore ??= new SqlRanges({
+      dialect: this.dialect,
+      select: (sql, params) => this.select(sql, params),
+      execute: (sql, params) => this.execute(sql, params),
+      watchers: this.rangeWatchers,
+      emitsLocally: this.rangesEmitLocally,
+    });
+    return this.rangeStore;
+  }
 
   async loadBatch(id: string): Promise<S.BatchRow | undefined> {
     const d = this.dialect;

@@ -75,6 +75,10 @@ class SqliteStore extends SqlStore implements Store {
     batches: 'batches',
     partitions: 'partitions',
     schedules: 'schedules',
+    ranges: 'ranges',
+    rangeAnswers: 'range_answers',
+    // One writer at a time holds the whole file: there is no row to skip.
+    skipLocked: '',
     visible: 'creating = 0',
     // rowid follows insertion.
     insertionOrder: 'rowid',

@@ -141,6 +141,13 @@ export interface Store {
    */
   watch?(listener: (event: StatusEvent) => void): () => void;
 
+  /**
+   * Optional: ranges of a batch's partitions offered to every engine sharing the store (a job with
+   * `distribute`, docs/scaling.md "One batch on many hosts"). sqliteStore and postgresStore have
+   * them; memoryStore, which no other engine can share, has not (its batches run where they are).
+   */
+  readonly ranges?: RangeStore;
+
   /** Every stored schedule (engine.schedule), by name. */
   listSchedules(): Promise<ScheduleRow[]>;
   /** One stored schedule, or undefined. */
@@ -323,3 +330,85 @@ export interface AcquiredLease extends Lease {
 
 /** Is this batch's row final (no lease or work needed)? */
 export const FINAL_STATUS_LIST: readonly BatchStatus[] = FINAL_STATUSES;
+
+/**
+ * Ranges of partitions that a batch's owner offers to the engines sharing the store (`distribute`).
+ * The owner's batch actor stays the only writer of the batch's counts and journal: a range's holder
+ * runs each member once and stages one answer per member; the owner takes the answers of a range
+ * whose every member answered, withdraws the range, and counts them like its own lanes' outcomes.
+ * Holds are leases with an epoch: a holder that stops renewing loses the range, and whoever claims it
+ * next runs only the members that have no answer yet. Every write of a holder is fenced by its hold.
+ */
+export interface RangeStore {
+  /**
+   * Offer a range (fenced by the batch's lease: undefined, with nothing written, when `fence` no
+   * longer holds it). Returns the range's id.
+   */
+  offer(batchId: string, range: RangeOffer, fence: Fence): Promise<number | undefined>;
+  /**
+   * Claim at most `limit` open ranges that nobody holds (or whose hold expired), oldest first, of
+   * the given jobs; `offeredBy` only those a given owner offered. `SKIP LOCKED` on PostgreSQL.
+   */
+  claim(holder: string, filter: RangeFilter, ttlMs: number, limit: number): Promise<ClaimedRange[]>;
+  /** Extend holds; returns the ids of the ranges still held (the others were withdrawn or taken). */
+  renew(holds: readonly RangeHold[], ttlMs: number): Promise<number[]>;
+  /** Give holds back (an engine that stops): the ranges may be claimed at once. */
+  release(holds: readonly RangeHold[]): Promise<void>;
+  /**
+   * Stage answers of members (by position in the range); an answer already staged is kept. With
+   * `complete`, the range is marked answered when every member has one. False, with nothing
+   * written, when the hold is lost.
+   */
+  answer(hold: RangeHold, answers: readonly StagedAnswer[], complete: boolean): Promise<boolean>;
+  /** Of these ranges, those answered, with their answers in member order. */
+  answered(ids: readonly number[]): Promise<Array<{ id: number; answers: unknown[] }>>;
+  /** Withdraw ranges and their answers: these ids, or all of the batch offered under an epoch below `belowEpoch`, or all of it. */
+  withdraw(batchId: string, which?: { ids?: readonly number[]; belowEpoch?: number }): Promise<void>;
+  /** Calls `listener` on ranges offered or answered (PostgreSQL: every engine on the schema; SQLite: this store object). Best effort. */
+  watch(listener: (event: RangeEvent) => void): () => void;
+}
+
+/** What an owner offers: members are partition indexes, all at `attempt`. */
+export interface RangeOffer {
+  job: string;
+  attempt: number;
+  redelivered: boolean;
+  members: readonly number[];
+  /** The offering engine's lease owner id. */
+  offeredBy: string;
+}
+
+export interface RangeFilter {
+  jobs: readonly string[];
+  /** Only ranges offered by this owner (an engine that does not help others). */
+  offeredBy?: string | undefined;
+}
+
+export interface RangeHold {
+  id: number;
+  holder: string;
+  epoch: number;
+}
+
+export interface ClaimedRange extends RangeHold {
+  batchId: string;
+  job: string;
+  attempt: number;
+  redelivered: boolean;
+  members: number[];
+  /** Positions of the members that have an answer already (an earlier holder's). */
+  answered: number[];
+}
+
+export interface StagedAnswer {
+  /** The member's position in the range. */
+  member: number;
+  answer: unknown;
+}
+
+export interface RangeEvent {
+  type: 'offered' | 'answered';
+  batchId: string;
+  job: string;
+  id: number;
+}

@@ -1,13 +1,11 @@
 import type { StatusEvent } from './store.js';
 
-type Listener = (event: StatusEvent) => void;
-
 /**
  * The listeners of a store's `watch()`. Notification is best effort and must never fail the write
  * that caused it, so a listener that throws is ignored and the others still hear the event.
  */
-export class Watchers {
-  private readonly listeners = new Set<{ listener: Listener }>();
+export class Watchers<E extends object = StatusEvent> {
+  private readonly listeners = new Set<{ listener: (event: E) => void }>();
 
   /** @param onCountChange told the number of subscriptions after each change (postgres listens only while there are some). */
   constructor(private readonly onCountChange?: (count: number) => void) {}
@@ -17,7 +15,7 @@ export class Watchers {
   }
 
   /** Subscribes; the returned function unsubscribes and may be called more than once. */
-  add(listener: Listener): () => void {
+  add(listener: (event: E) => void): () => void {
     // A wrapper per call: the same function subscribed twice is two subscriptions.
     const entry = { listener };
     this.listeners.add(entry);
@@ -27,7 +25,7 @@ export class Watchers {
     };
   }
 
-  emit(event: StatusEvent): void {
+  emit(event: E): void {
     for (const { listener } of [...this.listeners]) {
       try {
         listener({ ...event });

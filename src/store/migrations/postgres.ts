@@ -104,4 +104,46 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER batches_control_notify AFTER UPDATE OF control ON batches
     FOR EACH ROW WHEN (NEW.control IS NOT NULL) EXECUTE FUNCTION notify_control();
   `,
+  // 7: ranges of a batch's partitions offered to every engine on the schema (`distribute`,
+  // src/store/sql-ranges.ts), and the answers their holders stage, one per member. A range is
+  // notified on the status channel when offered and when answered (`range` in the payload).
+  `
+  CREATE TABLE ranges (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    batch_id        text NOT NULL,
+    job             text NOT NULL,
+    -- The owner's lease epoch when it offered the range: a new owner withdraws the older ones.
+    owner_epoch     bigint NOT NULL,
+    offered_by      text NOT NULL,
+    attempt         integer NOT NULL,
+    redelivered     integer NOT NULL,
+    -- The members' partition indexes, a JSON array, and how many there are.
+    members         text NOT NULL,
+    size            integer NOT NULL,
+    holder          text,
+    hold_epoch      bigint NOT NULL DEFAULT 0,
+    hold_expires_at bigint NOT NULL DEFAULT 0,
+    answered        integer NOT NULL DEFAULT 0
+  );
+  CREATE INDEX ranges_open ON ranges (job, id) WHERE answered = 0;
+  CREATE INDEX ranges_batch ON ranges (batch_id, owner_epoch);
+  CREATE TABLE range_answers (
+    range_id bigint NOT NULL,
+    member   integer NOT NULL,
+    answer   text NOT NULL,
+    PRIMARY KEY (range_id, member)
+  );
+  CREATE FUNCTION notify_range() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('partita_' || md5(TG_TABLE_SCHEMA), json_build_object(
+      'range', CASE WHEN TG_OP = 'INSERT' THEN 'offered' ELSE 'answered' END,
+      'batchId', NEW.batch_id, 'job', NEW.job, 'id', NEW.id)::text);
+    RETURN NULL;
+  END
+  $$;
+  CREATE TRIGGER ranges_offer_notify AFTER INSERT ON ranges
+    FOR EACH ROW EXECUTE FUNCTION notify_range();
+  CREATE TRIGGER ranges_answer_notify AFTER UPDATE OF answered ON ranges
+    FOR EACH ROW WHEN (NEW.answered = 1 AND OLD.answered = 0) EXECUTE FUNCTION notify_range();
+  `,
 ];

@@ -77,4 +77,32 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE batches ADD COLUMN control TEXT;
   CREATE INDEX batches_control ON batches (lease_owner) WHERE control IS NOT NULL;
   `,
+  // 6: ranges of a batch's partitions offered to every engine on the file (`distribute`,
+  // src/store/sql-ranges.ts), and the answers their holders stage, one per member. AUTOINCREMENT:
+  // an id is never used twice, so an answer meant for a withdrawn range never reaches a new one.
+  `
+  CREATE TABLE ranges (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch_id        TEXT NOT NULL,
+    job             TEXT NOT NULL,
+    owner_epoch     INTEGER NOT NULL,
+    offered_by      TEXT NOT NULL,
+    attempt         INTEGER NOT NULL,
+    redelivered     INTEGER NOT NULL,
+    members         TEXT NOT NULL,
+    size            INTEGER NOT NULL,
+    holder          TEXT,
+    hold_epoch      INTEGER NOT NULL DEFAULT 0,
+    hold_expires_at INTEGER NOT NULL DEFAULT 0,
+    answered        INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX ranges_open ON ranges (job, id) WHERE answered = 0;
+  CREATE INDEX ranges_batch ON ranges (batch_id, owner_epoch);
+  CREATE TABLE range_answers (
+    range_id INTEGER NOT NULL,
+    member   INTEGER NOT NULL,
+    answer   TEXT NOT NULL,
+    PRIMARY KEY (range_id, member)
+  );
+  `,
 ];

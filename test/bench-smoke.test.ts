@@ -47,6 +47,9 @@ const tiny: Record<string, string> = {
   BENCH_HOSTS_BATCHES: '4',
   BENCH_HOSTS_PARTITIONS: '5',
   BENCH_HOSTS_IO_MS: '5',
+  BENCH_HOSTS_ONE_PARTITIONS: '200',
+  BENCH_HOSTS_ONE_IO_MS: '5',
+  BENCH_HOSTS_RANGE_SIZE: '10',
   BENCH_FAILOVER_CLAIMS: '3',
   BENCH_FAILOVER_CLAIM_MS: '200',
   BENCH_FAILOVER_TRIALS: '1',
@@ -202,6 +205,8 @@ describe('bench smoke (tiny sizes)', () => {
       expect(code, `hosts failed:\n${stderr}`).toBe(0);
       expect(stdout).toContain('## hosts: 4 batches × 5 partitions of 5 ms I/O');
       expect(stdout).toMatch(/\n\s+2\s+4\s+20\s.*\syes/);
+      expect(stdout).toContain('## hosts: one batch of 200 partitions of 5 ms I/O (distribute');
+      expect(stdout).toMatch(/\n\s+2\s+200\s.*\syes/);
       expect(resultLines('hosts')).toHaveLength(1);
     },
   );

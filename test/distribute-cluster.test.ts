@@ -1,0 +1,95 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, expect, it } from 'vitest';
+import { postgresStore } from '../src/index.js';
+import { PG_URL, pgSchema, pgUnreachable } from './support/stores.js';
+
+// One batch on three engine processes (docs/scaling.md, "One batch on many hosts"): h0 submits it and
+// owns it, all three run its ranges. A helper (h2) SIGKILLed while it holds ranges of a batch of
+// 100,000; the owner (h0) SIGKILLed mid-batch, so that another host takes the batch over and
+// withdraws the ranges h0 offered. Every partition ends with exactly one outcome, counted once, and
+// the store shows which host ran each.
+
+const script = fileURLToPath(new URL('./fixtures/distribute-host.mjs', import.meta.url));
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+function startHost(schema: string, name: string, submit?: number) {
+  const args = [script, PG_URL, schema, name, ...(submit ? [String(submit)] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  let out = '';
+  const seen = (text: string) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => out.includes(text) && resolve();
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        check();
+      });
+      child.on('exit', () => reject(new Error(`${name} exited before printing "${text}"`)));
+      check();
+    });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return { child, seen, exited };
+}
+
+const pgDown = await pgUnreachable('one batch on three hosts');
+
+const scenarios = [
+  { name: 'a helper killed mid-range', partitions: 100_000, kill: 'h2', ranBy: ['h0', 'h1', 'h2'] },
+  { name: 'the owner killed mid-batch', partitions: 20_000, kill: 'h0', ranBy: ['h1', 'h2'] },
+] as const;
+
+for (const scenario of scenarios)
+  it.skipIf(pgDown !== undefined)(
+    `one batch of ${scenario.partitions} partitions on three hosts, ${scenario.name}: every outcome once`,
+    { timeout: 240_000 },
+    async () => {
+      const PARTITIONS = scenario.partitions;
+      const schema = pgSchema();
+      const store = postgresStore({ connectionString: PG_URL, schema });
+      const h1 = startHost(schema, 'h1');
+      const h2 = startHost(schema, 'h2');
+      await Promise.all([h1.seen('ready'), h2.seen('ready')]);
+      const h0 = startHost(schema, 'h0', PARTITIONS);
+      await h0.seen('ready');
+      const victim = { h0, h2 }[scenario.kill];
+      // It has run 2,000 partitions: it holds ranges with members running and others queued.
+      await victim.seen('ran 2000');
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+      await store.open();
+      try {
+        for (;;) {
+          const row = await store.loadBatch('wide');
+          if (row && ['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED'].includes(row.status)) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const row = await store.loadBatch('wide');
+        const summary = (row!.state as { summary: { succeeded: number; failed: number } } | undefined)
+          ?.summary;
+        expect(row!.status).toBe('COMPLETED');
+        expect(summary).toMatchObject({ succeeded: PARTITIONS, failed: 0 });
+        expect(await store.countOutcomes('wide')).toEqual({ succeeded: PARTITIONS, failed: 0 });
+        const split: Record<string, number> = {};
+        let n = 0;
+        for await (const p of store.partitions('wide')) {
+          expect(p.status).toBe('succeeded');
+          split[p.result as string] = (split[p.result as string] ?? 0) + 1;
+          n++;
+        }
+        expect(n).toBe(PARTITIONS);
+        console.log(
+          `one batch on three hosts, ${scenario.kill} killed: outcomes by host ${JSON.stringify(split)}`,
+        );
+        for (const host of scenario.ranBy) expect(split[host]).toBeGreaterThan(0);
+        if (scenario.kill === 'h0') expect((await store.leaseOf('wide'))?.owner).not.toContain('/h0');
+        // Nothing of the batch is left offered or staged.
+        expect(await store.ranges!.claim('probe', { jobs: ['wide'] }, 1, 10)).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    },
+  );

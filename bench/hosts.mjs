@@ -4,7 +4,7 @@
 // with maxConcurrentBatches 4 and 16 lanes a batch. Batches are submitted on the first process;
 // the others claim them. This shows work shared across hosts. Then one batch (job with `distribute`,
 // BENCH_HOSTS_ONE_PARTITIONS partitions of BENCH_HOSTS_ONE_IO_MS, default 20,000 × 20 ms) on 1, 2
-// and 3 processes, each running at most BENCH_HOSTS_HELP partitions at once (default 50): the
+// and 3 processes, each running at most BENCH_HOSTS_HELP partitions at once (default 25): the
 // partitions of that one batch spread over the processes in ranges (docs/scaling.md, "One batch on
 // many hosts").
 import { fork } from 'node:child_process';
@@ -109,7 +109,7 @@ export default async function hosts() {
 async function oneBatch(counts, postgresStore) {
   const partitions = envInt('BENCH_HOSTS_ONE_PARTITIONS', 20_000);
   const ioMs = envInt('BENCH_HOSTS_ONE_IO_MS', 20);
-  const help = envInt('BENCH_HOSTS_HELP', 50);
+  const help = envInt('BENCH_HOSTS_HELP', 25);
   const rangeSize = envInt('BENCH_HOSTS_RANGE_SIZE', 50);
   const lanes = envInt('BENCH_HOSTS_ONE_LANES', 48);
   const rows = [];

@@ -74,6 +74,9 @@ export class RangeOffers {
         // The lane stops waiting (cancel, stop): nobody needs to run the range any more.
         const onAbort = () => this.withdraw(batchId, id);
         signal.addEventListener('abort', onAbort, { once: true });
+        // Waiting for a range holds the process, as work running here does (docs/scaling.md,
+        // "Keep the process alive"): another engine's answer may be all this batch waits for.
+        this.timer?.ref();
         this.offered.set(id, {
           batchId,
           deliver: (answers) => {
@@ -139,6 +142,6 @@ export class RangeOffers {
       if (this.offered.size > 0) this.read([...this.offered.keys()]);
       this.arm();
     }, this.deps.pollMs ?? RANGE_POLL_MS);
-    this.timer.unref();
+    if (this.offered.size === 0) this.timer.unref();
   }
 }

@@ -9,8 +9,12 @@ import { random } from './support/random.js';
 import { PG_URL, pgSchema, pgUnreachable } from './support/stores.js';
 
 // Three engine processes on one PostgreSQL schema (docs/scaling.md): batches submitted on one run
-// on all three, each on one host at a time; a host SIGKILLed at a random moment costs no outcome
-// and counts none twice, and its batches are taken over by the others while they run.
+// on all three, each on one host at a time (the store's lease history says who held each batch
+// when); a host SIGKILLed at a random moment costs no outcome and counts none twice, and its
+// batches are taken over by the others while they run, within the lease's time + 1 s.
+
+/** The hosts' `leaseTtlMs` (test/fixtures/cluster-host.mjs). */
+const LEASE_TTL_MS = 1000;
 
 const TRIALS = Number(process.env.CLUSTER_TRIALS ?? 20);
 const BATCHES = 30;
@@ -71,11 +75,13 @@ async function trial(seed: number, kill: boolean) {
     await Promise.all(hosts.map((h) => h.ready));
     await store.open();
     let killed: Host | undefined;
+    let killedAt = 0;
     if (kill) {
       // A random host at a random moment: while batches are being submitted, run or finalized.
       killed = hosts[Math.floor(rnd() * hosts.length)]!;
       const target = killed;
       await new Promise((r) => setTimeout(r, Math.floor(rnd() * 700)));
+      killedAt = Date.now();
       target.child.kill('SIGKILL');
       await target.exited;
     }
@@ -83,6 +89,7 @@ async function trial(seed: number, kill: boolean) {
     const submitted = killed?.name === 'h0' ? (await store.listBatches({})).length : BATCHES;
     await allFinal(store, submitted);
     const rows = await store.listBatches({});
+    const takeovers: number[] = [];
     const ran = new Map<string, string[]>();
     for (const line of readFileSync(log, 'utf8').split('\n').filter(Boolean)) {
       const [host, batch] = line.split(' ');
@@ -90,8 +97,25 @@ async function trial(seed: number, kill: boolean) {
     }
     for (const row of rows) {
       expect(row.status, `${row.id} (seed ${seed})`).toBe('COMPLETED');
-      // Every partition counted exactly once: the stored outcomes are the partitions.
+      // Every partition counted exactly once: the stored outcomes are the partitions, and the
+      // summary's counts are theirs.
       expect(await store.countOutcomes(row.id)).toEqual({ succeeded: PARTS, failed: 0 });
+      const summary = (row.state as { summary: { succeeded: number; failed: number } }).summary;
+      expect(summary).toMatchObject({ succeeded: PARTS, failed: 0 });
+      // Who held the batch when: one host, or the killed host and then, after the kill, one other
+      // that took it over within the lease's time + 1 s. Every host that ran a partition held it.
+      const history = await store.leaseHistory!(row.id);
+      const holders = [...new Set(history.map((h) => h.owner.split('/')[2]!))];
+      for (const host of new Set(ran.get(row.id)))
+        expect(holders, `${row.id} (seed ${seed})`).toContain(host);
+      if (holders.length > 1) {
+        expect(holders, `${row.id} (seed ${seed})`).toHaveLength(2);
+        expect(holders[0]).toBe(killed?.name);
+        const taken = history.find((h) => !h.owner.endsWith(`/${killed!.name}`))!;
+        const lastOfKilled = history.filter((h) => h.owner.endsWith(`/${killed!.name}`)).at(-1)!;
+        // A batch the dead host held at the kill: taken over at most a lease's time + 1 s later.
+        if (lastOfKilled.takenAt <= killedAt) takeovers.push(taken.takenAt - killedAt);
+      }
       const hostsOf = new Set(ran.get(row.id));
       // One host ran the batch, or two when its first host was the one killed (a takeover).
       if (!killed || !hostsOf.has(killed.name))
@@ -101,7 +125,9 @@ async function trial(seed: number, kill: boolean) {
     const spread = new Set(rows.flatMap((r) => ran.get(r.id) ?? []));
     // Batches the killed host had started and another host finished.
     const takenOver = rows.filter((r) => new Set(ran.get(r.id)).size === 2).length;
-    return { submitted, spread, takenOver };
+    for (const ms of takeovers)
+      expect(ms, `takeover (seed ${seed})`).toBeLessThanOrEqual(LEASE_TTL_MS + 1000);
+    return { submitted, spread, takenOver, takeovers };
   } finally {
     for (const h of hosts) h.child.kill('SIGKILL');
     await Promise.all(hosts.map((h) => h.exited));
@@ -119,9 +145,17 @@ describe.skipIf(unreachable !== undefined)('three engine processes on one Postgr
 
   it(`${TRIALS} seeded trials: one host SIGKILLed at a random moment; every batch ends, each outcome once`, async () => {
     let takenOver = 0;
-    for (let seed = 100; seed < 100 + TRIALS; seed++) takenOver += (await trial(seed, true)).takenOver;
+    const takeovers: number[] = [];
+    for (let seed = 100; seed < 100 + TRIALS; seed++) {
+      const t = await trial(seed, true);
+      takenOver += t.takenOver;
+      takeovers.push(...t.takeovers);
+    }
     // The kills landed mid-work: batches were taken over from the dead host while the others ran.
-    console.log(`cluster trials: ${TRIALS}, batches taken over from a killed host: ${takenOver}`);
+    console.log(
+      `cluster trials: ${TRIALS}, batches taken over from a killed host: ${takenOver}, ` +
+        `kill → lease taken by another host: max ${Math.max(...takeovers)} ms over ${takeovers.length}`,
+    );
     expect(takenOver).toBeGreaterThan(0);
   }, 600_000);
 });

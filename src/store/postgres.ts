@@ -81,6 +81,7 @@ class PostgresStore extends SqlStore implements Store {
       batches: this.B,
       partitions: this.P,
       schedules: `${s}.schedules`,
+      leaseHistory: `${s}.lease_history`,
       ranges: `${s}.ranges`,
       rangeAnswers: `${s}.range_answers`,
       skipLocked: 'FOR UPDATE OF r SKIP LOCKED',

@@ -10,6 +10,8 @@ export interface SqlDialect {
   partitions: string;
   /** The schedules table, qualified where needed. */
   schedules: string;
+  /** The lease history table, qualified where needed. */
+  leaseHistory: string;
   /** The ranges table (`distribute`), qualified where needed. */
   ranges: string;
   /** The staged answers of ranges, qualified where needed. */

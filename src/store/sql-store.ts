@@ -248,6 +248,16 @@ export abstract class SqlStore extends ConnectedStore {
     return row && { owner: row.owner, epoch: Number(row.epoch), expiresAt: Number(row.expires) };
   }
 
+  async leaseHistory(batchId: string): Promise<S.LeaseTaken[]> {
+    const params = new Params(this.dialect);
+    const rows = await this.select<{ owner: string; epoch: number | string; taken_at: number | string }>(
+      `SELECT owner, epoch, taken_at FROM ${this.dialect.leaseHistory}
+       WHERE batch_id = ${params.add(batchId)} ORDER BY epoch`,
+      params.values,
+    );
+    return rows.map((r) => ({ owner: r.owner, epoch: Number(r.epoch), takenAt: Number(r.taken_at) }));
+  }
+
   async listSchedules(): Promise<S.ScheduleRow[]> {
     const rows = await this.select<ScheduleDbRow>(
       `SELECT ${SCHEDULE_COLS} FROM ${this.dialect.schedules} ORDER BY name`,

@@ -75,6 +75,7 @@ class SqliteStore extends SqlStore implements Store {
     batches: 'batches',
     partitions: 'partitions',
     schedules: 'schedules',
+    leaseHistory: 'lease_history',
     ranges: 'ranges',
     rangeAnswers: 'range_answers',
     // One writer at a time holds the whole file: there is no row to skip.

@@ -127,6 +127,12 @@ export interface Store {
   releaseLease(batchId: string, fence: Fence): Promise<void>;
   /** Who holds the lease now, for takeover decisions and diagnostics. */
   leaseOf(batchId: string): Promise<Lease | undefined>;
+  /**
+   * Optional: every lease taken on the batch (each new epoch: its first run, resumes, takeovers),
+   * oldest first, with the store's time (epoch ms) at which it was taken. sqliteStore and
+   * postgresStore keep it; memoryStore, which one engine holds, does not.
+   */
+  leaseHistory?(batchId: string): Promise<LeaseTaken[]>;
 
   /**
    * Optional. Calls `listener` when any engine sharing this store saves a batch's state with a new
@@ -314,6 +320,11 @@ export interface Fence {
 
 export interface Lease extends Fence {
   expiresAt: number;
+}
+
+/** A lease as {@link Store.leaseHistory} lists it. */
+export interface LeaseTaken extends Fence {
+  takenAt: number;
 }
 
 /**

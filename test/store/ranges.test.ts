@@ -4,7 +4,8 @@ import { PG_URL, pgSchema, pgUnreachable, sqlitePath } from '../support/stores.j
 
 // The ranges of `distribute` (src/store/sql-ranges.ts) on both stores that have them, against real
 // databases: offers fenced by the batch's lease, claims that never hand one range to two holders,
-// holds that expire and pass on with what was staged, answers fenced by the hold.
+// holds that expire and pass on with what was staged, answers fenced by the hold. And the lease
+// history both keep.
 
 const kinds: Array<[string, () => Store]> = [['sqlite', () => sqliteStore({ path: sqlitePath() })]];
 if (!(await pgUnreachable('range store')))
@@ -131,5 +132,28 @@ for (const [kind, open] of kinds) {
         await store.close();
       }
     });
+  });
+
+  it(`${kind}: the lease history lists every lease taken, not renewals or releases`, async () => {
+    const store = open();
+    await store.open();
+    try {
+      await store.createBatch(record('h1', 1), [{ key: 'k', payload: 1 }]);
+      const before = Date.now();
+      const first = (await store.acquireLease('h1', 'a', 60_000))!;
+      await store.renewLease('h1', first, 60_000);
+      await store.releaseLease('h1', first);
+      const second = (await store.acquireLease('h1', 'b', 60_000))!;
+      expect(await store.acquireLease('h1', 'c', 60_000)).toBeUndefined();
+      const history = await store.leaseHistory!('h1');
+      expect(history.map((h) => [h.owner, h.epoch])).toEqual([
+        ['a', first.epoch],
+        ['b', second.epoch],
+      ]);
+      for (const h of history) expect(Math.abs(h.takenAt - before)).toBeLessThan(60_000);
+      expect(history[0]!.takenAt).toBeLessThanOrEqual(history[1]!.takenAt);
+    } finally {
+      await store.close();
+    }
   });
 }

@@ -146,4 +146,27 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER ranges_answer_notify AFTER UPDATE OF answered ON ranges
     FOR EACH ROW WHEN (NEW.answered = 1 AND OLD.answered = 0) EXECUTE FUNCTION notify_range();
   `,
+  // 8: every lease taken (a new epoch: claims, takeovers, resumes; not renewals), with the owner
+  // and the database's time, so that who ran a batch when can be read after the fact. The trigger
+  // names the table through TG_TABLE_SCHEMA: a trigger runs with the writer's search_path.
+  `
+  CREATE TABLE lease_history (
+    batch_id text NOT NULL,
+    epoch    bigint NOT NULL,
+    owner    text NOT NULL,
+    taken_at bigint NOT NULL,
+    PRIMARY KEY (batch_id, epoch)
+  );
+  CREATE FUNCTION record_lease() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    EXECUTE format('INSERT INTO %I.lease_history (batch_id, epoch, owner, taken_at) VALUES ($1, $2, $3, $4)
+      ON CONFLICT DO NOTHING', TG_TABLE_SCHEMA)
+      USING NEW.id, NEW.lease_epoch, NEW.lease_owner, (extract(epoch from clock_timestamp()) * 1000)::bigint;
+    RETURN NULL;
+  END
+  $$;
+  CREATE TRIGGER batches_lease_history AFTER UPDATE OF lease_epoch ON batches
+    FOR EACH ROW WHEN (NEW.lease_epoch IS DISTINCT FROM OLD.lease_epoch AND NEW.lease_owner IS NOT NULL)
+    EXECUTE FUNCTION record_lease();
+  `,
 ];

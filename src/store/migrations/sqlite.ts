@@ -105,4 +105,21 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (range_id, member)
   );
   `,
+  // 7: every lease taken (a new epoch: claims, takeovers, resumes; not renewals), with the owner
+  // and the time in epoch milliseconds, so that who ran a batch when can be read after the fact.
+  `
+  CREATE TABLE lease_history (
+    batch_id TEXT NOT NULL,
+    epoch    INTEGER NOT NULL,
+    owner    TEXT NOT NULL,
+    taken_at INTEGER NOT NULL,
+    PRIMARY KEY (batch_id, epoch)
+  );
+  CREATE TRIGGER batches_lease_history AFTER UPDATE OF lease_epoch ON batches
+    WHEN NEW.lease_epoch IS NOT OLD.lease_epoch AND NEW.lease_owner IS NOT NULL
+  BEGIN
+    INSERT OR IGNORE INTO lease_history (batch_id, epoch, owner, taken_at)
+    VALUES (NEW.id, NEW.lease_epoch, NEW.lease_owner, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+  END;
+  `,
 ];

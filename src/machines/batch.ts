@@ -220,7 +220,7 @@ function without(f: InFlight, gone: readonly number[]): InFlight | null {
  * while a full group's work took under GROUP_TARGET_MS, cut to what fits the target above twice
  * that; a 1 s partition is never grouped.
  */
-function nextGroupSize(config: BatchConfig, size: number, workMs: number | undefined, n: number): number {
+export function nextGroupSize(config: BatchConfig, size: number, workMs: number | undefined, n: number): number {
   const b = config.batching;
   if (!b?.auto || workMs === undefined || n === 0) return size;
   let next = size;

@@ -17,6 +17,11 @@ export interface EngineOptions {
   workers?: PoolOptions;
   /** Batches PROCESSING at once; the rest wait QUEUED. Default 4. */
   maxConcurrentBatches?: number;
+  /**
+   * Batches PROCESSING at once across every engine sharing the store (docs/scaling.md), besides
+   * each engine's `maxConcurrentBatches`. Give every engine the same value. Default: no cap.
+   */
+  clusterMaxConcurrentBatches?: number;
   /** A pino logger (child loggers per batch and partition), or false for silence. Default: pino at info. */
   logger?: Logger | false;
   /** Stately inspector (`inspector.inspect`) or any inspection callback or observer, passed to every actor. */
@@ -113,6 +118,7 @@ export const engineOptionsSchema = z
       .strict()
       .optional(),
     maxConcurrentBatches: z.number().int().min(1).max(100_000).optional(),
+    clusterMaxConcurrentBatches: z.number().int().min(1).max(1_000_000).optional(),
     logger: z
       .union([
         z.literal(false),

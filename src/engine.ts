@@ -144,6 +144,11 @@ class PartitaEngine implements Engine {
   private async boot(): Promise<void> {
     try {
       const store = this.options.store ?? (await defaultStore());
+      if (this.options.clusterMaxConcurrentBatches !== undefined && !store.acquireLeaseWithin)
+        throw new ValidationError(
+          `Invalid engine options: clusterMaxConcurrentBatches needs a store with acquireLeaseWithin (this ${store.kind} store has none)`,
+          [{ path: 'clusterMaxConcurrentBatches', message: 'not supported by the store' }],
+        );
       this.store = store;
       await store.open();
       this.startPool();
@@ -172,6 +177,7 @@ class PartitaEngine implements Engine {
         stored: (id) => this.get(id).catch(() => undefined),
         storeError: (err, id) => this.storeError(err, id),
         admit: () => this.admit(),
+        clusterCap: this.options.clusterMaxConcurrentBatches,
         triggers: (job, final) =>
           fireTriggers(job, final, (name, input, id) => this.submitHere(name, input, { id }), this.log),
       });
@@ -180,7 +186,7 @@ class PartitaEngine implements Engine {
         log: this.log,
         maxConcurrentBatches: this.options.maxConcurrentBatches ?? 4,
         runningStatus: (id) => this.running!.status(id),
-        materialize: (record, state) => this.running!.attach(record, state),
+        materialize: (record, state, admitted) => this.running!.attach(record, state, admitted),
         cancel: (id, reason) => void this.cancel(id, reason),
         storeError: (err, id) => this.storeError(err, id),
       });

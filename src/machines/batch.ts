@@ -220,7 +220,12 @@ function without(f: InFlight, gone: readonly number[]): InFlight | null {
  * while a full group's work took under GROUP_TARGET_MS, cut to what fits the target above twice
  * that; a 1 s partition is never grouped.
  */
-export function nextGroupSize(config: BatchConfig, size: number, workMs: number | undefined, n: number): number {
+export function nextGroupSize(
+  config: BatchConfig,
+  size: number,
+  workMs: number | undefined,
+  n: number,
+): number {
   const b = config.batching;
   if (!b?.auto || workMs === undefined || n === 0) return size;
   let next = size;
@@ -229,8 +234,7 @@ export function nextGroupSize(config: BatchConfig, size: number, workMs: number 
     // lanes doubling one step at a time ran half of a 10,000-partition batch in groups under 64).
     const aim = workMs > 0 ? Math.floor((GROUP_TARGET_MS * n) / workMs) : b.maxItems;
     if (n >= size) next = Math.min(b.maxItems, Math.max(size * 2, Math.min(aim, size * 8)));
-  }
-  else if (workMs > 2 * GROUP_TARGET_MS)
+  } else if (workMs > 2 * GROUP_TARGET_MS)
     next = Math.max(1, Math.min(Math.floor(size / 2), Math.floor(GROUP_TARGET_MS / (workMs / n))));
   // A group's `timeoutMs` bounds the whole group: keep its expected work to a quarter of it.
   const per = workMs / n;

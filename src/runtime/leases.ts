@@ -34,10 +34,18 @@ export class Leases {
    */
   async acquire(
     batchId: string,
+    /** The cluster-wide cap, for a batch admitted from QUEUED: 'full' when it is what refused it. */
+    cap?: number,
   ): Promise<
-    { fence: Fence; status: BatchStatus; journalSeq: number; control: BatchControl | undefined } | undefined
+    | { fence: Fence; status: BatchStatus; journalSeq: number; control: BatchControl | undefined }
+    | 'full'
+    | undefined
   > {
-    let lease = await this.store.acquireLease(batchId, this.ownerId, this.ttlMs);
+    let lease =
+      cap !== undefined && this.store.acquireLeaseWithin
+        ? await this.store.acquireLeaseWithin(batchId, this.ownerId, this.ttlMs, cap)
+        : await this.store.acquireLease(batchId, this.ownerId, this.ttlMs);
+    if (lease === 'full') return 'full';
     if (!lease) {
       const holder = await this.store.leaseOf(batchId);
       if (holder && isProvablyGone(holder.owner))

@@ -7,6 +7,7 @@ import { Admission, type Candidate } from './admission.js';
 import type { BatchRuntime } from './batch-runtime.js';
 import { RecentFinals } from './recent-finals.js';
 import { parseState } from './records.js';
+import { ClusterFull } from './running.js';
 import { queuedSummary } from './views.js';
 
 export interface QueueDeps {
@@ -15,8 +16,16 @@ export interface QueueDeps {
   maxConcurrentBatches: number;
   /** Status of a batch run by this engine now (undefined when none runs here). */
   runningStatus(id: string): BatchStatus | undefined;
-  /** Create the runtime of a queued batch: its lease, its actor in QUEUED. Undefined: another engine owns it. */
-  materialize(record: BatchRecord, state: BatchState | undefined): Promise<BatchRuntime | undefined>;
+  /**
+   * Create the runtime of a queued batch: its lease, its actor in QUEUED. Undefined: another engine
+   * owns it. `admitted`: it takes a slot (under the cluster-wide cap, which may refuse it with
+   * ClusterFull), rather than being created to be cancelled.
+   */
+  materialize(
+    record: BatchRecord,
+    state: BatchState | undefined,
+    admitted: boolean,
+  ): Promise<BatchRuntime | undefined>;
   /** Cancel a batch whose parent ended so that it can never run. */
   cancel(id: string, reason: string): void;
   storeError(err: Error, batchId: string): void;
@@ -31,7 +40,12 @@ interface Queued {
   shown: BatchSummary | undefined;
   candidate: Candidate;
   retries: number;
+  /** Refused for the cluster-wide cap: queued again once its slot is given back. */
+  noRoom?: boolean;
 }
+
+/** How long admission waits after the cluster-wide cap refused a batch (a slot freed elsewhere is seen then). */
+export const CLUSTER_FULL_RETRY_MS = 250;
 
 /**
  * The batches waiting to run (docs/architecture.md, "Admission and many batches"): a small record each, ordered by
@@ -46,6 +60,9 @@ export class BatchQueue {
   private readonly admission: Admission;
   private seq = 0;
   private stopped = false;
+  /** Set while admission waits: the cluster-wide cap refused a batch (0: not waiting). */
+  private fullUntil = 0;
+  private fullTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: QueueDeps) {
     this.admission = new Admission(deps.maxConcurrentBatches, {
@@ -134,7 +151,7 @@ export class BatchQueue {
 
   /** Admit what can run now. */
   run(): void {
-    if (!this.stopped) this.admission.run();
+    if (!this.stopped && this.fullUntil === 0) this.admission.run();
   }
 
   /**
@@ -147,12 +164,13 @@ export class BatchQueue {
     const q = this.entries.get(id);
     if (!q) return Promise.resolve(undefined);
     this.admission.forget(id);
-    return this.materialize(q);
+    return this.materialize(q, false);
   }
 
   /** Stop admitting and wait for runtimes being created (the engine then stops them). */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.fullTimer);
     await Promise.allSettled([...this.materializing.values()]);
   }
 
@@ -163,23 +181,46 @@ export class BatchQueue {
   /** The admission hook: the batch has a slot; create its runtime and start it. */
   private async admit(id: string): Promise<void> {
     const q = this.entries.get(id);
-    const rt = q ? await this.materialize(q) : undefined;
+    const rt = q ? await this.materialize(q, true) : undefined;
     if (rt && !this.stopped) rt.admit();
     else {
       this.admission.forget(id);
+      if (q?.noRoom && this.entries.get(id) === q) this.waitForRoom(q);
       this.run();
     }
   }
 
-  private materialize(q: Queued): Promise<BatchRuntime | undefined> {
+  /**
+   * The cluster-wide cap refused the batch: it waits in its place in the queue (its parents had
+   * ended, so it is ready), and admission pauses for {@link CLUSTER_FULL_RETRY_MS} before it asks
+   * again, rather than asking the store for every batch of the backlog.
+   */
+  private waitForRoom(q: Queued): void {
+    q.noRoom = false;
+    this.admission.queue(q.candidate, (parent) => this.localStatus(parent));
+    this.fullUntil = Date.now() + CLUSTER_FULL_RETRY_MS;
+    clearTimeout(this.fullTimer);
+    this.fullTimer = setTimeout(() => {
+      // Not by comparing clocks: a timer may fire a millisecond before Date.now() says it is due,
+      // and then nothing would ever ask again (test/engine-cluster-cap.test.ts hung so).
+      this.fullUntil = 0;
+      this.run();
+    }, CLUSTER_FULL_RETRY_MS);
+  }
+
+  private materialize(q: Queued, admitted: boolean): Promise<BatchRuntime | undefined> {
     const id = q.record.id;
     const run = (async () => {
       try {
         const state = q.hasState ? await this.storedState(id) : undefined;
-        const rt = await this.deps.materialize(q.record, state);
+        const rt = await this.deps.materialize(q.record, state, admitted);
         this.entries.delete(id);
         return rt;
       } catch (err) {
+        if (err instanceof ClusterFull) {
+          q.noRoom = true; // admit() queues it again once its slot is given back
+          return undefined;
+        }
         this.retryLater(q, toError(err));
         return undefined;
       } finally {

@@ -38,6 +38,15 @@ export interface RunningDeps {
   triggers: (job: AnyJobDefinition, final: BatchSummary) => Promise<NonNullable<BatchSummary['triggered']>>;
   /** Something ended: admit what can run now. */
   admit: () => void;
+  /** `clusterMaxConcurrentBatches`, if set. */
+  clusterCap?: number | undefined;
+}
+
+/** A QUEUED batch not admitted because the cluster-wide cap is reached: it waits for room. */
+export class ClusterFull extends Error {
+  constructor(readonly batchId: string) {
+    super(`clusterMaxConcurrentBatches reached: batch "${batchId}" waits for room`);
+  }
 }
 
 /**
@@ -72,10 +81,19 @@ export class RunningBatches {
     return this.runtimes.get(id)?.status;
   }
 
-  /** Take the lease and create the batch's runtime. Undefined when another live engine owns it; throws when it cannot start now. */
-  async attach(record: BatchRecord, known: BatchState | undefined): Promise<BatchRuntime | undefined> {
+  /**
+   * Take the lease and create the batch's runtime. Undefined when another live engine owns it;
+   * throws when it cannot start now, {@link ClusterFull} when `admitted` from QUEUED and the
+   * cluster-wide cap is reached.
+   */
+  async attach(
+    record: BatchRecord,
+    known: BatchState | undefined,
+    admitted = false,
+  ): Promise<BatchRuntime | undefined> {
     const d = this.deps;
-    const taken = await d.leases.acquire(record.id);
+    const taken = await d.leases.acquire(record.id, admitted ? d.clusterCap : undefined);
+    if (taken === 'full') throw new ClusterFull(record.id);
     if (!taken) return undefined;
     const { fence } = taken;
     let state = known;

@@ -1,5 +1,5 @@
 import { LeaseLostError } from '../errors.js';
-import type { BatchStatus } from '../summary.js';
+import { type BatchStatus, isFinalStatus } from '../summary.js';
 import { BaseStore } from './base.js';
 import { type CapturedPartition, capturePartition, checkLimit, duplicateKey } from './inputs.js';
 import { parseCell } from './sql-rows.js';
@@ -297,6 +297,26 @@ class MemoryStore extends BaseStore implements Store {
       journalSeq: stored?.journalSeq ?? 0,
       control: b.control && { ...b.control },
     };
+  }
+
+  async acquireLeaseWithin(
+    batchId: string,
+    owner: string,
+    ttlMs: number,
+    cap: number,
+  ): Promise<AcquiredLease | 'full' | undefined> {
+    const b = this.batches.get(batchId);
+    if (b?.row.status === 'QUEUED') {
+      const now = Date.now();
+      let live = 0;
+      for (const [id, o] of this.batches)
+        if (id !== batchId && o.lease?.owner && o.lease.expiresAt > now && !isFinalStatus(o.row.status))
+          live++;
+      const held = b.lease;
+      const free = !held || held.owner === owner || held.expiresAt <= now;
+      if (live >= cap) return free ? 'full' : undefined;
+    }
+    return this.acquireLease(batchId, owner, ttlMs);
   }
 
   async renewLease(batchId: string, fence: Fence, ttlMs: number): Promise<boolean> {

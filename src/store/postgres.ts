@@ -304,6 +304,15 @@ class PostgresStore extends SqlStore implements Store {
     });
   }
 
+  /** The cap's count and take, one at a time across every engine on the schema (an advisory lock). */
+  protected override serialized<R>(sql: string, params: readonly unknown[]): Promise<R[]> {
+    return this.transaction<R[]>(async (client) => {
+      await query(client, 'SELECT pg_advisory_xact_lock(hashtext($1))', [`partita.cap.${this.schema}`]);
+      const rows = await query<R>(client, sql, [...params]);
+      return { commit: true, value: rows.rows };
+    });
+  }
+
   protected async select<R>(sql: string, params: readonly unknown[]): Promise<R[]> {
     return (await this.q<R>(sql, [...params])).rows;
   }

@@ -187,35 +187,63 @@ export abstract class SqlStore extends ConnectedStore {
    * the row the first committed and gets nothing. `now` is read once for the whole statement.
    */
   async acquireLease(batchId: string, owner: string, ttlMs: number, takeoverFrom?: string) {
+    const { sql, params } = this.leaseSql(batchId, owner, ttlMs, takeoverFrom, undefined);
+    const [row] = await this.select<LeaseDbRow>(sql, params);
+    return row && toAcquired(row, owner);
+  }
+
+  async acquireLeaseWithin(batchId: string, owner: string, ttlMs: number, cap: number) {
+    const { sql, params } = this.leaseSql(batchId, owner, ttlMs, undefined, cap);
+    const [row] = await this.serialized<LeaseDbRow>(sql, params);
+    if (row) return toAcquired(row, owner);
+    // Refused: held by a live engine (undefined), or free and refused for the cap ('full').
+    const p = new Params(this.dialect);
+    const free = await this.select<{ id: string }>(
+      `SELECT id FROM ${this.dialect.batches} WHERE id = ${p.add(batchId)} AND status = 'QUEUED'
+         AND (lease_owner IS NULL OR lease_owner = ${p.add(owner)} OR lease_expires_at <= ${this.dialect.now(p)})`,
+      p.values,
+    );
+    return free.length > 0 ? ('full' as const) : undefined;
+  }
+
+  /**
+   * Runs a statement that must see every write committed before it, with no other such statement
+   * running meanwhile (the cluster-wide cap's count and take). SQLite has one writer at a time
+   * already; PostgreSQL takes an advisory lock in a transaction of its own.
+   */
+  protected serialized<R>(sql: string, params: readonly unknown[]): Promise<R[]> {
+    return this.select<R>(sql, params);
+  }
+
+  private leaseSql(
+    batchId: string,
+    owner: string,
+    ttlMs: number,
+    takeoverFrom: string | undefined,
+    cap: number | undefined,
+  ): { sql: string; params: unknown[] } {
     const { batches, visible } = this.dialect;
     const params = new Params(this.dialect);
-    const [row] = await this.select<{
-      epoch: number | string;
-      expires: number | string;
-      status: BatchStatus;
-      seq: number | string;
-      control: string | null;
-    }>(
-      `WITH now AS (SELECT ${this.dialect.now(params)} AS ms)
-       UPDATE ${batches} SET lease_owner = ${params.add(owner)}, lease_epoch = lease_epoch + 1,
-         lease_expires_at = now.ms + ${params.add(Math.round(ttlMs))}
+    const now = this.dialect.now(params);
+    const set = `lease_owner = ${params.add(owner)}, lease_epoch = lease_epoch + 1,
+         lease_expires_at = now.ms + ${params.add(Math.round(ttlMs))}`;
+    const id = params.add(batchId);
+    const free = `(lease_owner IS NULL OR lease_owner = ${params.add(owner)} OR lease_owner = ${params.add(takeoverFrom ?? null)}
+              OR lease_expires_at <= now.ms)`;
+    const capped =
+      cap === undefined
+        ? ''
+        : `AND (status <> 'QUEUED' OR (SELECT count(*) FROM ${batches} AS o
+             WHERE o.status NOT IN (${params.list(FINAL_STATUS_LIST)}) AND o.lease_owner IS NOT NULL
+               AND o.lease_expires_at > now.ms AND o.id <> ${params.add(batchId)}) < ${params.add(cap)})`;
+    return {
+      sql: `WITH now AS (SELECT ${now} AS ms)
+       UPDATE ${batches} SET ${set}
        FROM now
-       WHERE id = ${params.add(batchId)} ${visible ? `AND ${visible}` : ''}
-         AND (lease_owner IS NULL OR lease_owner = ${params.add(owner)} OR lease_owner = ${params.add(takeoverFrom ?? null)}
-              OR lease_expires_at <= now.ms)
+       WHERE id = ${id} ${visible ? `AND ${visible}` : ''} AND ${free} ${capped}
        RETURNING lease_epoch AS epoch, lease_expires_at AS expires, status, journal_seq AS seq, control`,
-      params.values,
-    );
-    return (
-      row && {
-        owner,
-        epoch: Number(row.epoch),
-        expiresAt: Number(row.expires),
-        status: row.status,
-        journalSeq: Number(row.seq),
-        control: row.control ? (parseLoose(row.control) as S.BatchControl) : undefined,
-      }
-    );
+      params: params.values,
+    };
   }
 
   async renewLease(batchId: string, fence: S.Fence, ttlMs: number): Promise<boolean> {
@@ -336,6 +364,26 @@ export abstract class SqlStore extends ConnectedStore {
       ? `AND EXISTS (SELECT 1 FROM ${batches} WHERE id = ${params.add(batchId)} AND ${visible})`
       : '';
   }
+}
+
+interface LeaseDbRow {
+  epoch: number | string;
+  expires: number | string;
+  status: BatchStatus;
+  seq: number | string;
+  control: string | null;
+}
+
+function toAcquired(row: LeaseDbRow, owner: string): S.AcquiredLease {
+  // PostgreSQL returns bigint columns as strings.
+  return {
+    owner,
+    epoch: Number(row.epoch),
+    expiresAt: Number(row.expires),
+    status: row.status,
+    journalSeq: Number(row.seq),
+    control: row.control ? (parseLoose(row.control) as S.BatchControl) : undefined,
+  };
 }
 
 function toScheduleRow(r: ScheduleDbRow): S.ScheduleRow {

@@ -121,6 +121,19 @@ export interface Store {
     ttlMs: number,
     takeoverFrom?: string,
   ): Promise<AcquiredLease | undefined>;
+  /**
+   * Optional: acquireLease under a cluster-wide cap (`clusterMaxConcurrentBatches`). For a batch
+   * whose stored status is QUEUED, the lease is granted only while fewer than `cap` other
+   * unfinished batches hold a live lease, decided atomically with the take (two engines cannot
+   * both take the last slot); 'full' when that is why it was refused. Batches past QUEUED (a
+   * takeover, a resume) are not capped: they hold their slot already.
+   */
+  acquireLeaseWithin?(
+    batchId: string,
+    owner: string,
+    ttlMs: number,
+    cap: number,
+  ): Promise<AcquiredLease | 'full' | undefined>;
   /** Extend our lease. False when it was lost. */
   renewLease(batchId: string, fence: Fence, ttlMs: number): Promise<boolean>;
   /** Give up our lease (graceful stop). */

@@ -50,17 +50,20 @@ for (const scenario of scenarios)
       const PARTITIONS = scenario.partitions;
       const schema = pgSchema();
       const store = postgresStore({ connectionString: PG_URL, schema });
+      await store.open();
+      // h0 submits and owns the batch: the others start once it runs there (started before, one of
+      // them could claim it first, as QUEUED batches go to whichever engine has room).
+      const h0 = startHost(schema, 'h0', PARTITIONS);
+      await h0.seen('submitted');
       const h1 = startHost(schema, 'h1');
       const h2 = startHost(schema, 'h2');
       await Promise.all([h1.seen('ready'), h2.seen('ready')]);
-      const h0 = startHost(schema, 'h0', PARTITIONS);
-      await h0.seen('ready');
+      expect((await store.leaseOf('wide'))?.owner).toContain('/h0');
       const victim = { h0, h2 }[scenario.kill];
       // It has run 2,000 partitions: it holds ranges with members running and others queued.
       await victim.seen('ran 2000');
       victim.child.kill('SIGKILL');
       await victim.exited;
-      await store.open();
       try {
         for (;;) {
           const row = await store.loadBatch('wide');

@@ -60,10 +60,12 @@ async function sharedQueue(makeStore: () => Store) {
     claimIntervalMs: 100,
   });
   await a.start();
-  await b.start();
   try {
     // A's only slot is taken by a batch that waits; the 6 batches behind it can only run on B.
-    await a.submit('io', 2, { id: 'gated' });
+    // B starts once A runs it: started earlier, B could claim it first (it hears of the new batch
+    // as A admits it), and A's slot would then be free for the others.
+    expect((await a.submit('io', 2, { id: 'gated' })).status).toBe('PROCESSING');
+    await b.start();
     const ids = [];
     for (let i = 0; i < 6; i++) ids.push((await a.submit('io', 3, { id: `q${i}` })).id);
     // wait() on A for batches B runs: followed through the store.

@@ -56,6 +56,11 @@ export interface RuntimeDeps {
    * (so a crash in between submits them again, idempotently). Returns what was submitted.
    */
   triggers?: ((final: BatchSummary) => Promise<NonNullable<BatchSummary['triggered']>>) | undefined;
+  /**
+   * Runs once the final state is stored and before the end is announced (waiters, listeners):
+   * withdrawing a distributed batch's ranges. A failure is logged; it does not change the end.
+   */
+  atEnd?: (() => Promise<void>) | undefined;
   /** The job's rate limit on this engine, if it has one. */
   limiter?: RateLimiter | undefined;
   /** The batch's lease, checked before each partition starts. */
@@ -422,6 +427,9 @@ export class BatchRuntime {
     if (this.halted) return;
     this.durability.close();
     this.finalDurable = true;
+    await this.deps
+      .atEnd?.()
+      .catch((err: unknown) => this.log.warn({ err }, 'could not clean up after the batch'));
     const summary = this.summary();
     this.log.info(
       { status: summary.status, succeeded: summary.succeeded, failed: summary.failed },

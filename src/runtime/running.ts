@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
-import { LeaseLostError, toError } from '../errors.js';
+import { LeaseLostError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import type { BatchRecord, BatchState, Store } from '../store/store.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from '../summary.js';
@@ -128,6 +128,8 @@ export class RunningBatches {
           ? new RemoteRunner(record.id, job.name, fence.owner, fence, offers)
           : d.runners.get(job.name)!,
         distributed: offers ? job.distribute : undefined,
+        // Ranges still offered (a cancel's, a failure policy's end) are withdrawn before the end is told.
+        atEnd: offers ? () => d.store.ranges!.withdraw(record.id) : undefined,
         record,
         fence,
         logger: d.log,
@@ -198,8 +200,6 @@ export class RunningBatches {
         // Not released: a final batch is never resumed, so its lease needs no write.
         d.leases.forget(rt.id);
         d.watchers.settle(rt.id, event.summary);
-        if (d.offers && d.jobs.get(rt.job)?.distribute)
-          d.store.ranges?.withdraw(rt.id).catch((err: unknown) => d.storeError(toError(err), rt.id));
         d.admit();
         return;
       case 'store-error':

@@ -1,6 +1,7 @@
 import { Params, type SqlDialect } from './sql-listing.js';
 import { parseLoose } from './sql-rows.js';
 import type * as S from './store.js';
+import { FINAL_STATUS_LIST } from './store.js';
 import type { Watchers } from './watchers.js';
 
 interface ClaimedDbRow {
@@ -81,6 +82,10 @@ export class SqlRanges implements S.RangeStore {
        WHERE id IN (SELECT r.id FROM ${d.ranges} AS r, now
          WHERE r.answered = 0 AND r.job IN (${jobs}) ${by}
            AND (r.holder IS NULL OR r.hold_expires_at <= now.ms)
+           -- Only ranges whose offer still stands: the batch unfinished, and offered under the
+           -- lease it has now (an owner that died, or a final batch, reads no answer of the others).
+           AND EXISTS (SELECT 1 FROM ${d.batches} AS b WHERE b.id = r.batch_id
+             AND b.lease_epoch = r.owner_epoch AND b.status NOT IN (${p.list(FINAL_STATUS_LIST)}))
          ORDER BY r.id LIMIT ${p.add(limit)} ${d.skipLocked})
        RETURNING id, batch_id, job, attempt, redelivered, members, hold_epoch`,
       p.values,

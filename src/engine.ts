@@ -20,6 +20,7 @@ import { guarded, guardedInspector } from './runtime/callbacks.js';
 import { CLAIM_SWEEP_MS } from './runtime/claims.js';
 import { realClock } from './runtime/clock.js';
 import type { Elsewhere } from './runtime/elsewhere.js';
+import type { Seed } from './runtime/feeder.js';
 import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
 import { BatchQueue } from './runtime/queue.js';
@@ -41,7 +42,7 @@ import { Yielder } from './runtime/yielder.js';
 import { checkSchedule, type ScheduleInfo, type ScheduleOptions } from './schedule-options.js';
 import type { BatchRecord, BatchState, PartitionFilter, PartitionView, Store } from './store/store.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from './summary.js';
-import { parseOrThrow } from './validation.js';
+import { parseOptions, parseOrThrow } from './validation.js';
 import { resultJsonSchema, WorkerPool } from './workers/pool.js';
 
 export type { Engine, EngineMetrics } from './engine-api.js';
@@ -173,7 +174,7 @@ class PartitaEngine implements Engine {
         log: this.log,
         maxConcurrentBatches: this.options.maxConcurrentBatches ?? 4,
         runningStatus: (id) => this.running!.status(id),
-        materialize: (record, state) => this.running!.attach(record, state),
+        materialize: (record, state, seed) => this.running!.attach(record, state, seed),
         cancel: (id, reason) => void this.cancel(id, reason),
         storeError: (err, id) => this.storeError(err, id),
       });
@@ -296,7 +297,7 @@ class PartitaEngine implements Engine {
     const submission = await submitBatch({ store, jobs: this.jobs, exists }, job, input, options);
     if (!submission.created) return this.get(submission.id);
     const { record } = submission;
-    await this.enqueue(record, false);
+    await this.enqueue(record, false, undefined, submission.seed);
     this.log.info(
       { batchId: record.id, job: record.job, total: record.total, priority: record.priority },
       'batch submitted',
@@ -324,7 +325,7 @@ class PartitaEngine implements Engine {
   }
 
   async wait(id: string, options: WaitOptions = {}): Promise<BatchSummary> {
-    const { timeoutMs } = parseOrThrow(waitOptionsSchema, options, 'wait options');
+    const { timeoutMs } = parseOptions(waitOptionsSchema, options, 'wait options');
     const rt = this.running?.get(id);
     if (rt?.isFinal) return rt.summary();
     if (rt || this.recovery?.isRetrying(id)) return this.watchers.wait(id, timeoutMs);
@@ -599,8 +600,13 @@ class PartitaEngine implements Engine {
   }
 
   /** Queue a batch; whoever subscribed to its id before it existed hears of it now. */
-  private async enqueue(record: BatchRecord, hasState: boolean, shown?: BatchSummary): Promise<void> {
-    await this.queue!.add(record, hasState, shown);
+  private async enqueue(
+    record: BatchRecord,
+    hasState: boolean,
+    shown?: BatchSummary,
+    seed?: Seed,
+  ): Promise<void> {
+    await this.queue!.add(record, hasState, shown, seed);
     this.stats.batch(record.id, record.job, 'QUEUED');
     const summary = this.queue!.summary(record.id);
     if (summary && this.watchers.listening(record.id)) this.watchers.deliver(record.id, summary);

@@ -13,7 +13,7 @@ import {
 import type { BatchControl, BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
 import { Durability } from './durability.js';
-import { PartitionFeeder } from './feeder.js';
+import { PartitionFeeder, type Seed } from './feeder.js';
 import { LaneDriver, type LeaseCheck } from './lanes.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { EngineStats } from './stats.js';
@@ -54,6 +54,8 @@ export interface RuntimeDeps {
    * (so a crash in between submits them again, idempotently). Returns what was submitted.
    */
   triggers?: ((final: BatchSummary) => Promise<NonNullable<BatchSummary['triggered']>>) | undefined;
+  /** Every partition of a small batch submitted here, as stored (feeder.ts, `Seed`). */
+  seed?: Seed | undefined;
   /** The job's rate limit on this engine, if it has one. */
   limiter?: RateLimiter | undefined;
   /** The batch's lease, checked before each partition starts. */
@@ -97,7 +99,7 @@ export class BatchRuntime {
     this.record = deps.record;
     this.log = deps.logger.child({ batchId: this.id, job: this.record.job });
     this.debug = this.log.isLevelEnabled('debug');
-    this.feeder = new PartitionFeeder(deps.store, this.id);
+    this.feeder = new PartitionFeeder(deps.store, this.id, deps.seed);
     this.lanes = new LaneDriver(
       this.id,
       deps.job,
@@ -331,6 +333,7 @@ export class BatchRuntime {
         }
       },
       finalize: (input, signal) => this.finalize(input, signal),
+      finalizes: Boolean(this.deps.job.finalize) || this.deps.triggers !== undefined,
     };
   }
 

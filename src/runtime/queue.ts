@@ -5,6 +5,7 @@ import type { BatchRecord, BatchState, Store } from '../store/store.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from '../summary.js';
 import { Admission, type Candidate } from './admission.js';
 import type { BatchRuntime } from './batch-runtime.js';
+import type { Seed } from './feeder.js';
 import { RecentFinals } from './recent-finals.js';
 import { parseState } from './records.js';
 import { queuedSummary } from './views.js';
@@ -16,7 +17,11 @@ export interface QueueDeps {
   /** Status of a batch run by this engine now (undefined when none runs here). */
   runningStatus(id: string): BatchStatus | undefined;
   /** Create the runtime of a queued batch: its lease, its actor in QUEUED. Undefined: another engine owns it. */
-  materialize(record: BatchRecord, state: BatchState | undefined): Promise<BatchRuntime | undefined>;
+  materialize(
+    record: BatchRecord,
+    state: BatchState | undefined,
+    seed: Seed | undefined,
+  ): Promise<BatchRuntime | undefined>;
   /** Cancel a batch whose parent ended so that it can never run. */
   cancel(id: string, reason: string): void;
   storeError(err: Error, batchId: string): void;
@@ -31,6 +36,8 @@ interface Queued {
   shown: BatchSummary | undefined;
   candidate: Candidate;
   retries: number;
+  /** The whole batch as submitted here, when it is small (feeder.ts, `Seed`). */
+  seed: Seed | undefined;
 }
 
 /**
@@ -58,7 +65,7 @@ export class BatchQueue {
    * Queue a batch. Its parents' statuses are looked up once, now: in this engine, among the batches
    * that ended here lately, or in the store.
    */
-  async add(record: BatchRecord, hasState: boolean, shown?: BatchSummary): Promise<void> {
+  async add(record: BatchRecord, hasState: boolean, shown?: BatchSummary, seed?: Seed): Promise<void> {
     const stored = new Map<string, BatchStatus>();
     for (const parent of record.after) {
       if (this.localStatus(parent) !== undefined || this.entries.has(parent)) continue;
@@ -75,7 +82,14 @@ export class BatchQueue {
     };
     // Queued twice (a claim sweep met a batch this engine was submitting): the first stays.
     if (this.has(record.id) || this.deps.runningStatus(record.id) !== undefined) return;
-    this.entries.set(record.id, { record, hasState, shown, candidate, retries: 0 });
+    this.entries.set(record.id, {
+      record,
+      hasState,
+      shown,
+      candidate,
+      retries: 0,
+      seed: hasState ? undefined : seed,
+    });
     this.admission.queue(candidate, (parent) => this.localStatus(parent) ?? stored.get(parent));
   }
 
@@ -176,7 +190,7 @@ export class BatchQueue {
     const run = (async () => {
       try {
         const state = q.hasState ? await this.storedState(id) : undefined;
-        const rt = await this.deps.materialize(q.record, state);
+        const rt = await this.deps.materialize(q.record, state, q.seed);
         this.entries.delete(id);
         return rt;
       } catch (err) {

@@ -40,6 +40,13 @@ export abstract class SqlStore extends ConnectedStore {
 
   /** Runs one statement that returns rows (a SELECT, or a write with RETURNING); driver errors reach the caller as StoreError. */
   protected abstract select<R>(sql: string, params: readonly unknown[]): Promise<R[]>;
+  /**
+   * Runs one write that returns rows (an UPDATE with RETURNING). The SQLite store commits it with the
+   * other writes of the same turn of the event loop; by default it is a `select`.
+   */
+  protected selectWrite<R>(sql: string, params: readonly unknown[]): Promise<R[]> {
+    return this.select<R>(sql, params);
+  }
   /** Runs one write and returns the number of rows it changed. */
   protected abstract execute(sql: string, params: readonly unknown[]): Promise<number>;
 
@@ -173,7 +180,7 @@ export abstract class SqlStore extends ConnectedStore {
   async acquireLease(batchId: string, owner: string, ttlMs: number, takeoverFrom?: string) {
     const { batches, visible } = this.dialect;
     const params = new Params(this.dialect);
-    const [row] = await this.select<{
+    const [row] = await this.selectWrite<{
       epoch: number | string;
       expires: number | string;
       status: BatchStatus;

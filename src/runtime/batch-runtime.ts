@@ -272,6 +272,11 @@ export class BatchRuntime {
     try {
       if (!this.finalDurable) await this.durability.flush();
     } finally {
+      // The final state became durable while stopping (its write was in flight, or this flush
+      // wrote it): the batch ended here, and persistFinal, which sees the runtime halted, leaves
+      // saying so to this stop. Unsaid, the batch would be final in the store while its waiters and
+      // listeners never hear of it: nothing resumes a final batch to tell them later.
+      if (!this.finalDurable && this.durability.finalStored) this.ended();
       this.release();
     }
   }
@@ -416,8 +421,14 @@ export class BatchRuntime {
     } catch {
       return; // the lease was lost: leaseLost() has told the engine
     }
+    // Halted meanwhile: stop() says whether the batch ended (its last flush tells).
     if (this.halted) return;
     this.durability.close();
+    this.ended();
+  }
+
+  /** The final state is durable: say so, once (the last change of this batch here). */
+  private ended(): void {
     this.finalDurable = true;
     const summary = this.summary();
     this.log.info(

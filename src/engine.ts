@@ -116,6 +116,8 @@ class PartitaEngine implements Engine {
   private elsewhere: Elsewhere | undefined;
   private follow: RemoteFollow | undefined;
   private scheduler: Scheduler | undefined;
+  /** The store reads of subscribe() calls made before start() finished resuming (`subscribe`). */
+  private afterStart: Array<() => void> = [];
 
   constructor(
     private readonly options: EngineOptions,
@@ -228,6 +230,7 @@ class PartitaEngine implements Engine {
       this.shareWork(store);
       this.state = 'running';
       this.admit();
+      for (const read of this.afterStart.splice(0)) read();
       await this.scheduler.start(); // fires missed while down are submitted before start() resolves
     } catch (err) {
       this.state = 'stopped';
@@ -254,6 +257,7 @@ class PartitaEngine implements Engine {
     if (this.state === 'stopping') return this.booting?.then(() => {});
     const wasBooting = this.state === 'starting';
     this.state = 'stopping';
+    this.afterStart = []; // a start that will not finish: nothing to read for them
     this.recovery?.stop(); // resumes no more batches; the ones resumed so far are stopped below
     if (wasBooting) await this.booting?.catch(() => {});
     await this.shutdown();
@@ -443,8 +447,17 @@ class PartitaEngine implements Engine {
       this.follow?.follow(id); // another engine sharing the store may claim it
       return off;
     }
-    if (!this.store) return this.watchers.subscribe(id, listener, Promise.reject(new NotFoundError(id)));
-    const current = this.get(id);
+    // Before start() has resumed what the store holds, the store is read once it has: a batch it
+    // resumes here is heard live (that read is then older news), and one that is final, which
+    // nothing resumes, is still heard once.
+    const early = this.state === 'new' || this.state === 'starting';
+    if (!this.store && !early)
+      return this.watchers.subscribe(id, listener, Promise.reject(new NotFoundError(id)));
+    const current = early
+      ? new Promise<BatchSummary>((resolve, reject) =>
+          this.afterStart.push(() => this.get(id).then(resolve, reject)),
+        )
+      : this.get(id);
     const off = this.watchers.subscribe(id, listener, current);
     // Run by another engine: its changes are read from the store. A final batch has none to come.
     current.then(

@@ -20,6 +20,7 @@ import { guarded, guardedInspector } from './runtime/callbacks.js';
 import { CLAIM_SWEEP_MS } from './runtime/claims.js';
 import { realClock } from './runtime/clock.js';
 import type { Elsewhere } from './runtime/elsewhere.js';
+import type { Seed } from './runtime/feeder.js';
 import { DEFAULT_HELP_CONCURRENCY, Helping } from './runtime/helping.js';
 import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
@@ -43,7 +44,7 @@ import { Yielder } from './runtime/yielder.js';
 import { checkSchedule, type ScheduleInfo, type ScheduleOptions } from './schedule-options.js';
 import type { BatchRecord, BatchState, PartitionFilter, PartitionView, Store } from './store/store.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from './summary.js';
-import { parseOrThrow } from './validation.js';
+import { parseOptions, parseOrThrow } from './validation.js';
 import { resultJsonSchema, WorkerPool } from './workers/pool.js';
 
 export type { Engine, EngineMetrics } from './engine-api.js';
@@ -120,6 +121,8 @@ class PartitaEngine implements Engine {
   /** `distribute`: the ranges this engine's batches offer, and the ranges it runs. */
   private offers: RangeOffers | undefined;
   private helping: Helping | undefined;
+  /** The store reads of subscribe() calls made before start() finished resuming (`subscribe`). */
+  private afterStart: Array<() => void> = [];
 
   constructor(
     private readonly options: EngineOptions,
@@ -186,7 +189,7 @@ class PartitaEngine implements Engine {
         log: this.log,
         maxConcurrentBatches: this.options.maxConcurrentBatches ?? 4,
         runningStatus: (id) => this.running!.status(id),
-        materialize: (record, state, admitted) => this.running!.attach(record, state, admitted),
+        materialize: (record, state, seed, admitted) => this.running!.attach(record, state, seed, admitted),
         cancel: (id, reason) => void this.cancel(id, reason),
         storeError: (err, id) => this.storeError(err, id),
       });
@@ -240,6 +243,7 @@ class PartitaEngine implements Engine {
       this.shareWork(store);
       this.state = 'running';
       this.admit();
+      for (const read of this.afterStart.splice(0)) read();
       await this.scheduler.start(); // fires missed while down are submitted before start() resolves
     } catch (err) {
       this.state = 'stopped';
@@ -266,6 +270,7 @@ class PartitaEngine implements Engine {
     if (this.state === 'stopping') return this.booting?.then(() => {});
     const wasBooting = this.state === 'starting';
     this.state = 'stopping';
+    this.afterStart = []; // a start that will not finish: nothing to read for them
     this.recovery?.stop(); // resumes no more batches; the ones resumed so far are stopped below
     if (wasBooting) await this.booting?.catch(() => {});
     await this.shutdown();
@@ -311,7 +316,7 @@ class PartitaEngine implements Engine {
     const submission = await submitBatch({ store, jobs: this.jobs, exists }, job, input, options);
     if (!submission.created) return this.get(submission.id);
     const { record } = submission;
-    await this.enqueue(record, false);
+    await this.enqueue(record, false, undefined, submission.seed);
     this.log.info(
       { batchId: record.id, job: record.job, total: record.total, priority: record.priority },
       'batch submitted',
@@ -339,7 +344,7 @@ class PartitaEngine implements Engine {
   }
 
   async wait(id: string, options: WaitOptions = {}): Promise<BatchSummary> {
-    const { timeoutMs } = parseOrThrow(waitOptionsSchema, options, 'wait options');
+    const { timeoutMs } = parseOptions(waitOptionsSchema, options, 'wait options');
     const rt = this.running?.get(id);
     if (rt?.isFinal) return rt.summary();
     if (rt || this.recovery?.isRetrying(id)) return this.watchers.wait(id, timeoutMs);
@@ -457,8 +462,17 @@ class PartitaEngine implements Engine {
       this.follow?.follow(id); // another engine sharing the store may claim it
       return off;
     }
-    if (!this.store) return this.watchers.subscribe(id, listener, Promise.reject(new NotFoundError(id)));
-    const current = this.get(id);
+    // Before start() has resumed what the store holds, the store is read once it has: a batch it
+    // resumes here is heard live (that read is then older news), and one that is final, which
+    // nothing resumes, is still heard once.
+    const early = this.state === 'new' || this.state === 'starting';
+    if (!this.store && !early)
+      return this.watchers.subscribe(id, listener, Promise.reject(new NotFoundError(id)));
+    const current = early
+      ? new Promise<BatchSummary>((resolve, reject) =>
+          this.afterStart.push(() => this.get(id).then(resolve, reject)),
+        )
+      : this.get(id);
     const off = this.watchers.subscribe(id, listener, current);
     // Run by another engine: its changes are read from the store. A final batch has none to come.
     current.then(
@@ -642,8 +656,13 @@ class PartitaEngine implements Engine {
   }
 
   /** Queue a batch; whoever subscribed to its id before it existed hears of it now. */
-  private async enqueue(record: BatchRecord, hasState: boolean, shown?: BatchSummary): Promise<void> {
-    await this.queue!.add(record, hasState, shown);
+  private async enqueue(
+    record: BatchRecord,
+    hasState: boolean,
+    shown?: BatchSummary,
+    seed?: Seed,
+  ): Promise<void> {
+    await this.queue!.add(record, hasState, shown, seed);
     this.stats.batch(record.id, record.job, 'QUEUED');
     const summary = this.queue!.summary(record.id);
     if (summary && this.watchers.listening(record.id)) this.watchers.deliver(record.id, summary);

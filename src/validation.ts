@@ -16,3 +16,19 @@ export function validationErrorFrom(error: z.ZodError, what: string): Validation
   const text = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
   return new ValidationError(`Invalid ${what}: ${text}`, issues, error);
 }
+
+/**
+ * Options parsed with `schema` (a strict object whose fields are all optional and have no defaults),
+ * where `{}` and `undefined` (the usual call, once per submit and per wait) skip zod: both parse to `{}`.
+ */
+export function parseOptions<T extends object>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  if (value === undefined || isEmptyPlainObject(value)) return {} as T;
+  return parseOrThrow(schema, value, what);
+}
+
+function isEmptyPlainObject(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype)
+    return false;
+  for (const _ in value) return false;
+  return Object.getOwnPropertySymbols(value).length === 0;
+}

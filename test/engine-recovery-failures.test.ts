@@ -109,7 +109,8 @@ describe('a throw inside the engine itself', () => {
     const engine = createEngine({ jobs: [quick], store: broken, logger: false });
     try {
       await engine.start();
-      const batch = await engine.submit('quick', 3);
+      // More partitions than a batch keeps from its submit (feeder.ts, Seed): they are read back.
+      const batch = await engine.submit('quick', 8);
       const summary = await engine.wait(batch.id);
       expect(summary.status).toBe('FAILED');
       expect(summary.error).toMatchObject({ code: 'INTERNAL' });

@@ -36,6 +36,16 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     const engine = await startEngine({ jobs: [noopJob()] });
     expect(await codeOf(engine.submit('noop', { n: 1 }, { priority: 'high' as never }))).toBe('VALIDATION');
     expect(await codeOf(engine.submit('noop', { n: 1 }, { when: 'sometimes' as never }))).toBe('VALIDATION');
+    // `{}` and no options skip zod (src/validation.ts, parseOptions); anything else is still checked.
+    expect(await codeOf(engine.submit('noop', { n: 1 }, { colour: 'red' } as never))).toBe('VALIDATION');
+    const inherited = Object.create({ priority: 'high' }) as never;
+    expect(await codeOf(engine.submit('noop', { n: 1 }, inherited))).toBe('VALIDATION');
+    expect(await codeOf(engine.submit('noop', { n: 1 }, [] as never))).toBe('VALIDATION');
+    const plain = await engine.submit('noop', { n: 1 }, {});
+    expect(await codeOf(engine.wait(plain.id, { timeout: 5 } as never))).toBe('VALIDATION');
+    expect(await codeOf(engine.wait(plain.id, { timeoutMs: -1 }))).toBe('VALIDATION');
+    expect((await engine.wait(plain.id, {})).status).toBe('COMPLETED');
+    expect((await engine.submit('noop', { n: 2 }, null as never)).status).toMatch(/QUEUED|PROCESSING/);
     expect(await codeOf(() => createEngine({ jobs: [noopJob()], maxConcurrentBatches: 0 }))).toBe(
       'VALIDATION',
     );

@@ -13,7 +13,7 @@ import {
 import type { BatchControl, BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
 import { Durability } from './durability.js';
-import { PartitionFeeder } from './feeder.js';
+import { PartitionFeeder, type Seed } from './feeder.js';
 import { LaneDriver, type LeaseCheck } from './lanes.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { EngineStats } from './stats.js';
@@ -61,6 +61,8 @@ export interface RuntimeDeps {
    * withdrawing a distributed batch's ranges. A failure is logged; it does not change the end.
    */
   atEnd?: (() => Promise<void>) | undefined;
+  /** Every partition of a small batch submitted here, as stored (feeder.ts, `Seed`). */
+  seed?: Seed | undefined;
   /** The job's rate limit on this engine, if it has one. */
   limiter?: RateLimiter | undefined;
   /** The batch's lease, checked before each partition starts. */
@@ -104,7 +106,7 @@ export class BatchRuntime {
     this.record = deps.record;
     this.log = deps.logger.child({ batchId: this.id, job: this.record.job });
     this.debug = this.log.isLevelEnabled('debug');
-    this.feeder = new PartitionFeeder(deps.store, this.id);
+    this.feeder = new PartitionFeeder(deps.store, this.id, deps.seed);
     this.lanes = new LaneDriver(
       this.id,
       deps.job,
@@ -281,6 +283,11 @@ export class BatchRuntime {
     try {
       if (!this.finalDurable) await this.durability.flush();
     } finally {
+      // The final state became durable while stopping (its write was in flight, or this flush
+      // wrote it): the batch ended here, and persistFinal, which sees the runtime halted, leaves
+      // saying so to this stop. Unsaid, the batch would be final in the store while its waiters and
+      // listeners never hear of it: nothing resumes a final batch to tell them later.
+      if (!this.finalDurable && this.durability.finalStored) this.ended();
       this.release();
     }
   }
@@ -342,6 +349,7 @@ export class BatchRuntime {
         }
       },
       finalize: (input, signal) => this.finalize(input, signal),
+      finalizes: Boolean(this.deps.job.finalize) || this.deps.triggers !== undefined,
     };
   }
 
@@ -424,12 +432,20 @@ export class BatchRuntime {
     } catch {
       return; // the lease was lost: leaseLost() has told the engine
     }
+    // Halted meanwhile: stop() says whether the batch ended (its last flush tells).
     if (this.halted) return;
     this.durability.close();
-    this.finalDurable = true;
     await this.deps
       .atEnd?.()
       .catch((err: unknown) => this.log.warn({ err }, 'could not clean up after the batch'));
+    // stop() may have said it meanwhile (the final state is stored).
+    if (this.finalDurable) return;
+    this.ended();
+  }
+
+  /** The final state is durable: say so, once (the last change of this batch here). */
+  private ended(): void {
+    this.finalDurable = true;
     const summary = this.summary();
     this.log.info(
       { status: summary.status, succeeded: summary.succeeded, failed: summary.failed },

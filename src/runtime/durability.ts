@@ -2,7 +2,7 @@ import type { SnapshotFrom } from 'xstate';
 import { backoffDelay, sleep } from '../backoff.js';
 import { BATCH_MACHINE_VERSION, type BatchMachine } from '../machines/batch.js';
 import type { BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
-import type { BatchSummary } from '../summary.js';
+import { type BatchSummary, isFinalStatus } from '../summary.js';
 import { BatchJournal } from './journal.js';
 import { summaryOf } from './summary-of.js';
 
@@ -75,6 +75,12 @@ export class Durability {
 
   close(): void {
     this.journal.close();
+  }
+
+  /** The last state made durable is a final one: the batch has ended, whoever wrote it. */
+  get finalStored(): boolean {
+    const status = this.journal.durableStatus;
+    return status !== undefined && isFinalStatus(status);
   }
 
   /** The state to store now. Lanes and the finalizer are not in it: the engine re-creates them. */

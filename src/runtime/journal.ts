@@ -31,6 +31,8 @@ export class BatchJournal {
   private closed = false;
   /** The store refused a write for a stale fence: nothing more is written. */
   private lost = false;
+  /** The status of the last state the store accepted. */
+  private durable: BatchState['status'] | undefined;
 
   constructor(
     private readonly store: Store,
@@ -87,6 +89,11 @@ export class BatchJournal {
     }
   }
 
+  /** The status of the last state made durable by this journal (undefined before its first write). */
+  get durableStatus(): BatchState['status'] | undefined {
+    return this.durable;
+  }
+
   /** Stop scheduling writes (after a final flush, or when the engine stops). */
   close(): void {
     this.closed = true;
@@ -120,6 +127,7 @@ export class BatchJournal {
           if (outcomes.length > 0) await this.store.appendOutcomes(this.batchId, outcomes, this.fence);
           await this.store.saveState(this.batchId, state, this.fence);
         }
+        this.durable = state.status;
         if (this.failures > 0) this.options.onRecovered?.();
         this.failures = 0;
       } catch (err) {

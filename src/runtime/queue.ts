@@ -5,6 +5,7 @@ import type { BatchRecord, BatchState, Store } from '../store/store.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from '../summary.js';
 import { Admission, type Candidate } from './admission.js';
 import type { BatchRuntime } from './batch-runtime.js';
+import type { Seed } from './feeder.js';
 import { RecentFinals } from './recent-finals.js';
 import { parseState } from './records.js';
 import { ClusterFull } from './running.js';
@@ -24,6 +25,7 @@ export interface QueueDeps {
   materialize(
     record: BatchRecord,
     state: BatchState | undefined,
+    seed: Seed | undefined,
     admitted: boolean,
   ): Promise<BatchRuntime | undefined>;
   /** Cancel a batch whose parent ended so that it can never run. */
@@ -42,6 +44,8 @@ interface Queued {
   retries: number;
   /** Refused for the cluster-wide cap: queued again once its slot is given back. */
   noRoom?: boolean;
+  /** The whole batch as submitted here, when it is small (feeder.ts, `Seed`). */
+  seed: Seed | undefined;
 }
 
 /** How long admission waits after the cluster-wide cap refused a batch (a slot freed elsewhere is seen then). */
@@ -75,7 +79,7 @@ export class BatchQueue {
    * Queue a batch. Its parents' statuses are looked up once, now: in this engine, among the batches
    * that ended here lately, or in the store.
    */
-  async add(record: BatchRecord, hasState: boolean, shown?: BatchSummary): Promise<void> {
+  async add(record: BatchRecord, hasState: boolean, shown?: BatchSummary, seed?: Seed): Promise<void> {
     const stored = new Map<string, BatchStatus>();
     for (const parent of record.after) {
       if (this.localStatus(parent) !== undefined || this.entries.has(parent)) continue;
@@ -92,7 +96,14 @@ export class BatchQueue {
     };
     // Queued twice (a claim sweep met a batch this engine was submitting): the first stays.
     if (this.has(record.id) || this.deps.runningStatus(record.id) !== undefined) return;
-    this.entries.set(record.id, { record, hasState, shown, candidate, retries: 0 });
+    this.entries.set(record.id, {
+      record,
+      hasState,
+      shown,
+      candidate,
+      retries: 0,
+      seed: hasState ? undefined : seed,
+    });
     this.admission.queue(candidate, (parent) => this.localStatus(parent) ?? stored.get(parent));
   }
 
@@ -213,7 +224,7 @@ export class BatchQueue {
     const run = (async () => {
       try {
         const state = q.hasState ? await this.storedState(id) : undefined;
-        const rt = await this.deps.materialize(q.record, state, admitted);
+        const rt = await this.deps.materialize(q.record, state, q.seed, admitted);
         this.entries.delete(id);
         return rt;
       } catch (err) {

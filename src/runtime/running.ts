@@ -5,6 +5,7 @@ import type { AnyJobDefinition } from '../job.js';
 import type { BatchRecord, BatchState, Store } from '../store/store.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from '../summary.js';
 import { BatchRuntime, type RuntimeEvent } from './batch-runtime.js';
+import type { Seed } from './feeder.js';
 import type { Leases } from './leases.js';
 import type { BatchQueue } from './queue.js';
 import type { RangeOffers } from './range-offers.js';
@@ -89,6 +90,7 @@ export class RunningBatches {
   async attach(
     record: BatchRecord,
     known: BatchState | undefined,
+    seed?: Seed,
     admitted = false,
   ): Promise<BatchRuntime | undefined> {
     const d = this.deps;
@@ -97,7 +99,14 @@ export class RunningBatches {
     if (!taken) return undefined;
     const { fence } = taken;
     let state = known;
+    // A batch submitted here whose lease was taken while it was QUEUED with nothing journaled: its
+    // partitions are all pending as stored, and the seed is them (feeder.ts). Only on a store that
+    // writes outcomes with the state that counts them (Store.commit): on the others a crash between
+    // the two can leave outcomes under a QUEUED row.
+    const pending = !known && taken.status === 'QUEUED' && taken.journalSeq === 0 && d.store.commit;
+    let first = pending ? seed : undefined;
     if (taken.status !== (known?.status ?? 'QUEUED') || taken.journalSeq !== (known?.journalSeq ?? 0)) {
+      first = undefined;
       // Another engine sharing the store ran it since it was read: start from what is stored now.
       state = await this.current(record.id).catch(async (err) => {
         await d.leases.release(record.id);
@@ -138,6 +147,7 @@ export class RunningBatches {
         yielder: d.yielder,
         stats: d.stats,
         limiter: d.limiters.get(job.name),
+        seed: first,
         lease: {
           fresh: () => d.leases.fresh(record.id),
           confirm: (then) => d.leases.confirm(record.id, then),

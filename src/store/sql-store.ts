@@ -41,6 +41,13 @@ export abstract class SqlStore extends ConnectedStore {
 
   /** Runs one statement that returns rows (a SELECT, or a write with RETURNING); driver errors reach the caller as StoreError. */
   protected abstract select<R>(sql: string, params: readonly unknown[]): Promise<R[]>;
+  /**
+   * Runs one write that returns rows (an UPDATE with RETURNING). The SQLite store commits it with the
+   * other writes of the same turn of the event loop; by default it is a `select`.
+   */
+  protected selectWrite<R>(sql: string, params: readonly unknown[]): Promise<R[]> {
+    return this.select<R>(sql, params);
+  }
   /** Runs one write and returns the number of rows it changed. */
   protected abstract execute(sql: string, params: readonly unknown[]): Promise<number>;
   /** Ranges offered and answered are told to this store's own listeners (no notification does it). */
@@ -188,7 +195,7 @@ export abstract class SqlStore extends ConnectedStore {
    */
   async acquireLease(batchId: string, owner: string, ttlMs: number, takeoverFrom?: string) {
     const { sql, params } = this.leaseSql(batchId, owner, ttlMs, takeoverFrom, undefined);
-    const [row] = await this.select<LeaseDbRow>(sql, params);
+    const [row] = await this.selectWrite<LeaseDbRow>(sql, params);
     return row && toAcquired(row, owner);
   }
 
@@ -212,7 +219,7 @@ export abstract class SqlStore extends ConnectedStore {
    * already; PostgreSQL takes an advisory lock in a transaction of its own.
    */
   protected serialized<R>(sql: string, params: readonly unknown[]): Promise<R[]> {
-    return this.select<R>(sql, params);
+    return this.selectWrite<R>(sql, params);
   }
 
   private leaseSql(

@@ -1,15 +1,15 @@
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SQLITE_MIGRATIONS } from '../../src/store/migrations/sqlite.js';
 import { sqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/store.js';
 import { buildSourceForChild } from './child-build.js';
-import { batchRecord, gatedSource, storeContract } from './contract.js';
+import { batchRecord, gatedSource, state, storeContract } from './contract.js';
 
 const dirs: string[] = [];
 /** A fresh database path per test, in a directory that does not exist yet (open() creates it). */
@@ -246,6 +246,126 @@ describe('sqliteStore', () => {
     expect(await store.loadBatch('taken')).toBeUndefined();
     expect(await store.createBatch(record('taken'), two)).toEqual({ created: true });
     expect(partitionRows(path, 'taken').n).toBe(2);
+  });
+
+  it('checkpoints in a thread of its own: the database file takes the WAL pages long before the connection would', async () => {
+    const path = tempPath();
+    const store = await start(path);
+    const before = statSync(path).size;
+    // About 350 pages in the WAL: under SQLite's default threshold of 1,000 pages (and the store's
+    // own 4,000), so the engine's connection copies none of them into the file itself.
+    const big = Array.from({ length: 10 }, (_, k) => ({ key: `k${k}`, payload: 'x'.repeat(4000) }));
+    for (let i = 0; i < 35; i++) await store.createBatch(record(`c${i}`, { total: 10 }), big);
+    await vi.waitFor(() => expect(statSync(path).size).toBeGreaterThan(before + 1_000_000), {
+      timeout: 20_000,
+      interval: 20,
+    });
+    expect((await store.readPartitions('c34', 9, 1))[0]).toMatchObject({ key: 'k9', status: 'pending' });
+  });
+
+  describe('group commit: the writes of batches that arrive together share one transaction', () => {
+    const done = (index: number, key: string) => ({
+      index,
+      key,
+      status: 'succeeded' as const,
+      result: index,
+      attempts: 1,
+      durationMs: 1,
+      seq: index + 1,
+      finishedAt: '2026-01-01T00:00:01.000Z',
+    });
+    const stored = (path: string, id: string) =>
+      raw(path, (db) => ({
+        batch: db.prepare('SELECT status, journal_seq AS seq FROM batches WHERE id = ?').get(id),
+        settled: (
+          db
+            .prepare("SELECT count(*) AS n FROM partitions WHERE batch_id = ? AND status <> 'pending'")
+            .get(id) as { n: number }
+        ).n,
+      }));
+
+    it('leaves out only the write refused for a stale fence; the others of its group commit', async () => {
+      const path = tempPath();
+      const store = await start(path);
+      const fences: Record<string, { owner: string; epoch: number }> = {};
+      for (const id of ['a', 'b', 'c']) {
+        await store.createBatch(record(id), two);
+        const lease = await store.acquireLease(id, 'me', 60_000);
+        fences[id] = { owner: 'me', epoch: lease!.epoch };
+      }
+      // Another engine took 'b' over: this engine's fence for it is stale.
+      raw(path, (db) => db.prepare("UPDATE batches SET lease_epoch = lease_epoch + 1 WHERE id = 'b'").run());
+      // Asked for in the same turn: one group.
+      const results = await Promise.allSettled(
+        ['a', 'b', 'c'].map((id) =>
+          store.commit!(id, [done(0, 'a'), done(1, 'b')], state('COMPLETED', 2), fences[id]!),
+        ),
+      );
+      expect(results[0]).toEqual({ status: 'fulfilled', value: { accepted: 2, saved: true } });
+      expect(results[1]).toMatchObject({ status: 'rejected', reason: { code: 'LEASE_LOST' } });
+      expect(results[2]).toEqual({ status: 'fulfilled', value: { accepted: 2, saved: true } });
+      expect(stored(path, 'a')).toEqual({ batch: { status: 'COMPLETED', seq: 2 }, settled: 2 });
+      expect(stored(path, 'b')).toEqual({ batch: { status: 'QUEUED', seq: 0 }, settled: 0 });
+      expect(stored(path, 'c')).toEqual({ batch: { status: 'COMPLETED', seq: 2 }, settled: 2 });
+    });
+
+    it('undoes a write that fails half way alone: a duplicate key stores nothing of its batch, the others are created', async () => {
+      const path = tempPath();
+      const store = await start(path);
+      const dup = [
+        { key: 'x', payload: 1 },
+        { key: 'y', payload: 2 },
+        { key: 'x', payload: 3 },
+      ];
+      const results = await Promise.allSettled([
+        store.createBatch(record('first'), two),
+        store.createBatch(record('dup'), dup),
+        store.createBatch(record('last'), two),
+      ]);
+      expect(results[0]).toEqual({ status: 'fulfilled', value: { created: true } });
+      expect(results[1]).toMatchObject({ status: 'rejected', reason: { code: 'VALIDATION' } });
+      expect(results[2]).toEqual({ status: 'fulfilled', value: { created: true } });
+      expect(await store.loadBatch('dup')).toBeUndefined();
+      expect(partitionRows(path, 'dup').n).toBe(0);
+      expect(
+        raw(path, (db) => db.prepare("SELECT count(*) AS n FROM batches WHERE id = 'dup'").get()),
+      ).toEqual({
+        n: 0,
+      });
+      expect(partitionRows(path, 'first').n).toBe(2);
+      expect(partitionRows(path, 'last').n).toBe(2);
+    });
+
+    it('reports no write of a group stored when the database refuses the group, and stores none', async () => {
+      const path = tempPath();
+      const store = sqliteStore({ path, busyTimeoutMs: 0 });
+      open.push(store);
+      await store.open();
+      const fences: Record<string, { owner: string; epoch: number }> = {};
+      for (const id of ['a', 'b']) {
+        await store.createBatch(record(id), two);
+        fences[id] = { owner: 'me', epoch: (await store.acquireLease(id, 'me', 60_000))!.epoch };
+      }
+      // Another connection holds the write lock: the group's transaction cannot begin.
+      const other = new Database(path);
+      other.exec('BEGIN IMMEDIATE');
+      try {
+        const results = await Promise.allSettled(
+          ['a', 'b'].map((id) => store.commit!(id, [done(0, 'a')], state('PROCESSING', 1), fences[id]!)),
+        );
+        expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+        expect(results[0]).toMatchObject({ reason: { code: 'STORE' } });
+      } finally {
+        other.exec('ROLLBACK');
+        other.close();
+      }
+      expect(stored(path, 'a')).toEqual({ batch: { status: 'QUEUED', seq: 0 }, settled: 0 });
+      // The same writes again, once the lock is free: both are stored.
+      await Promise.all(
+        ['a', 'b'].map((id) => store.commit!(id, [done(0, 'a')], state('PROCESSING', 1), fences[id]!)),
+      );
+      expect(stored(path, 'b')).toEqual({ batch: { status: 'PROCESSING', seq: 1 }, settled: 1 });
+    });
   });
 
   describe('with another process on the same file', () => {

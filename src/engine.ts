@@ -156,10 +156,16 @@ class PartitaEngine implements Engine {
       await store.open();
       this.startPool();
       const ownerId = this.options.ownerId ?? processScopedId(randomUUID().slice(0, 8));
-      this.leases = new Leases(store, ownerId, this.options.leaseTtlMs ?? 30_000, {
-        lost: (id) => this.running?.get(id)?.abandon(),
-        error: (err, id) => this.storeError(err, id),
-      });
+      this.leases = new Leases(
+        store,
+        ownerId,
+        this.options.leaseTtlMs ?? 30_000,
+        {
+          lost: (id) => this.running?.get(id)?.abandon(),
+          error: (err, id) => this.storeError(err, id),
+        },
+        [...this.jobs.keys()],
+      );
       this.leases.start();
       this.stats.start();
       this.distribute(store, this.leases.ownerId);

@@ -212,3 +212,16 @@ describe('distribute without a shared store, and its options', () => {
     expect(() => createEngine({ jobs: [job], help: 'always' as never })).toThrow(ValidationError);
   });
 });
+
+describe('a range read as runs of consecutive partitions', () => {
+  it('reads members far apart without the rows between them', async () => {
+    const { runsOf } = await import('../src/runtime/helping.js');
+    expect(runsOf([5, 3, 4, 99_000, 10])).toEqual([
+      [3, 3],
+      [10, 1],
+      [99_000, 1],
+    ]);
+    expect(runsOf([0, 1, 2, 3])).toEqual([[0, 4]]);
+    expect(runsOf([7, 7])).toEqual([[7, 1]]);
+  });
+});

@@ -74,6 +74,48 @@ for (const [kind, shared] of kinds)
     expect(most).toBe(2);
   });
 
+for (const [kind, shared] of kinds)
+  it(`${kind}: a slot freed anywhere goes to the highest priority batch of the cluster`, async () => {
+    const open = shared();
+    const started = new Map<string, number>();
+    let tick = 0;
+    const job = defineJob({
+      name: 'ordered',
+      partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
+      handler: async (_i: number, ctx) => {
+        if (!started.has(ctx.batchId)) started.set(ctx.batchId, ++tick);
+        await sleep(20); // the work
+      },
+      concurrency: 1,
+      batching: false,
+    });
+    for (let i = 0; i < 3; i++) {
+      const engine = createEngine({
+        jobs: [job],
+        store: open(),
+        logger: false,
+        maxConcurrentBatches: 4,
+        clusterMaxConcurrentBatches: 2,
+        claimIntervalMs: 100,
+      });
+      engines.push(engine);
+      await engine.start();
+    }
+    // Low-priority batches on every engine fill the cluster's two slots and queue behind them;
+    // then two high-priority ones are submitted on the third engine.
+    const lows: string[] = [];
+    for (let i = 0; i < 8; i++) lows.push((await engines[i % 3]!.submit('ordered', 3, { id: `low${i}` })).id);
+    const queuedAt = tick;
+    const highs: string[] = [];
+    for (let i = 0; i < 2; i++)
+      highs.push((await engines[2]!.submit('ordered', 3, { id: `high${i}`, priority: 10 })).id);
+    for (const id of [...lows, ...highs]) expect((await engines[0]!.wait(id)).status).toBe('COMPLETED');
+    // No low batch started after the highs were queued until both highs had started.
+    const lastHigh = Math.max(...highs.map((id) => started.get(id)!));
+    const overtaking = lows.filter((id) => started.get(id)! > queuedAt && started.get(id)! < lastHigh);
+    expect(overtaking, `start order ${JSON.stringify([...started])}`).toEqual([]);
+  });
+
 it('is refused on a store without acquireLeaseWithin, and checked like every option', async () => {
   const job = defineJob({ name: 'x', partition: () => [], handler: () => 1 });
   const store = memoryStore();

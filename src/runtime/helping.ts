@@ -155,10 +155,11 @@ export class Helping {
     }
     const rows = new Map<number, PartitionRow>();
     try {
-      const lo = Math.min(...range.members);
-      const hi = Math.max(...range.members);
-      for (const row of await this.deps.store.readPartitions(range.batchId, lo, hi - lo + 1))
-        rows.set(row.index, row);
+      // One read per run of consecutive members: a range of a redriven batch may hold members far
+      // apart, and the rows between them are not needed.
+      for (const [from, count] of runsOf(range.members))
+        for (const row of await this.deps.store.readPartitions(range.batchId, from, count))
+          rows.set(row.index, row);
     } catch (err) {
       // Given back at once, for this engine or another to claim again.
       this.held.delete(range.id);
@@ -331,4 +332,16 @@ export class Helping {
     }, this.deps.pollMs ?? HELP_POLL_MS);
     this.pollTimer.unref();
   }
+}
+
+/** Sorted runs of consecutive indexes, as [first, length]. */
+export function runsOf(indexes: readonly number[]): Array<[number, number]> {
+  const sorted = [...indexes].sort((a, b) => a - b);
+  const runs: Array<[number, number]> = [];
+  for (const i of sorted) {
+    const last = runs[runs.length - 1];
+    if (last && i <= last[0] + last[1]) last[1] = Math.max(last[1], i - last[0] + 1);
+    else runs.push([i, 1]);
+  }
+  return runs;
 }

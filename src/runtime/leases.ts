@@ -26,6 +26,8 @@ export class Leases {
     readonly ownerId: string,
     private readonly ttlMs: number,
     private readonly events: LeaseEvents,
+    /** The jobs this engine runs: under the cluster-wide cap, their QUEUED batches come in order. */
+    private readonly jobs: readonly string[] = [],
   ) {}
 
   /**
@@ -43,7 +45,7 @@ export class Leases {
   > {
     let lease =
       cap !== undefined && this.store.acquireLeaseWithin
-        ? await this.store.acquireLeaseWithin(batchId, this.ownerId, this.ttlMs, cap)
+        ? await this.store.acquireLeaseWithin(batchId, this.ownerId, this.ttlMs, cap, this.jobs)
         : await this.store.acquireLease(batchId, this.ownerId, this.ttlMs);
     if (lease === 'full') return 'full';
     if (!lease) {

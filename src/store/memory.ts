@@ -304,17 +304,34 @@ class MemoryStore extends BaseStore implements Store {
     owner: string,
     ttlMs: number,
     cap: number,
+    competing: readonly string[] = [],
   ): Promise<AcquiredLease | 'full' | undefined> {
     const b = this.batches.get(batchId);
     if (b?.row.status === 'QUEUED') {
       const now = Date.now();
       let live = 0;
-      for (const [id, o] of this.batches)
-        if (id !== batchId && o.lease?.owner && o.lease.expiresAt > now && !isFinalStatus(o.row.status))
-          live++;
+      let first = true;
+      const mine = b.row;
+      // The map keeps insertion order: a batch met before this one with the same createdAt is older.
+      let olderByInsertion = true;
+      for (const [id, o] of this.batches) {
+        if (id === batchId) {
+          olderByInsertion = false;
+          continue;
+        }
+        if (o.lease?.owner && o.lease.expiresAt > now && !isFinalStatus(o.row.status)) live++;
+        const r = o.row;
+        const unheld = !o.lease?.owner || o.lease.expiresAt <= now;
+        const ready = (r.record as { after?: unknown[] }).after?.length === 0;
+        const before =
+          r.priority > mine.priority ||
+          (r.priority === mine.priority &&
+            (r.createdAt < mine.createdAt || (r.createdAt === mine.createdAt && olderByInsertion)));
+        if (r.status === 'QUEUED' && unheld && ready && competing.includes(r.job) && before) first = false;
+      }
       const held = b.lease;
       const free = !held || held.owner === owner || held.expiresAt <= now;
-      if (live >= cap) return free ? 'full' : undefined;
+      if (live >= cap || !first) return free ? 'full' : undefined;
     }
     return this.acquireLease(batchId, owner, ttlMs);
   }

@@ -199,8 +199,14 @@ export abstract class SqlStore extends ConnectedStore {
     return row && toAcquired(row, owner);
   }
 
-  async acquireLeaseWithin(batchId: string, owner: string, ttlMs: number, cap: number) {
-    const { sql, params } = this.leaseSql(batchId, owner, ttlMs, undefined, cap);
+  async acquireLeaseWithin(
+    batchId: string,
+    owner: string,
+    ttlMs: number,
+    cap: number,
+    competing: readonly string[] = [],
+  ) {
+    const { sql, params } = this.leaseSql(batchId, owner, ttlMs, undefined, { cap, competing });
     const [row] = await this.serialized<LeaseDbRow>(sql, params);
     if (row) return toAcquired(row, owner);
     // Refused: held by a live engine (undefined), or free and refused for the cap ('full').
@@ -211,6 +217,35 @@ export abstract class SqlStore extends ConnectedStore {
       p.values,
     );
     return free.length > 0 ? ('full' as const) : undefined;
+  }
+
+  /**
+   * The cluster-wide cap's condition on the batch being taken (`batches`): fewer than `cap` other
+   * unfinished batches hold a live lease, and no ready QUEUED batch nobody holds comes first.
+   * "Ready" is approximated by "no `after` dependencies" (a record written with `"after":[]`): a
+   * batch waiting for parents must not hold back the others, and the store does not know whether
+   * its parents ended. Only the `competing` jobs (those the engine runs) count, so a batch of a
+   * job no live engine runs cannot hold back the cluster.
+   */
+  private capSql(
+    params: Params,
+    batchId: string,
+    { cap, competing }: { cap: number; competing: readonly string[] },
+  ): string {
+    const { batches, visible, insertionOrder: ord } = this.dialect;
+    const count = `(SELECT count(*) FROM ${batches} AS o
+             WHERE o.status NOT IN (${params.list(FINAL_STATUS_LIST)}) AND o.lease_owner IS NOT NULL
+               AND o.lease_expires_at > now.ms AND o.id <> ${params.add(batchId)}) < ${params.add(cap)}`;
+    if (competing.length === 0) return count;
+    // The row being updated, by its table's name (PostgreSQL: the name without its schema).
+    const me = 'batches';
+    return `${count} AND NOT EXISTS (SELECT 1 FROM ${batches} AS q
+             WHERE q.status = 'QUEUED' AND q.id <> ${me}.id ${visible ? `AND q.${visible}` : ''}
+               AND (q.lease_owner IS NULL OR q.lease_expires_at <= now.ms)
+               AND q.job IN (${params.list(competing)}) AND q.record LIKE '%"after":[]%'
+               AND (q.priority > ${me}.priority OR (q.priority = ${me}.priority
+                 AND (q.created_at < ${me}.created_at
+                   OR (q.created_at = ${me}.created_at AND q.${ord} < ${me}.${ord})))))`;
   }
 
   /**
@@ -227,7 +262,7 @@ export abstract class SqlStore extends ConnectedStore {
     owner: string,
     ttlMs: number,
     takeoverFrom: string | undefined,
-    cap: number | undefined,
+    capped: { cap: number; competing: readonly string[] } | undefined,
   ): { sql: string; params: unknown[] } {
     const { batches, visible } = this.dialect;
     const params = new Params(this.dialect);
@@ -237,17 +272,13 @@ export abstract class SqlStore extends ConnectedStore {
     const id = params.add(batchId);
     const free = `(lease_owner IS NULL OR lease_owner = ${params.add(owner)} OR lease_owner = ${params.add(takeoverFrom ?? null)}
               OR lease_expires_at <= now.ms)`;
-    const capped =
-      cap === undefined
-        ? ''
-        : `AND (status <> 'QUEUED' OR (SELECT count(*) FROM ${batches} AS o
-             WHERE o.status NOT IN (${params.list(FINAL_STATUS_LIST)}) AND o.lease_owner IS NOT NULL
-               AND o.lease_expires_at > now.ms AND o.id <> ${params.add(batchId)}) < ${params.add(cap)})`;
+    const cap =
+      capped === undefined ? '' : `AND (status <> 'QUEUED' OR (${this.capSql(params, batchId, capped)}))`;
     return {
       sql: `WITH now AS (SELECT ${now} AS ms)
        UPDATE ${batches} SET ${set}
        FROM now
-       WHERE id = ${id} ${visible ? `AND ${visible}` : ''} AND ${free} ${capped}
+       WHERE id = ${id} ${visible ? `AND ${visible}` : ''} AND ${free} ${cap}
        RETURNING lease_epoch AS epoch, lease_expires_at AS expires, status, journal_seq AS seq, control`,
       params: params.values,
     };

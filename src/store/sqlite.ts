@@ -136,7 +136,10 @@ class SqliteStore extends SqlStore implements Store {
     try {
       if (this.path !== ':memory:') mkdirSync(dirname(resolve(this.path)), { recursive: true });
       db = new Driver(this.path, { timeout: this.busyTimeoutMs });
-      db.pragma('journal_mode = WAL');
+      // Switching a new file to WAL answers SQLITE_BUSY at once, without its busy timeout, while
+      // another process opens the same file (seen once by an outside probe starting three engines).
+      const conn = db;
+      await untilNotBusy(() => conn.pragma('journal_mode = WAL'), this.busyTimeoutMs);
       db.pragma(`synchronous = ${this.synchronous}`);
       db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
       await runMigrations(migrationSession(db), SQLITE_MIGRATIONS);
@@ -661,4 +664,17 @@ function iterate(partitions: PartitionSource): AsyncIterator<PartitionInput> {
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Runs `fn` again while SQLite answers SQLITE_BUSY, for `ms` at most. */
+async function untilNotBusy<T>(fn: () => T, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return fn();
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
 }

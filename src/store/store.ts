@@ -124,15 +124,19 @@ export interface Store {
   /**
    * Optional: acquireLease under a cluster-wide cap (`clusterMaxConcurrentBatches`). For a batch
    * whose stored status is QUEUED, the lease is granted only while fewer than `cap` other
-   * unfinished batches hold a live lease, decided atomically with the take (two engines cannot
-   * both take the last slot); 'full' when that is why it was refused. Batches past QUEUED (a
-   * takeover, a resume) are not capped: they hold their slot already.
+   * unfinished batches hold a live lease, and no QUEUED batch that nobody holds, of one of the
+   * `competing` jobs and with no `after` dependencies, comes before it (higher priority, or the
+   * same and older): decided atomically with the take, so two engines cannot both take the last
+   * slot, and a slot freed anywhere goes to the first batch in the cluster's order. 'full' when
+   * that is why it was refused. Batches past QUEUED (a takeover, a resume) are not capped: they
+   * hold their slot already.
    */
   acquireLeaseWithin?(
     batchId: string,
     owner: string,
     ttlMs: number,
     cap: number,
+    competing?: readonly string[],
   ): Promise<AcquiredLease | 'full' | undefined>;
   /** Extend our lease. False when it was lost. */
   renewLease(batchId: string, fence: Fence, ttlMs: number): Promise<boolean>;

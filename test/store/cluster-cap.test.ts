@@ -6,13 +6,13 @@ import { storeKinds } from '../support/stores.js';
 // lease is granted only while fewer than `cap` other unfinished batches hold a live one, decided
 // with the take, so that racing engines never take more than the cap.
 
-const record = (id: string) => ({
+const record = (id: string, priority = 0, after: string[] = [], job = 'j') => ({
   schemaVersion: 1,
   id,
-  job: 'j',
+  job,
   total: 1,
-  priority: 0,
-  after: [],
+  priority,
+  after,
   when: 'succeeded' as const,
   createdAt: new Date().toISOString(),
 });
@@ -51,5 +51,30 @@ for (const [kind, open] of await storeKinds('the cluster-wide cap')) {
         expect(taken.filter((t) => typeof t === 'object')).toHaveLength(3);
         expect(taken.filter((t) => t === 'full')).toHaveLength(9);
       }));
+
+    it('a slot goes to the first ready batch of the jobs the engine runs: priority, then age', async () => {
+      const store = open();
+      await store.open();
+      try {
+        const add = (id: string, priority: number, after: string[] = [], job = 'j') =>
+          store.createBatch(record(id, priority, after, job), [{ key: 'k', payload: 0 }]);
+        await add('low', 0);
+        await add('high', 5);
+        await add('waiting', 9, ['parent']); // has a parent: not ready, holds nobody back
+        await add('other', 9, [], 'z'); // a job this engine does not run
+        expect(await store.acquireLeaseWithin!('low', 'e1', 60_000, 3, ['j'])).toBe('full');
+        expect(await store.acquireLeaseWithin!('high', 'e1', 60_000, 3, ['j'])).toMatchObject({
+          owner: 'e1',
+        });
+        // `high` is held now: `low` is next.
+        expect(await store.acquireLeaseWithin!('low', 'e2', 60_000, 3, ['j'])).toMatchObject({ owner: 'e2' });
+        await add('old', 1);
+        await add('new', 1);
+        expect(await store.acquireLeaseWithin!('new', 'e3', 60_000, 3, ['j'])).toBe('full');
+        expect(await store.acquireLeaseWithin!('old', 'e3', 60_000, 3, ['j'])).toMatchObject({ owner: 'e3' });
+      } finally {
+        await store.close();
+      }
+    });
   });
 }

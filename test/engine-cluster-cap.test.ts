@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, expect, it } from 'vitest';
 import {
+  type AnyJobDefinition,
   createEngine,
   defineJob,
   type Engine,
@@ -38,6 +39,22 @@ if (!pgDown)
     },
   ]);
 
+/** Three engines on one store, each allowed 4 batches, the cluster 2. */
+async function startThree(job: AnyJobDefinition, open: () => ReturnType<typeof sqliteStore>) {
+  for (let i = 0; i < 3; i++) {
+    const engine = createEngine({
+      jobs: [job],
+      store: open(),
+      logger: false,
+      maxConcurrentBatches: 4,
+      clusterMaxConcurrentBatches: 2,
+      claimIntervalMs: 100,
+    });
+    engines.push(engine);
+    await engine.start();
+  }
+}
+
 for (const [kind, shared] of kinds)
   it(`${kind}: three engines never run more than the cluster's cap of batches at once`, async () => {
     const open = shared();
@@ -55,18 +72,7 @@ for (const [kind, shared] of kinds)
       concurrency: 1,
       batching: false,
     });
-    for (let i = 0; i < 3; i++) {
-      const engine = createEngine({
-        jobs: [job],
-        store: open(),
-        logger: false,
-        maxConcurrentBatches: 4,
-        clusterMaxConcurrentBatches: 2,
-        claimIntervalMs: 100,
-      });
-      engines.push(engine);
-      await engine.start();
-    }
+    await startThree(job, open);
     // Submitted on all three, so that each would run 4 without the cap.
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) ids.push((await engines[i % 3]!.submit('capped', 3, { id: `b${i}` })).id);
@@ -89,18 +95,7 @@ for (const [kind, shared] of kinds)
       concurrency: 1,
       batching: false,
     });
-    for (let i = 0; i < 3; i++) {
-      const engine = createEngine({
-        jobs: [job],
-        store: open(),
-        logger: false,
-        maxConcurrentBatches: 4,
-        clusterMaxConcurrentBatches: 2,
-        claimIntervalMs: 100,
-      });
-      engines.push(engine);
-      await engine.start();
-    }
+    await startThree(job, open);
     // Low-priority batches on every engine fill the cluster's two slots and queue behind them;
     // then two high-priority ones are submitted on the third engine.
     const lows: string[] = [];

@@ -157,4 +157,84 @@ describe('job triggers', () => {
       await engine.stop();
     }
   }, 30_000);
+
+  it('the final state waits for the triggers: stored neither by the journal timer nor by stop() while they submit', async () => {
+    const path = sqlitePath();
+    const Database = (await import('better-sqlite3')).default;
+    const statusInStore = () => {
+      const db = new Database(path, { readonly: true });
+      try {
+        return (db.prepare('SELECT status FROM batches WHERE id = ?').get('a1') as { status: string }).status;
+      } finally {
+        db.close();
+      }
+    };
+    const seen: string[] = [];
+    let stopping: Promise<void> | undefined;
+    let stopCalled!: () => void;
+    const stopCall = new Promise<void>((resolve) => {
+      stopCalled = resolve;
+    });
+    const jobsWith = (onSecond: (engine: ReturnType<typeof createEngine>) => void) => {
+      let engineRef: ReturnType<typeof createEngine> | undefined;
+      const a = defineJob({
+        name: 'a',
+        partition: parts,
+        handler: (i: number) => i,
+        triggers: [1, 2, 3].map((n) => ({
+          job: `b${n}`,
+          when: 'settled' as const,
+          input: () => {
+            // What a SIGKILL now would leave: the parent must not be final before every trigger is in.
+            seen.push(statusInStore());
+            if (n === 2) onSecond(engineRef!);
+            return n;
+          },
+        })),
+      });
+      const bs = [1, 2, 3].map((n) =>
+        defineJob({ name: `b${n}`, partition: parts, handler: (i: number) => i }),
+      );
+      return { jobs: [a, ...bs], bind: (e: ReturnType<typeof createEngine>) => (engineRef = e) };
+    };
+    // flushDelayMs 0: the journal's timer would store the final state at the first turn of the loop.
+    const first = jobsWith((engine) => {
+      stopping = engine.stop();
+      stopCalled();
+    });
+    const engine = createEngine({
+      jobs: first.jobs,
+      store: sqliteStore({ path }),
+      logger: false,
+      flushDelayMs: 0,
+    });
+    first.bind(engine);
+    await engine.start();
+    await engine.submit('a', 2, { id: 'a1' });
+    await stopCall;
+    await stopping;
+    expect(seen.every((s) => s !== 'COMPLETED')).toBe(true);
+    expect(statusInStore()).not.toBe('COMPLETED');
+
+    // Restarted: finalization runs again, and each trigger's batch is submitted once, none refused.
+    const again = jobsWith(() => {});
+    const second = createEngine({
+      jobs: again.jobs,
+      store: sqliteStore({ path }),
+      logger: false,
+      flushDelayMs: 0,
+    });
+    again.bind(second);
+    await second.start();
+    try {
+      const parent = await second.wait('a1');
+      expect(parent.status).toBe('COMPLETED');
+      expect(parent.triggered).toEqual([1, 2, 3].map((n) => ({ job: `b${n}`, id: `a1>b${n}` })));
+      for (const n of [1, 2, 3]) expect((await second.wait(`a1>b${n}`)).status).toBe('COMPLETED');
+      expect(seen.every((s) => s !== 'COMPLETED')).toBe(true);
+      expect((await second.list()).map((s) => s.id).sort()).toEqual(['a1', 'a1>b1', 'a1>b2', 'a1>b3']);
+    } finally {
+      await second.stop();
+    }
+  }, 30_000);
 });

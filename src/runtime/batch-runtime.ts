@@ -86,6 +86,13 @@ export class BatchRuntime {
   private readonly log: Logger;
   private readonly debug: boolean;
   private finalDurable = false;
+  /**
+   * Set while the final batch's triggers submit their batches: its final state is not stored before
+   * they are, neither by the journal nor by stop(). Every outcome is durable already (FINALIZING
+   * made it so), so a crash or a stop() meanwhile leaves the batch FINALIZING in the store; the next
+   * start finalizes it again, and each trigger's submit, idempotent, finds or makes its batch.
+   */
+  private triggering = false;
   private finishedAt: string | undefined;
   private halted = false;
   private cancelSent = false;
@@ -269,7 +276,7 @@ export class BatchRuntime {
 
   /** Make every outcome received so far durable (before reading partitions or counts back). */
   flush(): Promise<void> {
-    return this.finalDurable || this.halted ? Promise.resolve() : this.durability.flush();
+    return this.finalDurable || this.halted || this.triggering ? Promise.resolve() : this.durability.flush();
   }
 
   /**
@@ -281,7 +288,7 @@ export class BatchRuntime {
     this.halted = true;
     this.lanes.stop();
     try {
-      if (!this.finalDurable) await this.durability.flush();
+      if (!this.finalDurable && !this.triggering) await this.durability.flush();
     } finally {
       // The final state became durable while stopping (its write was in flight, or this flush
       // wrote it): the batch ended here, and persistFinal, which sees the runtime halted, leaves
@@ -412,19 +419,29 @@ export class BatchRuntime {
       this.lastStatus = status;
       this.log.info({ state: status }, 'batch state');
       if (snapshot.status !== 'done') this.emit({ type: 'status', status: this.summary().status });
-      if (!this.halted) this.durability.touch();
       if (snapshot.status === 'done' && !this.finishedAt) {
         this.finishedAt = new Date().toISOString();
+        // A cancelled batch fires no trigger, and did not pass FINALIZING: its state is written now.
+        this.triggering = this.deps.triggers !== undefined && !this.crash && status !== 'cancelled';
         void this.persistFinal();
       }
+      if (!this.halted && !this.triggering) this.durability.touch();
     }
     if (!this.quiet) this.emit({ type: 'changed' });
   }
 
   private async persistFinal(): Promise<void> {
-    if (this.deps.triggers && !this.crash) {
+    if (this.triggering) {
       const final = summaryOf(this.record, this.actor.getSnapshot(), true, this.finishedAt);
-      const triggered = await this.deps.triggers(final);
+      let triggered: NonNullable<BatchSummary['triggered']>;
+      try {
+        triggered = await this.deps.triggers!(final);
+      } catch {
+        // The engine stops (a refused submit is recorded, not thrown: triggers.ts). Nothing more is
+        // stored here: `triggering` stays set, so stop() leaves the batch FINALIZING in the store.
+        return;
+      }
+      this.triggering = false;
       if (triggered.length > 0) this.triggered = triggered;
     }
     try {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { serializeError, ValidationError } from '../errors.js';
+import { EngineStateError, serializeError, ValidationError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
 
@@ -9,6 +9,7 @@ type Triggered = NonNullable<BatchSummary['triggered']>;
  * A batch of `job` ended as `final`: submit each matching trigger's batch, id `${parent}>${job}`
  * (`#${run}` appended from a retried batch's second run on), idempotent: a second submit returns
  * the first. A trigger whose input throws or is refused is recorded, and nothing else is affected.
+ * Rejects (EngineStateError) only when the engine stops before every trigger has submitted.
  */
 export async function fireTriggers(
   job: AnyJobDefinition,
@@ -25,6 +26,9 @@ export async function fireTriggers(
       await submit(t.job, t.input(final), id);
       out.push({ job: t.job, id });
     } catch (err) {
+      // The engine stops: not the trigger's failure. Thrown, so that the parent's final state is not
+      // stored with it; the next start finalizes the parent again and submits what is missing.
+      if (err instanceof EngineStateError) throw err;
       log.error({ err, batchId: final.id, trigger: t.job }, 'trigger could not submit its batch');
       out.push({ job: t.job, id, error: serializeError(err) });
     }

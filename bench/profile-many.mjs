@@ -3,7 +3,8 @@
 // (sequential) or all at once (backlog), then every batch awaited. Prints batches/s and the
 // process's CPU per batch.
 //
-//   node --cpu-prof --cpu-prof-dir=/tmp/prof bench/profile-many.mjs     # PROFILE_N (10000), PROFILE_MODE
+//   node --cpu-prof --cpu-prof-dir=/tmp/prof bench/profile-many.mjs     # PROFILE_N (10000), PROFILE_MODE,
+//                                                                       # PROFILE_STORE (sqlite | memory)
 //   node bench/cpuprofile-split.mjs /tmp/prof 10000                     # µs per batch by share
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,8 @@ import { partita } from './lib/common.mjs';
 
 const n = Number(process.env.PROFILE_N ?? 10_000);
 const modes = (process.env.PROFILE_MODE ?? 'sequential,backlog').split(',');
+// memory: the engine's own cost per batch, with no store behind it (the floor the SQLite store adds to).
+const storeKind = process.env.PROFILE_STORE ?? 'sqlite';
 const api = await partita();
 const noop = api.defineJob({
   name: 'noop',
@@ -23,7 +26,7 @@ for (const mode of modes) {
   const dir = mkdtempSync(join(tmpdir(), 'partita-profile-many-'));
   const engine = api.createEngine({
     jobs: [noop],
-    store: api.sqliteStore({ path: join(dir, 'bench.db') }),
+    store: storeKind === 'memory' ? api.memoryStore() : api.sqliteStore({ path: join(dir, 'bench.db') }),
     logger: false,
     maxConcurrentBatches: 4,
   });

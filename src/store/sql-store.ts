@@ -388,8 +388,9 @@ export abstract class SqlStore extends ConnectedStore {
   private async maxOf(column: 'idx' | 'seq', batchId: string): Promise<number | null> {
     const params = new Params(this.dialect);
     const [row] = await this.select<{ m: number | null }>(
+      // IS NOT NULL: what lets the planner read max(seq) from the journal's partial index (migrations).
       `SELECT CAST(max(${column}) AS integer) AS m FROM ${this.dialect.partitions}
-       WHERE batch_id = ${params.add(batchId)} ${this.ifVisible(params, batchId)}`,
+       WHERE batch_id = ${params.add(batchId)} AND ${column} IS NOT NULL ${this.ifVisible(params, batchId)}`,
       params.values,
     );
     return row?.m ?? null;

@@ -71,6 +71,38 @@ describe.skipIf(unreachable !== undefined)('postgresStore', () => {
     await store.close();
   });
 
+  it('indexes only settled partitions in the journal, and reads the journal and its end through that index', async () => {
+    const schema = `${SCHEMA}_seq`;
+    const store = postgresStore({ connectionString: URL, schema });
+    await store.open();
+    await store.close();
+    const { rows } = await admin.query<{ indexdef: string }>(
+      "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'partitions_seq'",
+      [schema],
+    );
+    expect(rows[0]?.indexdef).toMatch(/WHERE \(seq IS NOT NULL\)$/);
+    const client = await admin.connect();
+    try {
+      await client.query(`SET search_path = ${pg.escapeIdentifier(schema)}`);
+      await client.query('SET enable_seqscan = off'); // an empty table: only whether the index can serve
+      const plan = async (sql: string, params: unknown[]) =>
+        (await client.query(`EXPLAIN ${sql}`, params)).rows.map((r) => r['QUERY PLAN']).join('\n');
+      // The store's two journal reads (sql-store.ts: outcomesSince and maxOf).
+      expect(
+        await plan('SELECT idx FROM partitions WHERE batch_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq', [
+          'b1',
+          0,
+          10,
+        ]),
+      ).toContain('partitions_seq');
+      expect(
+        await plan('SELECT max(seq) FROM partitions WHERE batch_id = $1 AND seq IS NOT NULL', ['b1']),
+      ).toContain('partitions_seq');
+    } finally {
+      client.release();
+    }
+  });
+
   it('migrates once when several processes open a fresh schema at the same time', async () => {
     const schema = `${SCHEMA}_m2`;
     const stores = Array.from({ length: 4 }, () => postgresStore({ connectionString: URL, schema }));

@@ -74,6 +74,30 @@ describe('sqliteStore', () => {
     expect(await store.readPartitions('b1', 0, 10)).toHaveLength(2);
   });
 
+  it('indexes only settled partitions in the journal, and reads the journal and its end through that index', async () => {
+    const path = tempPath();
+    const store = await start(path);
+    await store.createBatch(record('b1'), two);
+    await store.close();
+    raw(path, (db) => {
+      const index = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'partitions_seq'").get() as {
+        sql: string;
+      };
+      expect(index.sql).toMatch(/WHERE seq IS NOT NULL$/);
+      const plan = (sql: string) =>
+        (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all('b1', 0, 10) as { detail: string }[]).map(
+          (r) => r.detail,
+        );
+      // The store's two journal reads (sql-store.ts: outcomesSince and maxOf).
+      expect(
+        plan('SELECT idx FROM partitions WHERE batch_id = ? AND seq > ? AND seq <= ? ORDER BY seq'),
+      ).toEqual([expect.stringContaining('USING INDEX partitions_seq')]);
+      expect(
+        plan('SELECT max(seq) FROM partitions WHERE batch_id = ? AND seq IS NOT NULL AND ? < ?').join(' '),
+      ).toContain('partitions_seq');
+    });
+  });
+
   it('refuses a database whose schema is newer than the code (SNAPSHOT_VERSION) and leaves it untouched', async () => {
     const path = tempPath();
     const store = await start(path);

@@ -169,4 +169,10 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     FOR EACH ROW WHEN (NEW.lease_epoch IS DISTINCT FROM OLD.lease_epoch AND NEW.lease_owner IS NOT NULL)
     EXECUTE FUNCTION record_lease();
   `,
+  // 9: the journal's index holds only partitions with an outcome (SQLite's migration 8 says why).
+  // PostgreSQL uses it for \`seq > $1 AND seq <= $2\`: a strict comparison implies IS NOT NULL.
+  `
+  DROP INDEX partitions_seq;
+  CREATE INDEX partitions_seq ON partitions (batch_id, seq) WHERE seq IS NOT NULL;
+  `,
 ];

@@ -122,4 +122,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     VALUES (NEW.id, NEW.lease_epoch, NEW.lease_owner, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
   END;
   `,
+  // 8: the journal's index holds only partitions with an outcome. A pending partition has no seq, and
+  // its entry (batch_id, NULL) was written at submit and moved at its outcome: two index writes per
+  // partition for nothing. The journal's read (\`seq > ? AND seq <= ?\`) implies \`seq IS NOT NULL\`,
+  // so SQLite uses the partial index for it as before.
+  `
+  DROP INDEX partitions_seq;
+  CREATE INDEX partitions_seq ON partitions (batch_id, seq) WHERE seq IS NOT NULL;
+  `,
 ];

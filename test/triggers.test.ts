@@ -175,8 +175,8 @@ describe('job triggers', () => {
     const stopCall = new Promise<void>((resolve) => {
       stopCalled = resolve;
     });
-    const jobsWith = (onSecond: (engine: ReturnType<typeof createEngine>) => void) => {
-      let engineRef: ReturnType<typeof createEngine> | undefined;
+    // flushDelayMs 0: the journal's timer would store the final state at the first turn of the loop.
+    const engineWith = (onSecond: (engine: ReturnType<typeof createEngine>) => void) => {
       const a = defineJob({
         name: 'a',
         partition: parts,
@@ -187,7 +187,7 @@ describe('job triggers', () => {
           input: () => {
             // What a SIGKILL now would leave: the parent must not be final before every trigger is in.
             seen.push(statusInStore());
-            if (n === 2) onSecond(engineRef!);
+            if (n === 2) onSecond(engine);
             return n;
           },
         })),
@@ -195,20 +195,18 @@ describe('job triggers', () => {
       const bs = [1, 2, 3].map((n) =>
         defineJob({ name: `b${n}`, partition: parts, handler: (i: number) => i }),
       );
-      return { jobs: [a, ...bs], bind: (e: ReturnType<typeof createEngine>) => (engineRef = e) };
+      const engine = createEngine({
+        jobs: [a, ...bs],
+        store: sqliteStore({ path }),
+        logger: false,
+        flushDelayMs: 0,
+      });
+      return engine;
     };
-    // flushDelayMs 0: the journal's timer would store the final state at the first turn of the loop.
-    const first = jobsWith((engine) => {
-      stopping = engine.stop();
+    const engine = engineWith((e) => {
+      stopping = e.stop();
       stopCalled();
     });
-    const engine = createEngine({
-      jobs: first.jobs,
-      store: sqliteStore({ path }),
-      logger: false,
-      flushDelayMs: 0,
-    });
-    first.bind(engine);
     await engine.start();
     await engine.submit('a', 2, { id: 'a1' });
     await stopCall;
@@ -217,14 +215,7 @@ describe('job triggers', () => {
     expect(statusInStore()).not.toBe('COMPLETED');
 
     // Restarted: finalization runs again, and each trigger's batch is submitted once, none refused.
-    const again = jobsWith(() => {});
-    const second = createEngine({
-      jobs: again.jobs,
-      store: sqliteStore({ path }),
-      logger: false,
-      flushDelayMs: 0,
-    });
-    again.bind(second);
+    const second = engineWith(() => {});
     await second.start();
     try {
       const parent = await second.wait('a1');

@@ -37,7 +37,7 @@ import { SharedStore } from './runtime/shared-store.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
 import { submitBatch } from './runtime/submission.js';
 import { checkTriggers, fireTriggers } from './runtime/triggers.js';
-import { listByStatus, listedSummary, summaryFromRow } from './runtime/views.js';
+import { listByStatus, listedSummary, storedSummary, summaryFromRow } from './runtime/views.js';
 import { Watchers } from './runtime/watchers.js';
 import { WorkRunner } from './runtime/work.js';
 import { Yielder } from './runtime/yielder.js';
@@ -677,7 +677,8 @@ class PartitaEngine implements Engine {
   /** Recovery found an unfinished batch: a QUEUED one joins the queue; one past it runs here again. */
   private async resumeStored(record: BatchRecord, state: BatchState | undefined): Promise<boolean> {
     if ((state?.status ?? 'QUEUED') === 'QUEUED') {
-      await this.enqueue(record, state !== undefined);
+      // Shown as stored: a redriven batch's run and counts, not a fresh batch's (storedSummary).
+      await this.enqueue(record, state !== undefined, state && storedSummary(record, state));
       return true;
     }
     const rt = await this.running!.attach(record, state);

@@ -178,6 +178,26 @@ describe('retryFailed', async () => {
     expect(await b.get('b3')).toMatchObject({ status: 'QUEUED', run: 2, succeeded: 3 });
     await b.stop();
 
+    // Queued again by a start() (or by another engine's claim sweep), it shows its stored summary,
+    // not a fresh one: the slot is still held, so it stays QUEUED here. (A PostgreSQL engine's sweep
+    // queued it before retryFailed did, and retryFailed answered succeeded 0 and no run.)
+    const requeued = createEngine({
+      jobs: [job, blocker],
+      store: sqliteStore({ path }),
+      logger: false,
+      maxConcurrentBatches: 1,
+    });
+    await requeued.start();
+    try {
+      expect(await requeued.get('b3')).toMatchObject({ status: 'QUEUED', run: 2, succeeded: 3, failed: 0 });
+      expect((await requeued.list({ status: 'QUEUED' })).find((s) => s.id === 'b3')).toMatchObject({
+        run: 2,
+        succeeded: 3,
+      });
+    } finally {
+      await requeued.stop();
+    }
+
     state.fixed = true;
     state.ran = [];
     const c = createEngine({ jobs: [job, blocker], store: sqliteStore({ path }), logger: false });

@@ -1,5 +1,5 @@
 import { PartitaError, serializeError, toError } from '../errors.js';
-import type { BatchRecord, BatchRow } from '../store/store.js';
+import type { BatchRecord, BatchRow, BatchState } from '../store/store.js';
 import type { BatchStatus, BatchSummary, PartitionFailure } from '../summary.js';
 import { parseRecord, parseState } from './records.js';
 
@@ -10,8 +10,14 @@ import { parseRecord, parseState } from './records.js';
 
 /** The stored summary of a batch; throws (STORE, SNAPSHOT_VERSION) when its row cannot be read. */
 export function summaryFromRow(row: BatchRow): BatchSummary {
-  const record = parseRecord(row);
-  const state = parseState(row);
+  return storedSummary(parseRecord(row), parseState(row));
+}
+
+/**
+ * The summary a stored state carries, or a fresh QUEUED one when there is no state yet. A batch
+ * queued with a state (retryFailed's next run) shows its counts and run from it, not from nothing.
+ */
+export function storedSummary(record: BatchRecord, state: BatchState | undefined): BatchSummary {
   if (state?.summary && typeof state.summary === 'object') {
     const summary = state.summary as BatchSummary;
     // The failure sample is stored once, in the snapshot's context (docs/persistence.md).

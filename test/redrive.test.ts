@@ -162,12 +162,15 @@ describe('retryFailed', async () => {
     });
     await a.stop();
 
-    const b = createEngine({
-      jobs: [job, blocker],
-      store: sqliteStore({ path }),
-      logger: false,
-      maxConcurrentBatches: 1,
-    });
+    /** An engine with one slot: the blocker, once submitted, holds it across restarts. */
+    const oneSlot = () =>
+      createEngine({
+        jobs: [job, blocker],
+        store: sqliteStore({ path }),
+        logger: false,
+        maxConcurrentBatches: 1,
+      });
+    const b = oneSlot();
     await b.start();
     await b.submit('blocker', 1, { id: 'hold' });
     const [one, two] = await Promise.allSettled([b.retryFailed('b3'), b.retryFailed('b3')]);
@@ -181,12 +184,7 @@ describe('retryFailed', async () => {
     // Queued again by a start() (or by another engine's claim sweep), it shows its stored summary,
     // not a fresh one: the slot is still held, so it stays QUEUED here. (A PostgreSQL engine's sweep
     // queued it before retryFailed did, and retryFailed answered succeeded 0 and no run.)
-    const requeued = createEngine({
-      jobs: [job, blocker],
-      store: sqliteStore({ path }),
-      logger: false,
-      maxConcurrentBatches: 1,
-    });
+    const requeued = oneSlot();
     await requeued.start();
     try {
       expect(await requeued.get('b3')).toMatchObject({ status: 'QUEUED', run: 2, succeeded: 3, failed: 0 });

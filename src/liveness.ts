@@ -34,14 +34,22 @@ export function markGone(id: string): void {
   live.delete(id);
 }
 
-/** Is the owner of this id provably gone (see above)? */
-export function isProvablyGone(id: string): boolean {
+/** The ids registered live in this process (a worker thread of it has its own, empty registry). */
+export function liveIds(): string[] {
+  return [...live];
+}
+
+/**
+ * Is the owner of this id provably gone (see above)? `registry`: the ids live in this process, for
+ * a worker thread judging for its process (src/store/sqlite-writer.ts).
+ */
+export function isProvablyGone(id: string, registry: ReadonlySet<string> = live): boolean {
   const parts = id.split('/');
   if (parts.length < 3) return false;
   const pid = parts[parts.length - 2]!;
   const host = parts.slice(0, -2).join('/');
   if (host !== hostname() || !/^\d+$/.test(pid)) return false;
-  if (Number(pid) === process.pid) return !live.has(id);
+  if (Number(pid) === process.pid) return !registry.has(id);
   return processIsGone(Number(pid));
 }
 

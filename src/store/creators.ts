@@ -23,8 +23,11 @@ export function retireCreator(id: string): void {
   markGone(id);
 }
 
-/** Is the creator of an unfinished batch provably gone? `null`: written before creators were recorded. */
-export function creatorIsGone(creator: string | null): boolean {
+/**
+ * Is the creator of an unfinished batch provably gone? `null`: written before creators were recorded.
+ * `live`: this process's live ids, when asked from a worker thread (src/store/sqlite-writer.ts).
+ */
+export function creatorIsGone(creator: string | null, live?: ReadonlySet<string>): boolean {
   // Schema 1 did not record creators, and a partita of schema 1 can no longer open the file.
-  return creator === null || isProvablyGone(creator);
+  return creator === null || isProvablyGone(creator, live);
 }

@@ -18,6 +18,8 @@ interface ClaimedDbRow {
 export interface RangeSql {
   dialect: SqlDialect;
   select<R>(sql: string, params: readonly unknown[]): Promise<R[]>;
+  /** A write that returns rows (… RETURNING). */
+  selectWrite<R>(sql: string, params: readonly unknown[]): Promise<R[]>;
   execute(sql: string, params: readonly unknown[]): Promise<number>;
   /** Listeners of watch(). */
   watchers: Watchers<S.RangeEvent>;
@@ -44,7 +46,7 @@ export class SqlRanges implements S.RangeStore {
   async offer(batchId: string, range: S.RangeOffer, fence: S.Fence): Promise<number | undefined> {
     const d = this.d;
     const p = new Params(d);
-    const [row] = await this.sql.select<{ id: number | string }>(
+    const [row] = await this.sql.selectWrite<{ id: number | string }>(
       `INSERT INTO ${d.ranges} (batch_id, job, owner_epoch, offered_by, attempt, redelivered, members, size)
        SELECT ${p.add(batchId)}, ${p.add(range.job)}, ${p.add(fence.epoch)}, ${p.add(range.offeredBy)},
          ${p.add(range.attempt)}, ${p.add(range.redelivered ? 1 : 0)}, ${p.add(JSON.stringify(range.members))},
@@ -74,7 +76,7 @@ export class SqlRanges implements S.RangeStore {
     const ttl = p.add(Math.round(ttlMs));
     const jobs = p.list(filter.jobs);
     const by = filter.offeredBy === undefined ? '' : `AND r.offered_by = ${p.add(filter.offeredBy)}`;
-    const rows = await this.sql.select<ClaimedDbRow>(
+    const rows = await this.sql.selectWrite<ClaimedDbRow>(
       `WITH now AS (SELECT ${now} AS ms)
        UPDATE ${d.ranges} SET holder = ${hold}, hold_epoch = hold_epoch + 1,
          hold_expires_at = now.ms + ${ttl}
@@ -123,7 +125,7 @@ export class SqlRanges implements S.RangeStore {
     const d = this.d;
     const p = new Params(d);
     const expires = `${d.now(p)} + ${p.add(Math.round(ttlMs))}`;
-    const rows = await this.sql.select<{ id: number | string }>(
+    const rows = await this.sql.selectWrite<{ id: number | string }>(
       `UPDATE ${d.ranges} SET hold_expires_at = ${expires} WHERE ${this.held(p, holds)} RETURNING id`,
       p.values,
     );
@@ -162,7 +164,7 @@ export class SqlRanges implements S.RangeStore {
     if (!complete) return answers.length > 0 || this.holds(hold);
     const p = new Params(d);
     const held = this.held(p, [hold]);
-    const marked = await this.sql.select<{ batch_id: string; job: string }>(
+    const marked = await this.sql.selectWrite<{ batch_id: string; job: string }>(
       `UPDATE ${d.ranges} SET answered = 1 WHERE ${held}
          AND size = (SELECT count(*) FROM ${d.rangeAnswers} WHERE range_id = ${p.add(hold.id)})
        RETURNING batch_id, job`,

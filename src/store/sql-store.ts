@@ -59,6 +59,7 @@ export abstract class SqlStore extends ConnectedStore {
     this.rangeStore ??= new SqlRanges({
       dialect: this.dialect,
       select: (sql, params) => this.select(sql, params),
+      selectWrite: (sql, params) => this.selectWrite(sql, params),
       execute: (sql, params) => this.execute(sql, params),
       watchers: this.rangeWatchers,
       emitsLocally: this.rangesEmitLocally,

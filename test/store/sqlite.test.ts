@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ValidationError } from '../../src/errors.js';
 import { SQLITE_MIGRATIONS } from '../../src/store/migrations/sqlite.js';
 import { sqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/store.js';
@@ -389,6 +390,122 @@ describe('sqliteStore', () => {
         ['a', 'b'].map((id) => store.commit!(id, [done(0, 'a')], state('PROCESSING', 1), fences[id]!)),
       );
       expect(stored(path, 'b')).toEqual({ batch: { status: 'PROCESSING', seq: 1 }, settled: 1 });
+    });
+  });
+
+  describe('the writer thread: a group of 32 rows or more commits on a thread of its own', () => {
+    const forty = Array.from({ length: 40 }, (_, i) => ({ key: `k${i}`, payload: i }));
+    const outcomes = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        index: i,
+        key: `k${i}`,
+        status: 'succeeded' as const,
+        result: { i },
+        attempts: 1,
+        durationMs: 1,
+        seq: i + 1,
+        finishedAt: '2026-01-01T00:00:01.000Z',
+      }));
+    const settledRows = (path: string, id: string) =>
+      raw(
+        path,
+        (db) =>
+          (
+            db
+              .prepare("SELECT count(*) AS n FROM partitions WHERE batch_id = ? AND status <> 'pending'")
+              .get(id) as { n: number }
+          ).n,
+      );
+    const leased = async (store: Store, id: string) => {
+      await store.createBatch(record(id), forty);
+      return { owner: 'me', epoch: (await store.acquireLease(id, 'me', 60_000))!.epoch };
+    };
+
+    it('commits while the engine thread is busy, and the promise settles after', async () => {
+      const path = tempPath();
+      const store = await start(path);
+      const fence = await leased(store, 'busy');
+      let settled = false;
+      const commit = store.commit!('busy', outcomes(40), state('COMPLETED', 40), fence).then((r) => {
+        settled = true;
+        return r;
+      });
+      await Promise.resolve(); // the group is made in a microtask
+      // This thread now holds the event loop: only another thread can commit the group meanwhile.
+      const deadline = Date.now() + 20_000;
+      let seen = 0;
+      while (seen < 40 && Date.now() < deadline) seen = settledRows(path, 'busy');
+      expect(seen).toBe(40);
+      expect(settled).toBe(false);
+      expect(await commit).toEqual({ accepted: 40, saved: true });
+      expect(await store.readPartitions('busy', 39, 1)).toMatchObject([{ index: 39, status: 'succeeded' }]);
+    });
+
+    it('leaves out only the write refused for a stale fence; the others commit', async () => {
+      const path = tempPath();
+      const store = await start(path);
+      const fences = { a: await leased(store, 'a'), b: await leased(store, 'b') };
+      raw(path, (db) => db.prepare("UPDATE batches SET lease_epoch = lease_epoch + 1 WHERE id = 'b'").run());
+      const results = await Promise.allSettled(
+        (['a', 'b'] as const).map((id) =>
+          store.commit!(id, outcomes(40), state('COMPLETED', 40), fences[id]),
+        ),
+      );
+      expect(results[0]).toEqual({ status: 'fulfilled', value: { accepted: 40, saved: true } });
+      expect(results[1]).toMatchObject({ status: 'rejected', reason: { code: 'LEASE_LOST', batchId: 'b' } });
+      expect([settledRows(path, 'a'), settledRows(path, 'b')]).toEqual([40, 0]);
+    });
+
+    it('refuses a duplicate key with VALIDATION and stores nothing of that batch; the others are created', async () => {
+      const path = tempPath();
+      const store = await start(path);
+      const dup = [...forty, { key: 'k3', payload: 'again' }];
+      const results = await Promise.allSettled([
+        store.createBatch(record('first'), forty),
+        store.createBatch(record('dup'), dup),
+      ]);
+      expect(results[0]).toEqual({ status: 'fulfilled', value: { created: true } });
+      expect(results[1]).toMatchObject({ status: 'rejected', reason: { code: 'VALIDATION' } });
+      expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(ValidationError);
+      expect([partitionRows(path, 'first').n, partitionRows(path, 'dup').n]).toEqual([40, 0]);
+    });
+
+    it('leaves an id held by a live creation of another store of this process alone, and takes one held by a gone creator', async () => {
+      const path = tempPath();
+      const first = await start(path);
+      const { source, halfway, release } = gatedSource(2500);
+      const pending = first.createBatch(record('held'), source);
+      await halfway;
+      const second = await start(path);
+      // The thread has no registry of this process's live stores of its own: it is told them.
+      expect(await second.createBatch(record('held'), forty)).toEqual({ created: false });
+      expect(partitionRows(path, 'held').n).toBe(2000);
+      release();
+      expect(await pending).toEqual({ created: true });
+      expect(partitionRows(path, 'held').n).toBe(2501);
+
+      const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
+      raw(path, (db) =>
+        db
+          .prepare(
+            `INSERT INTO batches (id, job, status, priority, created_at, record, creating, creator)
+             VALUES ('left', 'job', 'QUEUED', 0, '2026-01-01T00:00:00.000Z', '{}', 1, ?)`,
+          )
+          .run(`${hostname()}/${deadPid}/gone`),
+      );
+      expect(await second.createBatch(record('left'), forty)).toEqual({ created: true });
+      expect(partitionRows(path, 'left').n).toBe(40);
+    });
+
+    it('commits what was asked for before close() returns', async () => {
+      const path = tempPath();
+      const store = sqliteStore({ path });
+      await store.open();
+      const fence = await leased(store, 'closing');
+      const commit = store.commit!('closing', outcomes(40), state('COMPLETED', 40), fence);
+      await store.close();
+      expect(await commit).toEqual({ accepted: 40, saved: true });
+      expect(settledRows(path, 'closing')).toBe(40);
     });
   });
 

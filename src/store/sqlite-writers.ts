@@ -1,0 +1,223 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { StoreError } from '../errors.js';
+import { liveIds } from '../liveness.js';
+import { commitGroup, MAX_GROUP, type Settled } from './sqlite-group.js';
+import type { SqliteWrite, Statements } from './sqlite-statements.js';
+import { fromWire, type WireSettled } from './sqlite-wire.js';
+import type { WriterRequest } from './sqlite-writer.js';
+
+interface Waiting {
+  write: SqliteWrite;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+function settle(waiting: readonly Waiting[], settled: readonly Settled[]): void {
+  for (let i = 0; i < waiting.length; i++) {
+    const s = settled[i]!;
+    if (s.ok) waiting[i]!.resolve(s.value);
+    else waiting[i]!.reject(s.error);
+  }
+}
+
+/**
+ * Who commits the SQLite store's writes (src/store/sqlite.ts, "Writer thread"). A write asked for
+ * now joins a group that commits a moment later in one transaction (src/store/sqlite-group.ts),
+ * with every other write asked for meanwhile: the creations, journal groups, states and leases of
+ * all the batches that got there together. Each promise settles once its group has committed.
+ *
+ * A group with much to write (outcomes, partitions: {@link THREAD_MIN_WEIGHT}) goes to the writer
+ * thread (src/store/sqlite-writer.ts), and the engine's thread goes on with its own work meanwhile.
+ * A small one is committed on the engine's thread, on its own connection: handing it over and
+ * back (two messages, two thread wake-ups) cost more than writing it. Groups commit in the order
+ * they were asked for: while one is with the thread, the next waits for it, whatever its size,
+ * and goes as the next group (so the busier the store, the larger its groups).
+ *
+ * The group is made in a microtask: after the code running now and the microtasks queued before
+ * it, so every batch moving in step with this one (a backlog of submits, lanes settling together)
+ * has joined it. Waiting for the next turn of the event loop (`setImmediate`) would gather writes
+ * from more timers and I/O callbacks, but cost more than it saved: measured, 60–80 µs more CPU
+ * per one-partition batch submitted one after another.
+ */
+export class Writer {
+  private queue: Waiting[] = [];
+  private queued = false;
+  /** The group with the writer thread, if one is. */
+  private sent: Waiting[] | undefined;
+  private ended: StoreError | undefined;
+  /** close() waiting for the last group to commit. */
+  private idle: Array<() => void> = [];
+  private readonly exited: Promise<void> | undefined;
+
+  /**
+   * `s`: the engine's thread's statements. `thread`: the writer thread, if one runs (not for
+   * `:memory:`, which a thread cannot open, nor when it could not start).
+   */
+  constructor(
+    private readonly s: Statements,
+    private readonly thread?: Worker,
+  ) {
+    if (!thread) return;
+    this.exited = new Promise((resolve) => thread.once('exit', () => resolve()));
+    thread.on('message', (answer: WireSettled[]) => this.answered(answer));
+    const end = (why: string) => this.end(new StoreError(`sqlite store: the writer thread ${why}`));
+    thread.on('error', (err) => end(`failed: ${err.message}`));
+    thread.on('exit', (code) => end(`exited (code ${code})`));
+    // Referenced only while a group is with it: an idle store does not keep the process alive.
+    thread.unref();
+  }
+
+  write(write: SqliteWrite): Promise<unknown> {
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ write, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Commits what was asked for, then stops taking writes and lets the thread end. */
+  async close(): Promise<void> {
+    for (;;) {
+      if (this.sent) await new Promise<void>((resolve) => this.idle.push(resolve));
+      else if (this.queue.length > 0 && !this.ended) this.commit(false);
+      else break;
+    }
+    if (this.ended) return;
+    this.ended = new StoreError('sqlite store is not open: call open() first');
+    const thread = this.thread;
+    if (!thread) return;
+    thread.ref();
+    thread.postMessage('close');
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), 5000);
+    });
+    if ((await Promise.race([this.exited, late])) === 'late') await thread.terminate();
+    clearTimeout(timer);
+  }
+
+  private schedule(later = false): void {
+    if (this.queued || this.sent) return;
+    this.queued = true;
+    const commit = () => {
+      this.queued = false;
+      this.commit();
+    };
+    if (later) setImmediate(commit);
+    else queueMicrotask(commit);
+  }
+
+  /** The next group: to the thread, or committed here. `more`: schedule what is left. */
+  private commit(more = true): void {
+    if (this.sent || this.ended || this.queue.length === 0) return;
+    const group = this.queue.length <= MAX_GROUP ? this.queue : this.queue.slice(0, MAX_GROUP);
+    this.queue = group === this.queue ? [] : this.queue.slice(MAX_GROUP);
+    if (this.thread && weightOf(group) >= THREAD_MIN_WEIGHT) {
+      this.send(this.thread, group);
+      return;
+    }
+    // More than one group's worth (a backlog submitted at once): the rest after I/O has had a turn.
+    if (more && this.queue.length > 0) this.schedule(true);
+    settle(
+      group,
+      commitGroup(
+        this.s,
+        group.map((w) => w.write),
+      ),
+    );
+  }
+
+  private send(thread: Worker, group: Waiting[]): void {
+    const request: WriterRequest = { writes: group.map((w) => w.write), live: liveIds() };
+    try {
+      thread.postMessage(request);
+    } catch (err) {
+      // A write that cannot be cloned (a bug: writes carry only text, numbers and plain rows).
+      const why = `sqlite store: cannot send a write to the writer thread: ${(err as Error).message}`;
+      for (const w of group) w.reject(new StoreError(why, err));
+      this.schedule();
+      return;
+    }
+    this.sent = group;
+    thread.ref();
+  }
+
+  private answered(answer: WireSettled[]): void {
+    const group = this.sent;
+    if (!group) return;
+    this.sent = undefined;
+    this.thread!.unref();
+    if (this.queue.length > 0) this.schedule();
+    for (const resolve of this.idle.splice(0)) resolve();
+    settle(group, answer.map(fromWire));
+  }
+
+  private end(err: StoreError): void {
+    if (this.ended) return;
+    this.ended = err;
+    const waiting = [...(this.sent ?? []), ...this.queue];
+    this.sent = undefined;
+    this.queue = [];
+    for (const w of waiting) w.reject(err);
+    for (const resolve of this.idle.splice(0)) resolve();
+  }
+}
+
+/**
+ * A group at least this heavy (rows to write, {@link weightOf}) goes to the writer thread. Measured
+ * (docs/benchmarks.md, "The writer thread"): a hand-over costs the engine's thread about as much
+ * as writing a few dozen rows itself.
+ */
+export const THREAD_MIN_WEIGHT = 32;
+
+/** Roughly how many rows a group writes. */
+function weightOf(group: readonly Waiting[]): number {
+  let weight = 0;
+  for (const { write: w } of group) {
+    if (w.k === 'append' || w.k === 'commit') weight += 1 + w.outcomes.length;
+    else if (w.k === 'whole' || w.k === 'insertChunk' || w.k === 'finish') weight += 1 + w.chunk.length;
+    else weight += 1;
+  }
+  return weight;
+}
+
+/**
+ * Starts the writer thread on `path` and waits until its connection is open; undefined when it
+ * cannot start (its compiled file is not found, or it failed to open): the engine's thread then
+ * writes every group itself.
+ */
+export async function startWriterThread(data: {
+  path: string;
+  creator: string;
+  synchronous: 'NORMAL' | 'FULL';
+  busyTimeoutMs: number;
+  walAutocheckpoint: number | undefined;
+}): Promise<Worker | undefined> {
+  // Built code finds it beside this file; from TypeScript sources (partita's own tests), in dist/.
+  const file = [
+    new URL('./sqlite-writer.js', import.meta.url),
+    new URL('../../dist/store/sqlite-writer.js', import.meta.url),
+  ]
+    .map((url) => fileURLToPath(url))
+    .find((f) => existsSync(f));
+  if (!file) return undefined;
+  const worker = new Worker(file, { workerData: data });
+  let listeners: Array<[string, (arg: unknown) => void]> = [];
+  const ready = await new Promise<boolean>((resolve) => {
+    listeners = [
+      ['message', (m) => resolve(m === 'ready')],
+      ['error', () => resolve(false)],
+      ['exit', () => resolve(false)],
+    ];
+    for (const [event, listener] of listeners) worker.once(event, listener);
+  });
+  // Only these: Worker listens to its own listeners to start its message port.
+  for (const [event, listener] of listeners) worker.off(event, listener);
+  if (!ready) {
+    await worker.terminate();
+    return undefined;
+  }
+  return worker;
+}

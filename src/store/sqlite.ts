@@ -42,8 +42,10 @@ export interface SqliteStoreOptions {
 }
 
 /**
- * A Store in one SQLite file (WAL mode), the engine's default. Every write is one synchronous
- * better-sqlite3 transaction, so a crash of the host leaves each batch as last committed. Several
+ * A Store in one SQLite file (WAL mode), the engine's default. Writes commit in groups, one
+ * better-sqlite3 transaction a group, on the engine's thread or, for large groups, on a writer
+ * thread of the store's own (docs/architecture.md, "The SQLite writer thread"); a write's promise
+ * settles once it has committed, so a crash of the host leaves each batch as last committed. Several
  * processes may share one file (docs/persistence.md, "Several processes on one SQLite file").
  * better-sqlite3 is loaded by open(), not when partita is imported.
  *

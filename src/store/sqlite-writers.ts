@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { StoreError } from '../errors.js';
 import { liveIds } from '../liveness.js';
@@ -7,6 +5,7 @@ import { commitGroup, MAX_GROUP, type Settled } from './sqlite-group.js';
 import type { SqliteWrite, Statements } from './sqlite-statements.js';
 import { fromWire, type WireSettled } from './sqlite-wire.js';
 import type { WriterRequest } from './sqlite-writer.js';
+import { compiledThreadFile, endThread } from './store-threads.js';
 
 interface Waiting {
   write: SqliteWrite;
@@ -89,13 +88,7 @@ export class Writer {
     const thread = this.thread;
     if (!thread) return;
     thread.ref();
-    thread.postMessage('close');
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), 5000);
-    });
-    if ((await Promise.race([this.exited, late])) === 'late') await thread.terminate();
-    clearTimeout(timer);
+    await endThread(thread, this.exited!);
   }
 
   private schedule(later = false): void {
@@ -195,13 +188,7 @@ export async function startWriterThread(data: {
   busyTimeoutMs: number;
   walAutocheckpoint: number | undefined;
 }): Promise<Worker | undefined> {
-  // Built code finds it beside this file; from TypeScript sources (partita's own tests), in dist/.
-  const file = [
-    new URL('./sqlite-writer.js', import.meta.url),
-    new URL('../../dist/store/sqlite-writer.js', import.meta.url),
-  ]
-    .map((url) => fileURLToPath(url))
-    .find((f) => existsSync(f));
+  const file = compiledThreadFile('sqlite-writer');
   if (!file) return undefined;
   const worker = new Worker(file, { workerData: data });
   let listeners: Array<[string, (arg: unknown) => void]> = [];

@@ -1,6 +1,5 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { StoreError, ValidationError } from '../errors.js';
@@ -31,6 +30,7 @@ import type {
   PartitionSource,
   Store,
 } from './store.js';
+import { compiledThreadFile, endThread } from './store-threads.js';
 
 export interface SqliteStoreOptions {
   /** Database file. Its directory is created when missing. `:memory:` keeps it in memory. */
@@ -340,13 +340,7 @@ class SqliteStore extends SqlStore implements Store {
  * found (the engine's connection then checkpoints as SQLite does by default).
  */
 function startCheckpointer(path: string): Worker | undefined {
-  // Built code finds it beside this file; from TypeScript sources (partita's own tests), in dist/.
-  const file = [
-    new URL('./sqlite-checkpointer.js', import.meta.url),
-    new URL('../../dist/store/sqlite-checkpointer.js', import.meta.url),
-  ]
-    .map((url) => fileURLToPath(url))
-    .find((f) => existsSync(f));
+  const file = compiledThreadFile('sqlite-checkpointer');
   if (!file) return undefined;
   const worker = new Worker(file, { workerData: { path, intervalMs: CHECKPOINT_INTERVAL_MS } });
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
@@ -359,20 +353,9 @@ function startCheckpointer(path: string): Worker | undefined {
 
 const checkpointerExits = new WeakMap<Worker, Promise<void>>();
 
-/**
- * Let the checkpointer close its connection and end (a terminate could cut it inside SQLite);
- * terminated only if it has not ended a few seconds later.
- */
+/** Lets the checkpointer close its connection and end. */
 async function stopCheckpointer(worker: Worker | undefined): Promise<void> {
-  if (!worker) return;
-  const exited = checkpointerExits.get(worker)!;
-  worker.postMessage('close');
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((resolve) => {
-    timer = setTimeout(() => resolve('late'), 5000);
-  });
-  if ((await Promise.race([exited, late])) === 'late') await worker.terminate();
-  clearTimeout(timer);
+  if (worker) await endThread(worker, checkpointerExits.get(worker)!);
 }
 
 /** Migrations in IMMEDIATE transactions: the first writer lock serializes two processes opening at once. */

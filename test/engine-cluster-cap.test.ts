@@ -85,11 +85,18 @@ for (const [kind, shared] of kinds)
     const open = shared();
     const started = new Map<string, number>();
     let tick = 0;
+    // The batches that start first hold their slots until the highs are queued: no slot frees while
+    // they are being submitted (a low admitted then, before a high existed, did not overtake it).
+    let release!: () => void;
+    const highsQueued = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const job = defineJob({
       name: 'ordered',
       partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
       handler: async (_i: number, ctx) => {
         if (!started.has(ctx.batchId)) started.set(ctx.batchId, ++tick);
+        await highsQueued;
         await sleep(20); // the work
       },
       concurrency: 1,
@@ -100,10 +107,11 @@ for (const [kind, shared] of kinds)
     // then two high-priority ones are submitted on the third engine.
     const lows: string[] = [];
     for (let i = 0; i < 8; i++) lows.push((await engines[i % 3]!.submit('ordered', 3, { id: `low${i}` })).id);
-    const queuedAt = tick;
     const highs: string[] = [];
     for (let i = 0; i < 2; i++)
       highs.push((await engines[2]!.submit('ordered', 3, { id: `high${i}`, priority: 10 })).id);
+    const queuedAt = tick;
+    release();
     for (const id of [...lows, ...highs]) expect((await engines[0]!.wait(id)).status).toBe('COMPLETED');
     // No low batch started after the highs were queued until both highs had started.
     const lastHigh = Math.max(...highs.map((id) => started.get(id)!));

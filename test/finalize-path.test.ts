@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { InspectionEvent } from 'xstate';
-import { type BatchStatus, createEngine, defineJob, memoryStore } from '../src/index.js';
+import {
+  type BatchState,
+  type BatchStatus,
+  createEngine,
+  defineJob,
+  memoryStore,
+  type Store,
+  sqliteStore,
+} from '../src/index.js';
+import { sqlitePath } from './support/stores.js';
 
 /**
  * FINALIZING of a batch whose job has no finalizer and no triggers (src/runtime/wiring.ts): the
@@ -68,5 +77,55 @@ describe('finalizing', () => {
     expect(summary).toMatchObject({ status: 'COMPLETED', output: 'finalized' });
     expect(statuses).toEqual(['QUEUED', 'PROCESSING', 'FINALIZING', 'COMPLETED']);
     expect(finalizeSnapshots).toEqual(['active', 'done']);
+  });
+
+  it.each([
+    ['memory', () => memoryStore()],
+    ['sqlite', () => sqliteStore({ path: sqlitePath() })],
+  ])('the final state is written once (%s store), with the last outcome', async (_name, make) => {
+    const inner: Store = make();
+    // Every state the engine writes (by status) and every outcome, through either of a store's ways.
+    const states: string[] = [];
+    let outcomes = 0;
+    const store = new Proxy(inner, {
+      get(target, prop) {
+        const value: unknown = Reflect.get(target, prop, target);
+        if (typeof value !== 'function') return value;
+        if (prop === 'commit')
+          return (id: string, written: readonly unknown[], state: BatchState, fence: never) => {
+            states.push(state.status);
+            outcomes += written.length;
+            return target.commit!(id, written as never, state, fence);
+          };
+        if (prop === 'appendOutcomes')
+          return (id: string, written: readonly unknown[], fence: never) => {
+            outcomes += written.length;
+            return target.appendOutcomes(id, written as never, fence);
+          };
+        if (prop === 'saveState')
+          return (id: string, state: BatchState, fence: never) => {
+            states.push(state.status);
+            return target.saveState(id, state, fence);
+          };
+        return value.bind(target);
+      },
+    });
+    const job = defineJob({
+      name: 'one',
+      partition: (n: number) => [{ key: 'only', payload: n }],
+      handler: (n: number) => n,
+    });
+    const engine = createEngine({ jobs: [job], store, logger: false, flushDelayMs: 10_000 });
+    await engine.start();
+    try {
+      await engine.submit('one', 1, { id: 'b' });
+      expect(await engine.wait('b')).toMatchObject({ status: 'COMPLETED', succeeded: 1 });
+      // The journal's timer (10 s) never fired: the end's own flush wrote the outcome and the final
+      // state, once (SQLite: in one commit).
+      expect(states).toEqual(['COMPLETED']);
+      expect(outcomes).toBe(1);
+    } finally {
+      await engine.stop();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { assign, enqueueActions, fromPromise, setup } from 'xstate';
 import { type SerializedError, serializeError } from '../errors.js';
 import { type BatchStatus, decideOutcome, type FailurePolicy, type PartitionFailure } from '../summary.js';
-import { type LaneReport, type PartitionOutput, partitionMachine } from './partition.js';
+import { type LaneInput, type LaneReport, type PartitionOutput, partitionMachine } from './partition.js';
 import { stopLanes } from './stop-lanes.js';
 
 /**
@@ -365,6 +365,29 @@ function nothingLeft(
   return c.redeliver.length === 0 && c.cursor + c.settledAhead.length >= config.total;
 }
 
+/** Spawn the lanes that are not in the system (never spawned, or retired), all in one `assign`. */
+function spawnMissing(
+  config: BatchConfig,
+  spawn: (src: 'lane', options: { id: string; systemId: string; input: LaneInput }) => unknown,
+  system: { get: (id: string) => unknown },
+): void {
+  for (let lane = 0; lane < config.lanes; lane++) {
+    // Spawned lanes outlive the state that spawned them: back from `paused`, they are there.
+    if (system.get(`lane-${lane}`)) continue;
+    spawn('lane', {
+      id: `lane-${lane}`,
+      systemId: `lane-${lane}`,
+      input: {
+        lane,
+        maxAttempts: config.maxAttempts,
+        backoffMs: config.backoffMs,
+        maxBackoffMs: config.maxBackoffMs,
+        timeoutMs: config.timeoutMs,
+      },
+    });
+  }
+}
+
 export const batchMachine = setup({
   types: {
     context: {} as BatchContext,
@@ -399,24 +422,19 @@ export const batchMachine = setup({
      * copy, where one `spawnChild` per lane copied the map once per lane (O(lanes²)).
      */
     spawnLanes: assign(({ context, spawn, system }) => {
-      const config = context.config;
       // Lanes retire once nothing is left (`settle`): none is needed again, retired or not.
-      if (nothingLeft(config, context)) return {};
-      for (let lane = 0; lane < config.lanes; lane++) {
-        // Spawned lanes outlive the state that spawned them: back from `paused`, they are there.
-        if (system.get(`lane-${lane}`)) continue;
-        spawn('lane', {
-          id: `lane-${lane}`,
-          systemId: `lane-${lane}`,
-          input: {
-            lane,
-            maxAttempts: config.maxAttempts,
-            backoffMs: config.backoffMs,
-            maxBackoffMs: config.maxBackoffMs,
-            timeoutMs: config.timeoutMs,
-          },
-        });
-      }
+      if (nothingLeft(context.config, context)) return {};
+      spawnMissing(context.config, spawn, system);
+      return {};
+    }),
+    /**
+     * A group came back (PARTITIONS.RETURNED) while lanes had retired: its members run one per task,
+     * so every lane is back before they are dispatched (a retired lane can take nothing). Only on
+     * this failure path; lanes otherwise retire as the batch runs out of partitions, groups in
+     * flight or not, so that its final state finds them stopped already.
+     */
+    respawnLanes: assign(({ context, spawn, system }) => {
+      spawnMissing(context.config, spawn, system);
       return {};
     }),
     /** Fill idle lanes: partitions to redeliver first, then the cursor; ask for more partitions early. */
@@ -476,13 +494,10 @@ export const batchMachine = setup({
       for (const action of plan.actions) enqueue(action);
       // The lane got nothing and nothing is left for any lane: it stops now (it reaches its own
       // final state), so the batch's final state finds its lanes stopped already (stop-lanes.ts).
-      // Not while a group is in flight: a group whose task fails as a whole hands its members back,
-      // and a retired lane could not take one of them.
-      if (
-        plan.changes.inFlight[event.lane] === null &&
-        nothingLeft(counted.config, plan.changes) &&
-        !plan.changes.inFlight.some((f) => f?.more)
-      )
+      // Also while a group is in flight elsewhere: should its task fail as a whole, its members
+      // come back with the lanes respawned (`respawnLanes`). Kept until the last group settled,
+      // a wide batch's idle lanes were all stopped by its final state (4–8 ms at 1,024 lanes).
+      if (plan.changes.inFlight[event.lane] === null && nothingLeft(counted.config, plan.changes))
         enqueue.sendTo(`lane-${event.lane}`, { type: 'RETIRE' });
       enqueue.assign({
         succeeded: counted.succeeded,
@@ -655,7 +670,7 @@ export const batchMachine = setup({
         'PARTITIONS.SETTLED': { guard: 'isOwnLane', actions: { type: 'settle', params: { dispatch: true } } },
         'PARTITIONS.RETURNED': {
           guard: 'isOwnLane',
-          actions: { type: 'requeue', params: { dispatch: true } },
+          actions: ['respawnLanes', { type: 'requeue', params: { dispatch: true } }],
         },
         'PARTITIONS.LOADED': { actions: ['loaded', 'dispatch'] },
         CANCEL: { target: 'cancelling', actions: 'setCancelled' },

@@ -12,9 +12,10 @@ interface Dispatched {
   lane: number;
   index: number;
   attempt: number;
+  more?: number[] | undefined;
 }
 
-function batch(total: number, concurrency: number) {
+function batch(total: number, concurrency: number, groups?: number) {
   const dispatched: Dispatched[] = [];
   const machine = batchMachine.provide({
     actors: {
@@ -28,13 +29,30 @@ function batch(total: number, concurrency: number) {
     },
   });
   const actor = createActor(machine, {
-    input: { batchId: 'b', job: 'j', total, concurrency, maxAttempts: 1, backoffMs: 0, maxBackoffMs: 0 },
+    input: {
+      batchId: 'b',
+      job: 'j',
+      total,
+      concurrency,
+      maxAttempts: 1,
+      backoffMs: 0,
+      maxBackoffMs: 0,
+      ...(groups ? { batching: { maxItems: groups, auto: false } } : {}),
+    },
   }).start();
   const lane = (n: number) => actor.getSnapshot().children[`lane-${n}`] as AnyActorRef;
   /** Start a dispatched partition on its lane; returns what finishes it (WORK.DONE). */
   const run = (p: Dispatched) => {
     const ref = actor.system.get(`lane-${p.lane}`) as AnyActorRef;
-    ref.send({ type: 'RUN', index: p.index, key: `k${p.index}`, attempt: p.attempt, redelivered: false });
+    const members = p.more && [p.index, ...p.more].map((i) => ({ index: i, key: `k${i}` }));
+    ref.send({
+      type: 'RUN',
+      index: p.index,
+      key: `k${p.index}`,
+      attempt: p.attempt,
+      redelivered: false,
+      members,
+    });
     return () =>
       ref.send({ type: 'WORK.DONE', index: p.index, attempt: p.attempt, result: null, durationMs: 0 });
   };
@@ -106,5 +124,39 @@ describe('lane lifecycle', () => {
     expect(actor.getSnapshot().children).toEqual({});
     for (let n = 0; n < 2; n++) expect(actor.system.get(`lane-${n}`)).toBeUndefined();
     for (const l of lanes) expect(l.getSnapshot().status).toBe('stopped');
+  });
+
+  it('retires a lane while a group runs on another; if the group comes back, the lanes are back for its members', async () => {
+    // Groups of up to 2 over 2 lanes: lane 0 takes [0, 1], lane 1 takes [2].
+    const { actor, dispatched, lane, run } = batch(3, 2, 2);
+    actor.send({ type: 'ADMIT', at: 'now' });
+    actor.send({ type: 'PARTITIONS.LOADED', loaded: 3 });
+    expect(dispatched.map((p) => [p.lane, p.index, p.more])).toEqual([
+      [0, 0, [1]],
+      [1, 2, undefined],
+    ]);
+    run(dispatched[0]!);
+    run(dispatched[1]!)(); // nothing left: lane 1 retires although lane 0 still runs a group
+    expect(lane(1).getSnapshot().status).toBe('done');
+    expect(actor.system.get('lane-1')).toBeUndefined();
+    // The group's task fails as a whole (its thread died): its members come back, one per task.
+    (actor.system.get('lane-0') as AnyActorRef).send({
+      type: 'WORK.FAILED',
+      index: 0,
+      attempt: 1,
+      error: { name: 'Error', message: 'worker died' },
+      retryable: true,
+      durationMs: 0,
+    });
+    expect(actor.system.get('lane-1')).toBeDefined();
+    const again = dispatched.slice(2);
+    expect(again.map((p) => [p.lane, p.index, p.more])).toEqual([
+      [0, 0, undefined],
+      [1, 1, undefined],
+    ]);
+    for (const finish of again.map(run)) finish();
+    await toPromise(actor);
+    expect(actor.getSnapshot().value).toBe('completed');
+    expect(actor.getSnapshot().context.succeeded).toBe(3);
   });
 });

@@ -54,16 +54,19 @@ export class Writer {
    * `s`: the engine's thread's statements. `thread`: the writer thread, if one runs (not for
    * `:memory:`, which a thread cannot open, nor when it could not start).
    */
+  /** The writer thread, while it runs. */
+  private thread: Worker | undefined;
+
   constructor(
     private readonly s: Statements,
-    private readonly thread?: Worker,
+    thread?: Worker,
   ) {
+    this.thread = thread;
     if (!thread) return;
     this.exited = new Promise((resolve) => thread.once('exit', () => resolve()));
     thread.on('message', (answer: WireSettled[]) => this.answered(answer));
-    const end = (why: string) => this.end(new StoreError(`sqlite store: the writer thread ${why}`));
-    thread.on('error', (err) => end(`failed: ${err.message}`));
-    thread.on('exit', (code) => end(`exited (code ${code})`));
+    thread.on('error', (err) => this.lost(thread, `failed: ${err.message}`));
+    thread.on('exit', (code) => this.lost(thread, `exited (code ${code})`));
     // Referenced only while a group is with it: an idle store does not keep the process alive.
     thread.unref();
   }
@@ -141,20 +144,28 @@ export class Writer {
     const group = this.sent;
     if (!group) return;
     this.sent = undefined;
-    this.thread!.unref();
+    this.thread?.unref();
     if (this.queue.length > 0) this.schedule();
     for (const resolve of this.idle.splice(0)) resolve();
     settle(group, answer.map(fromWire));
   }
 
-  private end(err: StoreError): void {
-    if (this.ended) return;
-    this.ended = err;
-    const waiting = [...(this.sent ?? []), ...this.queue];
+  /**
+   * The writer thread ended while the store was open (it crashed, or was terminated). The group it
+   * held may or may not have committed, and nobody can tell: its writers get a StoreError and do
+   * what they do after any failed write (the journal writes it again, its outcomes refused if they
+   * are stored already; a submit rejects, and the same `id` submitted again finds its batch).
+   * Every later group commits on the engine's thread, as on a store that has no writer thread.
+   */
+  private lost(thread: Worker, why: string): void {
+    if (this.ended || this.thread !== thread) return;
+    this.thread = undefined;
+    const err = new StoreError(`sqlite store: the writer thread ${why}; writes go on on the engine's thread`);
+    const group = this.sent ?? [];
     this.sent = undefined;
-    this.queue = [];
-    for (const w of waiting) w.reject(err);
     for (const resolve of this.idle.splice(0)) resolve();
+    if (this.queue.length > 0) this.schedule();
+    for (const w of group) w.reject(err);
   }
 }
 

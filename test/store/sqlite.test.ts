@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:f
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ValidationError } from '../../src/errors.js';
@@ -495,6 +496,30 @@ describe('sqliteStore', () => {
       );
       expect(await second.createBatch(record('left'), forty)).toEqual({ created: true });
       expect(partitionRows(path, 'left').n).toBe(40);
+    });
+
+    it('if the thread ends while the store is open, later writes commit on the engine thread', async () => {
+      const path = tempPath();
+      const store = await start(path);
+      const fences = { a: await leased(store, 'a'), b: await leased(store, 'b') };
+      expect(await store.commit!('a', outcomes(40), state('COMPLETED', 40), fences.a)).toEqual({
+        accepted: 40,
+        saved: true,
+      });
+      // The thread dies (here: terminated; a crash of its isolate ends it the same way).
+      const writer = (store as unknown as { conn: { writer: { thread: Worker | undefined } } }).conn.writer;
+      await writer.thread!.terminate();
+      expect(writer.thread).toBeUndefined();
+      // A heavy group, which the thread would have taken, commits all the same, and so does a creation.
+      expect(await store.commit!('b', outcomes(40), state('COMPLETED', 40), fences.b)).toEqual({
+        accepted: 40,
+        saved: true,
+      });
+      expect(await store.createBatch(record('after'), forty)).toEqual({ created: true });
+      expect([settledRows(path, 'a'), settledRows(path, 'b'), partitionRows(path, 'after').n]).toEqual([
+        40, 40, 40,
+      ]);
+      await store.close();
     });
 
     it('commits what was asked for before close() returns', async () => {

@@ -49,14 +49,13 @@ export class Writer {
   /** close() waiting for the last group to commit. */
   private idle: Array<() => void> = [];
   private readonly exited: Promise<void> | undefined;
+  /** The writer thread; undefined when none runs, or once it ended while the store was open. */
+  private thread: Worker | undefined;
 
   /**
    * `s`: the engine's thread's statements. `thread`: the writer thread, if one runs (not for
    * `:memory:`, which a thread cannot open, nor when it could not start).
    */
-  /** The writer thread, while it runs. */
-  private thread: Worker | undefined;
-
   constructor(
     private readonly s: Statements,
     thread?: Worker,

@@ -36,7 +36,10 @@ export type SqliteWrite =
 export type OutcomeRow = readonly unknown[];
 
 export function outcomeRow(o: OutcomeRecord): OutcomeRow {
-  return [...outcomeValues(o), o.index, o.key];
+  // Once per outcome: one array, not a spread of another.
+  const row = outcomeValues(o);
+  row.push(o.index, o.key);
+  return row;
 }
 
 /** A batch state as its row stores it. */

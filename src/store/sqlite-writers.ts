@@ -21,6 +21,9 @@ function settle(waiting: readonly Waiting[], settled: readonly Settled[]): void 
   }
 }
 
+/** What a write or read of a SQLite store that is not open (or closed) fails with. */
+export const notOpen = () => new StoreError('sqlite store is not open: call open() first');
+
 /**
  * Who commits the SQLite store's writes (src/store/sqlite.ts, "Writer thread"). A write asked for
  * now joins a group that commits a moment later in one transaction (src/store/sqlite-group.ts),
@@ -86,7 +89,7 @@ export class Writer {
       else break;
     }
     if (this.ended) return;
-    this.ended = new StoreError('sqlite store is not open: call open() first');
+    this.ended = notOpen();
     const thread = this.thread;
     if (!thread) return;
     thread.ref();

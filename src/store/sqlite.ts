@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
-import { StoreError, ValidationError } from '../errors.js';
+import { ValidationError } from '../errors.js';
 import { creatorIsGone, newCreator, retireCreator } from './creators.js';
 import { loadDriver } from './drivers.js';
 import { type CapturedPartition, capturePartition } from './inputs.js';
@@ -20,7 +20,7 @@ import {
   type Statements,
   stateRow,
 } from './sqlite-statements.js';
-import { startWriterThread, Writer } from './sqlite-writers.js';
+import { notOpen, startWriterThread, Writer } from './sqlite-writers.js';
 import type {
   BatchRecord,
   BatchState,
@@ -318,14 +318,14 @@ class SqliteStore extends SqlStore implements Store {
   /** Asks the writer for a write (src/store/sqlite-writers.ts); it settles once its group has committed. */
   private write(w: SqliteWrite): Promise<unknown> {
     const conn = this.conn;
-    if (!conn) return Promise.reject(new StoreError('sqlite store is not open: call open() first'));
+    if (!conn) return Promise.reject(notOpen());
     return conn.writer.write(w);
   }
 
   /** Runs one synchronous unit against the open database; driver errors become StoreError. */
   private run<T>(fn: (s: Statements) => T): T {
     const conn = this.conn;
-    if (!conn) throw new StoreError('sqlite store is not open: call open() first');
+    if (!conn) throw notOpen();
     try {
       return fn(conn.s);
     } catch (err) {

@@ -334,8 +334,16 @@ class PartitaEngine implements Engine {
   }
 
   async get(id: string): Promise<BatchSummary> {
-    const running = this.running?.get(id)?.summary();
-    if (running) return running;
+    const rt = this.running?.get(id);
+    if (rt) {
+      if (rt.endingUnheard) {
+        // The store may be ahead of this engine (another engine sharing it may have read the final
+        // state there and said so): what the store holds is never older than what was heard here.
+        const row = await this.store!.loadBatch(id);
+        if (row && isFinalStatus(row.status)) return summaryFromRow(row);
+      }
+      return rt.summary();
+    }
     const queued = this.queue?.summary(id);
     // Queued here, but another engine sharing the store may have claimed it: the store says.
     if (queued && !this.elsewhere) return queued;

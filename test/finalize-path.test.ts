@@ -128,4 +128,66 @@ describe('finalizing', () => {
       await engine.stop();
     }
   });
+
+  it.each([
+    ['memory', () => memoryStore()],
+    ['sqlite', () => sqliteStore({ path: sqlitePath() })],
+  ])(
+    'get() reports the final state once the store holds it, before the engine hears its write answered (%s store)',
+    async (_name, make) => {
+      const inner: Store = make();
+      // The final state's write lands in the store; its answer is held back until the test opens.
+      let stored!: () => void;
+      const finalStored = new Promise<void>((r) => (stored = r));
+      let open!: () => void;
+      const answered = new Promise<void>((r) => (open = r));
+      const held = async <T>(write: Promise<T>, status: string): Promise<T> => {
+        const result = await write;
+        if (status === 'CANCELLED') {
+          stored();
+          await answered;
+        }
+        return result;
+      };
+      const store = new Proxy(inner, {
+        get(target, prop) {
+          const value: unknown = Reflect.get(target, prop, target);
+          if (typeof value !== 'function') return value;
+          if (prop === 'commit')
+            return (id: string, written: readonly unknown[], state: BatchState, fence: never) =>
+              held(target.commit!(id, written as never, state, fence), state.status);
+          if (prop === 'saveState')
+            return (id: string, state: BatchState, fence: never) =>
+              held(target.saveState(id, state, fence), state.status);
+          return value.bind(target);
+        },
+      });
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const job = defineJob({
+        name: 'held',
+        partition: (n: number) => [{ key: 'only', payload: n }],
+        handler: async (_n: number, ctx) => {
+          await Promise.race([gate, new Promise((r) => ctx.signal.addEventListener('abort', r))]);
+          return 1;
+        },
+      });
+      const engine = createEngine({ jobs: [job], store, logger: false });
+      await engine.start();
+      try {
+        await engine.submit('held', 1, { id: 'b' });
+        const cancelled = engine.cancel('b', 'no');
+        await finalStored;
+        // Another engine sharing the store could read CANCELLED there now: this one says so too.
+        expect((await engine.get('b')).status).toBe('CANCELLED');
+        open();
+        expect(await cancelled).toMatchObject({ status: 'CANCELLED', error: { message: 'no' } });
+        expect((await engine.get('b')).status).toBe('CANCELLED');
+      } finally {
+        open();
+        release();
+        await engine.stop();
+      }
+    },
+  );
 });

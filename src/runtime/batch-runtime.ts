@@ -266,6 +266,15 @@ export class BatchRuntime {
     return this.finalDurable;
   }
 
+  /**
+   * The batch has ended here, but this engine has not yet heard its final state stored. The store
+   * may hold it already (its commit answered after the rows changed), so another reader of the
+   * store can see the final status first.
+   */
+  get endingUnheard(): boolean {
+    return !this.finalDurable && (this.crash !== undefined || this.actor.getSnapshot().status === 'done');
+  }
+
   summary(): BatchSummary {
     const summary = summaryOf(this.record, this.actor.getSnapshot(), this.finalDurable, this.finishedAt);
     if (this.triggered && this.finalDurable) summary.triggered = this.triggered;

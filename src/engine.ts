@@ -37,7 +37,7 @@ import { SharedStore } from './runtime/shared-store.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
 import { submitBatch } from './runtime/submission.js';
 import { checkTriggers, fireTriggers } from './runtime/triggers.js';
-import { listByStatus, listedSummary, storedSummary, summaryFromRow } from './runtime/views.js';
+import { freshest, listByStatus, listedSummary, storedSummary, summaryFromRow } from './runtime/views.js';
 import { Watchers } from './runtime/watchers.js';
 import { WorkRunner } from './runtime/work.js';
 import { Yielder } from './runtime/yielder.js';
@@ -383,8 +383,8 @@ class PartitaEngine implements Engine {
       return listByStatus(rows, f, this.running?.values() ?? [], (row) =>
         listedSummary(row, this.recovery?.broken.get(row.id)),
       );
-    return rows.map(
-      (row) => this.running?.get(row.id)?.summary() ?? listedSummary(row, this.recovery?.broken.get(row.id)),
+    return rows.map((row) =>
+      freshest(row, this.running?.get(row.id), (r) => listedSummary(r, this.recovery?.broken.get(r.id))),
     );
   }
 

@@ -133,7 +133,7 @@ describe('finalizing', () => {
     ['memory', () => memoryStore()],
     ['sqlite', () => sqliteStore({ path: sqlitePath() })],
   ])(
-    'get() reports the final state once the store holds it, before the engine hears its write answered (%s store)',
+    'get() and list() report the final state once the store holds it, before the engine hears its write answered (%s store)',
     async (_name, make) => {
       const inner: Store = make();
       // The final state's write lands in the store; its answer is held back until the test opens.
@@ -180,6 +180,8 @@ describe('finalizing', () => {
         await finalStored;
         // Another engine sharing the store could read CANCELLED there now: this one says so too.
         expect((await engine.get('b')).status).toBe('CANCELLED');
+        expect((await engine.list()).map((b) => b.status)).toEqual(['CANCELLED']);
+        expect((await engine.list({ status: 'CANCELLED' })).map((b) => b.id)).toEqual(['b']);
         open();
         expect(await cancelled).toMatchObject({ status: 'CANCELLED', error: { message: 'no' } });
         expect((await engine.get('b')).status).toBe('CANCELLED');

@@ -1,6 +1,6 @@
 import { PartitaError, serializeError, toError } from '../errors.js';
 import type { BatchRecord, BatchRow, BatchState } from '../store/store.js';
-import type { BatchStatus, BatchSummary, PartitionFailure } from '../summary.js';
+import { type BatchStatus, type BatchSummary, isFinalStatus, type PartitionFailure } from '../summary.js';
 import { parseRecord, parseState } from './records.js';
 
 /**
@@ -99,6 +99,27 @@ export function asPartitaError(err: unknown): PartitaError {
  * here (its next group commit has not happened yet), so rows are filtered by their live summary,
  * and batches running here whose row still shows another status are added. Newest first.
  */
+/** A batch running here, as listing sees it. */
+export interface LiveBatch {
+  id: string;
+  job: string;
+  /** Ended here, its final write not yet heard answered (BatchRuntime.endingUnheard). */
+  endingUnheard: boolean;
+  summary(): BatchSummary;
+}
+
+/**
+ * A listed row's summary: the running batch's own, unless the row read from the store is newer (its
+ * final state is stored, and the engine that ran it has not heard so yet).
+ */
+export function freshest(
+  row: BatchRow,
+  live: LiveBatch | undefined,
+  stored: (row: BatchRow) => BatchSummary,
+): BatchSummary {
+  return live && !(live.endingUnheard && isFinalStatus(row.status)) ? live.summary() : stored(row);
+}
+
 export function listByStatus(
   rows: readonly BatchRow[],
   f: {
@@ -106,17 +127,17 @@ export function listByStatus(
     job?: string | undefined;
     limit?: number | undefined;
   },
-  running: Iterable<{ id: string; job: string; summary(): BatchSummary }>,
+  running: Iterable<LiveBatch>,
   stored: (row: BatchRow) => BatchSummary,
 ): BatchSummary[] {
   const wanted = new Set(typeof f.status === 'string' ? [f.status] : (f.status ?? []));
-  const live = new Map<string, { id: string; job: string; summary(): BatchSummary }>();
+  const live = new Map<string, LiveBatch>();
   for (const rt of running) live.set(rt.id, rt);
   const seen = new Set<string>();
   const out: BatchSummary[] = [];
   for (const row of rows) {
     seen.add(row.id);
-    const s = live.get(row.id)?.summary() ?? stored(row);
+    const s = freshest(row, live.get(row.id), stored);
     if (wanted.has(s.status)) out.push(s);
   }
   for (const rt of live.values()) {

@@ -20,7 +20,7 @@ const io = defineJob({
 const wide = defineJob({
   name: 'wide',
   partition: (n) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
-  handler: async (i) => {
+  handler: async () => {
     await sleep(ioMs);
     return process.pid;
   },

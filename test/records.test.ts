@@ -8,6 +8,8 @@ import { BATCH_MACHINE_VERSION } from '../src/machines/batch.js';
 import { parseState } from '../src/runtime/records.js';
 import { collect, items, scriptedJob } from './helpers.js';
 
+type Snapshot = { context: Record<string, unknown> } & Record<string, unknown>;
+
 const dir = mkdtempSync(join(tmpdir(), 'partita-records-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -72,6 +74,56 @@ describe('stored records are versioned and validated on load', () => {
       before.filter((r) => (r as { id: string }).id !== 'healthy'),
     );
   });
+
+  it.each([
+    ['no snapshot', (_s: Snapshot) => null],
+    ['a value that names no state', (s: Snapshot) => ({ ...s, value: 'nonexistent' })],
+    ['no context', (s: Snapshot) => ({ ...s, context: undefined })],
+    ['a negative count', (s: Snapshot) => ({ ...s, context: { ...s.context, succeeded: -5 } })],
+    ['more outcomes than partitions', (s: Snapshot) => ({ ...s, context: { ...s.context, failed: 99 } })],
+    ['lanes missing from inFlight', (s: Snapshot) => ({ ...s, context: { ...s.context, inFlight: [] } })],
+  ])(
+    'an unfinished batch whose stored snapshot has %s is reported (STORE), left untouched, and every other batch keeps running',
+    async (_name, damage) => {
+      const path = join(dir, `damaged-${_name.replaceAll(' ', '-')}.db`);
+      await threeUnfinished(path);
+      const db = new Database(path);
+      const row = db.prepare('select state from batches where id = ?').get('corrupt') as { state: string };
+      const state = JSON.parse(row.state);
+      db.prepare('update batches set state = ? where id = ?').run(
+        JSON.stringify({ ...state, snapshot: damage(state.snapshot) }),
+        'corrupt',
+      );
+      const before = db.prepare("select * from batches where id = 'corrupt'").get();
+      db.close();
+
+      const errors: unknown[] = [];
+      const engine = createEngine({
+        jobs: [scriptedJob({ concurrency: 2 })],
+        store: sqliteStore({ path }),
+        logger: false,
+        workers: { maxThreads: 2 },
+        onError: (err) => errors.push(err),
+      });
+      await engine.start();
+      try {
+        await expect(engine.get('corrupt')).rejects.toMatchObject({ code: 'STORE' });
+        await expect(engine.wait('corrupt')).rejects.toMatchObject({ code: 'STORE' });
+        await expect(engine.cancel('corrupt')).rejects.toMatchObject({ code: 'STORE' });
+        const listed = (await engine.list()).find((b) => b.id === 'corrupt');
+        expect(listed?.error).toMatchObject({ code: 'STORE' });
+        // The others resumed: one cancelled here, one finished after its hanging partitions are cancelled.
+        expect((await engine.cancel('healthy')).status).toBe('CANCELLED');
+        expect((await engine.cancel('future')).status).toBe('CANCELLED');
+        for (const err of errors) expect(err).toMatchObject({ code: 'STORE' });
+      } finally {
+        await engine.stop();
+      }
+      const after = new Database(path);
+      expect(after.prepare("select * from batches where id = 'corrupt'").get()).toEqual(before);
+      after.close();
+    },
+  );
 
   it('an unfinished batch of a job this engine does not know is reported and left for an engine that knows it', async () => {
     const path = join(dir, 'unknown-job.db');
@@ -144,8 +196,21 @@ describe('batch machine version 3 → 4 (item batching)', () => {
         status: 'PROCESSING',
         journalSeq: 0,
         snapshot: {
+          status: 'active',
           value: 'processing',
-          context: { redeliver: [{ index: 3, attempt: 1 }], inFlight: [null] },
+          context: {
+            config: { batchId: 'b', job: 'j', total: 4, lanes: 1 },
+            cursor: 4,
+            loaded: 4,
+            loading: false,
+            succeeded: 3,
+            failed: 0,
+            running: 0,
+            inFlight: [null],
+            redeliver: [{ index: 3, attempt: 1 }],
+            settledAhead: [],
+            failures: [],
+          },
         },
         summary: {},
       }),

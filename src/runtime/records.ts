@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { SnapshotVersionError, StoreError } from '../errors.js';
-import { BATCH_MACHINE_VERSION } from '../machines/batch.js';
+import { BATCH_MACHINE_VERSION, batchMachine } from '../machines/batch.js';
 import { type BatchRecord, type BatchRow, type BatchState, SCHEMA_VERSION } from '../store/store.js';
-import { BATCH_STATUSES, type BatchStatus } from '../summary.js';
+import { BATCH_STATUSES, type BatchStatus, isFinalStatus } from '../summary.js';
 
 /**
  * Validation of what comes back from a store. Every record and state carries `schemaVersion`;
@@ -136,5 +136,49 @@ export function parseState(row: BatchRow): BatchState | undefined {
     state.snapshot = step(state.snapshot as PersistedMachine);
     state.machineVersion++;
   }
+  // A state that will be restored must be one the machine can run from; a final one is only read
+  // (its summary), and a batch that crashed is stored FAILED with no snapshot.
+  const fault = isFinalStatus(state.status) ? undefined : snapshotFault(state.snapshot);
+  if (fault) throw new StoreError(`Batch "${row.id}": stored state is invalid: ${fault}`);
   return state;
+}
+
+/** The batch machine's state names: a restored snapshot's `value` is one of them. */
+const STATE_NAMES = new Set(Object.keys(batchMachine.states));
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/**
+ * Why a stored batch machine snapshot cannot be restored, or undefined when it can. Checked by hand
+ * (every summary read from the store goes through here): the keys the machine and the engine read,
+ * and the counts they add up. Restored as it was, such a snapshot threw inside the actor, or left a
+ * batch that never ended.
+ */
+function snapshotFault(snapshot: unknown): string | undefined {
+  if (!isObject(snapshot)) return 'the snapshot is not an object';
+  if (snapshot.status !== 'active') return `the snapshot's status is ${JSON.stringify(snapshot.status)}`;
+  if (typeof snapshot.value !== 'string' || !STATE_NAMES.has(snapshot.value))
+    return `the snapshot's value ${JSON.stringify(snapshot.value)} names no state of the batch machine`;
+  const c = snapshot.context;
+  if (!isObject(c) || !isObject(c.config)) return 'the snapshot has no context or no config';
+  const { total, lanes } = c.config;
+  if (!isCount(total) || !isCount(lanes) || lanes > total)
+    return 'config.total and config.lanes are not counts';
+  for (const key of ['cursor', 'loaded', 'succeeded', 'failed', 'running'] as const) {
+    const n = c[key];
+    if (!isCount(n) || n > total) return `context.${key} is not a count of at most ${total}`;
+  }
+  if ((c.succeeded as number) + (c.failed as number) > total)
+    return 'more outcomes are counted than partitions';
+  if (typeof c.loading !== 'boolean' || !isCount(c.groupSize) || c.groupSize < 1)
+    return 'context.loading or context.groupSize is invalid';
+  if (!Array.isArray(c.inFlight) || c.inFlight.length !== lanes)
+    return 'context.inFlight does not hold one entry per lane';
+  for (const f of c.inFlight)
+    if (f !== null && !(isObject(f) && isCount(f.index) && f.index < total && isCount(f.attempt)))
+      return 'context.inFlight holds an invalid entry';
+  if (!Array.isArray(c.redeliver) || !Array.isArray(c.settledAhead) || !Array.isArray(c.failures))
+    return 'context.redeliver, settledAhead or failures is not a list';
+  return undefined;
 }

@@ -24,8 +24,7 @@ export async function runMigrations(session: MigrationSession, migrations: reado
   for (let done = -1; done < latest; ) {
     await session.begin();
     try {
-      done = await session.applied();
-      if (done > latest) throw new SnapshotVersionError(done, latest, 'database schema');
+      done = checked(await session.applied(), latest);
       if (done < latest) await session.apply(done + 1, migrations[done]!);
       await session.commit();
     } catch (err) {
@@ -33,4 +32,39 @@ export async function runMigrations(session: MigrationSession, migrations: reado
       throw err;
     }
   }
+}
+
+/** A {@link MigrationSession} whose driver answers at once (better-sqlite3). */
+export type SyncMigrationSession = {
+  [K in keyof MigrationSession]: (
+    ...args: Parameters<MigrationSession[K]>
+  ) => Awaited<ReturnType<MigrationSession[K]>>;
+};
+
+/**
+ * {@link runMigrations} for a driver that answers at once: each transaction runs whole, in one go.
+ * Across an `await`, other code of this process ran while the write lock was held; another
+ * connection of the process to the same file (another store, or a store's writer) then waited for
+ * the lock in its busy handler, which blocks the thread that would release it: the write failed
+ * with "database is locked" after the busy timeout.
+ */
+export function runMigrationsSync(session: SyncMigrationSession, migrations: readonly string[]): void {
+  const latest = migrations.length;
+  for (let done = -1; done < latest; ) {
+    session.begin();
+    try {
+      done = checked(session.applied(), latest);
+      if (done < latest) session.apply(done + 1, migrations[done]!);
+      session.commit();
+    } catch (err) {
+      session.rollback();
+      throw err;
+    }
+  }
+}
+
+/** How many migrations the database has applied; more than this code knows is a newer partita's. */
+function checked(done: number, latest: number): number {
+  if (done > latest) throw new SnapshotVersionError(done, latest, 'database schema');
+  return done;
 }

@@ -6,7 +6,7 @@ import { ValidationError } from '../errors.js';
 import { creatorIsGone, newCreator, retireCreator } from './creators.js';
 import { loadDriver } from './drivers.js';
 import { type CapturedPartition, capturePartition } from './inputs.js';
-import { type MigrationSession, runMigrations } from './migrate.js';
+import { runMigrationsSync, type SyncMigrationSession } from './migrate.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
 import type { Params } from './sql-listing.js';
 import { redriveStatements } from './sql-redrive.js';
@@ -142,7 +142,7 @@ class SqliteStore extends SqlStore implements Store {
       await untilNotBusy(() => conn.pragma('journal_mode = WAL'), this.busyTimeoutMs);
       db.pragma(`synchronous = ${this.synchronous}`);
       db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
-      await runMigrations(migrationSession(db), SQLITE_MIGRATIONS);
+      runMigrationsSync(migrationSession(db), SQLITE_MIGRATIONS);
       creator = newCreator();
       // The driver's generic transaction type is wider than SqliteDb says; what prepare() uses matches.
       const s = prepare(db as unknown as SqliteDb, creator, (c) => creatorIsGone(c));
@@ -359,30 +359,30 @@ async function stopCheckpointer(worker: Worker | undefined): Promise<void> {
 }
 
 /** Migrations in IMMEDIATE transactions: the first writer lock serializes two processes opening at once. */
-function migrationSession(db: Database.Database): MigrationSession {
+function migrationSession(db: Database.Database): SyncMigrationSession {
   return {
-    async begin() {
+    begin() {
       db.exec('BEGIN IMMEDIATE');
       db.exec(
         'CREATE TABLE IF NOT EXISTS partita_migrations (id INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)',
       );
     },
-    async applied() {
+    applied() {
       return (
         (db.prepare('SELECT max(id) AS id FROM partita_migrations').get() as { id: number | null }).id ?? 0
       );
     },
-    async apply(id, sql) {
+    apply(id, sql) {
       db.exec(sql);
       db.prepare('INSERT INTO partita_migrations (id, applied_at) VALUES (?, ?)').run(
         id,
         new Date().toISOString(),
       );
     },
-    async commit() {
+    commit() {
       db.exec('COMMIT');
     },
-    async rollback() {
+    rollback() {
       if (db.inTransaction) db.exec('ROLLBACK');
     },
   };

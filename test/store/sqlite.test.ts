@@ -118,6 +118,28 @@ describe('sqliteStore', () => {
     expect(raw(path, (db) => db.prepare('SELECT count(*) AS n FROM partitions').get())).toEqual({ n: 2 });
   });
 
+  it('a store opening on the file leaves the writes of another store of this process alone (its migrations hold the lock across no await)', async () => {
+    const path = tempPath();
+    const first = sqliteStore({ path, busyTimeoutMs: 300 });
+    open.push(first);
+    await first.open();
+    // A write of the first store asked 0, 1, 2, … microtask turns after the second starts to open:
+    // one asked while the second held its migration's write lock across an await waited in its busy
+    // handler, which blocks the thread that would release the lock, and failed after the timeout.
+    const failed: string[] = [];
+    for (let turns = 0; turns < 40; turns++) {
+      const second = sqliteStore({ path });
+      const opening = second.open();
+      for (let i = 0; i < turns; i++) await null;
+      await first.requestControl('nobody', { type: 'pause' }).catch((err: Error) => {
+        failed.push(`${turns}: ${err.message}`);
+      });
+      await opening;
+      await second.close();
+    }
+    expect(failed).toEqual([]);
+  });
+
   it('removes a batch left invisible by a crash during createBatch when it opens', async () => {
     const path = tempPath();
     const store = await start(path);

@@ -285,6 +285,7 @@ class PartitaEngine implements Engine {
 
   /** Stop every batch here (each saves its state), release leases, the pool and the store. */
   private async shutdown(): Promise<void> {
+    this.elsewhere?.stop(); // requests left for other engines: answered ENGINE_STATE, checks end
     await this.scheduler?.stop(); // first: a fire in flight ends before the queue and the store do
     await this.helping?.stop(); // answers staged and holds given back while the store is open
     this.parentWatch?.stop();
@@ -295,6 +296,13 @@ class PartitaEngine implements Engine {
     this.stats.stop();
     for (const limiter of this.limiters.values()) limiter.clear();
     await this.running?.stopAll();
+    // Batches that did not end here: whoever waits for one is told, not left waiting forever.
+    this.watchers.failAll(
+      (id) =>
+        new EngineStateError(
+          `the engine stopped while waiting for batch "${id}" to end (the batch is not lost: an engine on its store carries it on)`,
+        ),
+    );
     this.offers?.stop();
     await this.pool?.destroy().catch((err) => this.log.error({ err }, 'worker pool did not stop cleanly'));
     await this.store?.close().catch((err) => this.log.error({ err }, 'store did not close cleanly'));

@@ -1,4 +1,4 @@
-import { ConflictError } from '../errors.js';
+import { ConflictError, EngineStateError } from '../errors.js';
 import type { BatchControl, Store } from '../store/store.js';
 import type { BatchSummary } from '../summary.js';
 import type { RemoteFollow } from './remote-follow.js';
@@ -20,7 +20,23 @@ export interface ElsewhereDeps {
  * and the answer is the batch's first summary, followed through the store, that shows it done.
  */
 export class Elsewhere {
+  /** The requests still waiting for their answer: each rejects with the error it is given. */
+  private readonly pending = new Set<(err: Error) => void>();
+
   constructor(private readonly deps: ElsewhereDeps) {}
+
+  /**
+   * The engine stops: every request still waiting rejects with ENGINE_STATE, and its checks end
+   * (they kept the process alive). What was asked stays on the batch's row for its owner.
+   */
+  stop(): void {
+    for (const abandon of [...this.pending])
+      abandon(
+        new EngineStateError(
+          "the engine stopped before the batch's owner was seen carrying out the request; the request stays with the batch",
+        ),
+      );
+  }
 
   /**
    * Leave `control` for the batch's owner and resolve with the first summary `outcome` accepts; a
@@ -42,10 +58,13 @@ export class Elsewhere {
       const finish = (settle: () => void) => {
         if (finished) return;
         finished = true;
+        this.pending.delete(abandon);
         clearTimeout(timer);
         queueMicrotask(() => off());
         settle();
       };
+      const abandon = (err: Error) => finish(() => reject(err));
+      this.pending.add(abandon);
       const judge = (summary: BatchSummary) => {
         const verdict = outcome(summary);
         if (verdict === 'done') finish(() => resolve(summary));

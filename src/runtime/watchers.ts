@@ -100,6 +100,15 @@ export class Watchers {
     for (const w of this.take(id)) w.reject(err);
   }
 
+  /** The engine stops: every waiter left rejects with `errorFor(id)`; listeners are dropped. */
+  failAll(errorFor: (id: string) => Error): void {
+    this.listeners.clear();
+    for (const id of [...this.waiters.keys()]) {
+      const err = errorFor(id);
+      for (const w of this.take(id)) w.reject(err);
+    }
+  }
+
   /** Every batch someone waits for or listens to. */
   watched(): Set<string> {
     return new Set([...this.waiters.keys(), ...this.listeners.keys()]);

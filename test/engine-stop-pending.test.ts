@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { createEngine, defineJob, memoryStore, sqliteStore } from '../src/index.js';
+import { sqlitePath } from './support/stores.js';
+
+// What stop() does to calls still waiting: they settle (ENGINE_STATE), they do not hang, and what
+// they asked of another engine stays asked.
+
+function gatedJob() {
+  let open = () => {};
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const job = defineJob({
+    name: 'gated',
+    partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
+    handler: async (i: number, ctx) => {
+      await Promise.race([gate, new Promise((r) => ctx.signal.addEventListener('abort', r))]);
+      return i;
+    },
+    concurrency: 2,
+  });
+  return { job, open: () => open() };
+}
+
+describe('stop() while calls wait', () => {
+  it('a wait() on a batch that has not ended rejects ENGINE_STATE', async () => {
+    const { job, open } = gatedJob();
+    const engine = createEngine({ jobs: [job], store: memoryStore(), logger: false });
+    await engine.start();
+    try {
+      const batch = await engine.submit('gated', 4);
+      const waiting = engine.wait(batch.id);
+      await engine.stop();
+      await expect(waiting).rejects.toMatchObject({ code: 'ENGINE_STATE' });
+    } finally {
+      open();
+      await engine.stop();
+    }
+  });
+
+  it.each(['cancel', 'pause'] as const)(
+    'a %s left for the engine that runs the batch rejects ENGINE_STATE; the request stays for its owner',
+    async (control) => {
+      const path = sqlitePath();
+      const { job, open } = gatedJob();
+      // A sweeps for requests once a minute: it cannot answer before B stops.
+      const a = createEngine({
+        jobs: [job],
+        store: sqliteStore({ path }),
+        logger: false,
+        ownerId: 'stop-pending/1/a',
+        claimIntervalMs: 60_000,
+      });
+      const b = createEngine({
+        jobs: [job],
+        store: sqliteStore({ path }),
+        logger: false,
+        ownerId: 'stop-pending/1/b',
+      });
+      await a.start();
+      await b.start();
+      let c: ReturnType<typeof createEngine> | undefined;
+      try {
+        const batch = await a.submit('gated', 4, { id: 'x' });
+        const asked = b[control](batch.id);
+        asked.catch(() => {}); // judged below, after the stop
+        // The request is on the row before B stops.
+        const store = sqliteStore({ path });
+        await store.open();
+        try {
+          while ((await store.controlOf('x')) === undefined) await new Promise((r) => setImmediate(r));
+        } finally {
+          await store.close();
+        }
+        await b.stop();
+        await expect(asked).rejects.toMatchObject({ code: 'ENGINE_STATE' });
+        await a.stop();
+        // The next owner finds the request and carries it out.
+        c = createEngine({
+          jobs: [job],
+          store: sqliteStore({ path }),
+          logger: false,
+          ownerId: 'stop-pending/1/c',
+        });
+        await c.start();
+        if (control === 'cancel') expect((await c.wait('x')).status).toBe('CANCELLED');
+        else
+          await new Promise<void>((resolve) => {
+            c!.subscribe('x', (s) => s.status === 'PAUSED' && resolve());
+          });
+      } finally {
+        open();
+        await b.stop();
+        await a.stop();
+        await c?.stop();
+      }
+    },
+  );
+});

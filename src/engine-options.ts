@@ -116,6 +116,13 @@ export const engineOptionsSchema = z
         loadTimeoutMs: z.number().int().positive().max(MAX_TIMER_MS).optional(),
       })
       .strict()
+      .refine(
+        (w) => w.minThreads === undefined || w.maxThreads === undefined || w.minThreads <= w.maxThreads,
+        {
+          message: 'minThreads must not exceed maxThreads',
+          path: ['minThreads'],
+        },
+      )
       .optional(),
     maxConcurrentBatches: z.number().int().min(1).max(100_000).optional(),
     clusterMaxConcurrentBatches: z.number().int().min(1).max(1_000_000).optional(),

@@ -44,7 +44,7 @@ import { Yielder } from './runtime/yielder.js';
 import { checkSchedule, type ScheduleInfo, type ScheduleOptions } from './schedule-options.js';
 import type { BatchRecord, BatchState, PartitionFilter, PartitionView, Store } from './store/store.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from './summary.js';
-import { parseOptions, parseOrThrow } from './validation.js';
+import { parseOptions, parseOrThrow, requireBatchId, requireReason } from './validation.js';
 import { resultJsonSchema, WorkerPool } from './workers/pool.js';
 
 export type { Engine, EngineMetrics } from './engine-api.js';
@@ -342,6 +342,7 @@ class PartitaEngine implements Engine {
   }
 
   async get(id: string): Promise<BatchSummary> {
+    requireBatchId(id, 'get');
     const rt = this.running?.get(id);
     if (rt) {
       if (rt.endingUnheard) {
@@ -366,6 +367,7 @@ class PartitaEngine implements Engine {
   }
 
   async wait(id: string, options: WaitOptions = {}): Promise<BatchSummary> {
+    requireBatchId(id, 'wait');
     const { timeoutMs } = parseOptions(waitOptionsSchema, options, 'wait options');
     const rt = this.running?.get(id);
     if (rt?.isFinal) return rt.summary();
@@ -397,6 +399,8 @@ class PartitaEngine implements Engine {
   }
 
   async cancel(id: string, reason = 'cancelled by request'): Promise<BatchSummary> {
+    requireBatchId(id, 'cancel');
+    requireReason(reason);
     const rt = this.running?.get(id) ?? (await this.queue?.take(id)) ?? (await this.claimToCancel(id));
     if (!rt) {
       const summary = await this.get(id);
@@ -406,17 +410,18 @@ class PartitaEngine implements Engine {
         throw new EngineStateError(
           `batch "${id}" is ${summary.status} but not run by this engine: cancel it on the engine that runs it`,
         );
-      return this.elsewhere.request(id, { type: 'cancel', reason: String(reason) }, (s) =>
+      return this.elsewhere.request(id, { type: 'cancel', reason: reason }, (s) =>
         isFinalStatus(s.status) ? 'done' : 'wait',
       );
     }
     if (rt.isFinal) return rt.summary();
     const final = this.watchers.wait(id, undefined);
-    rt.cancel(String(reason));
+    rt.cancel(reason);
     return final;
   }
 
   async pause(id: string): Promise<BatchSummary> {
+    requireBatchId(id, 'pause');
     const rt = await this.runningHere(id, 'pause');
     if (!rt)
       return this.elsewhere!.request(id, { type: 'pause' }, (s) =>
@@ -431,6 +436,7 @@ class PartitaEngine implements Engine {
   }
 
   async retryFailed(id: string): Promise<BatchSummary> {
+    requireBatchId(id, 'retryFailed');
     this.requireRunning('retryFailed');
     const live = this.running!.get(id)?.summary() ?? this.queue!.summary(id);
     if (live && !isFinalStatus(live.status))
@@ -445,6 +451,7 @@ class PartitaEngine implements Engine {
   }
 
   async resume(id: string): Promise<BatchSummary> {
+    requireBatchId(id, 'resume');
     const rt = await this.runningHere(id, 'resume');
     if (!rt)
       return this.elsewhere!.request(id, { type: 'resume' }, (s) =>
@@ -463,6 +470,7 @@ class PartitaEngine implements Engine {
   }
 
   async *partitions<R = unknown>(id: string, filter: PartitionFilter = {}): AsyncIterable<PartitionView<R>> {
+    requireBatchId(id, 'partitions');
     this.requireStore('partitions');
     parseOrThrow(partitionFilterSchema, filter, 'partitions filter');
     const rt = this.running?.get(id);
@@ -472,6 +480,7 @@ class PartitaEngine implements Engine {
   }
 
   subscribe(id: string, listener: (summary: BatchSummary) => void): () => void {
+    requireBatchId(id, 'subscribe');
     if (typeof listener !== 'function')
       throw new ValidationError('subscribe(id, listener): listener must be a function', [
         { path: 'listener', message: 'expected a function' },
@@ -505,6 +514,7 @@ class PartitaEngine implements Engine {
   }
 
   async recount(id: string): Promise<{ total: number; succeeded: number; failed: number }> {
+    requireBatchId(id, 'recount');
     this.requireStore('recount');
     await this.running?.get(id)?.flush();
     const row = await this.store!.loadBatch(id);
@@ -528,6 +538,10 @@ class PartitaEngine implements Engine {
   }
 
   observe(listener: (event: EngineEvent) => void): () => void {
+    if (typeof listener !== 'function')
+      throw new ValidationError('observe(listener): listener must be a function', [
+        { path: 'listener', message: 'expected a function' },
+      ]);
     return this.stats.observe(listener);
   }
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createEngine, defineJob, memoryStore, PartitaError } from '../src/index.js';
+import { createEngine, defineJob, memoryStore, PartitaError, sqliteStore } from '../src/index.js';
 import { items, noopJob, scriptedJob, startEngine } from './helpers.js';
+import { sqlitePath } from './support/stores.js';
 
 async function codeOf(promise: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
   try {
@@ -25,6 +26,39 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     expect(await engine.list()).toEqual([]);
   });
 
+  it.each([
+    ['memory', () => memoryStore()],
+    ['sqlite', () => sqliteStore({ path: sqlitePath() })],
+  ])(
+    'a batch id that is not a non-empty string: VALIDATION from every method (%s store)',
+    async (_name, store) => {
+      const engine = await startEngine({ jobs: [noopJob()], store: store() });
+      try {
+        for (const id of [{}, null, undefined, 5, '', ['a']] as never[]) {
+          for (const call of [
+            () => engine.get(id),
+            () => engine.wait(id),
+            () => engine.cancel(id),
+            () => engine.pause(id),
+            () => engine.resume(id),
+            () => engine.retryFailed(id),
+            () => engine.recount(id),
+            () => engine.partitions(id)[Symbol.asyncIterator]().next(),
+            () => engine.subscribe(id, () => {}),
+          ])
+            expect(await codeOf(call)).toBe('VALIDATION');
+        }
+        const batch = await engine.submit('noop', { n: 1 });
+        expect(await codeOf(engine.cancel(batch.id, { why: 'no' } as never))).toBe('VALIDATION');
+        expect(await codeOf(engine.cancel(batch.id, 'x'.repeat(1001)))).toBe('VALIDATION');
+        expect(await codeOf(() => engine.observe(null as never))).toBe('VALIDATION');
+        expect((await engine.wait(batch.id)).status).toBe('COMPLETED');
+      } finally {
+        await engine.stop();
+      }
+    },
+  );
+
   it('unknown job: UNKNOWN_JOB naming the known ones', async () => {
     const engine = await startEngine({ jobs: [noopJob()] });
     const err = await engine.submit('nope', {}).catch((e) => e);
@@ -46,6 +80,9 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     expect(await codeOf(engine.wait(plain.id, { timeoutMs: -1 }))).toBe('VALIDATION');
     expect((await engine.wait(plain.id, {})).status).toBe('COMPLETED');
     expect((await engine.submit('noop', { n: 2 }, null as never)).status).toMatch(/QUEUED|PROCESSING/);
+    expect(
+      await codeOf(() => createEngine({ jobs: [noopJob()], workers: { minThreads: 4, maxThreads: 1 } })),
+    ).toBe('VALIDATION');
     expect(await codeOf(() => createEngine({ jobs: [noopJob()], maxConcurrentBatches: 0 }))).toBe(
       'VALIDATION',
     );

@@ -410,7 +410,7 @@ class PartitaEngine implements Engine {
         throw new EngineStateError(
           `batch "${id}" is ${summary.status} but not run by this engine: cancel it on the engine that runs it`,
         );
-      return this.elsewhere.request(id, { type: 'cancel', reason: reason }, (s) =>
+      return this.elsewhere.request(id, { type: 'cancel', reason }, (s) =>
         isFinalStatus(s.status) ? 'done' : 'wait',
       );
     }

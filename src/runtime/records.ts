@@ -150,9 +150,9 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
 /**
- * Why a stored batch machine snapshot cannot be restored, or undefined when it can. Checked by hand
- * (every summary read from the store goes through here): the keys the machine and the engine read,
- * and the counts they add up. Restored as it was, such a snapshot threw inside the actor, or left a
+ * Why a stored batch machine snapshot cannot be restored, or undefined when it can. Checked by
+ * hand (every unfinished state read from the store goes through here): the keys the machine and the
+ * engine read, and the counts they add up. Restored as it was, such a snapshot threw inside the actor, or left a
  * batch that never ended.
  */
 function snapshotFault(snapshot: unknown): string | undefined {

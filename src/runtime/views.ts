@@ -94,11 +94,6 @@ export function asPartitaError(err: unknown): PartitaError {
   return err instanceof PartitaError ? err : new PartitaError('STORE', toError(err).message, { cause: err });
 }
 
-/**
- * A list filtered by status, as reported: a row's stored status can lag behind the batch running
- * here (its next group commit has not happened yet), so rows are filtered by their live summary,
- * and batches running here whose row still shows another status are added. Newest first.
- */
 /** A batch running here, as listing sees it. */
 export interface LiveBatch {
   id: string;
@@ -120,6 +115,11 @@ export function freshest(
   return live && !(live.endingUnheard && isFinalStatus(row.status)) ? live.summary() : stored(row);
 }
 
+/**
+ * A list filtered by status, as reported: a row's stored status can lag behind the batch running
+ * here (its next group commit has not happened yet), so rows are filtered by their live summary,
+ * and batches running here whose row still shows another status are added. Newest first.
+ */
 export function listByStatus(
   rows: readonly BatchRow[],
   f: {

@@ -152,8 +152,8 @@ const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as nu
 /**
  * Why a stored batch machine snapshot cannot be restored, or undefined when it can. Checked by
  * hand (every unfinished state read from the store goes through here): the keys the machine and the
- * engine read, and the counts they add up. Restored as it was, such a snapshot threw inside the actor, or left a
- * batch that never ended.
+ * engine read, and the counts they add up. Restored as it was, such a snapshot threw inside the
+ * actor, or left a batch that never ended.
  */
 function snapshotFault(snapshot: unknown): string | undefined {
   if (!isObject(snapshot)) return 'the snapshot is not an object';

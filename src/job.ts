@@ -5,6 +5,7 @@ import { MAX_TIMER_MS } from './engine-options.js';
 import { ValidationError } from './errors.js';
 import type { BatchSummary, FailurePolicy } from './summary.js';
 import { parseOrThrow } from './validation.js';
+import { MAX_JOB_NAME_LENGTH } from './values.js';
 import type { PartitionContext } from './worker.js';
 
 /** One unit of work produced by a job's `partition` function. */
@@ -147,7 +148,10 @@ const zodSchema = z.custom<z.ZodType>(
 
 const jobOptionsSchema = z
   .object({
-    name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'must match /^[a-z0-9][a-z0-9._-]*$/'),
+    name: z
+      .string()
+      .max(MAX_JOB_NAME_LENGTH)
+      .regex(/^[a-z0-9][a-z0-9._-]*$/, 'must match /^[a-z0-9][a-z0-9._-]*$/'),
     input: zodSchema.optional(),
     partition: fn,
     worker: z
@@ -179,7 +183,10 @@ const jobOptionsSchema = z
       .array(
         z
           .object({
-            job: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be a job name'),
+            job: z
+              .string()
+              .max(MAX_JOB_NAME_LENGTH)
+              .regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be a job name'),
             when: z.enum(['succeeded', 'failed', 'settled']),
             input: fn,
           })

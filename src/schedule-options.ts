@@ -4,7 +4,7 @@ import type { AnyJobDefinition, JobWithInput } from './job.js';
 import { badTimezone, CronTimes } from './runtime/cron.js';
 import type { BatchStatus } from './summary.js';
 import { parseOrThrow } from './validation.js';
-import { unstorable } from './values.js';
+import { longestParentId, unstorable } from './values.js';
 
 /** What a fire does while the batch of the previous fire is not final (docs/guide.md, "Schedules"). */
 export type ScheduleOverlap = 'skip' | 'queue' | 'allow';
@@ -121,6 +121,12 @@ export function checkSchedule(
   const jobName = typeof o.job === 'string' ? o.job : o.job.name;
   const job = jobs.get(jobName);
   if (!job) throw new UnknownJobError(jobName, [...jobs.keys()]);
+  // Its batches' ids are `${name}@${ISO time}`: with the job's triggers, they must leave room too.
+  const most = longestParentId(job.triggers) - '@2026-01-01T00:00:00.000Z'.length;
+  if (o.name.length > most) {
+    const message = `is too long for job "${job.name}", whose triggers add to its batch ids: at most ${most} characters`;
+    throw new ValidationError(`Invalid schedule options: name ${message}`, [{ path: 'name', message }]);
+  }
   const fn = typeof o.input === 'function' ? (o.input as (fireTime: Date) => unknown) : undefined;
   if (!fn) {
     const bad = unstorable(o.input);

@@ -17,6 +17,17 @@ import { types } from 'node:util';
 export const MAX_KEY_LENGTH = 1024;
 /** Longest batch id, in UTF-16 code units. */
 export const MAX_ID_LENGTH = 200;
+/** Longest job name: a trigger's child batch id (`${parent}>${job}`) must still fit MAX_ID_LENGTH. */
+export const MAX_JOB_NAME_LENGTH = 100;
+/**
+ * Longest id a batch of a job with triggers may have: its children's ids add `>`, the child's job
+ * name and a run number `#NNNN` (the batch's later runs, after `retryFailed`), and must still fit
+ * MAX_ID_LENGTH. Without triggers, MAX_ID_LENGTH.
+ */
+export function longestParentId(triggerJobs: readonly { job: string }[]): number {
+  if (triggerJobs.length === 0) return MAX_ID_LENGTH;
+  return MAX_ID_LENGTH - '>'.length - Math.max(...triggerJobs.map((t) => t.job.length)) - '#NNNN'.length;
+}
 /** Deepest nesting of a payload or result. */
 export const MAX_DEPTH = 200;
 

@@ -50,6 +50,47 @@ describe('job triggers', () => {
     }
   });
 
+  it('an id or schedule name too long to leave room for the children ids is refused up front (VALIDATION), nothing stored', async () => {
+    const child = defineJob({ name: 'child', partition: parts, handler: (i: number) => i });
+    const parent = defineJob({
+      name: 'parent',
+      partition: parts,
+      handler: (i: number) => i,
+      triggers: [{ job: 'child', when: 'settled', input: () => 1 }],
+    });
+    // A child id is `${id}>child`, and `#NNNN` after a retryFailed: at most 200 characters.
+    const most = 200 - '>child#NNNN'.length;
+    const store = memoryStore();
+    const engine = createEngine({ jobs: [parent, child], store, logger: false });
+    await engine.start();
+    try {
+      const long = 'p'.repeat(most + 1);
+      await expect(engine.submit('parent', 1, { id: long })).rejects.toMatchObject({
+        code: 'VALIDATION',
+        issues: [{ path: 'id' }],
+      });
+      expect(await store.loadBatch(long)).toBeUndefined();
+      // A child job with no triggers takes the longest id.
+      expect((await engine.submit('child', 1, { id: long })).id).toBe(long);
+      const fits = 'q'.repeat(most);
+      expect((await engine.wait((await engine.submit('parent', 1, { id: fits })).id)).triggered).toEqual([
+        { job: 'child', id: `${fits}>child` },
+      ]);
+      expect((await engine.wait(`${fits}>child`)).status).toBe('COMPLETED');
+      // A schedule's batch ids are `${name}@${ISO time}` (25 more characters).
+      const name = 's'.repeat(most - 25 + 1);
+      await expect(
+        engine.schedule({ name, cron: '0 3 * * *', job: 'parent', input: 1 }),
+      ).rejects.toMatchObject({ code: 'VALIDATION', issues: [{ path: 'name' }] });
+      expect(await engine.schedules()).toEqual([]);
+    } finally {
+      await engine.stop();
+    }
+    expect(() => defineJob({ name: 'j'.repeat(101), partition: parts, handler: (i: number) => i })).toThrow(
+      expect.objectContaining({ code: 'VALIDATION' }),
+    );
+  });
+
   it('a trigger whose input throws or is refused is recorded on the parent; nothing else is affected', async () => {
     const a = defineJob({
       name: 'a',

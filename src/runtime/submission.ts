@@ -4,7 +4,14 @@ import { toError, UnknownJobError, ValidationError } from '../errors.js';
 import type { AnyJobDefinition, JobWithInput, Partition } from '../job.js';
 import { type BatchRecord, type PartitionInput, SCHEMA_VERSION, type Store } from '../store/store.js';
 import { parseOptions, parseOrThrow } from '../validation.js';
-import { badName, MAX_ID_LENGTH, MAX_KEY_LENGTH, toStoredJson, unstorable } from '../values.js';
+import {
+  badName,
+  longestParentId,
+  MAX_ID_LENGTH,
+  MAX_KEY_LENGTH,
+  toStoredJson,
+  unstorable,
+} from '../values.js';
 import type { Seed } from './feeder.js';
 
 export interface SubmissionDeps {
@@ -40,6 +47,12 @@ export async function submitBatch<I>(
   if (opts.id !== undefined) {
     const bad = badName(opts.id, MAX_ID_LENGTH);
     if (bad) throw new ValidationError(`Invalid submit options: id ${bad}`, [{ path: 'id', message: bad }]);
+    const most = longestParentId(job.triggers);
+    if (opts.id.length > most) {
+      // Else every child would be refused at the parent's end (recorded in `triggered`, never run).
+      const message = `is too long for the job's triggers: their batch ids ("${opts.id}>…") must fit ${MAX_ID_LENGTH} characters, so at most ${most}`;
+      throw new ValidationError(`Invalid submit options: id ${message}`, [{ path: 'id', message }]);
+    }
     if (await deps.exists(opts.id)) return { created: false, id: opts.id };
   }
   const id = opts.id ?? timeOrderedUuid();

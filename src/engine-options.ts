@@ -196,6 +196,10 @@ export const submitOptionsSchema = z
     priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
     after: z.array(z.string().min(1)).optional(),
     when: z.enum(['succeeded', 'settled']).optional(),
-    meta: z.record(z.string(), z.string()).optional(),
+    // Labels, stored with the record and returned in every summary: bounded like one.
+    meta: z
+      .record(z.string().min(1).max(100), z.string().max(1000))
+      .refine((m) => Object.keys(m).length <= 64, 'at most 64 labels')
+      .optional(),
   })
   .strict();

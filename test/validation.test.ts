@@ -80,6 +80,15 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     expect(await codeOf(engine.wait(plain.id, { timeoutMs: -1 }))).toBe('VALIDATION');
     expect((await engine.wait(plain.id, {})).status).toBe('COMPLETED');
     expect((await engine.submit('noop', { n: 2 }, null as never)).status).toMatch(/QUEUED|PROCESSING/);
+    expect(await codeOf(engine.submit('noop', { n: 1 }, { meta: { note: 'x'.repeat(1001) } }))).toBe(
+      'VALIDATION',
+    );
+    const labels = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`l${i}`, 'v']));
+    expect(await codeOf(engine.submit('noop', { n: 1 }, { meta: labels }))).toBe('VALIDATION');
+    expect(await codeOf(engine.submit('noop', { n: 1 }, { meta: { '': 'v' } }))).toBe('VALIDATION');
+    expect(
+      (await engine.submit('noop', { n: 1 }, { meta: { note: 'x'.repeat(1000) } })).meta?.note,
+    ).toHaveLength(1000);
     expect(
       await codeOf(() => createEngine({ jobs: [noopJob()], workers: { minThreads: 4, maxThreads: 1 } })),
     ).toBe('VALIDATION');

@@ -348,7 +348,8 @@ class PartitaEngine implements Engine {
       if (rt.endingUnheard) {
         // The store may be ahead of this engine (another engine sharing it may have read the final
         // state there and said so): what the store holds is never older than what was heard here.
-        const row = await this.store!.loadBatch(id);
+        // A store that cannot answer now leaves the answer to this engine, as before.
+        const row = await this.store!.loadBatch(id).catch(() => undefined);
         if (row && isFinalStatus(row.status)) return summaryFromRow(row);
       }
       return rt.summary();

@@ -149,6 +149,7 @@ describe('finalizing', () => {
         }
         return result;
       };
+      let readsFail = false;
       const store = new Proxy(inner, {
         get(target, prop) {
           const value: unknown = Reflect.get(target, prop, target);
@@ -159,6 +160,8 @@ describe('finalizing', () => {
           if (prop === 'saveState')
             return (id: string, state: BatchState, fence: never) =>
               held(target.saveState(id, state, fence), state.status);
+          if (prop === 'loadBatch' && readsFail)
+            return () => Promise.reject(new Error('the store cannot read now'));
           return value.bind(target);
         },
       });
@@ -178,6 +181,10 @@ describe('finalizing', () => {
         await engine.submit('held', 1, { id: 'b' });
         const cancelled = engine.cancel('b', 'no');
         await finalStored;
+        // A store that cannot read now: this engine answers from what it has heard.
+        readsFail = true;
+        expect((await engine.get('b')).status).toBe('FINALIZING');
+        readsFail = false;
         // Another engine sharing the store could read CANCELLED there now: this one says so too.
         expect((await engine.get('b')).status).toBe('CANCELLED');
         expect((await engine.list()).map((b) => b.status)).toEqual(['CANCELLED']);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createEngine, defineJob, sqliteStore } from '../src/index.js';
+import type { InspectionEvent } from 'xstate';
+import { createEngine, defineJob, memoryStore, sqliteStore } from '../src/index.js';
 import { sqlitePath } from './support/stores.js';
 import { untilSummary as until } from './support/until.js';
 
@@ -38,6 +39,61 @@ function gatedJob() {
 }
 
 describe('pause and resume', () => {
+  it.each([
+    ['one partition per task', false as const],
+    ['in groups', { maxItems: 50 }],
+  ])('a retry whose backoff ends while paused waits for resume() (%s)', async (_name, batching) => {
+    const attempts: string[] = [];
+    let failFirst!: () => void;
+    const firstRan = new Promise<void>((r) => (failFirst = r));
+    const job = defineJob({
+      name: 'flaky',
+      partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
+      handler: async (i: number, ctx) => {
+        attempts.push(`k${i}#${ctx.attempt}`);
+        if (i === 0 && ctx.attempt === 1) {
+          failFirst();
+          throw new Error('once');
+        }
+        return i;
+      },
+      concurrency: 1,
+      retry: { attempts: 2, backoffMs: 30 },
+      batching,
+    });
+    // Each lane leaving its backoff: the moment the retry would start.
+    const backoffsEnded: number[] = [];
+    let backoffEnded = () => {};
+    const inspect = (e: InspectionEvent) => {
+      if (e.type !== '@xstate.snapshot' || !String((e.actorRef as { id?: string }).id).startsWith('lane-'))
+        return;
+      const value = (e.snapshot as { value?: unknown }).value;
+      if (value === 'running' && (e.event as { type: string }).type.startsWith('xstate.after')) {
+        backoffsEnded.push(Date.now());
+        backoffEnded();
+      }
+    };
+    const engine = createEngine({ jobs: [job], store: memoryStore(), logger: false, inspect });
+    await engine.start();
+    try {
+      await engine.submit('flaky', 3, { id: 'b' });
+      await firstRan;
+      expect((await engine.pause('b')).status).toBe('PAUSED');
+      if (backoffsEnded.length === 0) await new Promise<void>((r) => (backoffEnded = r));
+      // Out of its backoff while paused: k0's second attempt did not start.
+      await new Promise((r) => setImmediate(r));
+      const k0 = () => attempts.filter((a) => a.startsWith('k0'));
+      expect(k0()).toEqual(['k0#1']);
+      expect((await engine.get('b')).status).toBe('PAUSED');
+      // Its retry starts now, and may end the batch before resume() answers.
+      expect(['PROCESSING', 'FINALIZING']).toContain((await engine.resume('b')).status);
+      expect(await engine.wait('b')).toMatchObject({ status: 'COMPLETED', succeeded: 3 });
+      expect(k0()).toEqual(['k0#1', 'k0#2']);
+    } finally {
+      await engine.stop();
+    }
+  });
+
   it('a paused batch lets its partitions in flight finish, dispatches nothing more, and stays paused across a restart', async () => {
     const path = sqlitePath();
     const first = gatedJob();

@@ -239,7 +239,9 @@ export class BatchRuntime {
 
   /** PAUSED → PROCESSING: dispatching takes up again. */
   unpause(): void {
-    if (!this.halted) this.actor.send({ type: 'CONTINUE' });
+    if (this.halted) return;
+    this.actor.send({ type: 'CONTINUE' });
+    this.lanes.startHeld();
   }
 
   /** Cancel once; a batch whose final state is being stored is past cancelling. */
@@ -324,7 +326,10 @@ export class BatchRuntime {
       // Both run once per partition: a try/catch each, no closure allocated per call.
       startWork: (lane, work, self) => {
         try {
-          this.lanes.start(lane, work, self);
+          // Paused, the only start is a retry whose backoff ended: it waits for resume(), as every
+          // partition not in flight does (after a restart, a paused batch's retries wait likewise).
+          if (this.actor.getSnapshot().value === 'paused') this.lanes.hold(lane, work, self);
+          else this.lanes.start(lane, work, self);
         } catch (err) {
           this.crashLater(err, 'startWork');
         }

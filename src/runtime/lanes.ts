@@ -36,6 +36,8 @@ export class LaneDriver {
   private readonly timers: (NodeJS.Timeout | undefined)[] = [];
   /** RUN events the yielder holds back for a turn of the event loop. */
   private readonly deferred = new Set<() => void>();
+  /** Per lane: an attempt held while its batch is paused (a retry whose backoff ended). */
+  private readonly held = new Map<number, () => void>();
   private stopped = false;
 
   constructor(
@@ -141,8 +143,21 @@ export class LaneDriver {
     else go();
   }
 
+  /** Hold the lane's attempt until {@link startHeld} (its batch is paused): nothing runs, no timer. */
+  hold(lane: number, cur: LaneWork, self: AnyActorRef): void {
+    if (!this.stopped) this.held.set(lane, () => this.start(lane, cur, self));
+  }
+
+  /** Start the attempts held while the batch was paused. */
+  startHeld(): void {
+    const starts = [...this.held.values()];
+    this.held.clear();
+    for (const start of starts) start();
+  }
+
   /** Abort the lane's running attempt (cancel, timeout). */
   abort(lane: number): void {
+    this.held.delete(lane);
     clearTimeout(this.timers[lane]);
     this.controllers[lane]?.abort();
   }
@@ -152,6 +167,7 @@ export class LaneDriver {
     this.stopped = true;
     for (let lane = 0; lane < this.controllers.length; lane++) this.abort(lane);
     this.deferred.clear();
+    this.held.clear();
   }
 
   get isStopped(): boolean {

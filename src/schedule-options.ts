@@ -76,6 +76,9 @@ export interface CheckedSchedule {
   inputFn?: ((fireTime: Date) => unknown) | undefined;
 }
 
+/** The batch id of a fire: the same on every engine, so the idempotent submit makes one batch. */
+export const fireId = (name: string, at: number) => `${name}@${new Date(at).toISOString()}`;
+
 /** Longest schedule name: its batch ids (`${name}@${ISO time}`) must fit MAX_ID_LENGTH. */
 export const MAX_SCHEDULE_NAME = 150;
 
@@ -121,8 +124,8 @@ export function checkSchedule(
   const jobName = typeof o.job === 'string' ? o.job : o.job.name;
   const job = jobs.get(jobName);
   if (!job) throw new UnknownJobError(jobName, [...jobs.keys()]);
-  // Its batches' ids are `${name}@${ISO time}`: with the job's triggers, they must leave room too.
-  const most = longestParentId(job.triggers) - '@2026-01-01T00:00:00.000Z'.length;
+  // Its batches' ids (fireId): with the job's triggers, they must leave room for the children's.
+  const most = longestParentId(job.triggers) - fireId('', 0).length;
   if (o.name.length > most) {
     const message = `is too long for job "${job.name}", whose triggers add to its batch ids: at most ${most} characters`;
     throw new ValidationError(`Invalid schedule options: name ${message}`, [{ path: 'name', message }]);

@@ -5,6 +5,7 @@ import type { AnyJobDefinition } from '../job.js';
 import {
   type CheckedSchedule,
   cronTimes,
+  fireId,
   parseStoredSchedule,
   type ScheduleInfo,
   type StoredSchedule,
@@ -46,9 +47,6 @@ interface Known {
 
 /** Thrown through a pass when stop() was called: the pass ends, nothing is recorded. */
 class Stopped extends Error {}
-
-/** The batch id of a fire: the same on every engine, so the idempotent submit makes one batch. */
-export const fireId = (name: string, at: number) => `${name}@${new Date(at).toISOString()}`;
 
 /**
  * Cron schedules (docs/guide.md, "Schedules"). Definitions live in the store; this engine keeps a

@@ -1,10 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { InspectionEvent } from 'xstate';
 import {
   type BatchState,
   type BatchStatus,
   createEngine,
   defineJob,
+  type Engine,
   memoryStore,
   type Store,
   sqliteStore,
@@ -12,9 +13,10 @@ import {
 import { sqlitePath } from './support/stores.js';
 
 /**
- * FINALIZING of a batch whose job has no finalizer and no triggers (src/runtime/wiring.ts): the
- * `finalize` actor answers without a promise or an AbortController, and the batch still goes
- * through FINALIZING to its final status, as subscribers and the inspector see it.
+ * FINALIZING (src/runtime/batch-runtime.ts, `startFinalize`): no actor is made for it; the engine
+ * finalizes and answers FINALIZED. For a batch whose job has no finalizer and no triggers that
+ * answer comes without a promise or an AbortController, and the batch still goes through
+ * FINALIZING to its final status, as subscribers and the inspector see it.
  */
 async function run(finalize?: () => unknown) {
   const job = defineJob({
@@ -23,10 +25,18 @@ async function run(finalize?: () => unknown) {
     handler: (n: number) => n,
     ...(finalize ? { finalize } : {}),
   });
-  const finalizeSnapshots: string[] = [];
+  // The batch actor's states, the events it was sent, and every actor made for it.
+  const values: string[] = [];
+  const events: string[] = [];
+  const actors: string[] = [];
   const inspect = (e: InspectionEvent) => {
-    if (e.type === '@xstate.snapshot' && (e.actorRef as { id?: string }).id === 'finalize')
-      finalizeSnapshots.push((e.snapshot as { status: string }).status);
+    const id = (e.actorRef as { id?: string }).id;
+    if (e.type === '@xstate.actor') actors.push(String(id));
+    if (id !== 'b') return;
+    const value =
+      e.type === '@xstate.snapshot' && String((e.snapshot as unknown as { value: unknown }).value);
+    if (value && values.at(-1) !== value) values.push(value);
+    if (e.type === '@xstate.event') events.push(e.event.type);
   };
   const engine = createEngine({ jobs: [job], store: memoryStore(), logger: false, inspect });
   await engine.start();
@@ -48,7 +58,7 @@ async function run(finalize?: () => unknown) {
     await engine.submit('one', 7, { id: 'b' });
     const summary = await engine.wait('b');
     off();
-    return { summary, statuses, finalizeSnapshots, controllers };
+    return { summary, statuses, values, events, actors, controllers };
   } finally {
     globalThis.AbortController = Original;
     await engine.stop();
@@ -56,27 +66,100 @@ async function run(finalize?: () => unknown) {
 }
 
 describe('finalizing', () => {
-  it('without a finalizer: no promise actor is made, and the batch still passes FINALIZING', async () => {
-    const { summary, statuses, finalizeSnapshots, controllers } = await run();
+  it('without a finalizer: no actor and no AbortController, and the batch still passes FINALIZING', async () => {
+    const { summary, statuses, values, events, actors, controllers } = await run();
     const withFinalizer = await run(() => 'finalized');
-    // The promise actor's AbortController is the one difference.
+    // The finalizer's signal is the one difference.
     expect(controllers).toBe(withFinalizer.controllers - 1);
     expect(summary).toMatchObject({ status: 'COMPLETED', succeeded: 1 });
     expect(summary.output).toBeUndefined();
     expect(statuses).toEqual(['QUEUED', 'PROCESSING', 'FINALIZING', 'COMPLETED']);
-    expect(finalizeSnapshots).toEqual(['active', 'done']);
+    expect(values).toEqual(['queued', 'processing', 'finalizing', 'completed']);
+    // The batch and its one lane: nothing else is made, and one event ends FINALIZING.
+    expect(actors).toEqual(['b', 'lane-0']);
+    expect(events.filter((t) => t.startsWith('FINALIZE'))).toEqual(['FINALIZED']);
   });
 
-  it('with a finalizer: it runs as a promise, and its return is the output', async () => {
+  it('with a finalizer: it runs once, and its return is the output', async () => {
     let calls = 0;
-    const { summary, statuses, finalizeSnapshots } = await run(() => {
+    const { summary, statuses, values, actors } = await run(() => {
       calls++;
       return 'finalized';
     });
     expect(calls).toBe(1);
     expect(summary).toMatchObject({ status: 'COMPLETED', output: 'finalized' });
     expect(statuses).toEqual(['QUEUED', 'PROCESSING', 'FINALIZING', 'COMPLETED']);
-    expect(finalizeSnapshots).toEqual(['active', 'done']);
+    expect(values).toEqual(['queued', 'processing', 'finalizing', 'completed']);
+    expect(actors).toEqual(['b', 'lane-0']);
+  });
+
+  it('a failing finalizer: FINALIZE.FAILED ends the batch FAILED with its error', async () => {
+    const { summary, events } = await run(() => {
+      throw Object.assign(new Error('no report'), { code: 'E_REPORT' });
+    });
+    expect(summary).toMatchObject({
+      status: 'FAILED',
+      succeeded: 1,
+      error: { message: 'no report', code: 'E_REPORT' },
+    });
+    expect(events.filter((t) => t.startsWith('FINALIZE'))).toEqual(['FINALIZE.FAILED']);
+  });
+
+  it.each([
+    ['cancel', (engine: Engine) => engine.cancel('b', 'enough')],
+    ['stop', (engine: Engine) => engine.stop()],
+  ])('%s during the finalizer aborts its signal, and its late answer is dropped', async (how, leave) => {
+    let release: (() => void) | undefined;
+    let signal: AbortSignal | undefined;
+    const job = defineJob({
+      name: 'slow-end',
+      partition: (n: number) => [{ key: 'only', payload: n }],
+      handler: (n: number) => n,
+      retry: { attempts: 1 },
+      finalize: (_summary, ctx) => {
+        if (signal) return 'again'; // the next start's run
+        signal = ctx.signal;
+        // Answers only when the test says so: after the state was left.
+        return new Promise((resolve) => {
+          release = () => resolve('late');
+        });
+      },
+    });
+    const store = memoryStore();
+    const engine = createEngine({ jobs: [job], store, logger: false });
+    await engine.start();
+    try {
+      const finalizing = new Promise<void>((resolve) => {
+        engine.subscribe('b', (s) => {
+          if (s.status === 'FINALIZING') resolve();
+        });
+      });
+      await engine.submit('slow-end', 1, { id: 'b' });
+      await finalizing;
+      await vi.waitFor(() => expect(release).toBeDefined());
+      expect(signal!.aborted).toBe(false);
+      await leave(engine);
+      expect(signal!.aborted).toBe(true);
+      release!();
+      await new Promise((resolve) => setImmediate(resolve));
+      if (how === 'cancel') {
+        const summary = await engine.wait('b');
+        expect(summary.status).toBe('CANCELLED');
+        expect(summary.output).toBeUndefined();
+        return;
+      }
+      // Stopped in FINALIZING: stored so, and finalized again (once) by the next start.
+      expect((await store.loadBatch('b'))?.status).toBe('FINALIZING');
+      const next = createEngine({ jobs: [job], store, logger: false });
+      await next.start();
+      try {
+        expect(await next.wait('b')).toMatchObject({ status: 'COMPLETED', output: 'again' });
+      } finally {
+        await next.stop();
+      }
+    } finally {
+      await engine.stop();
+    }
   });
 
   it.each([

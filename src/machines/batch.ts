@@ -1,4 +1,4 @@
-import { assign, enqueueActions, fromPromise, setup } from 'xstate';
+import { assign, enqueueActions, setup } from 'xstate';
 import { type SerializedError, serializeError } from '../errors.js';
 import { type BatchStatus, decideOutcome, type FailurePolicy, type PartitionFailure } from '../summary.js';
 import { type LaneInput, type LaneReport, type PartitionOutput, partitionMachine } from './partition.js';
@@ -138,9 +138,13 @@ export type BatchEvent =
   /** engine.resume() of a paused batch (RESUME is the restore after a restart). */
   | { type: 'CONTINUE' }
   | { type: 'RESUME'; replay: ReplayedOutcome[] }
+  /** The finalization that `startFinalize` began ended: `output` is the job's finalizer's result. */
+  | { type: 'FINALIZED'; output: unknown }
+  /** The job's finalizer failed (after its retries). */
+  | { type: 'FINALIZE.FAILED'; error: unknown }
   | LaneReport;
 
-/** Finalize's input and output. The engine provides the actor (`finalize`). */
+/** What `startFinalize` hands the engine. */
 export interface FinalizeInput {
   batchId: string;
   total: number;
@@ -396,9 +400,17 @@ export const batchMachine = setup({
   },
   actors: {
     lane: partitionMachine,
-    finalize: fromPromise<{ output: unknown }, FinalizeInput>(async () => ({ output: undefined })),
   },
   actions: {
+    /**
+     * Provided by the engine: finalize the batch (its job's finalizer, its triggers' durability),
+     * then answer FINALIZED or FINALIZE.FAILED. Not an invoked actor: a batch with nothing to
+     * finalize would pay for an actor, its start and two more events for nothing
+     * (docs/benchmarks.md, "Finalization without an actor").
+     */
+    startFinalize: (_, _params: FinalizeInput) => {},
+    /** Provided by the engine: the finalization under way, if any, is abandoned (its signal aborts). */
+    stopFinalize: (_, _params: undefined) => {},
     /** Provided by the engine: send `RUN { index, key, attempt, redelivered }` to the lane. */
     dispatchPartition: (
       _,
@@ -709,35 +721,38 @@ export const batchMachine = setup({
         'PARTITION.CANCELLED': { guard: 'isOwnLane', actions: 'freeLane' },
       },
     },
+    // The engine finalizes (startFinalize) and answers with an event; leaving the state any other
+    // way (CANCEL, a restart's RESUME) abandons that finalization (stopFinalize), as stopping an
+    // invoked actor would.
     finalizing: {
-      invoke: {
-        src: 'finalize',
-        id: 'finalize',
-        input: ({ context }) => ({
+      entry: {
+        type: 'startFinalize',
+        params: ({ context }) => ({
           batchId: context.config.batchId,
           total: context.config.total,
           succeeded: context.succeeded,
           failed: context.failed,
         }),
-        onDone: [
+      },
+      exit: 'stopFinalize',
+      on: {
+        FINALIZED: [
           {
             guard: 'isCompleted',
             target: 'completed',
-            actions: assign(({ event }) => ({ output: event.output.output })),
+            actions: assign(({ event }) => ({ output: event.output })),
           },
           {
             guard: 'isPartial',
             target: 'partial',
-            actions: assign(({ event }) => ({ output: event.output.output })),
+            actions: assign(({ event }) => ({ output: event.output })),
           },
-          { target: 'failed', actions: assign(({ event }) => ({ output: event.output.output })) },
+          { target: 'failed', actions: assign(({ event }) => ({ output: event.output })) },
         ],
-        onError: {
+        'FINALIZE.FAILED': {
           target: 'failed',
           actions: assign(({ event }) => ({ error: serializeError(event.error) })),
         },
-      },
-      on: {
         // After a restart the finalizer runs again (finalization is idempotent).
         RESUME: { target: 'finalizing', reenter: true },
         CANCEL: { target: 'cancelled', actions: 'setCancelled' },

@@ -5,6 +5,7 @@ import { PartitaError, serializeError, toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import {
   BATCH_MACHINE_VERSION,
+  type BatchEvent,
   type BatchMachine,
   type FinalizeInput,
   membersOf,
@@ -102,6 +103,9 @@ export class BatchRuntime {
   private lastSnapshot: unknown;
   /** What the job's triggers submitted at the end (stored with the final summary). */
   private triggered: BatchSummary['triggered'];
+  /** The finalization under way (startFinalize): its number, so an abandoned one's answer is dropped, and its abort. */
+  private finalizeRun = 0;
+  private finalizeAbort: AbortController | undefined;
   /** Set when a provided action or actor threw: the batch ends FAILED with this error. */
   private crash: PartitaError | undefined;
 
@@ -311,6 +315,7 @@ export class BatchRuntime {
   }
 
   private release(): void {
+    this.stopFinalize();
     this.durability.close();
     this.actor.stop();
     this.feeder.clear();
@@ -369,9 +374,42 @@ export class BatchRuntime {
               );
         }
       },
-      finalize: (input, signal) => this.finalize(input, signal),
-      finalizes: Boolean(this.deps.job.finalize) || this.deps.triggers !== undefined,
+      startFinalize: (input) => this.startFinalize(input),
+      stopFinalize: () => this.stopFinalize(),
     };
+  }
+
+  /**
+   * FINALIZING: run the job's finalizer (and make the outcomes durable for its triggers), then tell
+   * the batch actor how it went. A batch with neither is told FINALIZED one microtask later, with
+   * no promise and no AbortController: not within the step that entered FINALIZING, which may have
+   * sent the last lane its RETIRE for the lane to handle first (a final state in that same step
+   * would stop the lane before it retires), and so that subscribers see FINALIZING.
+   */
+  private startFinalize(input: FinalizeInput): void {
+    const run = ++this.finalizeRun;
+    const answer = (event: BatchEvent) => {
+      if (run !== this.finalizeRun || this.halted) return; // abandoned: its state was left
+      this.finalizeAbort = undefined; // it ended: leaving FINALIZING now aborts nothing
+      this.actor.send(event);
+    };
+    if (!this.deps.job.finalize && !this.deps.triggers) {
+      queueMicrotask(() => answer({ type: 'FINALIZED', output: undefined }));
+      return;
+    }
+    const controller = new AbortController();
+    this.finalizeAbort = controller;
+    this.finalize(input, controller.signal).then(
+      ({ output }) => answer({ type: 'FINALIZED', output }),
+      (error: unknown) => answer({ type: 'FINALIZE.FAILED', error }),
+    );
+  }
+
+  /** FINALIZING was left (CANCEL, a restart's RESUME) or the batch stops here: abandon the finalization. */
+  private stopFinalize(): void {
+    this.finalizeRun++;
+    this.finalizeAbort?.abort();
+    this.finalizeAbort = undefined;
   }
 
   /** A provided action threw (a bug, never user code): the batch ends FAILED instead of erroring the actor. */

@@ -1,4 +1,4 @@
-import { type AnyStateMachine, type EventFromLogic, fromPromise, type SnapshotFrom } from 'xstate';
+import type { AnyStateMachine, EventFromLogic, SnapshotFrom } from 'xstate';
 import {
   type BatchEvent,
   type BatchInput,
@@ -48,24 +48,25 @@ export const BATCH_INPUT: BatchInput = {
   batching: { maxItems: 2, auto: false },
 };
 
-export const FINALIZE_DONE = 'xstate.done.actor.finalize';
-export const FINALIZE_ERROR = 'xstate.error.actor.finalize';
+/** How the engine answers the batch's startFinalize (the model sends them itself). */
+export const FINALIZE_DONE = 'FINALIZED';
+export const FINALIZE_ERROR = 'FINALIZE.FAILED';
 
 /** The machine the engine runs, with inert side effects (they are inert by default; made explicit). */
 export const batchModelMachine = batchMachine.provide({
-  actions: { dispatchPartition: () => {}, loadPartitions: () => {}, journalOutcomes: () => {} },
-  actors: {
-    lane: partitionMachine,
-    finalize: fromPromise(() => new Promise<{ output: unknown }>(() => {})),
+  actions: {
+    dispatchPartition: () => {},
+    loadPartitions: () => {},
+    journalOutcomes: () => {},
+    startFinalize: () => {},
+    stopFinalize: () => {},
   },
+  actors: { lane: partitionMachine },
 });
 
 type BatchSnapshot = SnapshotFrom<typeof batchMachine>;
-/** Batch events plus the finalize actor's done / error events, which the model sends itself. */
-export type BatchModelEvent =
-  | BatchEvent
-  | { type: typeof FINALIZE_DONE; output: { output: unknown } }
-  | { type: typeof FINALIZE_ERROR; error: unknown };
+/** Batch events, FINALIZED and FINALIZE.FAILED included (the model sends them itself). */
+export type BatchModelEvent = BatchEvent;
 
 export const keyOf = (index: number) => `p${index}`;
 
@@ -129,7 +130,7 @@ function batchEvents(s: BatchSnapshot): BatchModelEvent[] {
     }
     case 'finalizing':
       return [
-        { type: FINALIZE_DONE, output: { output: 'finalized' } },
+        { type: FINALIZE_DONE, output: 'finalized' },
         { type: FINALIZE_ERROR, error: { name: 'Error', message: 'finalize failed', code: 'E_FINALIZE' } },
         CANCEL,
         RESUME,

@@ -1,5 +1,10 @@
-import { type Actor, type AnyActorRef, createActor, fromPromise, SimulatedClock } from 'xstate';
-import { type BatchInput, batchMachine, type ReplayedOutcome } from '../../src/machines/batch.js';
+import { type Actor, type AnyActorRef, createActor, SimulatedClock } from 'xstate';
+import {
+  type BatchEvent,
+  type BatchInput,
+  batchMachine,
+  type ReplayedOutcome,
+} from '../../src/machines/batch.js';
 import { partitionMachine } from '../../src/machines/partition.js';
 
 /**
@@ -58,14 +63,23 @@ export class BatchSim {
     this.machine = batchMachine.provide({
       actors: {
         lane,
-        finalize: fromPromise(
-          () =>
-            new Promise<{ output: unknown }>((resolve, reject) => {
-              this.finalizer = { resolve, reject };
-            }),
-        ),
       },
       actions: {
+        // The engine's finalization, released by the 'finalize' command: it answers FINALIZED or
+        // FINALIZE.FAILED, unless FINALIZING was left meanwhile (stopFinalize).
+        startFinalize: ({ self }) => {
+          const answer = (event: BatchEvent) => {
+            if (this.finalizer === finalizer) self.send(event);
+          };
+          const finalizer = {
+            resolve: (v: { output: unknown }) => answer({ type: 'FINALIZED', output: v.output }),
+            reject: (error: unknown) => answer({ type: 'FINALIZE.FAILED', error }),
+          };
+          this.finalizer = finalizer;
+        },
+        stopFinalize: () => {
+          this.finalizer = undefined;
+        },
         dispatchPartition: (_, p) => this.dispatches.push(p),
         loadPartitions: (_, p) => this.loads.push(p),
         journalOutcomes: (_, { outcomes, seq }) => {
@@ -146,7 +160,6 @@ export class BatchSim {
         this.finalizeFailed = !cmd.ok;
         if (cmd.ok) this.finalizer.resolve({ output: 'ok' });
         else this.finalizer.reject(new Error('finalize failed'));
-        this.finalizer = undefined;
         await settle();
         break;
     }

@@ -182,6 +182,40 @@ describe('bench smoke (tiny sizes)', () => {
     });
   }
 
+  it('sqlite-floor (outside the runner): exits 0 and prints a row per grouping', {
+    timeout: 60_000,
+  }, async () => {
+    const { code, stdout, stderr } = await new Promise<{
+      code: number | null;
+      stdout: string;
+      stderr: string;
+    }>((resolve, reject) => {
+      const child = spawn(process.execPath, [join(root, 'bench', 'sqlite-floor.mjs')], {
+        cwd: root,
+        env: { ...process.env, SQLITE_FLOOR_N: '40', SQLITE_FLOOR_ROUNDS: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+      });
+      child.stderr.on('data', (b: Buffer) => {
+        err += b.toString();
+      });
+      child.on('error', reject);
+      child.on('exit', (c) => resolve({ code: c, stdout: out, stderr: err }));
+    });
+    expect(code, `sqlite-floor failed:\n${stderr}`).toBe(0);
+    expect(stdout).toContain('## sqlite floor: the writes of a one-partition batch, no engine (40 batches');
+    for (const grouping of [
+      'every write its own transaction',
+      'as submitted one after another',
+      'four batches per transaction',
+    ])
+      expect(stdout).toContain(grouping);
+  });
+
   it.skipIf(redisDown !== undefined)(
     'peer (BullMQ on Redis): exits 0, prints its tables',
     { timeout: 180_000 },

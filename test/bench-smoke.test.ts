@@ -60,10 +60,17 @@ const tiny: Record<string, string> = {
 };
 
 function runBench(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runNode([join(root, 'bench', 'run.mjs'), name], tiny);
+}
+
+function runNode(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, 'bench', 'run.mjs'), name], {
+    const child = spawn(process.execPath, args, {
       cwd: root,
-      env: { ...process.env, ...tiny },
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -185,26 +192,9 @@ describe('bench smoke (tiny sizes)', () => {
   it('sqlite-floor (outside the runner): exits 0 and prints a row per grouping', {
     timeout: 60_000,
   }, async () => {
-    const { code, stdout, stderr } = await new Promise<{
-      code: number | null;
-      stdout: string;
-      stderr: string;
-    }>((resolve, reject) => {
-      const child = spawn(process.execPath, [join(root, 'bench', 'sqlite-floor.mjs')], {
-        cwd: root,
-        env: { ...process.env, SQLITE_FLOOR_N: '40', SQLITE_FLOOR_ROUNDS: '1' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (b: Buffer) => {
-        out += b.toString();
-      });
-      child.stderr.on('data', (b: Buffer) => {
-        err += b.toString();
-      });
-      child.on('error', reject);
-      child.on('exit', (c) => resolve({ code: c, stdout: out, stderr: err }));
+    const { code, stdout, stderr } = await runNode([join(root, 'bench', 'sqlite-floor.mjs')], {
+      SQLITE_FLOOR_N: '40',
+      SQLITE_FLOOR_ROUNDS: '1',
     });
     expect(code, `sqlite-floor failed:\n${stderr}`).toBe(0);
     expect(stdout).toContain('## sqlite floor: the writes of a one-partition batch, no engine (40 batches');

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { type Actor, createActor, type InspectionEvent, type SnapshotFrom } from 'xstate';
-import { backoffDelay, sleep } from '../backoff.js';
-import { PartitaError, serializeError, toError } from '../errors.js';
+import { backoffDelay, sleep, sleepUnlessAborted } from '../backoff.js';
+import { PartitaError, ResultValidationError, serializeError, toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import {
   BATCH_MACHINE_VERSION,
@@ -13,6 +13,7 @@ import {
 } from '../machines/batch.js';
 import type { BatchControl, BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
+import { unstorable } from '../values.js';
 import { Durability } from './durability.js';
 import { PartitionFeeder, type Seed } from './feeder.js';
 import { LaneDriver, type LeaseCheck } from './lanes.js';
@@ -440,6 +441,9 @@ export class BatchRuntime {
     // The finalizer may read partitions from the store, and triggers submit before the final state
     // is stored (a crash then re-runs FINALIZING, not the partitions): every outcome durable first.
     await this.durability.untilDurable(() => signal.aborted || this.halted);
+    // Abandoned meanwhile (cancel, stop, a restart's re-entry): the finalizer is not called, and
+    // whatever this answers is dropped (startFinalize).
+    if (signal.aborted || this.halted) throw abandonedFinalization();
     if (!job.finalize) return { output: undefined };
     const summary = {
       ...this.summary(),
@@ -449,14 +453,29 @@ export class BatchRuntime {
     };
     let lastError: unknown;
     for (let attempt = 1; attempt <= job.retry.attempts; attempt++) {
+      let output: unknown;
       try {
-        return { output: await job.finalize(summary, { batchId: this.id, signal }) };
+        output = await job.finalize(summary, { batchId: this.id, signal });
       } catch (err) {
         lastError = err;
         this.log.warn({ err: toError(err), attempt }, 'finalize failed');
         if (attempt < job.retry.attempts)
-          await sleep(backoffDelay(attempt, job.retry.backoffMs, job.retry.maxBackoffMs));
+          await sleepUnlessAborted(
+            backoffDelay(attempt, job.retry.backoffMs, job.retry.maxBackoffMs),
+            signal,
+          );
+        // Not called again once abandoned: its side effects would come after the cancel or stop.
+        if (signal.aborted || this.halted) throw abandonedFinalization();
+        continue;
       }
+      // The output is stored with the final state: refused (never retried) when storage cannot keep
+      // it, as a partition's result is, rather than a final state that can never be written.
+      const reason = unstorableOutput(output);
+      if (reason)
+        throw new ResultValidationError(
+          `job "${job.name}": finalize returned a value that cannot be stored as JSON: ${reason}`,
+        );
+      return { output };
     }
     throw lastError;
   }
@@ -578,5 +597,20 @@ export class BatchRuntime {
       this.finalDurable = true;
       this.emit({ type: 'final', summary: this.summary() });
     })();
+  }
+}
+
+/** What an abandoned finalization rejects with; never seen (its answer is dropped). */
+function abandonedFinalization(): Error {
+  return new Error('finalization abandoned');
+}
+
+/** Why a finalizer's output cannot be stored as JSON, or undefined when it can. */
+function unstorableOutput(output: unknown): string | undefined {
+  try {
+    return unstorable(output);
+  } catch (err) {
+    // A getter or a proxy trap threw while the output was read.
+    return `(root) could not be read (${toError(err).message})`;
   }
 }

@@ -51,6 +51,8 @@ export type {
 export { defineJob } from './job.js';
 export { BATCH_MACHINE_VERSION, batchMachine } from './machines/batch.js';
 export { partitionMachine } from './machines/partition.js';
+/** What `engine.observe(listener)` hears: a batch's status change, or a partition's outcome. */
+export type { EngineEvent } from './runtime/stats.js';
 export { memoryStore } from './store/memory.js';
 export type { PgPool, PgPoolClient, PgResult } from './store/pg-types.js';
 export { type PostgresStoreOptions, postgresStore } from './store/postgres.js';

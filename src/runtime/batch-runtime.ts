@@ -489,7 +489,9 @@ export class BatchRuntime {
     if (status !== this.lastStatus) {
       this.lastStatus = status;
       this.log.info({ state: status }, 'batch state');
-      if (snapshot.status !== 'done') this.emit({ type: 'status', status: this.summary().status });
+      // Quiet: a new batch's first state, QUEUED, which the engine announced when it queued it.
+      if (snapshot.status !== 'done' && !this.quiet)
+        this.emit({ type: 'status', status: this.summary().status });
       const ending = snapshot.status === 'done' && !this.finishedAt;
       if (ending) {
         this.finishedAt = new Date().toISOString();

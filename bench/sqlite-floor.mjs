@@ -73,11 +73,20 @@ const ids = () =>
     () => `${Date.now().toString(16).padStart(12, '0')}-${String(seq++).padStart(12, '0')}`,
   );
 
+/** One batch's writes, all three in the open transaction. */
+const whole = (id) => {
+  create(id);
+  claim(id);
+  end(id);
+};
+
 const patterns = [
   [
     'every write its own transaction',
     3,
-    (b) => b.forEach((id) => [create, claim, end].forEach((w) => tx(() => w(id)))),
+    (b) => {
+      for (const id of b) for (const write of [create, claim, end]) tx(() => write(id));
+    },
   ],
   [
     'as submitted one after another',
@@ -85,18 +94,33 @@ const patterns = [
     (b) => {
       for (let i = 0; i < b.length; i += 2) {
         tx(() => create(b[i]));
-        tx(() => (claim(b[i]), end(b[i]), create(b[i + 1])));
-        tx(() => (claim(b[i + 1]), end(b[i + 1])));
+        tx(() => {
+          claim(b[i]);
+          end(b[i]);
+          create(b[i + 1]);
+        });
+        tx(() => {
+          claim(b[i + 1]);
+          end(b[i + 1]);
+        });
       }
     },
   ],
-  ['one transaction per batch', 1, (b) => b.forEach((id) => tx(() => (create(id), claim(id), end(id))))],
+  [
+    'one transaction per batch',
+    1,
+    (b) => {
+      for (const id of b) tx(() => whole(id));
+    },
+  ],
   [
     'four batches per transaction',
     0.25,
     (b) => {
       for (let i = 0; i < b.length; i += 4)
-        tx(() => b.slice(i, i + 4).forEach((id) => (create(id), claim(id), end(id))));
+        tx(() => {
+          for (const id of b.slice(i, i + 4)) whole(id);
+        });
     },
   ],
 ];

@@ -13,7 +13,7 @@ import {
 import { sqlitePath } from './support/stores.js';
 
 /**
- * FINALIZING (src/runtime/batch-runtime.ts, `startFinalize`): no actor is made for it; the engine
+ * FINALIZING (src/runtime/finalization.ts, `startFinalize`): no actor is made for it; the engine
  * finalizes and answers FINALIZED. For a batch whose job has no finalizer and no triggers that
  * answer comes without a promise or an AbortController, and the batch still goes through
  * FINALIZING to its final status, as subscribers and the inspector see it.

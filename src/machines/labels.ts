@@ -23,7 +23,7 @@ export function actionNames(actions: readonly unknown[]): string[] {
     .filter((name): name is string => typeof name === 'string' && name !== '' && !name.startsWith('xstate.'));
 }
 
-/** How an event reads on an arrow: `ADMIT`, `after backoff`, `finalize done`, `always`. */
+/** How an event reads on an arrow: `ADMIT`, `after backoff`, `FINALIZED`, `always` (an invoked actor's done event: `<id> done`). */
 export function eventLabel(eventType: string): string {
   if (eventType === '') return 'always';
   const after = /^xstate\.after\.([^.]+)\./.exec(eventType);

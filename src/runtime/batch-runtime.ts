@@ -1,21 +1,19 @@
 import type { Logger } from 'pino';
 import { type Actor, createActor, type InspectionEvent, type SnapshotFrom } from 'xstate';
-import { backoffDelay, sleep, sleepUnlessAborted } from '../backoff.js';
-import { PartitaError, ResultValidationError, serializeError, toError } from '../errors.js';
+import { backoffDelay, sleep } from '../backoff.js';
+import { PartitaError, serializeError, toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import {
   BATCH_MACHINE_VERSION,
-  type BatchEvent,
   type BatchMachine,
-  type FinalizeInput,
   membersOf,
   type ReplayedOutcome,
 } from '../machines/batch.js';
 import type { BatchControl, BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
-import { unstorable } from '../values.js';
 import { Durability } from './durability.js';
 import { PartitionFeeder, type Seed } from './feeder.js';
+import { Finalization } from './finalization.js';
 import { LaneDriver, type LeaseCheck } from './lanes.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { EngineStats } from './stats.js';
@@ -85,6 +83,7 @@ export class BatchRuntime {
   private readonly feeder: PartitionFeeder;
   private readonly lanes: LaneDriver;
   private readonly durability: Durability;
+  private readonly finalization: Finalization;
   private readonly log: Logger;
   private readonly debug: boolean;
   private finalDurable = false;
@@ -104,9 +103,6 @@ export class BatchRuntime {
   private lastSnapshot: unknown;
   /** What the job's triggers submitted at the end (stored with the final summary). */
   private triggered: BatchSummary['triggered'];
-  /** The finalization under way (startFinalize): its number, so an abandoned one's answer is dropped, and its abort. */
-  private finalizeRun = 0;
-  private finalizeAbort: AbortController | undefined;
   /** Set when a provided action or actor threw: the batch ends FAILED with this error. */
   private crash: PartitaError | undefined;
 
@@ -167,6 +163,16 @@ export class BatchRuntime {
       onStoreError: (error) => this.emit({ type: 'store-error', error }),
       onLeaseLost: () => this.leaseLost(),
       onRecovered: () => this.log.info('store writes succeed again'),
+    });
+    this.finalization = new Finalization({
+      batchId: this.id,
+      job,
+      triggers: deps.triggers !== undefined,
+      log: this.log,
+      untilDurable: (stop) => this.durability.untilDurable(stop),
+      summary: () => this.summary(),
+      halted: () => this.halted,
+      send: (event) => this.actor.send(event),
     });
     this.actor.subscribe({
       next: () => this.changed(),
@@ -316,7 +322,7 @@ export class BatchRuntime {
   }
 
   private release(): void {
-    this.stopFinalize();
+    this.finalization.stop();
     this.durability.close();
     this.actor.stop();
     this.feeder.clear();
@@ -375,42 +381,9 @@ export class BatchRuntime {
               );
         }
       },
-      startFinalize: (input) => this.startFinalize(input),
-      stopFinalize: () => this.stopFinalize(),
+      startFinalize: (input) => this.finalization.start(input),
+      stopFinalize: () => this.finalization.stop(),
     };
-  }
-
-  /**
-   * FINALIZING: run the job's finalizer (and make the outcomes durable for its triggers), then tell
-   * the batch actor how it went. A batch with neither is told FINALIZED one microtask later, with
-   * no promise and no AbortController: not within the step that entered FINALIZING, which may have
-   * sent the last lane its RETIRE for the lane to handle first (a final state in that same step
-   * would stop the lane before it retires), and so that subscribers see FINALIZING.
-   */
-  private startFinalize(input: FinalizeInput): void {
-    const run = ++this.finalizeRun;
-    const answer = (event: BatchEvent) => {
-      if (run !== this.finalizeRun || this.halted) return; // abandoned: its state was left
-      this.finalizeAbort = undefined; // it ended: leaving FINALIZING now aborts nothing
-      this.actor.send(event);
-    };
-    if (!this.deps.job.finalize && !this.deps.triggers) {
-      queueMicrotask(() => answer({ type: 'FINALIZED', output: undefined }));
-      return;
-    }
-    const controller = new AbortController();
-    this.finalizeAbort = controller;
-    this.finalize(input, controller.signal).then(
-      ({ output }) => answer({ type: 'FINALIZED', output }),
-      (error: unknown) => answer({ type: 'FINALIZE.FAILED', error }),
-    );
-  }
-
-  /** FINALIZING was left (CANCEL, a restart's RESUME) or the batch stops here: abandon the finalization. */
-  private stopFinalize(): void {
-    this.finalizeRun++;
-    this.finalizeAbort?.abort();
-    this.finalizeAbort = undefined;
   }
 
   /** A provided action threw (a bug, never user code): the batch ends FAILED instead of erroring the actor. */
@@ -432,52 +405,6 @@ export class BatchRuntime {
         if (!this.halted) this.loadPartitions(from, count, retry + 1);
       },
     );
-  }
-
-  private async finalize(input: FinalizeInput, signal: AbortSignal): Promise<{ output: unknown }> {
-    const job = this.deps.job;
-    // Without a finalizer or triggers the final state's own commit makes the last outcomes durable.
-    if (!job.finalize && !this.deps.triggers) return { output: undefined };
-    // The finalizer may read partitions from the store, and triggers submit before the final state
-    // is stored (a crash then re-runs FINALIZING, not the partitions): every outcome durable first.
-    await this.durability.untilDurable(() => signal.aborted || this.halted);
-    // Abandoned meanwhile (cancel, stop, a restart's re-entry): the finalizer is not called, and
-    // whatever this answers is dropped (startFinalize).
-    if (signal.aborted || this.halted) throw abandonedFinalization();
-    if (!job.finalize) return { output: undefined };
-    const summary = {
-      ...this.summary(),
-      status: 'FINALIZING' as const,
-      succeeded: input.succeeded,
-      failed: input.failed,
-    };
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= job.retry.attempts; attempt++) {
-      let output: unknown;
-      try {
-        output = await job.finalize(summary, { batchId: this.id, signal });
-      } catch (err) {
-        lastError = err;
-        this.log.warn({ err: toError(err), attempt }, 'finalize failed');
-        if (attempt < job.retry.attempts)
-          await sleepUnlessAborted(
-            backoffDelay(attempt, job.retry.backoffMs, job.retry.maxBackoffMs),
-            signal,
-          );
-        // Not called again once abandoned: its side effects would come after the cancel or stop.
-        if (signal.aborted || this.halted) throw abandonedFinalization();
-        continue;
-      }
-      // The output is stored with the final state: refused (never retried) when storage cannot keep
-      // it, as a partition's result is, rather than a final state that can never be written.
-      const reason = unstorableOutput(output);
-      if (reason)
-        throw new ResultValidationError(
-          `job "${job.name}": finalize returned a value that cannot be stored as JSON: ${reason}`,
-        );
-      return { output };
-    }
-    throw lastError;
   }
 
   private changed(): void {
@@ -599,20 +526,5 @@ export class BatchRuntime {
       this.finalDurable = true;
       this.emit({ type: 'final', summary: this.summary() });
     })();
-  }
-}
-
-/** What an abandoned finalization rejects with; never seen (its answer is dropped). */
-function abandonedFinalization(): Error {
-  return new Error('finalization abandoned');
-}
-
-/** Why a finalizer's output cannot be stored as JSON, or undefined when it can. */
-function unstorableOutput(output: unknown): string | undefined {
-  try {
-    return unstorable(output);
-  } catch (err) {
-    // A getter or a proxy trap threw while the output was read.
-    return `(root) could not be read (${toError(err).message})`;
   }
 }

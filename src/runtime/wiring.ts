@@ -10,7 +10,7 @@ export interface BatchEffects {
   dispatch(lane: AnyActorRef | undefined, p: Dispatch): void;
   loadPartitions(from: number, count: number): void;
   journalOutcomes(outcomes: readonly PartitionOutput[], seq: number): void;
-  /** Finalize the batch, then send it FINALIZED or FINALIZE.FAILED (batch-runtime.ts). */
+  /** Finalize the batch, then send it FINALIZED or FINALIZE.FAILED (finalization.ts). */
   startFinalize(input: FinalizeInput): void;
   /** The finalization under way, if any, is abandoned: its signal aborts and its answer is dropped. */
   stopFinalize(): void;

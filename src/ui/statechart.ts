@@ -26,7 +26,7 @@ export interface StatechartTransition {
   source: string;
   /** Same as `source` for a transition that only changes the context. */
   target: string;
-  /** `ADMIT`, `always`, `after backoff`, `finalize done`, `finalize error`. */
+  /** `ADMIT`, `always`, `after backoff`, `FINALIZED`, `FINALIZE.FAILED`. */
   event: string;
   guard?: string;
   actions: string[];

@@ -141,7 +141,7 @@ describe('statechart.json', () => {
       expect.objectContaining({
         source: 'finalizing',
         target: 'partial',
-        event: 'finalize done',
+        event: 'FINALIZED',
         guard: 'isPartial',
       }),
     );

@@ -1,0 +1,129 @@
+import type { Logger } from 'pino';
+import { backoffDelay, sleepUnlessAborted } from '../backoff.js';
+import { ResultValidationError, toError } from '../errors.js';
+import type { AnyJobDefinition } from '../job.js';
+import type { BatchEvent, FinalizeInput } from '../machines/batch.js';
+import type { BatchSummary } from '../summary.js';
+import { unstorable } from '../values.js';
+
+export interface FinalizationDeps {
+  batchId: string;
+  job: AnyJobDefinition;
+  /** Does the job have triggers (which submit once every outcome is durable)? */
+  triggers: boolean;
+  log: Logger;
+  /** Resolves once every outcome is durable, or as soon as `stop()` says to stop waiting. */
+  untilDurable(stop: () => boolean): Promise<void>;
+  summary(): BatchSummary;
+  /** Has the batch stopped here (engine stop, lease lost)? */
+  halted(): boolean;
+  /** Tell the batch actor how the finalization ended. */
+  send(event: BatchEvent): void;
+}
+
+/**
+ * A batch's FINALIZING (docs/architecture.md, "Finalizing without an actor"): the batch machine's
+ * `startFinalize` action starts it, its `stopFinalize` action (and the batch stopping here)
+ * abandons it. It makes the outcomes durable, runs the job's finalizer with its retries, and tells
+ * the batch actor `FINALIZED { output }` or `FINALIZE.FAILED { error }`. An abandoned finalization
+ * aborts the finalizer's signal, calls it no more (not for a retry, not when it was abandoned before
+ * the outcomes were durable), and whatever it still answers is dropped.
+ */
+export class Finalization {
+  /** The finalization under way: its number, so that an abandoned one's answer is dropped. */
+  private run = 0;
+  private abort: AbortController | undefined;
+
+  constructor(private readonly d: FinalizationDeps) {}
+
+  /**
+   * Start it. A batch with no finalizer and no triggers is told FINALIZED one microtask later, with
+   * no promise and no AbortController: not within the step that entered FINALIZING, which may have
+   * sent the last lane its RETIRE for the lane to handle first (a final state in that same step
+   * would stop the lane before it retires), and so that subscribers see FINALIZING.
+   */
+  start(input: FinalizeInput): void {
+    const run = ++this.run;
+    const answer = (event: BatchEvent) => {
+      if (run !== this.run || this.d.halted()) return; // abandoned: its state was left
+      this.abort = undefined; // it ended: leaving FINALIZING now aborts nothing
+      this.d.send(event);
+    };
+    if (!this.d.job.finalize && !this.d.triggers) {
+      queueMicrotask(() => answer({ type: 'FINALIZED', output: undefined }));
+      return;
+    }
+    const controller = new AbortController();
+    this.abort = controller;
+    this.finalize(input, controller.signal).then(
+      ({ output }) => answer({ type: 'FINALIZED', output }),
+      (error: unknown) => answer({ type: 'FINALIZE.FAILED', error }),
+    );
+  }
+
+  /** FINALIZING was left (CANCEL, a restart's RESUME), or the batch stops here: abandon it. */
+  stop(): void {
+    this.run++;
+    this.abort?.abort();
+    this.abort = undefined;
+  }
+
+  private async finalize(input: FinalizeInput, signal: AbortSignal): Promise<{ output: unknown }> {
+    const { job } = this.d;
+    const abandoned = () => signal.aborted || this.d.halted();
+    // The finalizer may read partitions from the store, and triggers submit before the final state
+    // is stored (a crash then re-runs FINALIZING, not the partitions): every outcome durable first.
+    await this.d.untilDurable(abandoned);
+    // Abandoned meanwhile (cancel, stop): the finalizer is not called; the answer is dropped anyway.
+    if (abandoned()) throw abandonedError();
+    if (!job.finalize) return { output: undefined };
+    const summary = {
+      ...this.d.summary(),
+      status: 'FINALIZING' as const,
+      succeeded: input.succeeded,
+      failed: input.failed,
+    };
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= job.retry.attempts; attempt++) {
+      let output: unknown;
+      try {
+        output = await job.finalize(summary, { batchId: this.d.batchId, signal });
+      } catch (err) {
+        lastError = err;
+        this.d.log.warn({ err: toError(err), attempt }, 'finalize failed');
+        if (attempt < job.retry.attempts)
+          await sleepUnlessAborted(
+            backoffDelay(attempt, job.retry.backoffMs, job.retry.maxBackoffMs),
+            signal,
+          );
+        // Not called again once abandoned: its side effects would come after the cancel or stop.
+        if (abandoned()) throw abandonedError();
+        continue;
+      }
+      // The output is stored with the final state: refused (never retried) when storage cannot keep
+      // it, as a partition's result is, rather than a final state that can never be written.
+      const reason = unstorableOutput(output);
+      if (reason)
+        throw new ResultValidationError(
+          `job "${job.name}": finalize returned a value that cannot be stored as JSON: ${reason}`,
+        );
+      return { output };
+    }
+    throw lastError;
+  }
+}
+
+/** What an abandoned finalization rejects with; never seen (its answer is dropped). */
+function abandonedError(): Error {
+  return new Error('finalization abandoned');
+}
+
+/** Why a finalizer's output cannot be stored as JSON, or undefined when it can. */
+function unstorableOutput(output: unknown): string | undefined {
+  try {
+    return unstorable(output);
+  } catch (err) {
+    // A getter or a proxy trap threw while the output was read.
+    return `(root) could not be read (${toError(err).message})`;
+  }
+}

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { StoreError } from '../errors.js';
 import { liveIds } from '../liveness.js';
+import { type BatchStatus, isFinalStatus } from '../summary.js';
 import { commitGroup, MAX_GROUP, type Settled } from './sqlite-group.js';
 import type { SqliteWrite, Statements } from './sqlite-statements.js';
 import { fromWire, type WireSettled } from './sqlite-wire.js';
@@ -112,7 +113,7 @@ export class Writer {
     if (this.sent || this.ended || this.queue.length === 0) return;
     const group = this.queue.length <= MAX_GROUP ? this.queue : this.queue.slice(0, MAX_GROUP);
     this.queue = group === this.queue ? [] : this.queue.slice(MAX_GROUP);
-    if (this.thread && weightOf(group) >= THREAD_MIN_WEIGHT) {
+    if (this.thread && toThread(group)) {
       this.send(this.thread, group);
       return;
     }
@@ -172,21 +173,32 @@ export class Writer {
 }
 
 /**
- * A group at least this heavy (rows to write, {@link weightOf}) goes to the writer thread. Measured
+ * A group at least this heavy (rows to write, counted by {@link toThread}) goes to the writer thread. Measured
  * (docs/benchmarks.md, "The writer thread"): a hand-over costs the engine's thread about as much
  * as writing a few dozen rows itself.
  */
 export const THREAD_MIN_WEIGHT = 32;
 
-/** Roughly how many rows a group writes. */
-function weightOf(group: readonly Waiting[]): number {
+/**
+ * A group that ends a batch (its final state) and writes at most this many rows is committed on the
+ * engine's thread whatever its weight: the batch's end waits for it, and the hand-over to the thread
+ * and back is most of the time from its last outcome to its final state (docs/benchmarks.md,
+ * "Finalization: the last write on the engine's thread"). Heavier, it goes to the thread as usual.
+ */
+export const FINAL_ON_ENGINE_MAX_WEIGHT = 1024;
+
+/** Does the group go to the writer thread? */
+function toThread(group: readonly Waiting[]): boolean {
   let weight = 0;
+  let ends = false;
   for (const { write: w } of group) {
     if (w.k === 'append' || w.k === 'commit') weight += 1 + w.outcomes.length;
     else if (w.k === 'whole' || w.k === 'insertChunk' || w.k === 'finish') weight += 1 + w.chunk.length;
     else weight += 1;
+    if ((w.k === 'commit' || w.k === 'save') && isFinalStatus(w.state.status as BatchStatus)) ends = true;
   }
-  return weight;
+  if (weight < THREAD_MIN_WEIGHT) return false;
+  return !(ends && weight <= FINAL_ON_ENGINE_MAX_WEIGHT);
 }
 
 /**

@@ -449,7 +449,8 @@ describe('sqliteStore', () => {
       const store = await start(path);
       const fence = await leased(store, 'busy');
       let settled = false;
-      const commit = store.commit!('busy', outcomes(40), state('COMPLETED', 40), fence).then((r) => {
+      // Not the batch's final state: a group that ends a batch stays on this thread (below).
+      const commit = store.commit!('busy', outcomes(40), state('PROCESSING', 40), fence).then((r) => {
         settled = true;
         return r;
       });
@@ -462,6 +463,35 @@ describe('sqliteStore', () => {
       expect(settled).toBe(false);
       expect(await commit).toEqual({ accepted: 40, saved: true });
       expect(await store.readPartitions('busy', 39, 1)).toMatchObject([{ index: 39, status: 'succeeded' }]);
+    });
+
+    it('a group that ends a batch commits on the engine thread up to 1,024 rows, on the writer thread beyond', async () => {
+      const path = tempPath();
+      const store = await start(path);
+      // An answer from the writer thread is a message: it needs a turn of the event loop. A group
+      // committed on this thread settles within the microtasks that follow the write.
+      const settlesWithoutATurn = async (commit: Promise<unknown>) => {
+        let settled = false;
+        void commit.then(() => {
+          settled = true;
+        });
+        for (let i = 0; i < 20 && !settled; i++) await Promise.resolve();
+        const withoutATurn = settled;
+        await commit;
+        return withoutATurn;
+      };
+      const fence = await leased(store, 'ends');
+      expect(
+        await settlesWithoutATurn(store.commit!('ends', outcomes(40), state('COMPLETED', 40), fence)),
+      ).toBe(true);
+      expect(settledRows(path, 'ends')).toBe(40);
+      const big = Array.from({ length: 1100 }, (_, i) => ({ key: `k${i}`, payload: i }));
+      await store.createBatch(record('big'), big);
+      const bigFence = { owner: 'me', epoch: (await store.acquireLease('big', 'me', 60_000))!.epoch };
+      expect(
+        await settlesWithoutATurn(store.commit!('big', outcomes(1100), state('COMPLETED', 1100), bigFence)),
+      ).toBe(false);
+      expect(settledRows(path, 'big')).toBe(1100);
     });
 
     it('leaves out only the write refused for a stale fence; the others commit', async () => {

@@ -43,10 +43,27 @@ describe('stop() while calls wait', () => {
     async (control) => {
       const path = sqlitePath();
       const { job, open } = gatedJob();
-      // A sweeps for requests once a minute: it cannot answer before B stops.
+      // A, the owner, does not see requests (its sweeps find none) until the test is done: B's
+      // request cannot be answered before B stops, and it stays on the row for the next owner. (A
+      // sweeps 50 ms after its queue empties, whatever claimIntervalMs says: an earlier version of
+      // this test let A carry the request out whenever opening the probing store took longer.)
+      let seeNothing: () => void = () => {};
+      const blind = new Promise<void>((resolve) => {
+        seeNothing = resolve;
+      });
       const a = createEngine({
         jobs: [job],
-        store: sqliteStore({ path }),
+        store: new Proxy(sqliteStore({ path }), {
+          get(target, prop) {
+            const value: unknown = Reflect.get(target, prop, target);
+            if (prop === 'pendingControls')
+              return async () => {
+                await blind;
+                return [];
+              };
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        }),
         logger: false,
         ownerId: 'stop-pending/1/a',
         claimIntervalMs: 60_000,
@@ -74,6 +91,7 @@ describe('stop() while calls wait', () => {
         }
         await b.stop();
         await expect(asked).rejects.toMatchObject({ code: 'ENGINE_STATE' });
+        seeNothing(); // A's sweeps end (finding nothing), so that it can stop
         await a.stop();
         // The next owner finds the request and carries it out.
         c = createEngine({
@@ -90,6 +108,7 @@ describe('stop() while calls wait', () => {
           });
       } finally {
         open();
+        seeNothing();
         await b.stop();
         await a.stop();
         await c?.stop();

@@ -406,7 +406,7 @@ export const batchMachine = setup({
      * Provided by the engine: finalize the batch (its job's finalizer, its triggers' durability),
      * then answer FINALIZED or FINALIZE.FAILED. Not an invoked actor: a batch with nothing to
      * finalize would pay for an actor, its start and two more events for nothing
-     * (docs/benchmarks.md, "Finalization without an actor").
+     * (docs/architecture.md, "Finalizing without an actor").
      */
     startFinalize: (_, _params: FinalizeInput) => {},
     /** Provided by the engine: the finalization under way, if any, is abandoned (its signal aborts). */

@@ -1,5 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { backoffDelay, sleepUnlessAborted } from '../backoff.js';
+import { backoffDelay } from '../backoff.js';
 import { ResultValidationError, toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import type { BatchEvent, FinalizeInput } from '../machines/batch.js';
@@ -92,10 +93,10 @@ export class Finalization {
         lastError = err;
         this.d.log.warn({ err: toError(err), attempt }, 'finalize failed');
         if (attempt < job.retry.attempts)
-          await sleepUnlessAborted(
-            backoffDelay(attempt, job.retry.backoffMs, job.retry.maxBackoffMs),
+          // Cut short, its timer cleared, when the finalization is abandoned.
+          await sleep(backoffDelay(attempt, job.retry.backoffMs, job.retry.maxBackoffMs), undefined, {
             signal,
-          );
+          }).catch(() => {});
         // Not called again once abandoned: its side effects would come after the cancel or stop.
         if (abandoned()) throw abandonedError();
         continue;

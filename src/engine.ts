@@ -198,6 +198,7 @@ class PartitaEngine implements Engine {
         materialize: (record, state, seed, admitted) => this.running!.attach(record, state, seed, admitted),
         cancel: (id, reason) => void this.cancel(id, reason),
         storeError: (err, id) => this.storeError(err, id),
+        leftForElsewhere: () => this.parentWatch?.poke(),
       });
       this.recovery = new Recovery({
         store,
@@ -620,8 +621,8 @@ class PartitaEngine implements Engine {
     if (this.state !== 'running') return;
     this.queue!.run();
     this.parentWatch?.poke();
-    // Nothing waiting here: maybe another engine's batches are.
-    if (this.queue!.size === 0) this.shared?.soon();
+    // Nothing here can start: maybe another engine's batches can (a parent of those waiting here).
+    if (this.queue!.ready === 0) this.shared?.soon();
   }
 
   /**
@@ -676,7 +677,9 @@ class PartitaEngine implements Engine {
         this.isHere(id) ||
         (this.recovery?.isRetrying(id) ?? false) ||
         (this.recovery?.broken.has(id) ?? false),
-      room: () => max - this.running!.size - this.queue!.size,
+      // A queued batch waiting for a parent claims no slot: counted, an engine holding a dependent
+      // whose parent is unowned in the store would never take the parent (probe, bug 1).
+      room: () => max - this.running!.size - this.queue!.ready,
       take: async (record, state) => {
         const taken = await this.resumeStored(record, state);
         this.admit();

@@ -135,6 +135,11 @@ export class Admission {
     return this.waiting.size;
   }
 
+  /** Waiting batches that wait for no parent (the others hold no claim on a slot yet). */
+  get readyCount(): number {
+    return this.waiting.size - this.pending.size;
+  }
+
   /** Admit ready batches while slots are free. */
   run(): void {
     // Admitting can end a batch at once and call run() again: the loop below picks that up.

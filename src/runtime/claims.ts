@@ -157,7 +157,8 @@ export class Claims {
       }
       try {
         if (!(await this.deps.resume(record, state))) continue;
-        if (row.status === 'QUEUED') room--;
+        // Counted again rather than one less: a batch taken that waits for a parent takes no slot.
+        if (row.status === 'QUEUED') room = this.deps.room();
         else this.deps.log.info({ batchId: row.id, status: row.status }, 'batch taken over');
       } catch (err) {
         this.deps.storeError(toError(err), row.id);

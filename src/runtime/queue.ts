@@ -31,6 +31,11 @@ export interface QueueDeps {
   /** Cancel a batch whose parent ended so that it can never run. */
   cancel(id: string, reason: string): void;
   storeError(err: Error, batchId: string): void;
+  /**
+   * A batch left the queue without running here (another engine has it, or it ended meanwhile):
+   * if batches queued here wait for it, its end is now to be learnt from the store.
+   */
+  leftForElsewhere(id: string): void;
 }
 
 /** A QUEUED batch as this engine keeps it: its record, not an actor. */
@@ -121,6 +126,11 @@ export class BatchQueue {
     return this.entries.size;
   }
 
+  /** Queued batches that could start now: not waiting for a parent. */
+  get ready(): number {
+    return this.admission.readyCount;
+  }
+
   /** The creation of the batch's runtime under way (admitted a moment ago), if any. */
   starting(id: string): Promise<BatchRuntime | undefined> | undefined {
     return this.materializing.get(id);
@@ -130,6 +140,7 @@ export class BatchQueue {
   drop(id: string): void {
     if (!this.entries.delete(id)) return;
     this.admission.forget(id);
+    this.deps.leftForElsewhere(id);
   }
 
   /** A batch resumed past QUEUED after a restart holds a slot. */
@@ -197,6 +208,9 @@ export class BatchQueue {
     else {
       this.admission.forget(id);
       if (q?.noRoom && this.entries.get(id) === q) this.waitForRoom(q);
+      // Another engine owns it (or it ended there): a batch queued here after it learns of its end
+      // from the store, not from this engine (the probe's "dependent stays QUEUED" case).
+      else if (!this.stopped && !this.has(id)) this.deps.leftForElsewhere(id);
       this.run();
     }
   }

@@ -140,7 +140,10 @@ export function listByStatus(
     const s = freshest(row, live.get(row.id), stored);
     if (wanted.has(s.status)) out.push(s);
   }
-  for (const rt of live.values()) {
+  // Newest first, as the rows are: batches created in the same millisecond keep that order through
+  // the (stable) sort below, where the running ones came oldest first (probe: `list({ status,
+  // limit })` gave the oldest of a burst).
+  for (const rt of [...live.values()].reverse()) {
     if (seen.has(rt.id) || (f.job !== undefined && rt.job !== f.job)) continue;
     const s = rt.summary();
     if (wanted.has(s.status)) out.push(s);

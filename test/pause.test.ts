@@ -94,6 +94,36 @@ describe('pause and resume', () => {
     }
   });
 
+  it('a partition whose start the yielder held back for a turn runs and drains on pause (running reaches 0)', async () => {
+    // yieldAfterMs 0: every partition handed to a lane after the first waits for a turn of the
+    // event loop before it starts. pause() is asked the moment k0 is counted, before k2 (already
+    // k0's lane's, in the batch context) started: k2 is in flight and must finish while paused.
+    // It used to start in PAUSED and be held until resume(), counted as running meanwhile.
+    const g = gatedJob();
+    const engine = createEngine({ jobs: [g.job], store: memoryStore(), logger: false, yieldAfterMs: 0 });
+    await engine.start();
+    try {
+      await engine.submit('gated', 6, { id: 'b' });
+      await g.whenStarted(0);
+      await g.whenStarted(1);
+      const paused = until(engine, 'b', (s) => s.succeeded === 1);
+      const pausing = paused.then(() => engine.pause('b'));
+      g.open(0);
+      expect((await pausing).status).toBe('PAUSED');
+      g.open(1);
+      g.open(2);
+      // Both lanes drain: k1 and k2 are counted, nothing else starts.
+      const drained = await until(engine, 'b', (s) => s.status === 'PAUSED' && s.running === 0);
+      expect(drained).toMatchObject({ succeeded: 3, running: 0, pending: 3 });
+      expect([...g.started].sort()).toEqual([0, 1, 2]);
+      for (let i = 3; i < 6; i++) g.open(i);
+      await engine.resume('b');
+      expect(await engine.wait('b')).toMatchObject({ status: 'COMPLETED', succeeded: 6 });
+    } finally {
+      await engine.stop();
+    }
+  });
+
   it('a paused batch lets its partitions in flight finish, dispatches nothing more, and stays paused across a restart', async () => {
     const path = sqlitePath();
     const first = gatedJob();

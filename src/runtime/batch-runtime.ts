@@ -236,6 +236,10 @@ export class BatchRuntime {
         const s = this.actor.getSnapshot();
         if (this.halted || s.value !== 'processing') return true;
         if (s.context.loading) return false;
+        // A lane's partition whose start the yielder held back for a turn is in flight already:
+        // it starts now, and finishes like the others in flight (else it started in `paused` and
+        // was held, counted as running until resume(): probe, pause never drained).
+        this.lanes.deliverHeldBack();
         this.actor.send({ type: 'PAUSE' });
         return true;
       };

@@ -6,6 +6,12 @@ import { type BatchSummary, isFinalStatus } from '../summary.js';
 import { BatchJournal } from './journal.js';
 import { summaryOf } from './summary-of.js';
 
+/**
+ * Shortest time between two writes of a running batch's state (src/runtime/journal.ts): another
+ * process reading the store (the CLI, another host) sees its progress this late at most.
+ */
+export const STATE_INTERVAL_MS = 100;
+
 export interface DurabilityOptions {
   store: Store;
   record: BatchRecord;
@@ -35,6 +41,7 @@ export class Durability {
     this.journal = new BatchJournal(o.store, o.record.id, o.fence, () => this.capture(), {
       flushDelayMs: o.flushDelayMs,
       maxGroup: 1000,
+      stateIntervalMs: STATE_INTERVAL_MS,
       onError: o.onStoreError,
       onLeaseLost: o.onLeaseLost,
       onRecovered: o.onRecovered,

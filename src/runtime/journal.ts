@@ -7,6 +7,11 @@ export interface JournalOptions {
   flushDelayMs: number;
   /** A group this large is committed at once, without waiting for the timer. */
   maxGroup: number;
+  /**
+   * Shortest time between two writes of the state while outcomes come in: the groups between carry
+   * only their outcomes. A status change (`touch`) and `flush` write the state at once.
+   */
+  stateIntervalMs: number;
   /** Called after a failed write; the journal keeps everything and tries again. */
   onError: (err: Error) => void;
   /** The store refused a write because another engine holds the batch now: the journal closes. */
@@ -21,12 +26,25 @@ export interface JournalOptions {
  * crash the journal holds every outcome the stored snapshot reflects, plus possibly newer ones that
  * recovery replays. One write is in flight at a time; failures are retried with backoff and
  * nothing queued is dropped.
+ *
+ * The state goes with a group at most every `stateIntervalMs` while outcomes come in (and at once
+ * after a status change, and on `flush`): the groups between carry their outcomes only. A state
+ * holds the batch's whole context (every lane's partitions, the failure sample): 10 KB and more,
+ * where a group of outcomes paced by real work holds a few rows of 100 bytes, so writing it with
+ * every group wrote ten times more state than outcomes (docs/benchmarks.md, "The state at most
+ * every 100 ms"). Recovery replays what the stored state does not cover, as it always did.
  */
 export class BatchJournal {
   private pending: OutcomeRecord[] = [];
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
   private stateDirty = false;
+  /** The next write carries the state whatever the time (a status change, a flush). */
+  private stateDue = true;
+  /** When the state was last written (performance.now()); -Infinity before the first write. */
+  private stateAt = Number.NEGATIVE_INFINITY;
+  /** The timer set is the one that waits for the state to fall due. */
+  private timerForState = false;
   private failures = 0;
   private closed = false;
   /** The store refused a write for a stale fence: nothing more is written. */
@@ -67,12 +85,14 @@ export class BatchJournal {
   /** The state changed in a way worth saving soon (e.g. a status change). */
   touch(): void {
     this.stateDirty = true;
+    this.stateDue = true;
     this.schedule();
   }
 
   /** Write everything queued now and resolve when it (and anything before it) is durable. */
   async flush(): Promise<void> {
     this.stateDirty = true;
+    this.stateDue = true;
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
@@ -85,6 +105,7 @@ export class BatchJournal {
       }
       if (!this.stateDirty && this.pending.length === 0) return;
       if (this.lost) throw new LeaseLostError(this.batchId);
+      this.stateDue = true;
       await this.writeOnce();
     }
   }
@@ -102,8 +123,17 @@ export class BatchJournal {
   }
 
   private schedule(): void {
-    if (this.timer || this.writing || this.closed) return;
-    const delay = this.failures === 0 ? this.options.flushDelayMs : backoffDelay(this.failures, 20, 1000);
+    if (this.writing || this.closed) return;
+    // Only the state is left to write, and it is not due yet: the timer waits until it is.
+    const stateOnly = this.pending.length === 0 && !this.stateDue && this.failures === 0;
+    if (this.timer) {
+      // Outcomes came in (or the state fell due) while the timer waited for the state: sooner.
+      if (!this.timerForState || stateOnly) return;
+      clearTimeout(this.timer);
+    }
+    let delay = this.failures === 0 ? this.options.flushDelayMs : backoffDelay(this.failures, 20, 1000);
+    if (stateOnly) delay = Math.max(delay, this.stateAt + this.options.stateIntervalMs - performance.now());
+    this.timerForState = stateOnly;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       // Failures are reported through onError and rescheduled inside writeOnce.
@@ -118,16 +148,24 @@ export class BatchJournal {
     // Stamped per group rather than per outcome (a Date per partition showed in the hot-path profile).
     const at = new Date().toISOString();
     for (const o of outcomes) if (!o.finishedAt) o.finishedAt = at;
-    this.stateDirty = false;
-    const state = this.captureState();
+    const now = performance.now();
+    const withState =
+      outcomes.length === 0 || this.stateDue || now - this.stateAt >= this.options.stateIntervalMs;
+    const state = withState ? this.captureState() : undefined;
+    if (state) {
+      this.stateDirty = false;
+      this.stateDue = false;
+      this.stateAt = now;
+    }
     const write = (async () => {
       try {
-        if (this.store.commit) await this.store.commit(this.batchId, outcomes, state, this.fence);
+        if (!state) await this.store.appendOutcomes(this.batchId, outcomes, this.fence);
+        else if (this.store.commit) await this.store.commit(this.batchId, outcomes, state, this.fence);
         else {
           if (outcomes.length > 0) await this.store.appendOutcomes(this.batchId, outcomes, this.fence);
           await this.store.saveState(this.batchId, state, this.fence);
         }
-        this.durable = state.status;
+        if (state) this.durable = state.status;
         if (this.failures > 0) this.options.onRecovered?.();
         this.failures = 0;
       } catch (err) {
@@ -143,6 +181,7 @@ export class BatchJournal {
         // Keep order: what failed goes back in front of what arrived meanwhile.
         this.pending = outcomes.concat(this.pending);
         this.stateDirty = true;
+        if (state) this.stateDue = true;
         this.failures++;
         this.options.onError(toError(err));
         throw err;

@@ -1,0 +1,167 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { BatchJournal } from '../src/runtime/journal.js';
+import { memoryStore } from '../src/store/memory.js';
+import {
+  type BatchState,
+  type Fence,
+  type OutcomeRecord,
+  SCHEMA_VERSION,
+  type Store,
+} from '../src/store/store.js';
+
+// The journal writes a running batch's state with a group of outcomes at most every
+// `stateIntervalMs`; the groups between carry their outcomes only (src/runtime/journal.ts). A status
+// change and a flush write the state at once, and what a stored state does not cover is in the
+// journal for recovery to replay. Timers and the clock are faked: the test says when time passes.
+
+const FLUSH_MS = 5;
+const STATE_MS = 100;
+const N = 20;
+
+/** The store's writes in order: `o<n>` a group of n outcomes, `s<seq> <status>` a state. */
+type Calls = string[];
+
+/** The real memory store (it has no `commit`: outcomes, then the state), its writes recorded. */
+function recorded(store: Store, calls: Calls): Store {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (prop === 'appendOutcomes')
+        return (id: string, outcomes: readonly OutcomeRecord[], fence: Fence) => {
+          calls.push(`o${outcomes.length}`);
+          return target.appendOutcomes(id, outcomes, fence);
+        };
+      if (prop === 'saveState')
+        return (id: string, state: BatchState, fence: Fence) => {
+          calls.push(`s${state.journalSeq} ${state.status}`);
+          return target.saveState(id, state, fence);
+        };
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+describe('journal: the state at most every stateIntervalMs', () => {
+  let store: Store;
+  let calls: Calls;
+  let journal: BatchJournal;
+  let settled: number;
+  let status: BatchState['status'];
+
+  const outcome = (index: number): OutcomeRecord => ({
+    index,
+    key: `p${index}`,
+    status: 'succeeded',
+    attempts: 1,
+    result: index,
+    durationMs: 1,
+    seq: index + 1,
+    finishedAt: '',
+  });
+  const state = (): BatchState => ({
+    schemaVersion: 1,
+    machineVersion: 4,
+    status,
+    journalSeq: settled,
+    snapshot: { settled },
+    summary: { status },
+  });
+  /** Settle partition `index` and let the microtasks run (a write's promise chain). */
+  const settle = async (index: number) => {
+    settled++;
+    journal.append(outcome(index));
+    await vi.advanceTimersByTimeAsync(0);
+  };
+
+  beforeEach(async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    calls = [];
+    const real = memoryStore();
+    await real.open();
+    await real.createBatch(
+      {
+        schemaVersion: SCHEMA_VERSION,
+        id: 'b',
+        job: 'j',
+        total: N,
+        priority: 0,
+        after: [],
+        when: 'succeeded',
+        createdAt: new Date().toISOString(),
+      },
+      Array.from({ length: N }, (_, i) => ({ key: `p${i}`, payload: i })),
+    );
+    const lease = await real.acquireLease('b', 'engine', 60_000);
+    store = recorded(real, calls);
+    settled = 0;
+    status = 'PROCESSING';
+    journal = new BatchJournal(store, 'b', { owner: lease!.owner, epoch: lease!.epoch }, state, {
+      flushDelayMs: FLUSH_MS,
+      maxGroup: 1000,
+      stateIntervalMs: STATE_MS,
+      onError: (err) => {
+        throw err;
+      },
+      onLeaseLost: () => {},
+    });
+  });
+
+  afterEach(async () => {
+    journal.close();
+    await store.close();
+    vi.useRealTimers();
+  });
+
+  it('writes groups paced by the work without the state in between, and the state once it is due', async () => {
+    // The first group carries the state (the batch's first write).
+    await settle(0);
+    await vi.advanceTimersByTimeAsync(FLUSH_MS);
+    expect(calls).toEqual(['o1', 's1 PROCESSING']);
+    // One outcome every 10 ms: each its own group, outcomes only, until 100 ms have passed.
+    for (let i = 1; i < 9; i++) {
+      await vi.advanceTimersByTimeAsync(10 - FLUSH_MS);
+      await settle(i);
+      await vi.advanceTimersByTimeAsync(FLUSH_MS);
+    }
+    expect(calls).toEqual(['o1', 's1 PROCESSING', 'o1', 'o1', 'o1', 'o1', 'o1', 'o1', 'o1', 'o1']);
+    // Nothing comes in any more: the state that covers the last outcomes is written when it is due.
+    await vi.advanceTimersByTimeAsync(STATE_MS);
+    expect(calls.slice(10)).toEqual(['s9 PROCESSING']);
+    expect((await store.loadBatch('b'))?.state).toMatchObject({ journalSeq: 9 });
+    // Nothing is left to write: no more timers.
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('keeps in the journal what the stored state does not cover, for recovery to replay', async () => {
+    await settle(0);
+    await vi.advanceTimersByTimeAsync(FLUSH_MS);
+    for (let i = 1; i < 5; i++) {
+      await settle(i);
+      await vi.advanceTimersByTimeAsync(FLUSH_MS);
+    }
+    // The engine dies here: the stored state counts 1 outcome, the journal holds 5.
+    const stored = (await store.loadBatch('b'))?.state as BatchState;
+    expect(stored.journalSeq).toBe(1);
+    const replay: number[] = [];
+    for await (const o of store.outcomesSince('b', stored.journalSeq)) replay.push(o.index);
+    expect(replay).toEqual([1, 2, 3, 4]);
+  });
+
+  it('writes the state with the next group after a status change, and on flush', async () => {
+    await settle(0);
+    await vi.advanceTimersByTimeAsync(FLUSH_MS);
+    await settle(1);
+    status = 'PAUSED';
+    journal.touch();
+    await vi.advanceTimersByTimeAsync(FLUSH_MS);
+    expect(calls).toEqual(['o1', 's1 PROCESSING', 'o1', 's2 PAUSED']);
+    status = 'PROCESSING';
+    await settle(2);
+    await vi.advanceTimersByTimeAsync(FLUSH_MS);
+    expect(calls.slice(4)).toEqual(['o1']);
+    // A flush (finalization, stop) writes the state whatever the time, with what is queued.
+    await settle(3);
+    await journal.flush();
+    expect(calls.slice(5)).toEqual(['o1', 's4 PROCESSING']);
+  });
+});

@@ -159,6 +159,7 @@ export class BatchRuntime {
       snapshot: () => this.actor.getSnapshot(),
       finishedAt: () => this.finishedAt,
       decorate: (s) => (this.triggered ? { ...s, triggered: this.triggered } : s),
+      startedAttempt: (lane, index) => this.lanes.startedAttempt(lane, index),
       flushDelayMs: deps.flushDelayMs,
       onStoreError: (error) => this.emit({ type: 'store-error', error }),
       onLeaseLost: () => this.leaseLost(),

@@ -1,6 +1,6 @@
-import type { SnapshotFrom } from 'xstate';
+import type { Snapshot, SnapshotFrom } from 'xstate';
 import { backoffDelay, sleep } from '../backoff.js';
-import { BATCH_MACHINE_VERSION, type BatchMachine } from '../machines/batch.js';
+import { BATCH_MACHINE_VERSION, type BatchContext, type BatchMachine } from '../machines/batch.js';
 import type { BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
 import { type BatchSummary, isFinalStatus } from '../summary.js';
 import { BatchJournal } from './journal.js';
@@ -23,6 +23,8 @@ export interface DurabilityOptions {
   finishedAt: () => string | undefined;
   /** Adds what the runtime knows beyond the machine (the batches its triggers submitted). */
   decorate: (summary: BatchSummary) => BatchSummary;
+  /** The attempt a lane last started for a partition (lanes.ts), if it started one. */
+  startedAttempt: (lane: number, index: number) => number | undefined;
   flushDelayMs: number;
   onStoreError: (err: Error) => void;
   onLeaseLost: () => void;
@@ -95,7 +97,10 @@ export class Durability {
     const snapshot = this.o.snapshot();
     // XState does not restart spawned children or re-arm their timers on restore
     // (statelyai/xstate#4148, #4860), so they are not stored, nor even serialized.
-    const persisted = this.o.machine.getPersistedSnapshot({ ...snapshot, children: {} } as typeof snapshot);
+    const persisted = withStartedAttempts(
+      this.o.machine.getPersistedSnapshot({ ...snapshot, children: {} } as typeof snapshot),
+      this.o.startedAttempt,
+    );
     const finishedAt =
       this.o.finishedAt() ?? (snapshot.status === 'done' ? new Date().toISOString() : undefined);
     const { failures: _storedInSnapshot, ...summary } = this.o.decorate(
@@ -111,4 +116,31 @@ export class Durability {
       summary,
     };
   }
+}
+
+/**
+ * The persisted snapshot with each lane's partition at the attempt the lane last started. The batch
+ * context holds the attempt it dispatched; a lane's retries (partition.ts, `backoff`) raise it
+ * without telling the batch, and after a stop the partition runs again at the stored attempt + 1
+ * (`restartLanes`): stored as dispatched, a partition stopped in its second attempt ran that
+ * attempt number twice, past `maxAttempts` in all (probe). Copied where it differs: XState's
+ * persisted context shares its objects with the live one.
+ */
+function withStartedAttempts(
+  persisted: Snapshot<unknown>,
+  startedAttempt: (lane: number, index: number) => number | undefined,
+): Snapshot<unknown> {
+  const p = persisted as unknown as { context: BatchContext };
+  const inFlight = p.context.inFlight;
+  let patched: BatchContext['inFlight'] | undefined;
+  for (let lane = 0; lane < inFlight.length; lane++) {
+    const f = inFlight[lane];
+    if (!f) continue;
+    const attempt = startedAttempt(lane, f.index);
+    if (attempt === undefined || attempt <= f.attempt) continue;
+    patched ??= inFlight.slice();
+    patched[lane] = { ...f, attempt };
+  }
+  if (!patched) return persisted;
+  return { ...p, context: { ...p.context, inFlight: patched } } as unknown as Snapshot<unknown>;
 }

@@ -38,6 +38,8 @@ export class LaneDriver {
   private readonly deferred = new Set<() => void>();
   /** Per lane: an attempt held while its batch is paused (a retry whose backoff ended). */
   private readonly held = new Map<number, () => void>();
+  /** Per lane: the partition (a group: its first member) and attempt it last started. */
+  private readonly started: ({ index: number; attempt: number } | undefined)[] = [];
   private stopped = false;
 
   constructor(
@@ -85,6 +87,7 @@ export class LaneDriver {
   /** Start the lane's current attempt; its answer comes back to `self` as a WORK.* event. */
   start(lane: number, cur: LaneWork, self: AnyActorRef): void {
     if (this.stopped) return;
+    this.started[lane] = { index: cur.index, attempt: cur.attempt };
     // One AbortController per lane, replaced only after it aborted: one per attempt showed in the
     // hot path's profile. Inline handlers hold on to ctx.signal (listeners), so each gets its own.
     let controller = this.controllers[lane];
@@ -141,6 +144,15 @@ export class LaneDriver {
     // is given up and `run` never comes.
     if (this.lease && !this.lease.fresh()) this.lease.confirm(go);
     else go();
+  }
+
+  /**
+   * The attempt the lane last started for partition `index` (a group: its first member), if it
+   * started one: a retry's is higher than the attempt the batch dispatched.
+   */
+  startedAttempt(lane: number, index: number): number | undefined {
+    const s = this.started[lane];
+    return s?.index === index ? s.attempt : undefined;
   }
 
   /** Hold the lane's attempt until {@link startHeld} (its batch is paused): nothing runs, no timer. */

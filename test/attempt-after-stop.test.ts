@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { createEngine, defineJob, sqliteStore } from '../src/index.js';
+import { collect } from './helpers.js';
+import { sqlitePath } from './support/stores.js';
+import { deferred } from './support/until.js';
+
+// A graceful stop interrupts a partition in its second attempt (a retry the lane started itself):
+// after the restart it runs again at attempt 3, one higher than the interrupted one, and its stored
+// attempts say 3 (docs/guide.md, `ctx.attempt`; docs/guarantees.md, "A graceful stop"). The batch
+// context holds the attempt it dispatched (1); the stored state now holds the one the lane started.
+// It used to re-run as attempt 2 again: with `maxAttempts` 2, a third run past the limit.
+
+describe('the attempt after a graceful stop', () => {
+  it.each([
+    ['one partition per task', false as const, 1],
+    ['a group', { maxItems: 2 }, 2],
+  ])('a retry interrupted by stop() runs again one attempt higher (%s)', async (_name, batching, n) => {
+    const path = sqlitePath();
+    const seen: string[] = [];
+    const secondStarted = deferred();
+    let restarted = false;
+    const job = defineJob({
+      name: 'retried',
+      partition: (count: number) => Array.from({ length: count }, (_, i) => ({ key: `k${i}`, payload: i })),
+      handler: (i: number, ctx) => {
+        seen.push(`k${i}#${ctx.attempt}${ctx.redelivered ? ' redelivered' : ''}`);
+        if (ctx.attempt === 1) return Promise.reject(new Error('the first attempt fails'));
+        if (ctx.attempt === 2 && !restarted) {
+          secondStarted.resolve();
+          // Until stop() aborts it.
+          return new Promise<number>((_, reject) =>
+            ctx.signal.addEventListener('abort', () => reject(new Error('stopped'))),
+          );
+        }
+        return Promise.resolve(i);
+      },
+      retry: { attempts: 5, backoffMs: 1 },
+      concurrency: 1,
+      batching,
+    });
+    const first = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false });
+    await first.start();
+    await first.submit('retried', n, { id: 'b' });
+    await secondStarted.promise;
+    await first.stop();
+    expect(seen.filter((s) => s.startsWith('k0'))).toEqual(['k0#1', 'k0#2']);
+
+    seen.length = 0;
+    restarted = true;
+    const second = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false });
+    await second.start();
+    try {
+      expect(await second.wait('b')).toMatchObject({ status: 'COMPLETED', succeeded: n });
+      // Every member of a group is at the group's attempt: k1's second attempt had not begun.
+      expect(seen).toEqual(Array.from({ length: n }, (_, i) => `k${i}#3 redelivered`));
+      const stored = await collect(second.partitions('b'));
+      expect(stored.map((p) => [p.key, p.attempts])).toEqual(
+        Array.from({ length: n }, (_, i) => [`k${i}`, 3]),
+      );
+    } finally {
+      await second.stop();
+    }
+  });
+});

@@ -76,6 +76,8 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     expect(await codeOf(engine.submit('noop', { n: 1 }, inherited))).toBe('VALIDATION');
     expect(await codeOf(engine.submit('noop', { n: 1 }, [] as never))).toBe('VALIDATION');
     const plain = await engine.submit('noop', { n: 1 }, {});
+    // -0 is a valid priority, stored and shown as 0 (it was shown as -0 by the memory store).
+    expect((await engine.submit('noop', { n: 1 }, { priority: -0 })).priority).toBe(0);
     expect(await codeOf(engine.wait(plain.id, { timeout: 5 } as never))).toBe('VALIDATION');
     expect(await codeOf(engine.wait(plain.id, { timeoutMs: -1 }))).toBe('VALIDATION');
     expect((await engine.wait(plain.id, {})).status).toBe('COMPLETED');

@@ -72,7 +72,8 @@ export async function submitBatch<I>(
     id,
     job: job.name,
     total: 0,
-    priority: opts.priority ?? 0,
+    // `|| 0`: -0 is stored and shown as 0.
+    priority: opts.priority || 0,
     after,
     when: opts.when ?? 'succeeded',
     createdAt: new Date().toISOString(),

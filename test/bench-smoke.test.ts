@@ -206,6 +206,19 @@ describe('bench smoke (tiny sizes)', () => {
       expect(stdout).toContain(grouping);
   });
 
+  it('state-writes (outside the runner): exits 0 and counts the groups with and without the state', {
+    timeout: 60_000,
+  }, async () => {
+    const { code, stdout, stderr } = await runNode([join(root, 'bench', 'state-writes.mjs')], {
+      STATE_WRITES_PACED: '200',
+      STATE_WRITES_NOOP: '500',
+    });
+    expect(code, `state-writes failed:\n${stderr}`).toBe(0);
+    expect(stdout).toContain('## state writes: one batch on SQLite');
+    expect(stdout).toContain('1 ms of CPU per partition (paced)');
+    expect(stdout).toContain('no-op (as fast as the engine goes)');
+  });
+
   it.skipIf(redisDown !== undefined)(
     'peer (BullMQ on Redis): exits 0, prints its tables',
     { timeout: 180_000 },

@@ -509,7 +509,13 @@ export const batchMachine = setup({
       // Also while a group is in flight elsewhere: should its task fail as a whole, its members
       // come back with the lanes respawned (`respawnLanes`). Kept until the last group settled,
       // a wide batch's idle lanes were all stopped by its final state (4–8 ms at 1,024 lanes).
-      if (plan.changes.inFlight[event.lane] === null && nothingLeft(counted.config, plan.changes))
+      // A batch of one partition has one lane and ends with this outcome: its final state stops the
+      // lane (one stopChild), where retiring it cost two more events (RETIRE, and the lane's done).
+      if (
+        counted.config.total > 1 &&
+        plan.changes.inFlight[event.lane] === null &&
+        nothingLeft(counted.config, plan.changes)
+      )
         enqueue.sendTo(`lane-${event.lane}`, { type: 'RETIRE' });
       enqueue.assign({
         succeeded: counted.succeeded,

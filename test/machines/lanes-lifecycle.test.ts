@@ -101,6 +101,23 @@ describe('lane lifecycle', () => {
     expect(lanes.map((l) => l.getSnapshot().status)).toEqual(['done', 'done']);
   });
 
+  it('does not retire the one lane of a one-partition batch: its final state stops it, two events fewer', async () => {
+    const { actor, dispatched, lane, run } = batch(1, 4);
+    const events: string[] = [];
+    actor.subscribe({ next: () => {} });
+    actor.system.inspect({ next: (e) => e.type === '@xstate.event' && events.push(e.event.type) });
+    actor.send({ type: 'ADMIT', at: 'now' });
+    actor.send({ type: 'PARTITIONS.LOADED', loaded: 1 });
+    const only = lane(0);
+    run(dispatched[0]!)();
+    await toPromise(actor);
+    expect(actor.getSnapshot().value).toBe('completed');
+    expect(events).not.toContain('RETIRE');
+    expect(events.filter((t) => t.startsWith('xstate.done.actor'))).toEqual([]);
+    expect(only.getSnapshot().status).toBe('stopped');
+    expect(actor.getSnapshot().children).toEqual({});
+  });
+
   it('takes every lane out of the children at the final state, in one step (stop-lanes.ts ran)', async () => {
     const { actor, dispatched, run } = batch(4, 4);
     actor.send({ type: 'ADMIT', at: 'now' });

@@ -233,12 +233,17 @@ class PartitaEngine implements Engine {
         log: this.log,
         jobs: this.jobs,
         submit: (job, input, opts) => this.submitHere(job, input, opts),
+        // A batch this engine cannot resume (its job is not among `jobs`, a newer partita wrote it)
+        // still has a status: the stored one. get() rejects for it, and that stopped every
+        // schedule from firing, and schedules() and schedule() from answering (outside probe).
         status: (id) =>
           this.get(id).then(
             (s) => s.status,
-            (err: unknown) => {
+            async (err: unknown) => {
               if (err instanceof NotFoundError) return undefined;
-              throw err;
+              const row = await store.loadBatch(id);
+              if (!row) throw err;
+              return row.status;
             },
           ),
         error: (err) => this.onError(err, undefined),

@@ -443,4 +443,33 @@ describe.skipIf(pgDown)('schedules on one PostgreSQL shared by two engines', () 
         status: 'COMPLETED',
       });
   });
+  it('a schedule whose last batch belongs to a job not here neither blocks the other schedules nor makes schedule() or schedules() reject', async () => {
+    // Outside probe: the batch of a job no longer deployed cannot be read by get() (UNKNOWN_JOB);
+    // the scheduler asked get() for the previous batch's status, and every pass, schedules() and
+    // schedule() (after it had stored the schedule) failed with it.
+    const path = sqlitePath();
+    const clock = new FakeClock(T0 + 60_000);
+    const hanging = defineJob({
+      name: 'report-v1',
+      partition: () => [{ key: 'only', payload: 1 }],
+      handler: () => new Promise<number>(() => {}),
+    });
+    const r = reportJob();
+    const a = await start(sqliteStore({ path }), clock, [hanging, r.job]);
+    await a.schedule({ name: 'nightly', cron: '0 * * * *', job: 'report-v1', input: null });
+    await clock.advanceTo(T0 + HOUR);
+    const v1 = fire('nightly', T0 + HOUR);
+    await until(async () => (await a.get(v1)).status === 'PROCESSING', 10_000);
+    await a.stop();
+
+    // Redeployed without report-v1: the schedule moves to another job, and another one is added.
+    const b = await start(sqliteStore({ path }), clock, [r.job]);
+    expect(
+      await b.schedule({ name: 'nightly', cron: '0 0 * * *', job: 'report', input: 'v2', overlap: 'skip' }),
+    ).toMatchObject({ job: 'report', lastFire: { batchId: v1, status: 'PROCESSING' } });
+    await b.schedule({ name: 'ping', cron: '30 * * * *', job: 'report', input: 'ping' });
+    expect((await b.schedules()).map((i) => i.name)).toEqual(['nightly', 'ping']);
+    await clock.advanceTo(T0 + HOUR + 30 * 60_000);
+    expect(await final(b, fire('ping', T0 + HOUR + 30 * 60_000))).toBe('COMPLETED');
+  });
 });

@@ -146,11 +146,20 @@ export class Scheduler {
    */
   private async pass(now: number, caughtUp?: string): Promise<void> {
     await this.reload(now);
+    // One schedule that cannot fire does not hold the others up: they fire, then the pass fails
+    // (logged, retried with a backoff) for the first error met.
+    let failed: unknown;
     for (const k of this.known.values()) {
       if (caughtUp !== undefined && k.row.name !== caughtUp) continue;
       if (caughtUp !== undefined) k.since = undefined;
-      if (this.fireable(k)) await this.fireDue(k, now);
+      try {
+        if (this.fireable(k)) await this.fireDue(k, now);
+      } catch (err) {
+        if (err instanceof Stopped) throw err;
+        failed ??= err;
+      }
     }
+    if (failed !== undefined) throw failed;
   }
 
   /** The store's schedules replace the copies; one met for the first time after start() starts now. */

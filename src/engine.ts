@@ -685,6 +685,7 @@ class PartitaEngine implements Engine {
       // A queued batch waiting for a parent claims no slot: counted, an engine holding a dependent
       // whose parent is unowned in the store would never take the parent (probe, bug 1).
       room: () => max - this.running!.size - this.queue!.ready,
+      neededParents: () => this.queue!.remoteParents(),
       take: async (record, state) => {
         const taken = await this.resumeStored(record, state);
         this.admit();

@@ -54,6 +54,51 @@ describe('dependents on engines sharing a store', () => {
     }
   });
 
+  it('takes an unowned parent even when its own dependents, ranked above it, fill every listing of unowned batches', async () => {
+    // 70 dependents of priority 10 after P of priority 0: the listing of unowned batches (by
+    // priority, room + 64 rows) holds only dependents, which B queues and then skips; P came never.
+    const path = sqlitePath();
+    const busyA = deferred();
+    const busyB = deferred();
+    const gates = new Map([
+      ['busy-a', busyA.promise],
+      ['busy-b', busyB.promise],
+    ]);
+    const job = gatedJob('j', gates);
+    const opts = { jobs: [job], logger: false as const, claimIntervalMs: 100 };
+    // B runs while A submits and stops, its two slots busy: it takes the batches once they free.
+    const b = createEngine({
+      ...opts,
+      store: sqliteStore({ path }),
+      maxConcurrentBatches: 2,
+      ownerId: 'deps/3/b',
+    });
+    await b.start();
+    const a = createEngine({
+      ...opts,
+      store: sqliteStore({ path }),
+      maxConcurrentBatches: 1,
+      ownerId: 'deps/3/a',
+    });
+    await a.start();
+    try {
+      await b.submit(job, 'busy-b', { id: 'busy-b1' });
+      await b.submit(job, 'busy-b', { id: 'busy-b2' });
+      await a.submit(job, 'busy-a', { id: 'busy-a' });
+      await a.submit(job, 'p', { id: 'P' });
+      const children = Array.from({ length: 70 }, (_, i) => `C${String(i).padStart(2, '0')}`);
+      for (const id of children) await a.submit(job, id, { id, priority: 10, after: ['P'] });
+      busyA.resolve();
+      await a.stop();
+      busyB.resolve();
+      expect(await b.wait('P')).toMatchObject({ status: 'COMPLETED' });
+      for (const id of children) expect(await b.wait(id)).toMatchObject({ status: 'COMPLETED' });
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
   it('a dependent queued here starts when its parent ends on another engine that took it from here', async () => {
     const path = sqlitePath();
     const busyX = deferred();

@@ -9,8 +9,8 @@ import type { Source } from './source.js';
 
 /**
  * A store read directly, with no engine running: the summaries are the ones the engine last
- * stored (it saves a batch's state with every group of outcomes, every few milliseconds while it
- * runs). Only the store's read methods are called.
+ * stored (it saves a running batch's state at every status change, and with a group of outcomes
+ * at most every 100 ms). Only the store's read methods are called.
  *
  * A store's open() creates what is missing and runs migrations, so a database that does not exist
  * is refused here first: a typo in `--db` or `--schema` fails with a clear message instead of

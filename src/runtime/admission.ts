@@ -135,9 +135,9 @@ export class Admission {
     return this.waiting.size;
   }
 
-  /** Waiting batches that wait for no parent (the others hold no claim on a slot yet). */
-  get readyCount(): number {
-    return this.waiting.size - this.pending.size;
+  /** Waiting batches that still wait for a parent. */
+  get blockedCount(): number {
+    return this.pending.size;
   }
 
   /** Admit ready batches while slots are free. */

@@ -25,8 +25,13 @@ export interface ClaimsDeps {
   sweepMs: number;
   /** Does this engine know the batch already (running, queued, being resumed, or unreadable)? */
   known(id: string): boolean;
-  /** How many more QUEUED batches this engine may take into its queue now. */
+  /**
+   * How many more QUEUED batches this engine may take into its queue now (those queued here that
+   * wait for a parent do not count against it).
+   */
   room(): number;
+  /** Parents that batches queued here wait for, run by no engine here. */
+  neededParents(): Iterable<string>;
   /** Queue it or run it here, as recovery does; false when another engine got it first. */
   resume(record: BatchRecord, state: BatchState | undefined): Promise<boolean>;
   storeError(err: Error, batchId: string | undefined): void;
@@ -143,8 +148,10 @@ export class Claims {
       this.deps.storeError(toError(err), undefined);
       return;
     }
+    const listed = new Set<string>();
     for (const row of rows) {
       if (this.stopped) return;
+      listed.add(row.id);
       if (known(row.id) || !jobs.has(row.job)) continue;
       if (row.status === 'QUEUED' && room <= 0) continue;
       let record: BatchRecord;
@@ -162,6 +169,38 @@ export class Claims {
         else this.deps.log.info({ batchId: row.id, status: row.status }, 'batch taken over');
       } catch (err) {
         this.deps.storeError(toError(err), row.id);
+      }
+    }
+    await this.claimNeededParents(listed);
+  }
+
+  /**
+   * QUEUED parents that batches queued here wait for and that no engine runs: taken by id. The
+   * listing above is ordered by priority, and dependents of a higher priority than their parent,
+   * queued here already (and skipped as known), can fill all of it sweep after sweep: their parent
+   * was then never listed, and they waited for good (review of the outside probe's fix).
+   */
+  private async claimNeededParents(listed: ReadonlySet<string>): Promise<void> {
+    let asked = 0;
+    for (const id of this.deps.neededParents()) {
+      if (this.stopped || asked >= TAKEOVERS_PER_SWEEP || this.deps.room() <= 0) return;
+      if (listed.has(id) || this.deps.known(id)) continue;
+      asked++;
+      try {
+        const row = await this.deps.store.loadBatch(id);
+        if (row?.status !== 'QUEUED' || !this.deps.jobs.has(row.job)) continue;
+        let record: BatchRecord;
+        let state: BatchState | undefined;
+        try {
+          record = parseRecord(row);
+          state = parseState(row);
+        } catch {
+          continue; // unreadable: reported by the start() that met it, and never touched
+        }
+        // Queued here as any QUEUED batch is: whichever engine admits it first takes its lease.
+        await this.deps.resume(record, state);
+      } catch (err) {
+        this.deps.storeError(toError(err), id);
       }
     }
   }

@@ -106,6 +106,9 @@ export class BatchJournal {
       if (!this.stateDirty && this.pending.length === 0) return;
       if (this.lost) throw new LeaseLostError(this.batchId);
       this.stateDue = true;
+      // The write awaited above may have armed a timer for what this write takes now.
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
       await this.writeOnce();
     }
   }

@@ -126,9 +126,13 @@ export class BatchQueue {
     return this.entries.size;
   }
 
-  /** Queued batches that could start now: not waiting for a parent. */
+  /**
+   * Queued batches that claim a slot: all but those waiting for a parent. A batch admitted a moment
+   * ago counts here until its runtime runs (it has left admission's queue but not yet joined the
+   * engine's running batches).
+   */
   get ready(): number {
-    return this.admission.readyCount;
+    return this.entries.size - this.admission.blockedCount;
   }
 
   /** The creation of the batch's runtime under way (admitted a moment ago), if any. */

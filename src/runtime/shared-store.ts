@@ -24,6 +24,8 @@ export interface SharedStoreDeps {
   known(id: string): boolean;
   /** How many more QUEUED batches this engine may take now. */
   room(): number;
+  /** Parents that batches queued here wait for, run by no engine here. */
+  neededParents(): Iterable<string>;
   /** Queue or run a stored batch here, then admit; false when another engine got it first. */
   take(record: BatchRecord, state: BatchState | undefined): Promise<boolean>;
   cancel(id: string, reason: string): Promise<BatchSummary>;
@@ -63,6 +65,7 @@ export class SharedStore {
       sweepMs: d.sweepMs,
       known: d.known,
       room: d.room,
+      neededParents: d.neededParents,
       resume: d.take,
       storeError: d.storeError,
       alsoAtSweep: () => this.controls.check(),

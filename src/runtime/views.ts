@@ -117,7 +117,7 @@ export function freshest(
 
 /**
  * A list filtered by status, as reported: a row's stored status can lag behind the batch running
- * here (its next group commit has not happened yet), so rows are filtered by their live summary,
+ * here (its next state write has not happened yet), so rows are filtered by their live summary,
  * and batches running here whose row still shows another status are added. Newest first.
  */
 export function listByStatus(

@@ -92,8 +92,9 @@ export interface Store {
 
   /**
    * Optional: `appendOutcomes` then `saveState`, atomically (one transaction). The journal uses it
-   * when a store has it; stores without it get the two calls, which is as correct (the state is
-   * written after the outcomes it covers), only slower.
+   * for a group that carries the state (at most every 100 ms, and at status changes; the groups
+   * between are `appendOutcomes` alone) when a store has it; stores without it get the two calls,
+   * which is as correct (the state is written after the outcomes it covers), only slower.
    */
   commit?(
     batchId: string,

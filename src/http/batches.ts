@@ -65,6 +65,9 @@ export async function submit(ctx: RouteContext): Promise<Response> {
   return json(created ? 201 : 200, summary, location(summary));
 }
 
+/** The deepest a listing pages: `engine.list` has no cursor, so a page reads every batch before it. */
+const MAX_LISTED = 100_000;
+
 /** `GET /batches?status=&job=&limit=&cursor=&include=output`, newest first. See cursor.ts. */
 export async function list(ctx: RouteContext): Promise<Response> {
   const params = ctx.url.searchParams;
@@ -73,18 +76,32 @@ export async function list(ctx: RouteContext): Promise<Response> {
   const status = listParam(params, 'status') as BatchStatus[];
   const job = params.get('job') ?? undefined;
   const cursor = decodeListCursor(params.get('cursor'));
+  const read = (n: number) =>
+    ctx.engine.list({
+      ...(status.length > 0 ? { status } : {}),
+      ...(job ? { job } : {}),
+      limit: Math.min(MAX_LISTED, n),
+    });
   // Read past the page: one more tells whether a next page exists; `limit` more leaves room to
   // find the last batch shown after newer ones pushed it down.
-  const lookahead = cursor.lastId === undefined ? 1 : limit + 1;
-  const rows = await ctx.engine.list({
-    ...(status.length > 0 ? { status } : {}),
-    ...(job ? { job } : {}),
-    limit: Math.min(100_000, cursor.offset + limit + lookahead),
-  });
+  let want = cursor.offset + limit + (cursor.lastId === undefined ? 1 : limit + 1);
+  let rows = await read(want);
   let start = cursor.offset;
   if (cursor.lastId !== undefined) {
-    const seen = rows.findIndex((s) => s.id === cursor.lastId);
+    let seen = rows.findIndex((s) => s.id === cursor.lastId);
+    // Pushed down further than that by the batches created since (outside probe): a wider read.
+    if (seen < 0 && rows.length >= want && want < MAX_LISTED) {
+      want *= 4;
+      rows = await read(want);
+      seen = rows.findIndex((s) => s.id === cursor.lastId);
+    }
     if (seen >= 0) start = seen + 1;
+  }
+  // The page and the one batch past it, which says whether a next page exists: the read ended
+  // short of them when the last batch shown was found further down than the offset.
+  if (rows.length >= want && rows.length < start + limit + 1 && want < MAX_LISTED) {
+    want = start + limit + 1;
+    rows = await read(want);
   }
   const items = rows.slice(start, start + limit);
   const page: Page<BatchSummary> = { items: items.map((s) => listView(s, full)) };

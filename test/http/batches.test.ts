@@ -55,6 +55,39 @@ describe('GET /batches/:id', () => {
 });
 
 describe('GET /batches', () => {
+  it.each([3, 5, 12])(
+    'pages through every older batch when %i batches are created between two pages',
+    async (fresh) => {
+      // Outside probe: with 3 created between pages of 2, the last batch shown was found past the
+      // rows read, the page ended without a next cursor, and the 2 oldest were never listed; with
+      // more than limit + 1 created, paging fell back to the offset and listed newer ones again.
+      const engine = await engineFor();
+      const { base } = await serve(engine);
+      const tick = () => new Promise((r) => setTimeout(r, 2));
+      const old = Array.from({ length: 6 }, (_, i) => `old-${i}`);
+      for (const id of old) {
+        await engine.submit('echo', ['a'], { id });
+        await tick();
+      }
+      const page = async (q: string) =>
+        (await (await fetch(`${base}/batches?limit=2${q}`)).json()) as {
+          items: BatchSummary[];
+          nextCursor?: string;
+        };
+      let p = await page('');
+      const seen = p.items.map((s) => s.id);
+      for (let i = 0; i < fresh; i++) {
+        await engine.submit('echo', ['a'], { id: `new-${i}` });
+        await tick();
+      }
+      while (p.nextCursor) {
+        p = await page(`&cursor=${p.nextCursor}`);
+        seen.push(...p.items.map((s) => s.id));
+      }
+      expect(seen).toEqual([...old].reverse());
+    },
+  );
+
   it('lists newest first, filters by status and job, and pages with an opaque cursor', async () => {
     const engine = await engineFor();
     const { base } = await serve(engine);

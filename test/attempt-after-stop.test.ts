@@ -61,4 +61,48 @@ describe('the attempt after a graceful stop', () => {
       await second.stop();
     }
   });
+  it('a partition handed to a lane that had not begun when the engine stopped runs again at the same attempt', async () => {
+    // Outside probe: k1 and k2, waiting for the rate limit when stop() came, ran after the restart
+    // at attempt 2; at their last attempt then, a retryable error was final after one run.
+    const path = sqlitePath();
+    const seen: string[] = [];
+    const k0Started = deferred();
+    let restarted = false;
+    // The second engine has no rate limit: what was waiting for it runs at once.
+    const job = (limited: boolean) =>
+      defineJob({
+        name: 'limited',
+        partition: (count: number) => Array.from({ length: count }, (_, i) => ({ key: `k${i}`, payload: i })),
+        handler: (i: number, ctx) => {
+          seen.push(`k${i}#${ctx.attempt}`);
+          if (!restarted) {
+            k0Started.resolve();
+            return new Promise<number>((_, reject) =>
+              ctx.signal.addEventListener('abort', () => reject(new Error('stopped'))),
+            );
+          }
+          return Promise.resolve(i);
+        },
+        concurrency: 3,
+        retry: { attempts: 2, backoffMs: 1 },
+        ...(limited ? { rateLimit: { max: 1, perMs: 60_000 } } : {}),
+      });
+    const first = createEngine({ jobs: [job(true)], store: sqliteStore({ path }), logger: false });
+    await first.start();
+    await first.submit('limited', 3, { id: 'b' });
+    await k0Started.promise;
+    await first.stop();
+    expect(seen).toEqual(['k0#1']);
+
+    seen.length = 0;
+    restarted = true;
+    const second = createEngine({ jobs: [job(false)], store: sqliteStore({ path }), logger: false });
+    await second.start();
+    try {
+      expect(await second.wait('b')).toMatchObject({ status: 'COMPLETED', succeeded: 3 });
+      expect([...seen].sort()).toEqual(['k0#2', 'k1#1', 'k2#1']);
+    } finally {
+      await second.stop();
+    }
+  });
 });

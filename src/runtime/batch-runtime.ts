@@ -159,7 +159,7 @@ export class BatchRuntime {
       snapshot: () => this.actor.getSnapshot(),
       finishedAt: () => this.finishedAt,
       decorate: (s) => (this.triggered ? { ...s, triggered: this.triggered } : s),
-      startedAttempt: (lane, index) => this.lanes.startedAttempt(lane, index),
+      startedAttempt: (lane, index, dispatched) => this.lanes.startedAttempt(lane, index, dispatched),
       flushDelayMs: deps.flushDelayMs,
       onStoreError: (error) => this.emit({ type: 'store-error', error }),
       onLeaseLost: () => this.leaseLost(),

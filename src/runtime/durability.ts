@@ -23,8 +23,8 @@ export interface DurabilityOptions {
   finishedAt: () => string | undefined;
   /** Adds what the runtime knows beyond the machine (the batches its triggers submitted). */
   decorate: (summary: BatchSummary) => BatchSummary;
-  /** The attempt a lane last started for a partition (lanes.ts), if it started one. */
-  startedAttempt: (lane: number, index: number) => number | undefined;
+  /** The last attempt that began of the partition a lane holds, dispatched at `dispatched` (lanes.ts). */
+  startedAttempt: (lane: number, index: number, dispatched: number) => number;
   flushDelayMs: number;
   onStoreError: (err: Error) => void;
   onLeaseLost: () => void;
@@ -119,16 +119,17 @@ export class Durability {
 }
 
 /**
- * The persisted snapshot with each lane's partition at the attempt the lane last started. The batch
- * context holds the attempt it dispatched; a lane's retries (partition.ts, `backoff`) raise it
- * without telling the batch, and after a stop the partition runs again at the stored attempt + 1
- * (`restartLanes`): stored as dispatched, a partition stopped in its second attempt ran that
- * attempt number twice, past `maxAttempts` in all (probe). Copied where it differs: XState's
- * persisted context shares its objects with the live one.
+ * The persisted snapshot with each lane's partition at the last attempt that began. The batch context
+ * holds the attempt it dispatched; a lane's retries (partition.ts, `backoff`) raise it without
+ * telling the batch, and an attempt dispatched may not have begun (the rate limit, a turn of the
+ * event loop). After a stop or a crash the partition runs again at the stored attempt + 1
+ * (`restartLanes`): stored as dispatched, a partition stopped in its second attempt ran attempt 2
+ * twice, past `maxAttempts` in all, and one that never ran lost an attempt (outside probes). Copied
+ * where it differs: XState's persisted context shares its objects with the live one.
  */
 function withStartedAttempts(
   persisted: Snapshot<unknown>,
-  startedAttempt: (lane: number, index: number) => number | undefined,
+  startedAttempt: (lane: number, index: number, dispatched: number) => number,
 ): Snapshot<unknown> {
   const p = persisted as unknown as { context: BatchContext };
   const inFlight = p.context.inFlight;
@@ -136,8 +137,8 @@ function withStartedAttempts(
   for (let lane = 0; lane < inFlight.length; lane++) {
     const f = inFlight[lane];
     if (!f) continue;
-    const attempt = startedAttempt(lane, f.index);
-    if (attempt === undefined || attempt <= f.attempt) continue;
+    const attempt = startedAttempt(lane, f.index, f.attempt);
+    if (attempt === f.attempt) continue;
     patched ??= inFlight.slice();
     patched[lane] = { ...f, attempt };
   }

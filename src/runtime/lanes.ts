@@ -40,6 +40,13 @@ export class LaneDriver {
   private readonly held = new Map<number, () => void>();
   /** Per lane: the partition (a group: its first member) and attempt it last started. */
   private readonly started: ({ index: number; attempt: number } | undefined)[] = [];
+  /**
+   * The runner says when an attempt really runs (inline: when the handler is called; on a worker
+   * thread, for jobs with `timeoutMs`: when a thread takes the task). Other worker jobs are not
+   * told (it would cost a message per task): their attempt counts as started once handed to the
+   * pool, waiting for a thread included.
+   */
+  private readonly startsReported: boolean;
   private stopped = false;
 
   constructor(
@@ -52,7 +59,9 @@ export class LaneDriver {
     private readonly limiter?: RateLimiter | undefined,
     /** The batch's lease: nothing starts while it may have been taken over (see Leases.fresh). */
     private readonly lease?: LeaseCheck | undefined,
-  ) {}
+  ) {
+    this.startsReported = !runner.remote && (job.handler !== undefined || job.timeoutMs !== undefined);
+  }
 
   /** Send the lane its partition: now, or after the event loop's next turn. */
   dispatch(lane: AnyActorRef | undefined, p: Dispatch): void {
@@ -87,7 +96,7 @@ export class LaneDriver {
   /** Start the lane's current attempt; its answer comes back to `self` as a WORK.* event. */
   start(lane: number, cur: LaneWork, self: AnyActorRef): void {
     if (this.stopped) return;
-    this.started[lane] = { index: cur.index, attempt: cur.attempt };
+    if (!this.startsReported) this.started[lane] = { index: cur.index, attempt: cur.attempt };
     // One AbortController per lane, replaced only after it aborted: one per attempt showed in the
     // hot path's profile. Inline handlers hold on to ctx.signal (listeners), so each gets its own.
     let controller = this.controllers[lane];
@@ -108,6 +117,14 @@ export class LaneDriver {
             }, timeoutMs);
             this.timers[lane] = timer;
           };
+    // What the runner calls when the attempt really runs: the timeout starts then, and the attempt
+    // counts as begun (a stop redelivers it one attempt higher; one that never ran, at the same).
+    const begun = this.startsReported
+      ? () => {
+          this.started[lane] = { index: cur.index, attempt: cur.attempt };
+          arm?.();
+        }
+      : arm;
     const report = (event: LaneEvent) => {
       if (this.stopped || signal.aborted) return;
       if (event.type !== 'WORK.PROGRESS' && timer) clearTimeout(timer);
@@ -128,14 +145,14 @@ export class LaneDriver {
             },
             signal,
             report,
-            arm,
+            begun,
           );
         }
       : () => {
           // A start that waited for the rate limit may have been cancelled or stopped meanwhile.
           if (this.stopped || signal.aborted) return;
           const payload = this.feeder.get(cur.index).payload;
-          this.runner.start({ batchId: this.batchId, ...cur, payload }, signal, report, arm);
+          this.runner.start({ batchId: this.batchId, ...cur, payload }, signal, report, begun);
         };
     // The time waited for the rate limit is not the attempt's: its timeout is armed when it starts.
     const go = this.limiter ? () => this.limiter!.acquire(run) : run;
@@ -147,12 +164,14 @@ export class LaneDriver {
   }
 
   /**
-   * The attempt the lane last started for partition `index` (a group: its first member), if it
-   * started one: a retry's is higher than the attempt the batch dispatched.
+   * The last attempt that began of the partition on `lane` (a group: its first member), dispatched
+   * at attempt `dispatched`: a retry's is higher; when that attempt has not begun yet (waiting for
+   * the rate limit, for its turn of the event loop, or inline for its handler's call), one less.
    */
-  startedAttempt(lane: number, index: number): number | undefined {
+  startedAttempt(lane: number, index: number, dispatched: number): number {
     const s = this.started[lane];
-    return s?.index === index ? s.attempt : undefined;
+    if (s?.index === index && s.attempt >= dispatched) return s.attempt;
+    return this.startsReported ? dispatched - 1 : dispatched;
   }
 
   /** Hold the lane's attempt until {@link startHeld} (its batch is paused): nothing runs, no timer. */

@@ -160,6 +160,25 @@ describe('schedules', () => {
     expect(await ids(engine)).toEqual([...spring, ...autumn].map((t) => `berlin@${t}`).sort());
   });
 
+  it('a daily 01:30 in America/New_York fires once on the fall-back day, at its first occurrence (as the guide says)', async () => {
+    const clock = new FakeClock(Date.parse('2026-10-31T00:00:00Z'));
+    const engine = await start(memoryStore(), clock);
+    await engine.schedule({
+      name: 'ny',
+      cron: '30 1 * * *',
+      timezone: 'America/New_York',
+      job: 'report',
+      overlap: 'allow',
+    });
+    await clock.advanceTo('2026-11-03T00:00:00Z');
+    // 1 November: 02:00 EDT → 01:00 EST, so 01:30 happens twice; croner fires once, at 01:30 EDT (05:30Z).
+    expect(await ids(engine)).toEqual(
+      ['2026-10-31T05:30:00.000Z', '2026-11-01T05:30:00.000Z', '2026-11-02T06:30:00.000Z'].map(
+        (t) => `ny@${t}`,
+      ),
+    );
+  });
+
   it('a next fire further away than a timer can wait (2^31-1 ms) is reached through chained timers, on time', async () => {
     const clock = new FakeClock(Date.parse('2026-01-02T00:00:00Z'));
     const engine = await start(memoryStore(), clock);

@@ -1,4 +1,4 @@
-import { NotFoundError } from '../errors.js';
+import { EngineStateError, NotFoundError } from '../errors.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from '../summary.js';
 import { eventId, isAhead } from './event-ids.js';
 import type { HandledEngine } from './types.js';
@@ -153,8 +153,10 @@ class Feed {
     this.engine.get(this.id).then(
       (summary) => this.hear(summary, true),
       (err: unknown) => {
-        if (err instanceof NotFoundError) this.end();
-        // Anything else (the engine stopping, a store error): the next tick tries again.
+        // The engine stopped: the streams end (a client reconnects after `retry:` and is told 503
+        // until an engine runs again), so a server's close() is not held open by them for good.
+        if (err instanceof NotFoundError || err instanceof EngineStateError) this.end();
+        // Anything else (a store error): the next tick tries again.
       },
     );
   }

@@ -130,6 +130,21 @@ describe('GET /batches/:id/events', () => {
     expect((await base0.get('idle')).status).toBe('PROCESSING');
   });
 
+  it('ends every stream once the engine stops (a server closing after it is not held open)', async () => {
+    // Outside probe: a stream on a batch left unfinished by stop() sent `: ping` for good.
+    const engine = await engineFor();
+    const { base } = await serve(engine, { heartbeatMs: 20 });
+    const { latch, input } = gatedInput(1);
+    await engine.submit('gated', input, { id: 'left' });
+    await latch.arrived(1);
+    const client = await SseClient.open(`${base}/batches/left/events`);
+    expect((await client.nextSummary())?.summary.status).toBe('PROCESSING');
+    await engine.stop();
+    let e = await client.next();
+    while (e) e = await client.next(); // until the stream ends (the test times out otherwise)
+    expect(e).toBeUndefined();
+  });
+
   it('coalesces progress-only changes but never a status change', async () => {
     const engine = await engineFor();
     const { base } = await serve(engine, { eventIntervalMs: 60_000 });

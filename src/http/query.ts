@@ -16,7 +16,8 @@ export function invalid(param: string, message: string): HttpProblem {
 export function limitParam(params: URLSearchParams, fallback: number, max: number): number {
   const raw = params.get('limit');
   if (raw === null || raw === '') return fallback;
-  const n = Number(raw);
+  // Digits only: Number() also takes '0x10', '1e3' and spaces around them.
+  const n = /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(n) || n < 1 || n > max)
     throw invalid('limit', `expected a whole number from 1 to ${max}`);
   return n;

@@ -163,6 +163,9 @@ describe('GET /batches', () => {
       ['limit=0', 'limit'],
       ['limit=1001', 'limit'],
       ['limit=ten', 'limit'],
+      ['limit=0x10', 'limit'],
+      ['limit=1e2', 'limit'],
+      ['limit=%205', 'limit'],
       ['cursor=not-a-cursor', 'cursor'],
       ['include=everything', 'include'],
     ]) {

@@ -154,16 +154,10 @@ export class Claims {
       listed.add(row.id);
       if (known(row.id) || !jobs.has(row.job)) continue;
       if (row.status === 'QUEUED' && room <= 0) continue;
-      let record: BatchRecord;
-      let state: BatchState | undefined;
+      const read = readable(row);
+      if (!read) continue;
       try {
-        record = parseRecord(row);
-        state = parseState(row);
-      } catch {
-        continue; // unreadable: reported by the start() that met it, and never touched
-      }
-      try {
-        if (!(await this.deps.resume(record, state))) continue;
+        if (!(await this.deps.resume(read.record, read.state))) continue;
         // Counted again rather than one less: a batch taken that waits for a parent takes no slot.
         if (row.status === 'QUEUED') room = this.deps.room();
         else this.deps.log.info({ batchId: row.id, status: row.status }, 'batch taken over');
@@ -189,19 +183,21 @@ export class Claims {
       try {
         const row = await this.deps.store.loadBatch(id);
         if (row?.status !== 'QUEUED' || !this.deps.jobs.has(row.job)) continue;
-        let record: BatchRecord;
-        let state: BatchState | undefined;
-        try {
-          record = parseRecord(row);
-          state = parseState(row);
-        } catch {
-          continue; // unreadable: reported by the start() that met it, and never touched
-        }
+        const read = readable(row);
         // Queued here as any QUEUED batch is: whichever engine admits it first takes its lease.
-        await this.deps.resume(record, state);
+        if (read) await this.deps.resume(read.record, read.state);
       } catch (err) {
         this.deps.storeError(toError(err), id);
       }
     }
+  }
+}
+
+/** A stored batch's record and state, or undefined when unreadable (reported by the start() that met it, and never touched). */
+function readable(row: BatchRow): { record: BatchRecord; state: BatchState | undefined } | undefined {
+  try {
+    return { record: parseRecord(row), state: parseState(row) };
+  } catch {
+    return undefined;
   }
 }

@@ -40,6 +40,8 @@ export class LaneDriver {
   private readonly held = new Map<number, () => void>();
   /** Per lane: the partition (a group: its first member) and attempt it last started. */
   private readonly started: ({ index: number; attempt: number } | undefined)[] = [];
+  /** Per lane: the partition (a group: its first member) and attempt last handed to it here. */
+  private readonly handed: ({ index: number; attempt: number } | undefined)[] = [];
   /**
    * The runner says when an attempt really runs (inline: when the handler is called; on a worker
    * thread, for jobs with `timeoutMs`: when a thread takes the task). Other worker jobs are not
@@ -66,6 +68,7 @@ export class LaneDriver {
   /** Send the lane its partition: now, or after the event loop's next turn. */
   dispatch(lane: AnyActorRef | undefined, p: Dispatch): void {
     if (this.stopped) return;
+    this.handed[p.lane] = { index: p.index, attempt: p.attempt };
     const key = this.feeder.get(p.index).key;
     const run = {
       type: 'RUN',
@@ -171,7 +174,12 @@ export class LaneDriver {
   startedAttempt(lane: number, index: number, dispatched: number): number {
     const s = this.started[lane];
     if (s?.index === index && s.attempt >= dispatched) return s.attempt;
-    return this.startsReported ? dispatched - 1 : dispatched;
+    // Only what this engine handed the lane: a snapshot restored and not yet resumed holds what the
+    // engine before handed out (lowered already when it had not begun; lowered again, it was -1, a
+    // snapshot no engine would restore).
+    const h = this.handed[lane];
+    const handedHere = h?.index === index && h.attempt === dispatched;
+    return this.startsReported && handedHere ? Math.max(0, dispatched - 1) : dispatched;
   }
 
   /** Hold the lane's attempt until {@link startHeld} (its batch is paused): nothing runs, no timer. */

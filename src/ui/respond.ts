@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { problemResponse } from '../http/problem.js';
 
 /**
  * Responses of the dashboard: content type, security headers, caching (ETag and 304).
@@ -65,19 +66,13 @@ export function respond(request: Request, body: Body): Response {
   return new Response(request.method === 'HEAD' ? null : body.text, { status: 200, headers });
 }
 
-/** Anything but GET and HEAD under /ui. */
-export function methodNotAllowed(method: string): Response {
-  return new Response(
-    JSON.stringify({
-      type: 'about:blank',
-      title: 'Method Not Allowed',
-      status: 405,
-      detail: `The dashboard answers GET and HEAD, not ${method}`,
-      code: 'METHOD_NOT_ALLOWED',
-    }),
-    {
-      status: 405,
-      headers: { ...SECURITY_HEADERS, allow: 'GET, HEAD', 'content-type': 'application/problem+json' },
-    },
-  );
+/**
+ * Anything but GET and HEAD under /ui: the API's own problem shape (type, title, status, detail,
+ * instance, code), so a client handles a 405 from the dashboard as one from any other route.
+ */
+export function methodNotAllowed(method: string, instance: string): Response {
+  return problemResponse(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed here.`, instance, {
+    ...SECURITY_HEADERS,
+    allow: 'GET, HEAD',
+  });
 }

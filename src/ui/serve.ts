@@ -35,7 +35,8 @@ export async function serveUi(
   const path = opts.path.split('?')[0] ?? '';
   const body = route(path, opts.basePath);
   if (!body) return undefined;
-  if (request.method !== 'GET' && request.method !== 'HEAD') return methodNotAllowed(request.method);
+  if (request.method !== 'GET' && request.method !== 'HEAD')
+    return methodNotAllowed(request.method, `${opts.basePath}${path}`);
   return respond(request, body);
 }
 

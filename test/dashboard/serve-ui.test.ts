@@ -58,6 +58,15 @@ describe('the page', () => {
     expect(res?.status).toBe(405);
     expect(res?.headers.get('allow')).toBe('GET, HEAD');
     expect(res?.headers.get('content-type')).toBe('application/problem+json');
+    // The API's problem shape, as for any other route.
+    expect(await res!.json()).toEqual({
+      type: 'urn:partita:problem:method_not_allowed',
+      title: 'Method Not Allowed',
+      status: 405,
+      detail: 'POST is not allowed here.',
+      instance: '/partita/ui',
+      code: 'METHOD_NOT_ALLOWED',
+    });
   });
 });
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { InspectionEvent, Observer } from 'xstate';
 import { z } from 'zod';
 import type { AnyJobDefinition, JobDefinition } from './job.js';
+import { isDefinedJob } from './job-mark.js';
 import type { Clock } from './runtime/clock.js';
 import type { Store } from './store/store.js';
 import { BATCH_STATUSES, type BatchStatus } from './summary.js';
@@ -95,7 +96,7 @@ const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function
 export const engineOptionsSchema = z
   .object({
     jobs: z.array(
-      z.custom<JobDefinition>((v) => typeof v === 'object' && v !== null && 'name' in v && 'partition' in v, {
+      z.custom<JobDefinition>((v) => isDefinedJob(v), {
         message: 'expected a job from defineJob()',
       }),
     ),

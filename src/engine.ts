@@ -333,7 +333,21 @@ class PartitaEngine implements Engine {
       throw new EngineStateError(`submit() needs a started engine (it is ${this.state})`);
     const store = this.store!;
     const exists = async (id: string) => this.isHere(id) || (await store.loadBatch(id)) !== undefined;
-    const submission = await submitBatch({ store, jobs: this.jobs, exists }, job, input, options);
+    const submission = await submitBatch({ store, jobs: this.jobs, exists }, job, input, options).catch(
+      (err: unknown) => {
+        // stop() closed the store under a submit still writing: the store's "not open" is not the
+        // caller's to handle. What was half-written stays hidden and goes at the next start.
+        const stopped = this.state === 'stopping' || this.state === 'stopped';
+        if (stopped && (err as { code?: unknown }).code === 'STORE')
+          throw new EngineStateError(
+            'submit(): the engine stopped while the batch was being stored; nothing was stored',
+            {
+              cause: err,
+            },
+          );
+        throw err;
+      },
+    );
     if (!submission.created) return this.get(submission.id);
     const { record } = submission;
     await this.enqueue(record, false, undefined, submission.seed);

@@ -134,8 +134,8 @@ export class LeaseLostError extends PartitaError {
 
 /** The engine is not in a state that allows the call (e.g. `submit` before `start`). */
 export class EngineStateError extends PartitaError {
-  constructor(message: string) {
-    super('ENGINE_STATE', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ENGINE_STATE', message, options);
   }
 }
 

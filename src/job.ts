@@ -1,8 +1,9 @@
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { MAX_TIMER_MS } from './engine-options.js';
 import { ValidationError } from './errors.js';
+import { markJob } from './job-mark.js';
 import type { BatchSummary, FailurePolicy } from './summary.js';
 import { parseOrThrow } from './validation.js';
 import { MAX_JOB_NAME_LENGTH } from './values.js';
@@ -18,7 +19,7 @@ export interface Partition<P = unknown> {
 
 export interface RetryOptions {
   /** Attempts in total, including the first. Default 1 (no retry). */
-  attempts: number;
+  attempts?: number;
   /** Delay before the second attempt; doubles each time. Default 100. */
   backoffMs?: number;
   /** Upper bound of the delay. Default 30,000. */
@@ -169,7 +170,7 @@ const jobOptionsSchema = z
     result: zodSchema.optional(),
     retry: z
       .object({
-        attempts: z.number().int().min(1).max(100),
+        attempts: z.number().int().min(1).max(100).optional(),
         backoffMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
         maxBackoffMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
       })
@@ -264,14 +265,14 @@ export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown>(
 ): JobDefinition<I, P, R, O> {
   const o = parseOrThrow(jobOptionsSchema, options, `job definition${nameOf(options)}`);
   const worker = o.worker === undefined ? undefined : toFileUrl(o.worker);
-  // A missing module would otherwise fail every partition, one by one, at run time.
-  if (worker && !existsSync(fileURLToPath(worker))) {
+  // A missing module (or a directory) would otherwise fail every partition, one by one, at run time.
+  if (worker && !isFile(fileURLToPath(worker))) {
     throw new ValidationError(
       `Invalid job definition "${o.name}": worker module not found: ${fileURLToPath(worker)}`,
       [{ path: 'worker', message: 'file not found' }],
     );
   }
-  return Object.freeze({
+  return markJob({
     name: o.name,
     input: options.input,
     partition: options.partition,
@@ -295,6 +296,14 @@ export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown>(
         ? undefined
         : { rangeSize: (o.distribute === true ? undefined : o.distribute.rangeSize) ?? DEFAULT_RANGE_SIZE },
   });
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function resolveBatching(

@@ -1,4 +1,4 @@
-import type { SerializedError } from './errors.js';
+import { type SerializedError, ValidationError } from './errors.js';
 
 /** The states a batch passes through; the last four are final. */
 export type BatchStatus =
@@ -102,6 +102,7 @@ export function decideOutcome(
   counts: OutcomeCounts,
   policy: FailurePolicy = {},
 ): 'COMPLETED' | 'PARTIAL' | 'FAILED' {
+  checkOutcomeArguments(counts, policy);
   const { total, succeeded, failed } = counts;
   if (failed === 0) return 'COMPLETED';
   if (succeeded === 0 && total > 0) return 'FAILED';
@@ -109,6 +110,33 @@ export function decideOutcome(
   if (policy.maxFailureRatio !== undefined && total > 0 && failed / total > policy.maxFailureRatio)
     return 'FAILED';
   return 'PARTIAL';
+}
+
+/** A VALIDATION error for what is not counts and a failure policy (a public function: no TypeError). */
+function checkOutcomeArguments(counts: unknown, policy: unknown): void {
+  const count = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  const c = counts as Partial<OutcomeCounts> | null | undefined;
+  const issues: { path: string; message: string }[] = [];
+  if (typeof c !== 'object' || c === null)
+    issues.push({ path: 'counts', message: 'expected { total, succeeded, failed }' });
+  else
+    for (const k of ['total', 'succeeded', 'failed'] as const)
+      if (!count(c[k])) issues.push({ path: `counts.${k}`, message: 'expected a whole number >= 0' });
+  const p = policy as Partial<FailurePolicy> | null;
+  if (typeof p !== 'object' || p === null)
+    issues.push({ path: 'policy', message: 'expected { maxFailures?, maxFailureRatio? }' });
+  else {
+    if (p.maxFailures !== undefined && !count(p.maxFailures))
+      issues.push({ path: 'policy.maxFailures', message: 'expected a whole number >= 0' });
+    const r = p.maxFailureRatio;
+    if (r !== undefined && !(typeof r === 'number' && r >= 0 && r <= 1))
+      issues.push({ path: 'policy.maxFailureRatio', message: 'expected a number from 0 to 1' });
+  }
+  if (issues.length > 0)
+    throw new ValidationError(
+      `decideOutcome: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      issues,
+    );
 }
 
 /** "3 of 10 partitions failed", or undefined when none failed. */

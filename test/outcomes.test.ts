@@ -144,3 +144,29 @@ describe('exact outcomes', () => {
     expect(all[0]!.result).toEqual({ i: 0, key: 'k0', id: `${batch.id}:k0` });
   });
 });
+
+describe('decideOutcome, the public function', () => {
+  it('refuses what is not counts and a failure policy with VALIDATION, not a TypeError', () => {
+    const codeOf = (f: () => unknown) => {
+      try {
+        f();
+      } catch (err) {
+        return (err as { code?: string }).code;
+      }
+      return 'no error';
+    };
+    const counts = { total: 3, succeeded: 2, failed: 1 };
+    expect(decideOutcome(counts)).toBe('PARTIAL');
+    expect(decideOutcome(counts, { maxFailureRatio: 0.2 })).toBe('FAILED');
+    for (const call of [
+      () => decideOutcome(undefined as never),
+      () => decideOutcome(null as never),
+      () => decideOutcome({ total: 3, succeeded: 2 } as never),
+      () => decideOutcome({ ...counts, failed: -1 }),
+      () => decideOutcome(counts, null as never),
+      () => decideOutcome(counts, { maxFailures: 'two' as never }),
+      () => decideOutcome(counts, { maxFailureRatio: 2 }),
+    ])
+      expect(codeOf(call)).toBe('VALIDATION');
+  });
+});

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createEngine, defineJob, memoryStore, PartitaError, sqliteStore } from '../src/index.js';
+import {
+  createEngine,
+  defineJob,
+  memoryStore,
+  PartitaError,
+  postgresStore,
+  sqliteStore,
+} from '../src/index.js';
 import { items, noopJob, scriptedJob, startEngine } from './helpers.js';
 import { sqlitePath } from './support/stores.js';
 
@@ -120,6 +127,48 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     ).toBe('VALIDATION');
   });
 
+  it('a job that did not come from defineJob, a worker module that is a directory: VALIDATION', async () => {
+    // It looks like a job (name, partition) but was never checked: it would be stored and never run.
+    const lookalike = { name: 'Bad Name', partition: () => [{ key: 'a', payload: 1 }] };
+    expect(await codeOf(() => createEngine({ jobs: [lookalike as never], store: memoryStore() }))).toBe(
+      'VALIDATION',
+    );
+    const dir = new URL('./fixtures/', import.meta.url);
+    expect(await codeOf(() => defineJob({ name: 'dir', partition: () => [], worker: dir }))).toBe(
+      'VALIDATION',
+    );
+    // A job defined by another copy of partita (a nested node_modules) is still a job.
+    const copy = Object.create(null);
+    for (const [k, v] of Object.entries(noopJob())) copy[k] = v;
+    Object.defineProperty(copy, Symbol.for('partita.job'), { value: true });
+    expect(() => createEngine({ jobs: [copy], store: memoryStore() })).not.toThrow();
+  });
+
+  it('store factories refuse unknown, misspelt and mistyped options with VALIDATION', async () => {
+    const path = sqlitePath();
+    for (const bad of [
+      () => sqliteStore({ path, pth: path } as never),
+      () => sqliteStore({ path: '' }),
+      () => sqliteStore({ path, busyTimeoutMs: -1 }),
+      () => sqliteStore({ path, synchronous: 'OFF' as never }),
+      () => sqliteStore(undefined as never),
+      () => postgresStore({ url: 'postgres://x' } as never),
+      () => postgresStore({ connectionString: 5 as never }),
+      () => postgresStore({ pool: {} as never }),
+      () => postgresStore({ schema: 'a-b' }),
+    ])
+      expect(await codeOf(bad)).toBe('VALIDATION');
+    expect(await codeOf(() => sqliteStore({ path, synchronous: 'FULL', busyTimeoutMs: 0 }))).toBeUndefined();
+    expect(
+      await codeOf(() => postgresStore({ connectionString: 'postgres://x', schema: undefined })),
+    ).toBeUndefined();
+  });
+
+  it('retry without attempts: one attempt, as documented', () => {
+    const job = defineJob({ name: 'r', partition: () => [], handler: () => 1, retry: { backoffMs: 200 } });
+    expect(job.retry).toEqual({ attempts: 1, backoffMs: 200, maxBackoffMs: 30_000 });
+  });
+
   it('a partition without a key, duplicate keys, or a throwing partition(): VALIDATION and nothing stored', async () => {
     const store = memoryStore();
     const job = (name: string, partition: () => Iterable<{ key: string; payload: unknown }>) =>
@@ -169,6 +218,9 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     const b = await engine.submit('scripted', { items: items('ok', 9) }, { id: 'same' });
     expect(b.id).toBe('same');
     expect(b.total).toBe(3);
+    // Whatever the input: one that the job's schema refuses still gets the batch that exists.
+    const c = await engine.submit('scripted', { items: 'not a list' } as never, { id: 'same' });
+    expect(c.total).toBe(3);
     await engine.wait(a.id);
     expect((await engine.list()).filter((s) => s.id === 'same')).toHaveLength(1);
   });

@@ -1,5 +1,7 @@
+import { z } from 'zod';
 import type { Engine } from '../engine.js';
 import { ValidationError } from '../errors.js';
+import { parseOrThrow } from '../validation.js';
 import type { Settings } from './context.js';
 import { Feeds } from './feed.js';
 import { MetricsEndpoint } from './metrics.js';
@@ -13,26 +15,40 @@ export const BODY_LIMIT = Symbol.for('partita.http.maxBodyBytes');
 
 const MIB = 1024 * 1024;
 
-function settingsOf(options: HandlerOptions): Settings {
-  const basePath = (options.basePath ?? '').replace(/\/+$/, '');
-  const bad = (path: string, expected: string, value: unknown) =>
-    new ValidationError(`createHandler: "${path}" must be ${expected}, received ${JSON.stringify(value)}`, [
-      { path, message: `expected ${expected}` },
+const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', {
+  message: 'expected a function',
+});
+const whole = (min: number) => z.number().int().min(min).optional();
+
+const handlerOptionsSchema = z
+  .object({
+    basePath: z
+      .string()
+      .refine((p) => p === '' || p.startsWith('/'), { message: "expected '' or a path starting with /" })
+      .optional(),
+    authorize: fn.optional(),
+    maxBodyBytes: whole(1),
+    retryAfterSeconds: whole(0),
+    metrics: z.boolean().optional(),
+    heartbeatMs: whole(1),
+    eventIntervalMs: whole(0),
+    onError: fn.optional(),
+  })
+  .strict();
+
+function settingsOf(engine: unknown, options: unknown): Settings {
+  const e = engine as Partial<Engine> | null | undefined;
+  if (typeof e?.submit !== 'function' || typeof e.get !== 'function' || typeof e.subscribe !== 'function')
+    throw new ValidationError('createHandler: the first argument must be an engine from createEngine()', [
+      { path: 'engine', message: 'expected an engine from createEngine()' },
     ]);
-  if (basePath !== '' && !basePath.startsWith('/'))
-    throw bad('basePath', "'' or a path starting with /", options.basePath);
-  const positive = (path: keyof HandlerOptions, fallback: number, min: number) => {
-    const value = options[path] ?? fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min)
-      throw bad(path, `a whole number >= ${min}`, value);
-    return value;
-  };
+  const o = parseOrThrow(handlerOptionsSchema, options ?? {}, 'createHandler options') as HandlerOptions;
   return {
-    basePath,
-    maxBodyBytes: positive('maxBodyBytes', MIB, 1),
-    retryAfterSeconds: positive('retryAfterSeconds', 1, 0),
-    heartbeatMs: positive('heartbeatMs', 15_000, 1),
-    eventIntervalMs: positive('eventIntervalMs', 250, 0),
+    basePath: (o.basePath ?? '').replace(/\/+$/, ''),
+    maxBodyBytes: o.maxBodyBytes ?? MIB,
+    retryAfterSeconds: o.retryAfterSeconds ?? 1,
+    heartbeatMs: o.heartbeatMs ?? 15_000,
+    eventIntervalMs: o.eventIntervalMs ?? 250,
   };
 }
 
@@ -57,7 +73,7 @@ function settingsOf(options: HandlerOptions): Settings {
  * ```
  */
 export function createHandler(engine: Engine, options: HandlerOptions = {}): FetchHandler {
-  const settings = settingsOf(options);
+  const settings = settingsOf(engine, options);
   const authorize = options.authorize;
   const onError = options.onError;
   const metrics = options.metrics === false ? undefined : new MetricsEndpoint(engine);

@@ -41,9 +41,6 @@ export async function submitBatch<I>(
   const job = deps.jobs.get(name);
   if (!job) throw new UnknownJobError(String(name), [...deps.jobs.keys()]);
   const opts = parseOptions(submitOptionsSchema, options ?? {}, 'submit options');
-  const parsedInput = job.input
-    ? parseOrThrow(job.input as never, input, `input for job "${job.name}"`)
-    : input;
   if (opts.id !== undefined) {
     const bad = badName(opts.id, MAX_ID_LENGTH);
     if (bad) throw new ValidationError(`Invalid submit options: id ${bad}`, [{ path: 'id', message: bad }]);
@@ -53,8 +50,12 @@ export async function submitBatch<I>(
       const message = `is too long for the job's triggers: their batch ids ("${opts.id}>…") must fit ${MAX_ID_LENGTH} characters, so at most ${most}`;
       throw new ValidationError(`Invalid submit options: id ${message}`, [{ path: 'id', message }]);
     }
+    // Before the input is checked: the batch that exists is the answer, whatever this input is.
     if (await deps.exists(opts.id)) return { created: false, id: opts.id };
   }
+  const parsedInput = job.input
+    ? parseOrThrow(job.input as never, input, `input for job "${job.name}"`)
+    : input;
   const id = opts.id ?? timeOrderedUuid();
   const after = [...new Set(opts.after ?? [])];
   if (after.includes(id))

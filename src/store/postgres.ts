@@ -1,4 +1,6 @@
-import { LeaseLostError, StoreError, toError, ValidationError } from '../errors.js';
+import { z } from 'zod';
+import { LeaseLostError, StoreError, toError } from '../errors.js';
+import { parseOrThrow } from '../validation.js';
 import { loadDriver } from './drivers.js';
 import { type CapturedPartition, capturePartition, duplicateKey } from './inputs.js';
 import { type MigrationSession, runMigrations } from './migrate.js';
@@ -44,15 +46,35 @@ export interface PostgresStoreOptions {
  * ```
  */
 export function postgresStore(options: PostgresStoreOptions = {}): Store {
-  const schema = options.schema ?? 'partita';
-  if (typeof schema !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) {
-    throw new ValidationError(
-      `postgresStore: "schema" must be a plain identifier, received ${JSON.stringify(schema)}`,
-      [{ path: 'schema', message: 'expected /^[A-Za-z_][A-Za-z0-9_]{0,62}$/' }],
-    );
-  }
-  return new PostgresStore(options, schema);
+  const o = parseOrThrow(postgresOptionsSchema, options, 'postgresStore options');
+  return new PostgresStore(options, o.schema ?? 'partita');
 }
+
+/**
+ * Strict: a misspelt option (`url` for `connectionString`) is refused, not ignored (pg would fall
+ * back to the PG* variables and connect somewhere else).
+ */
+const postgresOptionsSchema = z
+  .object({
+    connectionString: z.string().min(1).optional(),
+    pool: z
+      .custom<PgPool>(
+        (v) =>
+          typeof v === 'object' &&
+          v !== null &&
+          typeof (v as PgPool).query === 'function' &&
+          typeof (v as PgPool).connect === 'function',
+        { message: 'expected a pg.Pool (query and connect)' },
+      )
+      .optional(),
+    schema: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, {
+        message: 'expected a plain identifier, /^[A-Za-z_][A-Za-z0-9_]{0,62}$/',
+      })
+      .optional(),
+  })
+  .strict();
 
 /** Partitions per INSERT in createBatch: bounds memory for streamed sources, amortizes round trips. */
 const CHUNK = 2000;

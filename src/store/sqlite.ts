@@ -2,7 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
-import { ValidationError } from '../errors.js';
+import { z } from 'zod';
+import { parseOrThrow } from '../validation.js';
 import { creatorIsGone, newCreator, retireCreator } from './creators.js';
 import { loadDriver } from './drivers.js';
 import { type CapturedPartition, capturePartition } from './inputs.js';
@@ -58,18 +59,18 @@ export interface SqliteStoreOptions {
  * ```
  */
 export function sqliteStore(options: SqliteStoreOptions): Store {
-  const invalid = (path: string, expected: string, received: unknown) =>
-    new ValidationError(`sqliteStore: "${path}" must be ${expected}, received ${JSON.stringify(received)}`, [
-      { path, message: `expected ${expected}` },
-    ]);
-  if (typeof options?.path !== 'string' || options.path === '')
-    throw invalid('path', 'a non-empty string', options?.path);
-  const sync = options.synchronous ?? 'NORMAL';
-  if (sync !== 'NORMAL' && sync !== 'FULL') throw invalid('synchronous', "'NORMAL' or 'FULL'", sync);
-  const busy = options.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
-  if (!Number.isInteger(busy) || busy < 0) throw invalid('busyTimeoutMs', 'a whole number >= 0', busy);
-  return new SqliteStore(options.path, sync, busy);
+  const o = parseOrThrow(sqliteOptionsSchema, options, 'sqliteStore options');
+  return new SqliteStore(o.path, o.synchronous ?? 'NORMAL', o.busyTimeoutMs ?? BUSY_TIMEOUT_MS);
 }
+
+/** Strict: a misspelt option (`pth`, `busyTimeout`) is refused, not ignored. */
+const sqliteOptionsSchema = z
+  .object({
+    path: z.string().min(1),
+    synchronous: z.enum(['NORMAL', 'FULL']).optional(),
+    busyTimeoutMs: z.number().int().min(0).optional(),
+  })
+  .strict();
 
 /** Partitions per insert transaction in createBatch: bounds memory for streamed sources. */
 const CHUNK = 1000;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../src/http/index.js';
-import { createEngine, type Engine, memoryStore } from '../../src/index.js';
+import { createEngine, type Engine, memoryStore, PartitaError } from '../../src/index.js';
 import { echo, engineFor, gated, later, postJson, problem, serve } from './support.js';
 
 describe('errors as problem details', () => {
@@ -92,6 +92,27 @@ describe('errors as problem details', () => {
     expect(() => createHandler(engine, { basePath: 'partita' })).toThrow(/basePath/);
     expect(() => createHandler(engine, { maxBodyBytes: 0 })).toThrow(/maxBodyBytes/);
     expect(() => createHandler(engine, { retryAfterSeconds: 1.5 })).toThrow(/retryAfterSeconds/);
+    // Each wrong type or unknown option is a VALIDATION error naming it, never a TypeError.
+    for (const [options, field] of [
+      [{ basePath: 5 }, 'basePath'],
+      [{ metrics: 'no' }, 'metrics'],
+      [{ authorize: true }, 'authorize'],
+      [{ basepath: '/p' }, 'basepath'],
+    ] as const) {
+      const err = (() => {
+        try {
+          createHandler(engine, options as never);
+        } catch (e) {
+          return e as PartitaError;
+        }
+      })();
+      expect(err).toBeInstanceOf(PartitaError);
+      expect(err?.code).toBe('VALIDATION');
+      expect(err?.message).toContain(field);
+    }
+    for (const notAnEngine of [{}, undefined, null]) {
+      expect(() => createHandler(notAnEngine as never)).toThrow(/engine from createEngine/);
+    }
   });
 
   it('works as a plain fetch handler, without any server', async () => {

@@ -666,9 +666,11 @@ describe('sqliteStore', () => {
     expect((await store.listBatches()).find((b) => b.id === 'bad')?.record).toBe('{"id": trunc');
   });
 
-  it('validates its options, naming the option and the value', () => {
-    expect(() => sqliteStore({ path: '' })).toThrow(/"path"/);
-    expect(() => sqliteStore({ path: 'x.db', synchronous: 'OFF' as 'FULL' })).toThrow(/"synchronous".*"OFF"/);
+  it('validates its options, naming the option', () => {
+    expect(() => sqliteStore({ path: '' })).toThrow(/path: /);
+    expect(() => sqliteStore({ path: 'x.db', synchronous: 'OFF' as 'FULL' })).toThrow(
+      /synchronous: .*"FULL"/,
+    );
   });
 
   it('accepts synchronous FULL', async () => {

@@ -93,7 +93,10 @@ export interface Trigger {
   job: string;
   /** 'succeeded': COMPLETED; 'failed': PARTIAL or FAILED; 'settled': any of the three (never CANCELLED). */
   when: 'succeeded' | 'failed' | 'settled';
-  /** The child's input, from the parent's final summary. A throw is recorded on the parent. */
+  /**
+   * The child's input, from the parent's final summary (or a promise of it: awaited). A throw or a
+   * rejection is recorded on the parent.
+   */
   input: (parent: BatchSummary) => unknown;
 }
 

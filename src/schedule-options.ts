@@ -125,7 +125,7 @@ export function checkSchedule(
   const job = jobs.get(jobName);
   if (!job) throw new UnknownJobError(jobName, [...jobs.keys()]);
   // Its batches' ids (fireId): with the job's triggers, they must leave room for the children's.
-  const most = longestParentId(job.triggers) - fireId('', 0).length;
+  const most = longestParentId(job, jobs) - fireId('', 0).length;
   if (o.name.length > most) {
     const message = `is too long for job "${job.name}", whose triggers add to its batch ids: at most ${most} characters`;
     throw new ValidationError(`Invalid schedule options: name ${message}`, [{ path: 'name', message }]);

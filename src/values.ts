@@ -20,13 +20,33 @@ export const MAX_ID_LENGTH = 200;
 /** Longest job name: a trigger's child batch id (`${parent}>${job}`) must still fit MAX_ID_LENGTH. */
 export const MAX_JOB_NAME_LENGTH = 100;
 /**
- * Longest id a batch of a job with triggers may have: its children's ids add `>`, the child's job
- * name and a run number `#NNNN` (the batch's later runs, after `retryFailed`), and must still fit
- * MAX_ID_LENGTH. Without triggers, MAX_ID_LENGTH.
+ * Longest id a batch of a job with triggers may have: each child's id adds `>`, its job name and a
+ * run number `#NNNN` (a batch's later runs, after `retryFailed`), and a child with triggers of its
+ * own has children too, so the deepest chain of triggers below the job must still fit
+ * MAX_ID_LENGTH. Without triggers, MAX_ID_LENGTH. `jobs` gives the triggered jobs' own triggers
+ * (the engine has refused cycles already).
  */
-export function longestParentId(triggerJobs: readonly { job: string }[]): number {
-  if (triggerJobs.length === 0) return MAX_ID_LENGTH;
-  return MAX_ID_LENGTH - '>'.length - Math.max(...triggerJobs.map((t) => t.job.length)) - '#NNNN'.length;
+export function longestParentId(
+  job: { readonly triggers?: readonly { job: string }[] | undefined },
+  jobs: ReadonlyMap<string, { readonly triggers?: readonly { job: string }[] | undefined }>,
+): number {
+  return MAX_ID_LENGTH - chainSuffix(job, jobs, 0);
+}
+
+function chainSuffix(
+  job: { readonly triggers?: readonly { job: string }[] | undefined },
+  jobs: ReadonlyMap<string, { readonly triggers?: readonly { job: string }[] | undefined }>,
+  depth: number,
+): number {
+  let longest = 0;
+  // A guard only: the engine refuses trigger cycles before any id is checked.
+  if (depth > jobs.size) return longest;
+  for (const t of job.triggers ?? []) {
+    const child = jobs.get(t.job);
+    const below = child ? chainSuffix(child, jobs, depth + 1) : 0;
+    longest = Math.max(longest, '>'.length + t.job.length + '#NNNN'.length + below);
+  }
+  return longest;
 }
 /** Deepest nesting of a payload or result. */
 export const MAX_DEPTH = 200;

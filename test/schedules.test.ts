@@ -335,6 +335,8 @@ describe('schedules', () => {
     const bad: Array<[Record<string, unknown>, string, string]> = [
       [{ cron: 'every day' }, 'VALIDATION', 'cron'],
       [{ cron: '0 0 30 2 *' }, 'VALIDATION', 'never fires'],
+      [{ cron: '0 0 31 4,6,9,11 *' }, 'VALIDATION', 'never fires'],
+      [{ cron: '? * * * * *' }, 'VALIDATION', "'?' stands alone"],
       [{ timezone: 'Mars/Olympus' }, 'VALIDATION', 'timezone'],
       [{ job: 'nope' }, 'UNKNOWN_JOB', 'nope'],
       [{ overlap: 'sometimes' }, 'VALIDATION', 'overlap'],

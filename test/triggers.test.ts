@@ -91,6 +91,103 @@ describe('job triggers', () => {
     );
   });
 
+  it("the id limit covers a chain: a → b → c leaves room for c's ids below b's (VALIDATION at the submit, not at b's end)", async () => {
+    const c = defineJob({ name: 'c', partition: parts, handler: (i: number) => i });
+    const b = defineJob({
+      name: 'b',
+      partition: parts,
+      handler: (i: number) => i,
+      triggers: [{ job: 'c', when: 'settled', input: () => 1 }],
+    });
+    const a = defineJob({
+      name: 'a',
+      partition: parts,
+      handler: (i: number) => i,
+      triggers: [{ job: 'b', when: 'settled', input: () => 1 }],
+    });
+    const most = 200 - '>b#NNNN'.length - '>c#NNNN'.length;
+    const engine = createEngine({ jobs: [a, b, c], store: memoryStore(), logger: false });
+    await engine.start();
+    try {
+      // One longer was accepted before, and b's end recorded c refused (VALIDATION) on b.
+      await expect(engine.submit('a', 1, { id: 'x'.repeat(most + 1) })).rejects.toMatchObject({
+        code: 'VALIDATION',
+        issues: [{ path: 'id' }],
+      });
+      const fits = 'y'.repeat(most);
+      await engine.wait((await engine.submit('a', 1, { id: fits })).id);
+      const middle = await engine.wait(`${fits}>b`);
+      expect(middle.triggered).toEqual([{ job: 'c', id: `${fits}>b>c` }]);
+      expect((await engine.wait(`${fits}>b>c`)).status).toBe('COMPLETED');
+      await expect(
+        engine.schedule({ name: 's'.repeat(most - 25 + 1), cron: '0 3 * * *', job: 'a', input: 1 }),
+      ).rejects.toMatchObject({ code: 'VALIDATION', issues: [{ path: 'name' }] });
+    } finally {
+      await engine.stop();
+    }
+    // A chain so long that even a generated id (36 characters) leaves no room: refused up front.
+    // Three triggers below names of 60 characters: 3 × 66 leave 2 characters for the first id.
+    const chain = Array.from({ length: 4 }, (_, i) =>
+      defineJob({
+        name: `${'n'.repeat(59)}${i}`,
+        partition: parts,
+        handler: (k: number) => k,
+        triggers: i < 3 ? [{ job: `${'n'.repeat(59)}${i + 1}`, when: 'settled', input: () => 1 }] : [],
+      }),
+    );
+    expect(() => createEngine({ jobs: chain, store: memoryStore(), logger: false })).toThrow(
+      expect.objectContaining({ code: 'VALIDATION', message: expect.stringContaining('too long') }),
+    );
+  });
+
+  it('an async trigger input is awaited; two triggers of one child job that fire together are refused', async () => {
+    const seen: unknown[] = [];
+    const child = defineJob({
+      name: 'child',
+      partition: (n: number) => parts(n),
+      handler: (i: number) => {
+        seen.push(i);
+        return i;
+      },
+    });
+    const trigger = (when: 'succeeded' | 'failed' | 'settled', input: () => unknown) => ({
+      job: 'child',
+      when,
+      input,
+    });
+    const parent = defineJob({
+      name: 'parent',
+      partition: parts,
+      handler: (i: number) => i,
+      // Mutually exclusive: allowed, though both name `child`.
+      triggers: [trigger('succeeded', async () => 3), trigger('failed', () => 1)],
+    });
+    const engine = createEngine({ jobs: [parent, child], store: memoryStore(), logger: false });
+    await engine.start();
+    try {
+      await engine.wait((await engine.submit('parent', 1, { id: 'p' })).id);
+      // The promise was not the input (a schema-less job got it, and made no partition).
+      expect((await engine.wait('p>child')).total).toBe(3);
+    } finally {
+      await engine.stop();
+    }
+    for (const [w1, w2] of [
+      ['succeeded', 'settled'],
+      ['settled', 'failed'],
+      ['failed', 'failed'],
+    ] as const) {
+      const both = defineJob({
+        name: 'parent',
+        partition: parts,
+        handler: (i: number) => i,
+        triggers: [trigger(w1, () => 1), trigger(w2, () => 2)],
+      });
+      expect(() => createEngine({ jobs: [both, child], store: memoryStore(), logger: false })).toThrow(
+        expect.objectContaining({ code: 'VALIDATION', message: expect.stringContaining('share the id') }),
+      );
+    }
+  });
+
   it('a trigger whose input throws or is refused is recorded on the parent; nothing else is affected', async () => {
     const a = defineJob({
       name: 'a',

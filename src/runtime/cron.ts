@@ -15,14 +15,21 @@ export class CronTimes {
 
   /** Throws (croner's or Intl's message) when the expression or the time zone is invalid. */
   constructor(expression: string, timezone: string) {
-    this.cron = new Cron(expression, { timezone, paused: true });
+    this.cron = new Cron(quartzQuestionMarks(expression), { timezone, paused: true });
     // croner reads the time zone lazily: ask for one time now, so a bad zone fails here.
-    this.cron.nextRun(new Date(0));
+    this.next(0);
   }
 
   /** The first fire time strictly after `afterMs`, or undefined when there is none. */
   next(afterMs: number): number | undefined {
-    return this.cron.nextRun(new Date(afterMs))?.getTime();
+    try {
+      return this.cron.nextRun(new Date(afterMs))?.getTime();
+    } catch (err) {
+      // croner searches a date that never comes (`0 0 31 4,6,9,11 *`) by recursion until the stack
+      // runs out: that expression never fires.
+      if (err instanceof RangeError) return undefined;
+      throw err;
+    }
   }
 
   /**
@@ -49,6 +56,27 @@ export class CronTimes {
     }
     return out;
   }
+}
+
+/**
+ * `?` as Quartz (and seed 004's schedules) mean it: "no specific value" in the day-of-month or
+ * day-of-week field, that is `*` there. croner instead replaces `?` with the current time's value
+ * whenever it parses, so `0 30 5 * * ?` meant "weekly, on the weekday the engine started", and a
+ * stored schedule changed meaning at every wake and restart. Elsewhere `?` has no meaning: refused.
+ */
+export function quartzQuestionMarks(expression: string): string {
+  if (!expression.includes('?')) return expression;
+  const fields = expression.trim().split(/\s+/);
+  const days = fields.length === 6 ? [3, 5] : fields.length === 5 ? [2, 4] : [];
+  for (let i = 0; i < fields.length; i++) {
+    if (!fields[i]!.includes('?')) continue;
+    if (!days.includes(i) || fields[i] !== '?')
+      throw new TypeError(
+        `'?' stands alone in the day-of-month or day-of-week field ("no specific value"), not in '${fields[i]}' (field ${i + 1} of ${fields.length})`,
+      );
+    fields[i] = '*';
+  }
+  return fields.join(' ');
 }
 
 /** Why `timezone` is not an IANA time zone this host knows, or undefined when it is one. */

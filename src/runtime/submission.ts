@@ -44,7 +44,7 @@ export async function submitBatch<I>(
   if (opts.id !== undefined) {
     const bad = badName(opts.id, MAX_ID_LENGTH);
     if (bad) throw new ValidationError(`Invalid submit options: id ${bad}`, [{ path: 'id', message: bad }]);
-    const most = longestParentId(job.triggers);
+    const most = longestParentId(job, deps.jobs);
     if (opts.id.length > most) {
       // Else every child would be refused at the parent's end (recorded in `triggered`, never run).
       const message = `is too long for the job's triggers: their batch ids ("${opts.id}>…") must fit ${MAX_ID_LENGTH} characters, so at most ${most}`;

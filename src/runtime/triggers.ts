@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { EngineStateError, serializeError, ValidationError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
+import { longestParentId, MAX_ID_LENGTH } from '../values.js';
 
 type Triggered = NonNullable<BatchSummary['triggered']>;
 
@@ -23,7 +24,8 @@ export async function fireTriggers(
     // One child per trigger and run: a retried parent (engine.retryFailed) may trigger again.
     const id = final.run ? `${final.id}>${t.job}#${final.run}` : `${final.id}>${t.job}`;
     try {
-      await submit(t.job, t.input(final), id);
+      // An async input is awaited: its promise is not the child's input.
+      await submit(t.job, await t.input(final), id);
       out.push({ job: t.job, id });
     } catch (err) {
       // The engine stops: not the trigger's failure. Thrown, so that the parent's final state is not
@@ -65,4 +67,39 @@ export function checkTriggers(jobs: ReadonlyMap<string, AnyJobDefinition>): void
     state.set(name, 'done');
   };
   for (const name of jobs.keys()) visit(name, []);
+  for (const job of jobs.values()) {
+    checkSharedChildIds(job);
+    // A batch submitted without an id gets a UUID (36 characters): its chain of children must fit.
+    const most = longestParentId(job, jobs);
+    if (most < UUID_LENGTH)
+      throw new ValidationError(
+        `Invalid engine options: the triggers below job "${job.name}" make child ids too long: a batch of it could have an id of at most ${Math.max(0, most)} characters (its children's ids must fit ${MAX_ID_LENGTH}), fewer than a generated id's ${UUID_LENGTH}`,
+        [{ path: `jobs.${job.name}.triggers`, message: 'trigger chain too long for batch ids' }],
+      );
+  }
+}
+
+/** Length of the ids `submit` generates (a UUID). */
+const UUID_LENGTH = 36;
+
+/**
+ * Two triggers of one job that name the same child job would give their children one id
+ * (`${parent}>${job}`) when both fire: the second submit would return the first child, and its
+ * batch would never exist. Refused unless they never fire together ('succeeded' and 'failed').
+ */
+function checkSharedChildIds(job: AnyJobDefinition): void {
+  const triggers = job.triggers ?? [];
+  for (let i = 0; i < triggers.length; i++)
+    for (let k = i + 1; k < triggers.length; k++) {
+      const a = triggers[i]!;
+      const b = triggers[k]!;
+      if (a.job !== b.job) continue;
+      const exclusive =
+        (a.when === 'succeeded' && b.when === 'failed') || (a.when === 'failed' && b.when === 'succeeded');
+      if (!exclusive)
+        throw new ValidationError(
+          `Invalid engine options: job "${job.name}" has two triggers of job "${a.job}" ('${a.when}' and '${b.when}') that can fire together: their children would share the id "<parent>>${a.job}", so one would never run. Give one of them another job, or make them 'succeeded' and 'failed'`,
+          [{ path: `jobs.${job.name}.triggers`, message: `two triggers of "${a.job}" that fire together` }],
+        );
+    }
 }

@@ -405,6 +405,33 @@ describe('schedules', () => {
     expect(await engine.schedules()).toHaveLength(1);
   });
 
+  it('stop() does not wait for an input function that never resolves; the next start makes the fire up', async () => {
+    const path = sqlitePath();
+    const clock = new FakeClock(T0 + 60_000);
+    const r = reportJob();
+    let called = () => {};
+    const inputCalled = new Promise<void>((resolve) => {
+      called = resolve;
+    });
+    const a = await start(sqliteStore({ path }), clock, [r.job]);
+    await a.schedule({
+      name: 'hangs',
+      cron: '0 * * * *',
+      job: 'report',
+      input: () => {
+        called();
+        return new Promise(() => {}); // a query that never answers
+      },
+    });
+    const passing = clock.advanceTo(T0 + HOUR);
+    await inputCalled;
+    await a.stop(); // before the fix: never resolved
+    await passing;
+    const b = await start(sqliteStore({ path }), clock, [r.job]);
+    await b.schedule({ name: 'hangs', cron: '0 * * * *', job: 'report', input: () => 'ok' });
+    expect(await final(b, fire('hangs', T0 + HOUR))).toBe('COMPLETED');
+  });
+
   it('a function input is not stored: the schedule stays dormant after a restart until schedule() gives it again', async () => {
     const path = sqlitePath();
     const clock = new FakeClock(T0 + 60_000);

@@ -71,12 +71,24 @@ export class Scheduler {
     return this.serial(() => this.wake());
   }
 
-  /** Clear the timer and wait for a pass in flight; nothing more fires. */
+  /**
+   * Clear the timer and wait for a pass in flight; nothing more fires. An input function still
+   * running is not waited for: its fire is not recorded, and the next start makes it up (catchUp).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     this.clearTimer();
+    this.onStop();
     await this.chain;
   }
+
+  /** Ends a wait for an input function when stop() is called. */
+  private onStop: () => void = () => {};
+  private readonly stopping = handled(
+    new Promise<never>((_, reject) => {
+      this.onStop = () => reject(new Stopped());
+    }),
+  );
 
   /** Store (or update) a schedule, keep its input function here, make up for missed fires, re-arm. */
   schedule(checked: CheckedSchedule): Promise<ScheduleInfo> {
@@ -230,7 +242,9 @@ export class Scheduler {
       Object.assign(options, { after: [prev], when: 'settled' });
     try {
       const input =
-        k.def.input.kind === 'json' ? k.def.input.value : await this.inputs.get(name)!(new Date(at));
+        k.def.input.kind === 'json'
+          ? k.def.input.value
+          : await Promise.race([this.inputs.get(name)!(new Date(at)), this.stopping]);
       await this.deps.submit(k.def.job, input, options);
     } catch (err) {
       // The store or the engine failing is retried; a refused input would be refused again: skipped.
@@ -322,6 +336,12 @@ export class Scheduler {
     }
     return info;
   }
+}
+
+/** `promise`, marked handled: raced only while an input function runs, it may reject unheard. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
 }
 
 /** Fires at or before this are done: the last fire handled, else the creation; and `since`. */

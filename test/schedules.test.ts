@@ -405,6 +405,48 @@ describe('schedules', () => {
     expect(await engine.schedules()).toHaveLength(1);
   });
 
+  it('an input function that takes its time holds up only its own schedule (real clock, every second)', async () => {
+    const r = reportJob();
+    const engine = createEngine({
+      jobs: [r.job],
+      store: memoryStore(),
+      logger: false,
+      maxConcurrentBatches: 8,
+    });
+    engines.push(engine);
+    await engine.start();
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let slowCalls = 0;
+    await engine.schedule({
+      name: 'slow',
+      cron: '* * * * * *',
+      job: 'report',
+      catchUp: 'none',
+      input: async () => {
+        slowCalls++;
+        await gate; // a remote call that has not answered yet
+        return 'slow';
+      },
+    });
+    await engine.schedule({
+      name: 'fast',
+      cron: '* * * * * *',
+      job: 'report',
+      input: 'fast',
+      overlap: 'allow',
+    });
+    const fastFires = async () => (await engine.list()).filter((b) => b.id.startsWith('fast@')).length;
+    // Before: the pass waited for slow's input, and fast fired nothing more until it answered.
+    await until(async () => slowCalls === 1 && (await fastFires()) >= 3, 15_000);
+    expect(slowCalls).toBe(1); // a wake skips a schedule still firing
+    expect((await engine.schedules()).map((s) => s.name).sort()).toEqual(['fast', 'slow']);
+    open();
+    await until(async () => (await engine.list()).some((b) => b.id.startsWith('slow@')), 15_000);
+  });
+
   it('stop() does not wait for an input function that never resolves; the next start makes the fire up', async () => {
     const path = sqlitePath();
     const clock = new FakeClock(T0 + 60_000);

@@ -52,12 +52,17 @@ class Stopped extends Error {}
  * Cron schedules (docs/guide.md, "Schedules"). Definitions live in the store; this engine keeps a
  * copy of each, the input functions given to schedule() in this process, and ONE timer to the
  * earliest next fire of them all: no polling. Each timer wake re-reads the store (another engine may
- * have changed or removed a schedule), fires what is due, and arms the timer again. Every operation
- * runs one at a time, in call order.
+ * have changed or removed a schedule), starts firing what is due, and arms the timer again. The
+ * operations (wakes, schedule(), unschedule()) run one at a time, in call order; the fires of each
+ * schedule run one after another, beside those of the others, so an `input` function that takes its
+ * time holds up only its own schedule (a wake skips a schedule still firing; it arms the timer again
+ * when done).
  */
 export class Scheduler {
   private readonly inputs = new Map<string, (fireTime: Date) => unknown>();
   private readonly known = new Map<string, Known>();
+  /** Schedules whose fires are running, by name: what those fires settle with. */
+  private readonly firing = new Map<string, Promise<void>>();
   private timer: unknown;
   private chain: Promise<unknown> = Promise.resolve();
   private loaded = false;
@@ -67,8 +72,8 @@ export class Scheduler {
   constructor(private readonly deps: SchedulerDeps) {}
 
   /** Read the stored schedules, make up for the fires missed while down (catchUp), arm the timer. */
-  start(): Promise<void> {
-    return this.serial(() => this.wake());
+  async start(): Promise<void> {
+    await Promise.all(await this.serial(() => this.wake()));
   }
 
   /**
@@ -80,6 +85,7 @@ export class Scheduler {
     this.clearTimer();
     this.onStop();
     await this.chain;
+    await Promise.all(this.firing.values());
   }
 
   /** Ends a wait for an input function when stop() is called. */
@@ -91,17 +97,19 @@ export class Scheduler {
   );
 
   /** Store (or update) a schedule, keep its input function here, make up for missed fires, re-arm. */
-  schedule(checked: CheckedSchedule): Promise<ScheduleInfo> {
-    return this.serial(async () => {
-      const { name, definition, inputFn } = checked;
+  async schedule(checked: CheckedSchedule): Promise<ScheduleInfo> {
+    const { name, definition, inputFn } = checked;
+    const { row, fires } = await this.serial(async () => {
       await this.deps.store.saveSchedule(name, definition, this.deps.clock.now());
       if (inputFn) this.inputs.set(name, inputFn);
       else this.inputs.delete(name);
       const row = await this.deps.store.loadSchedule(name);
-      if (!row) return this.info({ name, definition, createdAt: this.deps.clock.now() }); // removed meanwhile
-      await this.run(() => this.pass(this.deps.clock.now(), name));
-      return this.info(row);
+      if (!row) return { row, fires: [] }; // removed meanwhile
+      return { row, fires: await this.run(() => this.pass(this.deps.clock.now(), name)) };
     });
+    // Its catch-up ran beside the other operations; answer once it is done.
+    await Promise.all(fires);
+    return this.info(row ?? { name, definition, createdAt: this.deps.clock.now() });
   }
 
   /** Remove a schedule from the store (every engine stops firing it at its next wake). */
@@ -132,46 +140,70 @@ export class Scheduler {
     return run;
   }
 
-  /** One pass over every schedule. */
-  private wake(): Promise<void> {
+  /** One pass over every schedule: resolves with the fires it started. */
+  private wake(): Promise<Promise<void>[]> {
     return this.run(() => this.pass(this.deps.clock.now()));
   }
 
-  /** A pass, then the timer armed again; a failed pass is logged and retried with a backoff. */
-  private async run(pass: () => Promise<void>): Promise<void> {
-    if (this.stopped) return;
+  /**
+   * A pass, then the timer armed again; a failed pass is logged and retried with a backoff. Resolves
+   * with the fires the pass started (each re-arms the timer when done).
+   */
+  private async run(pass: () => Promise<Promise<void>[]>): Promise<Promise<void>[]> {
+    if (this.stopped) return [];
+    let fires: Promise<void>[] = [];
     try {
-      await pass();
-      this.retryMs = 0;
+      fires = await pass();
     } catch (err) {
-      if (this.stopped || err instanceof Stopped) return;
-      this.retryMs = Math.min(Math.max(1000, this.retryMs * 2), MAX_RETRY_MS);
-      this.deps.log.error({ err, retryInMs: this.retryMs }, 'schedules: pass failed; retrying');
-      this.deps.error(toError(err));
+      if (!(this.stopped || err instanceof Stopped)) this.failed(err);
     }
     this.arm();
+    return fires;
+  }
+
+  /** Logged, told, and the timer backs off before trying again. */
+  private failed(err: unknown): void {
+    this.retryMs = Math.min(Math.max(1000, this.retryMs * 2), MAX_RETRY_MS);
+    this.deps.log.error({ err, retryInMs: this.retryMs }, 'schedules: pass failed; retrying');
+    this.deps.error(toError(err));
   }
 
   /**
-   * Re-read the stored schedules, then fire what is due: of every schedule, or only of `caughtUp`,
-   * which catches up again from its stored last fire (schedule() was called).
+   * Re-read the stored schedules, then start firing what is due: of every schedule, or only of
+   * `caughtUp`, which catches up again from its stored last fire (schedule() was called). A schedule
+   * still firing (its `input` function takes its time) is left to finish: it arms the timer again
+   * when done. Resolves with the fires started, one per schedule, each settling without error.
    */
-  private async pass(now: number, caughtUp?: string): Promise<void> {
+  private async pass(now: number, caughtUp?: string): Promise<Promise<void>[]> {
     await this.reload(now);
-    // One schedule that cannot fire does not hold the others up: they fire, then the pass fails
-    // (logged, retried with a backoff) for the first error met.
-    let failed: unknown;
+    const fires: Promise<void>[] = [];
     for (const k of this.known.values()) {
       if (caughtUp !== undefined && k.row.name !== caughtUp) continue;
+      if (this.firing.has(k.row.name)) continue;
       if (caughtUp !== undefined) k.since = undefined;
-      try {
-        if (this.fireable(k)) await this.fireDue(k, now);
-      } catch (err) {
-        if (err instanceof Stopped) throw err;
-        failed ??= err;
-      }
+      if (this.fireable(k)) fires.push(this.startFiring(k, now));
     }
-    if (failed !== undefined) throw failed;
+    return fires;
+  }
+
+  /** Fire what is due of one schedule, beside the others. One that cannot fire does not hold them up. */
+  private startFiring(k: Known, now: number): Promise<void> {
+    const name = k.row.name;
+    const done = this.fireDue(k, now)
+      .then(
+        () => {
+          this.retryMs = 0;
+        },
+        (err: unknown) => {
+          if (!(this.stopped || err instanceof Stopped)) this.failed(err);
+        },
+      )
+      .finally(() => {
+        this.firing.delete(name);
+        this.arm();
+      });
+    this.firing.set(name, done);
+    return done;
   }
 
   /** The store's schedules replace the copies; one met for the first time after start() starts now. */
@@ -179,6 +211,11 @@ export class Scheduler {
     const rows = await this.deps.store.listSchedules();
     const names = new Set<string>();
     for (const row of rows) {
+      // One still firing keeps its copy: its fires update it (the next fire re-reads the store).
+      if (this.firing.has(row.name)) {
+        names.add(row.name);
+        continue;
+      }
       const parsed = this.parse(row);
       if (!parsed) continue;
       names.add(row.name);
@@ -245,6 +282,8 @@ export class Scheduler {
         k.def.input.kind === 'json'
           ? k.def.input.value
           : await Promise.race([this.inputs.get(name)!(new Date(at)), this.stopping]);
+      // Removed here while its input was being made: nothing to submit.
+      if (this.known.get(name) !== k) return false;
       await this.deps.submit(k.def.job, input, options);
     } catch (err) {
       // The store or the engine failing is retried; a refused input would be refused again: skipped.
@@ -272,16 +311,16 @@ export class Scheduler {
     const now = this.deps.clock.now();
     let at = Number.POSITIVE_INFINITY;
     for (const k of this.known.values()) {
-      if (!this.fireable(k)) continue;
+      if (!this.fireable(k) || this.firing.has(k.row.name)) continue;
       at = Math.min(at, k.since === undefined ? now : (k.times.next(bound(k)) ?? at));
     }
     if (this.retryMs > 0) at = Math.max(at, now + this.retryMs);
     if (at === Number.POSITIVE_INFINITY) return;
     const delay = Math.min(Math.max(0, at - now), MAX_TIMER_MS);
     // Returns the pass, so a test clock can wait for it; a timer that was replaced meanwhile is not ours to forget.
-    const handle = this.deps.clock.setTimeout(() => {
+    const handle = this.deps.clock.setTimeout(async () => {
       if (this.timer === handle) this.timer = undefined;
-      return this.serial(() => this.wake());
+      await Promise.all(await this.serial(() => this.wake()));
     }, delay);
     this.timer = handle;
   }

@@ -11,7 +11,13 @@ import {
   type WaitOptions,
   waitOptionsSchema,
 } from './engine-options.js';
-import { ConflictError, EngineStateError, NotFoundError, ValidationError } from './errors.js';
+import {
+  ConflictError,
+  EngineStateError,
+  NotFoundError,
+  type PartitaError,
+  ValidationError,
+} from './errors.js';
 import type { AnyJobDefinition, JobWithInput } from './job.js';
 import { processScopedId } from './liveness.js';
 import { defaultLogger } from './logger.js';
@@ -42,7 +48,14 @@ import { Watchers } from './runtime/watchers.js';
 import { WorkRunner } from './runtime/work.js';
 import { Yielder } from './runtime/yielder.js';
 import { checkSchedule, type ScheduleInfo, type ScheduleOptions } from './schedule-options.js';
-import type { BatchRecord, BatchState, PartitionFilter, PartitionView, Store } from './store/store.js';
+import type {
+  BatchRecord,
+  BatchRow,
+  BatchState,
+  PartitionFilter,
+  PartitionView,
+  Store,
+} from './store/store.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from './summary.js';
 import { parseOptions, parseOrThrow, requireBatchId, requireReason } from './validation.js';
 import { resultJsonSchema, WorkerPool } from './workers/pool.js';
@@ -379,10 +392,13 @@ class PartitaEngine implements Engine {
     if (queued && !this.elsewhere) return queued;
     this.requireStore('get');
     const broken = this.recovery?.broken.get(id);
-    if (broken) throw broken;
+    // A batch of a job this engine does not have is not broken: another engine sharing the store
+    // may run it (an engine started to look on, with other jobs). Its stored summary, marked.
+    if (broken && broken.code !== 'UNKNOWN_JOB') throw broken;
     const row = await this.store!.loadBatch(id);
     if (queued && (row?.status ?? 'QUEUED') === 'QUEUED') return this.queue?.summary(id) ?? queued;
     if (!row) throw new NotFoundError(id);
+    if (broken) return isFinalStatus(row.status) ? summaryFromRow(row) : listedSummary(row, broken);
     if (queued) this.queue!.drop(id);
     return summaryFromRow(row);
   }
@@ -412,10 +428,10 @@ class PartitaEngine implements Engine {
     const rows = await this.store!.listBatches(f);
     if (f.status !== undefined)
       return listByStatus(rows, f, this.running?.values() ?? [], (row) =>
-        listedSummary(row, this.recovery?.broken.get(row.id)),
+        listedSummary(row, this.brokenRow(row)),
       );
     return rows.map((row) =>
-      freshest(row, this.running?.get(row.id), (r) => listedSummary(r, this.recovery?.broken.get(r.id))),
+      freshest(row, this.running?.get(row.id), (r) => listedSummary(r, this.brokenRow(r))),
     );
   }
 
@@ -602,6 +618,15 @@ class PartitaEngine implements Engine {
   }
 
   /** The runtime of a batch this engine runs; undefined when another engine sharing the store runs it. */
+  /**
+   * Why this engine could not resume the batch of `row`. A job it does not have says nothing once
+   * the batch is final: another engine ran it to its end.
+   */
+  private brokenRow(row: BatchRow): PartitaError | undefined {
+    const broken = this.recovery?.broken.get(row.id);
+    return broken?.code === 'UNKNOWN_JOB' && isFinalStatus(row.status) ? undefined : broken;
+  }
+
   private async runningHere(id: string, what: string): Promise<BatchRuntime | undefined> {
     this.requireRunning(what);
     const rt = this.running!.get(id);

@@ -81,3 +81,46 @@ describe.skipIf(unreachable !== undefined)('after a parent run by another engine
     await scenario(() => postgresStore({ connectionString: PG_URL, schema }));
   });
 });
+
+describe('an engine started to look on, with other jobs, while a batch runs elsewhere', () => {
+  it('reads the batch (get, wait, list) instead of rejecting UNKNOWN_JOB for good', async () => {
+    const path = sqlitePath();
+    const j = jobs();
+    const runner = createEngine({
+      jobs: j.list,
+      store: sqliteStore({ path }),
+      logger: false,
+      ownerId: 'look/a',
+    });
+    const other = defineJob({ name: 'other', partition: () => [], handler: () => 1 });
+    const looker = createEngine({
+      jobs: [other],
+      store: sqliteStore({ path }),
+      logger: false,
+      ownerId: 'look/d',
+    });
+    await runner.start();
+    try {
+      const batch = await runner.submit('parent', 3);
+      await looker.start(); // finds the batch unfinished, of a job it does not have
+      try {
+        expect(await looker.get(batch.id)).toMatchObject({
+          status: 'PROCESSING',
+          job: 'parent',
+          error: { code: 'UNKNOWN_JOB' },
+        });
+        const finished = looker.wait(batch.id);
+        j.open();
+        expect(await finished).toMatchObject({ status: 'COMPLETED', succeeded: 3 });
+        const after = await looker.get(batch.id);
+        expect(after.status).toBe('COMPLETED');
+        expect(after.error).toBeUndefined();
+        expect((await looker.list()).find((s) => s.id === batch.id)?.error).toBeUndefined();
+      } finally {
+        await looker.stop();
+      }
+    } finally {
+      await runner.stop();
+    }
+  });
+});

@@ -136,7 +136,11 @@ describe('stored records are versioned and validated on load', () => {
       expect(list).toHaveLength(3);
       for (const s of list)
         expect(s).toMatchObject({ job: 'scripted', status: 'PROCESSING', error: { code: 'UNKNOWN_JOB' } });
-      await expect(engine.get('healthy')).rejects.toMatchObject({ code: 'UNKNOWN_JOB' });
+      // Not broken for good: another engine sharing the store may run it. Its stored summary, marked.
+      expect(await engine.get('healthy')).toMatchObject({
+        status: 'PROCESSING',
+        error: { code: 'UNKNOWN_JOB' },
+      });
       expect((await engine.wait((await engine.submit('other', {})).id)).status).toBe('COMPLETED');
     } finally {
       await engine.stop();

@@ -703,11 +703,12 @@ describe('sqliteStore', () => {
     const lookedAtCreation = new Promise<void>((resolve) => {
       looked = resolve;
     });
-    const select = (b as unknown as { select: (sql: string, params: unknown[]) => Promise<unknown> }).select;
-    vi.spyOn(b as never, 'select').mockImplementation(((sql: string, params: unknown[]) => {
+    const inner = b as unknown as { select: (sql: string, params: unknown[]) => Promise<unknown> };
+    const select = inner.select;
+    inner.select = (sql, params) => {
       if (sql.includes('creating, creator')) looked();
       return select.call(b, sql, params);
-    }) as never);
+    };
     const second = b.createBatch(record('same'), two).then((r) => {
       answered = true;
       return r;

@@ -199,6 +199,7 @@ class PartitaEngine implements Engine {
         stored: (id) => this.get(id).catch(() => undefined),
         storeError: (err, id) => this.storeError(err, id),
         admit: () => this.admit(),
+        follow: (id) => this.follow?.follow(id),
         clusterCap: this.options.clusterMaxConcurrentBatches,
         triggers: (job, final) =>
           fireTriggers(job, final, (name, input, id) => this.submitHere(name, input, { id }), this.log),

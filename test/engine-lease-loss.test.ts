@@ -92,6 +92,39 @@ describe('a lost lease', () => {
     expect((await base.leaseOf(id))?.owner).toBe('test-host/2/engine-b');
   });
 
+  it('a listener on the engine that lost the lease follows the batch to its end through the store', async () => {
+    const { base, faulty, a, id } = await setUp();
+    const waiting = a.wait(id);
+    const heard: string[] = [];
+    let ended = () => {};
+    const final = new Promise<void>((resolve) => {
+      ended = resolve;
+    });
+    a.subscribe(id, (s) => {
+      heard.push(s.status);
+      if (s.status === 'COMPLETED') ended();
+    });
+    expect(await base.acquireLease(id, 'test-host/2/engine-b', 60_000, 'test-host/1/engine-a')).toBeDefined();
+    faulty.release('renewLease');
+    await expect(waiting).rejects.toMatchObject({ code: 'LEASE_LOST' });
+    // B runs it to its end; A's listener hears it (before: dropped in silence at the lost lease).
+    const b = createEngine({
+      jobs: [job(new Set())],
+      store: base,
+      logger: false,
+      ownerId: 'test-host/2/engine-b',
+    });
+    await b.start();
+    try {
+      expect((await b.wait(id)).status).toBe('COMPLETED');
+      await final;
+      expect(heard.at(-1)).toBe('COMPLETED');
+    } finally {
+      await b.stop();
+      await a.stop();
+    }
+  });
+
   it('a renewal that fails with an error reaches onError', async () => {
     const base = memoryStore();
     const faulty = faultyStore(base);

@@ -39,6 +39,8 @@ export interface RunningDeps {
   triggers: (job: AnyJobDefinition, final: BatchSummary) => Promise<NonNullable<BatchSummary['triggered']>>;
   /** Something ended: admit what can run now. */
   admit: () => void;
+  /** Follow a batch run elsewhere through the store for whoever listens here (RemoteFollow). */
+  follow: (id: string) => void;
   /** `clusterMaxConcurrentBatches`, if set. */
   clusterCap?: number | undefined;
 }
@@ -230,7 +232,11 @@ export class RunningBatches {
     const stored = await d.stored(rt.id);
     d.queue().ended(rt.id, stored?.status);
     if (stored && isFinalStatus(stored.status)) d.watchers.settle(rt.id, stored);
-    else d.watchers.fail(rt.id, new LeaseLostError(rt.id), stored);
+    else {
+      // Listeners were promised every change until the batch is final: the store tells them now.
+      d.watchers.failWaiters(rt.id, new LeaseLostError(rt.id), stored);
+      if (d.watchers.listening(rt.id)) d.follow(rt.id);
+    }
     d.admit();
   }
 }

@@ -100,6 +100,15 @@ export class Watchers {
     for (const w of this.take(id)) w.reject(err);
   }
 
+  /**
+   * This engine no longer runs the batch, another does (a lost lease): waiters get `err`, as
+   * documented; listeners get `last` and stay, to be told through the store until it is final.
+   */
+  failWaiters(id: string, err: Error, last?: BatchSummary): void {
+    if (last) this.deliver(id, last);
+    for (const w of this.take(id)) w.reject(err);
+  }
+
   /** The engine stops: every waiter left rejects with `errorFor(id)`; listeners are dropped. */
   failAll(errorFor: (id: string) => Error): void {
     this.listeners.clear();

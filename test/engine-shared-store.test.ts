@@ -124,3 +124,38 @@ describe('an engine started to look on, with other jobs, while a batch runs else
     }
   });
 });
+
+describe('a pause from another engine that loses to a pending cancel', () => {
+  it('rejects CONFLICT (it resolved with the PROCESSING summary)', async () => {
+    const path = sqlitePath();
+    const j = jobs();
+    const owner = createEngine({
+      jobs: j.list,
+      store: sqliteStore({ path }),
+      logger: false,
+      ownerId: 'race/b',
+      claimIntervalMs: 60_000, // hears the cancel late: it stays pending on the row
+    });
+    const other = createEngine({
+      jobs: j.list,
+      store: sqliteStore({ path }),
+      logger: false,
+      ownerId: 'race/a',
+    });
+    const third = sqliteStore({ path }); // a third host's cancel, left on the row
+    await owner.start();
+    await other.start();
+    await third.open();
+    try {
+      const batch = await owner.submit('parent', 3);
+      expect(await third.requestControl(batch.id, { type: 'cancel', reason: 'from c' })).toBe(true);
+      await expect(other.pause(batch.id)).rejects.toMatchObject({ code: 'CONFLICT' });
+      expect((await owner.cancel(batch.id)).status).toBe('CANCELLED');
+    } finally {
+      j.open();
+      await third.close();
+      await other.stop();
+      await owner.stop();
+    }
+  });
+});

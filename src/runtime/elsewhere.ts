@@ -49,7 +49,8 @@ export class Elsewhere {
     outcome: (s: BatchSummary) => 'done' | 'refused' | 'wait',
   ): Promise<BatchSummary> {
     const { store, watchers, follow, get } = this.deps;
-    // Refused when the batch is final by now: its summary is the answer.
+    // Refused when the batch is final by now, or a cancel is pending (it is never replaced): its
+    // summary is the answer.
     if (!(await store.requestControl(id, control))) return settleNow(id, control, await get(id), outcome);
     const mine = JSON.stringify(control);
     return new Promise((resolve, reject) => {
@@ -104,15 +105,22 @@ export class Elsewhere {
   }
 }
 
-/** The answer when the request could not even be left (the batch is final). */
+/**
+ * The answer when the request could not even be left: the batch is final, or a cancel is pending.
+ * Only a summary that shows it done answers; a batch still running (its cancel pending) is a
+ * CONFLICT, as when a later request replaces this one (outside probe: a pause that lost to a cancel
+ * from a third engine resolved with the PROCESSING summary).
+ */
 function settleNow(
   id: string,
   control: BatchControl,
   summary: BatchSummary,
   outcome: (s: BatchSummary) => 'done' | 'refused' | 'wait',
 ): BatchSummary {
-  if (outcome(summary) === 'refused') throw refusal(id, control, summary);
-  return summary;
+  const verdict = outcome(summary);
+  if (verdict === 'done') return summary;
+  if (verdict === 'refused') throw refusal(id, control, summary);
+  throw new ConflictError(id, `batch "${id}": this ${control.type} lost to a cancel that is pending`);
 }
 
 function refusal(id: string, control: BatchControl, summary: BatchSummary): ConflictError {

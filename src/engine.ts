@@ -352,7 +352,7 @@ class PartitaEngine implements Engine {
         // stop() closed the store under a submit still writing: the store's "not open" is not the
         // caller's to handle. What was half-written stays hidden and goes at the next start.
         const stopped = this.state === 'stopping' || this.state === 'stopped';
-        if (stopped && (err as { code?: unknown }).code === 'STORE')
+        if (stopped && (err as { code?: unknown } | null | undefined)?.code === 'STORE')
           throw new EngineStateError(
             'submit(): the engine stopped while the batch was being stored; nothing was stored',
             {

@@ -30,22 +30,29 @@ export function longestParentId(
   job: { readonly triggers?: readonly { job: string }[] | undefined },
   jobs: ReadonlyMap<string, { readonly triggers?: readonly { job: string }[] | undefined }>,
 ): number {
-  return MAX_ID_LENGTH - chainSuffix(job, jobs, 0);
+  return MAX_ID_LENGTH - chainSuffix(job, jobs, 0, new Map());
 }
 
+type TriggeringJob = { readonly triggers?: readonly { job: string }[] | undefined };
+
+/** The longest suffix the children of `job` add to its ids, memoized by job (a shared child is walked once). */
 function chainSuffix(
-  job: { readonly triggers?: readonly { job: string }[] | undefined },
-  jobs: ReadonlyMap<string, { readonly triggers?: readonly { job: string }[] | undefined }>,
+  job: TriggeringJob,
+  jobs: ReadonlyMap<string, TriggeringJob>,
   depth: number,
+  memo: Map<TriggeringJob, number>,
 ): number {
+  const known = memo.get(job);
+  if (known !== undefined) return known;
   let longest = 0;
   // A guard only: the engine refuses trigger cycles before any id is checked.
   if (depth > jobs.size) return longest;
   for (const t of job.triggers ?? []) {
     const child = jobs.get(t.job);
-    const below = child ? chainSuffix(child, jobs, depth + 1) : 0;
+    const below = child ? chainSuffix(child, jobs, depth + 1, memo) : 0;
     longest = Math.max(longest, '>'.length + t.job.length + '#NNNN'.length + below);
   }
+  memo.set(job, longest);
   return longest;
 }
 /** Deepest nesting of a payload or result. */

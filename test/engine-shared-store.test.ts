@@ -104,11 +104,10 @@ describe('an engine started to look on, with other jobs, while a batch runs else
       const batch = await runner.submit('parent', 3);
       await looker.start(); // finds the batch unfinished, of a job it does not have
       try {
-        expect(await looker.get(batch.id)).toMatchObject({
-          status: 'PROCESSING',
-          job: 'parent',
-          error: { code: 'UNKNOWN_JOB' },
-        });
+        const seen = await looker.get(batch.id);
+        // As stored: PROCESSING reaches the store with the runner's next group commit.
+        expect(['QUEUED', 'PROCESSING']).toContain(seen.status);
+        expect(seen).toMatchObject({ job: 'parent', error: { code: 'UNKNOWN_JOB' } });
         const finished = looker.wait(batch.id);
         j.open();
         expect(await finished).toMatchObject({ status: 'COMPLETED', succeeded: 3 });

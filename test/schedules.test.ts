@@ -440,11 +440,46 @@ describe('schedules', () => {
     });
     const fastFires = async () => (await engine.list()).filter((b) => b.id.startsWith('fast@')).length;
     // Before: the pass waited for slow's input, and fast fired nothing more until it answered.
-    await until(async () => slowCalls === 1 && (await fastFires()) >= 3, 15_000);
+    await until(async () => slowCalls === 1 && (await fastFires()) >= 3, 60_000);
     expect(slowCalls).toBe(1); // a wake skips a schedule still firing
     expect((await engine.schedules()).map((s) => s.name).sort()).toEqual(['fast', 'slow']);
     open();
-    await until(async () => (await engine.list()).some((b) => b.id.startsWith('slow@')), 15_000);
+    await until(async () => (await engine.list()).some((b) => b.id.startsWith('slow@')), 60_000);
+  });
+
+  it('removed and given again while its input function runs: the new definition fires (review: it never fired again)', async () => {
+    const clock = new FakeClock(T0 + 60_000);
+    const r = reportJob();
+    const engine = await start(memoryStore(), clock, [r.job]);
+    let called = () => {};
+    const inputCalled = new Promise<void>((resolve) => {
+      called = resolve;
+    });
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    await engine.schedule({
+      name: 'r',
+      cron: '0 * * * *',
+      job: 'report',
+      input: async () => {
+        called();
+        await gate;
+        return 'v1';
+      },
+    });
+    const passing = clock.advanceTo(T0 + HOUR);
+    await inputCalled;
+    expect(await engine.unschedule('r')).toBe(true);
+    await engine.schedule({ name: 'r', cron: '0 * * * *', job: 'report', input: () => 'v2' });
+    open();
+    await passing;
+    expect(await ids(engine)).toEqual([]); // the fire in flight belonged to the removed schedule
+    await until(() => clock.pending > 0, 5_000); // the new one armed the timer once that fire ended
+    await clock.advanceTo(T0 + 2 * HOUR);
+    expect(await final(engine, fire('r', T0 + 2 * HOUR))).toBe('COMPLETED');
+    expect(r.runs.get(fire('r', T0 + 2 * HOUR))).toEqual(['v2']);
   });
 
   it('stop() does not wait for an input function that never resolves; the next start makes the fire up', async () => {

@@ -27,7 +27,7 @@ export class CronTimes {
     } catch (err) {
       // croner searches a date that never comes (`0 0 31 4,6,9,11 *`) by recursion until the stack
       // runs out: that expression never fires.
-      if (err instanceof RangeError) return undefined;
+      if (err instanceof RangeError && /call stack/i.test(err.message)) return undefined;
       throw err;
     }
   }

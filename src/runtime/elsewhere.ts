@@ -120,7 +120,10 @@ function settleNow(
   const verdict = outcome(summary);
   if (verdict === 'done') return summary;
   if (verdict === 'refused') throw refusal(id, control, summary);
-  throw new ConflictError(id, `batch "${id}": this ${control.type} lost to a cancel that is pending`);
+  throw new ConflictError(
+    id,
+    `batch "${id}" is ${summary.status}: this ${control.type} could not be left for its owner (a cancel is pending, or the batch ended and was started again)`,
+  );
 }
 
 function refusal(id: string, control: BatchControl, summary: BatchSummary): ConflictError {

@@ -63,6 +63,10 @@ export class Scheduler {
   private readonly known = new Map<string, Known>();
   /** Schedules whose fires are running, by name: what those fires settle with. */
   private readonly firing = new Map<string, Promise<void>>();
+  /** Schedules given again by schedule() while firing: their catch-up runs once the fire is done. */
+  private readonly catchUpAfter = new Set<string>();
+  /** Schedules whose last fire failed: the timer backs off (retryMs) until none is left. */
+  private readonly failing = new Set<string>();
   private timer: unknown;
   private chain: Promise<unknown> = Promise.resolve();
   private loaded = false;
@@ -83,18 +87,28 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.stopped = true;
     this.clearTimer();
-    this.onStop();
+    for (const abandon of [...this.inputsRunning]) abandon();
     await this.chain;
     await Promise.all(this.firing.values());
   }
 
-  /** Ends a wait for an input function when stop() is called. */
-  private onStop: () => void = () => {};
-  private readonly stopping = handled(
-    new Promise<never>((_, reject) => {
-      this.onStop = () => reject(new Stopped());
-    }),
-  );
+  /** The input functions running now: each call ends its fire's wait for it (stop()). */
+  private readonly inputsRunning = new Set<() => void>();
+
+  /**
+   * The input function's value, or Stopped as soon as stop() is called: stop() does not wait for an
+   * input that takes its time. Nothing is kept once it settles (a fire every second keeps nothing).
+   */
+  private inputOf(fn: (fireTime: Date) => unknown, at: number): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new Stopped());
+    return new Promise((resolve, reject) => {
+      const abandon = () => reject(new Stopped());
+      this.inputsRunning.add(abandon);
+      new Promise((r) => r(fn(new Date(at))))
+        .then(resolve, reject)
+        .finally(() => this.inputsRunning.delete(abandon));
+    });
+  }
 
   /** Store (or update) a schedule, keep its input function here, make up for missed fires, re-arm. */
   async schedule(checked: CheckedSchedule): Promise<ScheduleInfo> {
@@ -179,7 +193,11 @@ export class Scheduler {
     const fires: Promise<void>[] = [];
     for (const k of this.known.values()) {
       if (caughtUp !== undefined && k.row.name !== caughtUp) continue;
-      if (this.firing.has(k.row.name)) continue;
+      if (this.firing.has(k.row.name)) {
+        // Given again while it fires: its new definition catches up once that fire is done.
+        if (caughtUp !== undefined) this.catchUpAfter.add(caughtUp);
+        continue;
+      }
       if (caughtUp !== undefined) k.since = undefined;
       if (this.fireable(k)) fires.push(this.startFiring(k, now));
     }
@@ -192,14 +210,19 @@ export class Scheduler {
     const done = this.fireDue(k, now)
       .then(
         () => {
-          this.retryMs = 0;
+          this.failing.delete(name);
+          if (this.failing.size === 0) this.retryMs = 0;
         },
         (err: unknown) => {
-          if (!(this.stopped || err instanceof Stopped)) this.failed(err);
+          if (this.stopped || err instanceof Stopped) return;
+          this.failing.add(name);
+          this.failed(err);
         },
       )
       .finally(() => {
         this.firing.delete(name);
+        if (this.catchUpAfter.delete(name) && !this.stopped)
+          void this.serial(() => this.run(() => this.pass(this.deps.clock.now(), name)));
         this.arm();
       });
     this.firing.set(name, done);
@@ -212,7 +235,9 @@ export class Scheduler {
     const names = new Set<string>();
     for (const row of rows) {
       // One still firing keeps its copy: its fires update it (the next fire re-reads the store).
-      if (this.firing.has(row.name)) {
+      // Unless it was removed here meanwhile (unschedule, then schedule): the fire in flight ends
+      // without submitting, and the new copy fires afterwards.
+      if (this.firing.has(row.name) && this.known.has(row.name)) {
         names.add(row.name);
         continue;
       }
@@ -279,9 +304,7 @@ export class Scheduler {
       Object.assign(options, { after: [prev], when: 'settled' });
     try {
       const input =
-        k.def.input.kind === 'json'
-          ? k.def.input.value
-          : await Promise.race([this.inputs.get(name)!(new Date(at)), this.stopping]);
+        k.def.input.kind === 'json' ? k.def.input.value : await this.inputOf(this.inputs.get(name)!, at);
       // Removed here while its input was being made: nothing to submit.
       if (this.known.get(name) !== k) return false;
       await this.deps.submit(k.def.job, input, options);
@@ -375,12 +398,6 @@ export class Scheduler {
     }
     return info;
   }
-}
-
-/** `promise`, marked handled: raced only while an input function runs, it may reject unheard. */
-function handled<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(() => {});
-  return promise;
 }
 
 /** Fires at or before this are done: the last fire handled, else the creation; and `since`. */

@@ -198,17 +198,21 @@ class SqliteStore extends SqlStore implements Store {
   }
 
   /**
-   * The id is taken: when by a batch another process is still creating (its row invisible until its
+   * The id is taken: when by a batch another store is still creating (its row invisible until its
    * last chunk), wait until that batch is visible, or gone (its creation failed, or its creator
-   * died), so that the caller's next read finds what "the id exists" promised.
+   * died), so that the caller's next read finds what "the id exists" promised. Bounded like a write
+   * waiting for the lock (`busyTimeoutMs`): a creation streamed for longer answers as before (the
+   * caller reads nothing yet), and a leftover of this very store (its undo failed) is not waited for.
    */
   private async untilCreatedElsewhere(id: string): Promise<void> {
-    for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
+    const deadline = Date.now() + this.busyTimeoutMs;
+    for (let delay = 5; this.conn && Date.now() < deadline; delay = Math.min(delay * 2, 200)) {
       const [row] = await this.select<{ creating: number; creator: string | null }>(
         'SELECT creating, creator FROM batches WHERE id = ?',
         [id],
       );
-      if (!row || row.creating === 0 || creatorIsGone(row.creator)) return;
+      if (!row || row.creating === 0 || row.creator === this.conn?.creator || creatorIsGone(row.creator))
+        return;
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }

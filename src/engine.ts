@@ -102,6 +102,9 @@ export function createEngine(options: EngineOptions): Engine {
 
 type EngineState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
+/** Longest a submit that found its id taken reads again for a batch still being created elsewhere. */
+const EXISTING_BATCH_WAIT_MS = 30_000;
+
 /**
  * The façade (docs/architecture.md): lifecycle and the public methods. Each concern lives in its own
  * module under runtime/: submission, the queue and admission, leases, recovery, watchers (wait and
@@ -362,7 +365,7 @@ class PartitaEngine implements Engine {
         throw err;
       },
     );
-    if (!submission.created) return this.get(submission.id);
+    if (!submission.created) return this.existing(submission.id);
     const { record } = submission;
     await this.enqueue(record, false, undefined, submission.seed);
     this.log.info(
@@ -373,6 +376,24 @@ class PartitaEngine implements Engine {
     // Admitted at once: answer when it has started, as PROCESSING.
     await this.queue!.starting(record.id);
     return this.running?.get(record.id)?.summary() ?? this.queue!.summary(record.id) ?? this.get(record.id);
+  }
+
+  /**
+   * The batch a submit found under its id. Another process may still be creating it (on SQLite its
+   * row stays unreadable until its last partition is in): read again for a while rather than answer
+   * NOT_FOUND for a batch that exists (outside probe: the same id submitted from several processes).
+   */
+  private async existing(id: string): Promise<BatchSummary> {
+    const deadline = Date.now() + EXISTING_BATCH_WAIT_MS;
+    for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
+      try {
+        return await this.get(id);
+      } catch (err) {
+        const notYet = (err as { code?: unknown } | null)?.code === 'NOT_FOUND';
+        if (!notYet || Date.now() >= deadline || this.state !== 'running') throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
 
   async get(id: string): Promise<BatchSummary> {

@@ -158,3 +158,51 @@ describe('a pause from another engine that loses to a pending cancel', () => {
     }
   });
 });
+
+describe('the same id submitted by two engines on one SQLite file at once', () => {
+  it('both answer the batch: the second reads again while the first is still storing it (it answered NOT_FOUND)', async () => {
+    const path = sqlitePath();
+    let reached = () => {};
+    const halfway = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let first = true;
+    const job = defineJob({
+      name: 'big',
+      // The first submit streams 1,500 partitions and waits half way (its row is unreadable till the end).
+      partition: async function* (n: number) {
+        const gated = first;
+        first = false;
+        for (let i = 0; i < n; i++) {
+          if (gated && i === 1200) {
+            reached();
+            await gate;
+          }
+          yield { key: `k${i}`, payload: i };
+        }
+      },
+      handler: (i: number) => i,
+    });
+    const a = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false, ownerId: 'same/a' });
+    const b = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false, ownerId: 'same/b' });
+    await a.start();
+    await b.start();
+    try {
+      const fromA = a.submit('big', 1500, { id: 'same' });
+      await halfway;
+      const fromB = b.submit('big', 1500, { id: 'same' }).catch((err: unknown) => err);
+      open();
+      expect((await fromA).total).toBe(1500);
+      expect(await fromB).toMatchObject({ id: 'same', total: 1500 });
+      expect((await a.wait('same')).status).toBe('COMPLETED');
+    } finally {
+      open();
+      await b.stop();
+      await a.stop();
+    }
+  });
+});

@@ -187,33 +187,10 @@ class SqliteStore extends SqlStore implements Store {
     }
     const run = this.createOnce(record, partitions);
     this.inflight.set(record.id, run);
-    let result: { created: boolean };
     try {
-      result = await run;
+      return await run;
     } finally {
       if (this.inflight.get(record.id) === run) this.inflight.delete(record.id);
-    }
-    if (!result.created) await this.untilCreatedElsewhere(record.id);
-    return result;
-  }
-
-  /**
-   * The id is taken: when by a batch another store is still creating (its row invisible until its
-   * last chunk), wait until that batch is visible, or gone (its creation failed, or its creator
-   * died), so that the caller's next read finds what "the id exists" promised. Bounded like a write
-   * waiting for the lock (`busyTimeoutMs`): a creation streamed for longer answers as before (the
-   * caller reads nothing yet), and a leftover of this very store (its undo failed) is not waited for.
-   */
-  private async untilCreatedElsewhere(id: string): Promise<void> {
-    const deadline = Date.now() + this.busyTimeoutMs;
-    for (let delay = 5; this.conn && Date.now() < deadline; delay = Math.min(delay * 2, 200)) {
-      const [row] = await this.select<{ creating: number; creator: string | null }>(
-        'SELECT creating, creator FROM batches WHERE id = ?',
-        [id],
-      );
-      if (!row || row.creating === 0 || row.creator === this.conn?.creator || creatorIsGone(row.creator))
-        return;
-      await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
 

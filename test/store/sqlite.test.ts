@@ -673,54 +673,6 @@ describe('sqliteStore', () => {
     );
   });
 
-  it('a createBatch of an id another store is still creating waits until that batch is there (outside probe: submit answered NOT_FOUND)', async () => {
-    const path = tempPath();
-    const a = await start(path);
-    const b = await start(path); // another open(): another creator, as another process
-    let reached = () => {};
-    const halfway = new Promise<void>((resolve) => {
-      reached = resolve;
-    });
-    let open = () => {};
-    const gate = new Promise<void>((resolve) => {
-      open = resolve;
-    });
-    async function* slow() {
-      for (let i = 0; i < 1500; i++) {
-        if (i === 1200) {
-          reached();
-          await gate;
-        }
-        yield { key: `k${i}`, payload: i };
-      }
-    }
-    const first = a.createBatch(record('same'), slow());
-    await halfway; // its first chunk is written, its row invisible
-    let answered = false;
-    // b looks at the creation it found; before, it answered `created: false` at once, and the
-    // engine's read of that id said NOT_FOUND.
-    let looked = () => {};
-    const lookedAtCreation = new Promise<void>((resolve) => {
-      looked = resolve;
-    });
-    const inner = b as unknown as { select: (sql: string, params: unknown[]) => Promise<unknown> };
-    const select = inner.select;
-    inner.select = (sql, params) => {
-      if (sql.includes('creating, creator')) looked();
-      return select.call(b, sql, params);
-    };
-    const second = b.createBatch(record('same'), two).then((r) => {
-      answered = true;
-      return r;
-    });
-    await Promise.race([lookedAtCreation, second]);
-    expect(answered).toBe(false);
-    open();
-    expect(await first).toEqual({ created: true });
-    expect(await second).toEqual({ created: false });
-    expect((await b.loadBatch('same'))?.record).toMatchObject({ total: 1500 });
-  });
-
   it('accepts synchronous FULL', async () => {
     const path = tempPath();
     const store = sqliteStore({ path, synchronous: 'FULL' });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createEngine, defineJob, type Engine, memoryStore } from '../src/index.js';
+import { createEngine, defineJob, type Engine, memoryStore, type Store } from '../src/index.js';
+import { latch } from './helpers.js';
 import { faultyStore } from './support/faulty-store.js';
 
 /** Partitions that finish only on engine B (A's never answer until aborted). */
@@ -54,18 +55,17 @@ async function setUp() {
   return { base, faulty, a, id: batch.id, errors, blocked };
 }
 
+/** Engine B, which takes the batch over. */
+const engineB = (store: Store) =>
+  createEngine({ jobs: [job(new Set())], store, logger: false, ownerId: 'test-host/2/engine-b' });
+
 describe('a lost lease', () => {
   it('settles wait() with the final state another engine stored', async () => {
     const { base, faulty, a, id, blocked } = await setUp();
     const waiting = a.wait(id);
     // B takes the batch over (as when A's lease has expired) and finishes it.
     expect(await base.acquireLease(id, 'test-host/2/engine-b', 10_000, 'test-host/1/engine-a')).toBeDefined();
-    const b = createEngine({
-      jobs: [job(new Set())],
-      store: base,
-      logger: false,
-      ownerId: 'test-host/2/engine-b',
-    });
+    const b = engineB(base);
     await b.start();
     expect((await b.wait(id)).status).toBe('COMPLETED');
     await b.stop();
@@ -96,10 +96,7 @@ describe('a lost lease', () => {
     const { base, faulty, a, id } = await setUp();
     const waiting = a.wait(id);
     const heard: string[] = [];
-    let ended = () => {};
-    const final = new Promise<void>((resolve) => {
-      ended = resolve;
-    });
+    const { promise: final, open: ended } = latch();
     a.subscribe(id, (s) => {
       heard.push(s.status);
       if (s.status === 'COMPLETED') ended();
@@ -108,12 +105,7 @@ describe('a lost lease', () => {
     faulty.release('renewLease');
     await expect(waiting).rejects.toMatchObject({ code: 'LEASE_LOST' });
     // B runs it to its end; A's listener hears it (before: dropped in silence at the lost lease).
-    const b = createEngine({
-      jobs: [job(new Set())],
-      store: base,
-      logger: false,
-      ownerId: 'test-host/2/engine-b',
-    });
+    const b = engineB(base);
     await b.start();
     try {
       expect((await b.wait(id)).status).toBe('COMPLETED');

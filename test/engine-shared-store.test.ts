@@ -7,16 +7,14 @@ import {
   type Store,
   sqliteStore,
 } from '../src/index.js';
+import { latch } from './helpers.js';
 import { PG_URL, pgSchema, pgUnreachable, sqlitePath } from './support/stores.js';
 
 // Two engines sharing one store: a child submitted on B `after` a parent that A runs starts when
 // the parent ends, without anyone calling start() again (notification, or the slow backstop).
 
 function jobs() {
-  let open = () => {};
-  const gate = new Promise<void>((resolve) => {
-    open = resolve;
-  });
+  const { promise: gate, open } = latch();
   const parent = defineJob({
     name: 'parent',
     partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `p${i}`, payload: i })),
@@ -162,14 +160,8 @@ describe('a pause from another engine that loses to a pending cancel', () => {
 describe('the same id submitted by two engines on one SQLite file at once', () => {
   it('both answer the batch: the second reads again while the first is still storing it (it answered NOT_FOUND)', async () => {
     const path = sqlitePath();
-    let reached = () => {};
-    const halfway = new Promise<void>((resolve) => {
-      reached = resolve;
-    });
-    let open = () => {};
-    const gate = new Promise<void>((resolve) => {
-      open = resolve;
-    });
+    const { promise: halfway, open: reached } = latch();
+    const { promise: gate, open } = latch();
     let first = true;
     const job = defineJob({
       name: 'big',

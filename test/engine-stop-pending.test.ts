@@ -1,15 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine, defineJob, memoryStore, sqliteStore } from '../src/index.js';
+import { latch } from './helpers.js';
 import { sqlitePath } from './support/stores.js';
 
 // What stop() does to calls still waiting: they settle (ENGINE_STATE), they do not hang, and what
 // they asked of another engine stays asked.
 
 function gatedJob() {
-  let open = () => {};
-  const gate = new Promise<void>((resolve) => {
-    open = resolve;
-  });
+  const { promise: gate, open } = latch();
   const job = defineJob({
     name: 'gated',
     partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
@@ -120,14 +118,8 @@ describe('stop() while calls wait', () => {
 describe('stop() under a submit still storing its batch', () => {
   it('the submit rejects ENGINE_STATE (not the store\'s "not open"), and nothing is stored', async () => {
     const path = sqlitePath();
-    let reached = () => {};
-    const atGate = new Promise<void>((resolve) => {
-      reached = resolve;
-    });
-    let open = () => {};
-    const gate = new Promise<void>((resolve) => {
-      open = resolve;
-    });
+    const { promise: atGate, open: reached } = latch();
+    const { promise: gate, open } = latch();
     const job = defineJob({
       name: 'slow-input',
       // The partitions are streamed into the store as they come: the submit is half way when stop() runs.

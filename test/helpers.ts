@@ -77,3 +77,15 @@ export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   for await (const x of iterable) out.push(x);
   return out;
 }
+
+/**
+ * A promise the test settles when it says (`open()`): a gate a handler waits at, or the sign that
+ * something reached a point.
+ */
+export function latch(): { promise: Promise<void>; open: () => void } {
+  let open = () => {};
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}

@@ -14,6 +14,7 @@ import {
   StoreError,
   sqliteStore,
 } from '../src/index.js';
+import { latch } from './helpers.js';
 import { until } from './store/contract.js';
 import { FakeClock } from './support/fake-clock.js';
 import { faultyStore } from './support/faulty-store.js';
@@ -415,10 +416,7 @@ describe('schedules', () => {
     });
     engines.push(engine);
     await engine.start();
-    let open = () => {};
-    const gate = new Promise<void>((resolve) => {
-      open = resolve;
-    });
+    const { promise: gate, open } = latch();
     let slowCalls = 0;
     await engine.schedule({
       name: 'slow',
@@ -451,14 +449,8 @@ describe('schedules', () => {
     const clock = new FakeClock(T0 + 60_000);
     const r = reportJob();
     const engine = await start(memoryStore(), clock, [r.job]);
-    let called = () => {};
-    const inputCalled = new Promise<void>((resolve) => {
-      called = resolve;
-    });
-    let open = () => {};
-    const gate = new Promise<void>((resolve) => {
-      open = resolve;
-    });
+    const { promise: inputCalled, open: called } = latch();
+    const { promise: gate, open } = latch();
     await engine.schedule({
       name: 'r',
       cron: '0 * * * *',
@@ -486,10 +478,7 @@ describe('schedules', () => {
     const path = sqlitePath();
     const clock = new FakeClock(T0 + 60_000);
     const r = reportJob();
-    let called = () => {};
-    const inputCalled = new Promise<void>((resolve) => {
-      called = resolve;
-    });
+    const { promise: inputCalled, open: called } = latch();
     const a = await start(sqliteStore({ path }), clock, [r.job]);
     await a.schedule({
       name: 'hangs',

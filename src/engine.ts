@@ -420,7 +420,7 @@ class PartitaEngine implements Engine {
     const row = await this.store!.loadBatch(id);
     if (queued && (row?.status ?? 'QUEUED') === 'QUEUED') return this.queue?.summary(id) ?? queued;
     if (!row) throw new NotFoundError(id);
-    if (broken) return isFinalStatus(row.status) ? summaryFromRow(row) : listedSummary(row, broken);
+    if (broken) return listedSummary(row, this.brokenRow(row));
     if (queued) this.queue!.drop(id);
     return summaryFromRow(row);
   }

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type AnyJobDefinition,
   createEngine,
   defineJob,
   type Engine,
+  type EngineOptions,
   postgresStore,
   type Store,
   sqliteStore,
@@ -30,6 +32,10 @@ function jobs() {
   });
   return { list: [parent, child], open: () => open() };
 }
+
+/** An engine on the SQLite file at `path`, as a process of its own would open it. */
+const onFile = (path: string, list: AnyJobDefinition[], ownerId: string, more: Partial<EngineOptions> = {}) =>
+  createEngine({ jobs: list, store: sqliteStore({ path }), logger: false, ownerId, ...more });
 
 async function scenario(makeStore: () => Store) {
   const j = jobs();
@@ -84,19 +90,9 @@ describe('an engine started to look on, with other jobs, while a batch runs else
   it('reads the batch (get, wait, list) instead of rejecting UNKNOWN_JOB for good', async () => {
     const path = sqlitePath();
     const j = jobs();
-    const runner = createEngine({
-      jobs: j.list,
-      store: sqliteStore({ path }),
-      logger: false,
-      ownerId: 'look/a',
-    });
+    const runner = onFile(path, j.list, 'look/a');
     const other = defineJob({ name: 'other', partition: () => [], handler: () => 1 });
-    const looker = createEngine({
-      jobs: [other],
-      store: sqliteStore({ path }),
-      logger: false,
-      ownerId: 'look/d',
-    });
+    const looker = onFile(path, [other], 'look/d');
     await runner.start();
     try {
       const batch = await runner.submit('parent', 3);
@@ -126,19 +122,9 @@ describe('a pause from another engine that loses to a pending cancel', () => {
   it('rejects CONFLICT (it resolved with the PROCESSING summary)', async () => {
     const path = sqlitePath();
     const j = jobs();
-    const owner = createEngine({
-      jobs: j.list,
-      store: sqliteStore({ path }),
-      logger: false,
-      ownerId: 'race/b',
-      claimIntervalMs: 60_000, // hears the cancel late: it stays pending on the row
-    });
-    const other = createEngine({
-      jobs: j.list,
-      store: sqliteStore({ path }),
-      logger: false,
-      ownerId: 'race/a',
-    });
+    // The owner hears the cancel late: it stays pending on the row.
+    const owner = onFile(path, j.list, 'race/b', { claimIntervalMs: 60_000 });
+    const other = onFile(path, j.list, 'race/a');
     const third = sqliteStore({ path }); // a third host's cancel, left on the row
     await owner.start();
     await other.start();
@@ -179,8 +165,8 @@ describe('the same id submitted by two engines on one SQLite file at once', () =
       },
       handler: (i: number) => i,
     });
-    const a = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false, ownerId: 'same/a' });
-    const b = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false, ownerId: 'same/b' });
+    const a = onFile(path, [job], 'same/a');
+    const b = onFile(path, [job], 'same/b');
     await a.start();
     await b.start();
     try {

@@ -76,8 +76,8 @@ export class Scheduler {
   constructor(private readonly deps: SchedulerDeps) {}
 
   /** Read the stored schedules, make up for the fires missed while down (catchUp), arm the timer. */
-  async start(): Promise<void> {
-    await Promise.all(await this.serial(() => this.wake()));
+  start(): Promise<void> {
+    return this.wakeAndFire();
   }
 
   /**
@@ -152,6 +152,11 @@ export class Scheduler {
     const run = this.chain.then(fn);
     this.chain = run.catch(() => {});
     return run;
+  }
+
+  /** A wake in turn with the other operations; resolves once the fires it started are done. */
+  private async wakeAndFire(): Promise<void> {
+    await Promise.all(await this.serial(() => this.wake()));
   }
 
   /** One pass over every schedule: resolves with the fires it started. */
@@ -341,9 +346,9 @@ export class Scheduler {
     if (at === Number.POSITIVE_INFINITY) return;
     const delay = Math.min(Math.max(0, at - now), MAX_TIMER_MS);
     // Returns the pass, so a test clock can wait for it; a timer that was replaced meanwhile is not ours to forget.
-    const handle = this.deps.clock.setTimeout(async () => {
+    const handle = this.deps.clock.setTimeout(() => {
       if (this.timer === handle) this.timer = undefined;
-      await Promise.all(await this.serial(() => this.wake()));
+      return this.wakeAndFire();
     }, delay);
     this.timer = handle;
   }

@@ -93,13 +93,6 @@ export class Watchers {
     for (const w of this.take(id)) w.resolve(summary);
   }
 
-  /** This engine can no longer follow the batch: waiters get `err`; listeners get `last`, if any. */
-  fail(id: string, err: Error, last?: BatchSummary): void {
-    if (last) this.deliver(id, last);
-    this.listeners.delete(id);
-    for (const w of this.take(id)) w.reject(err);
-  }
-
   /**
    * This engine no longer runs the batch, another does (a lost lease): waiters get `err`, as
    * documented; listeners get `last` and stay, to be told through the store until it is final.

@@ -58,6 +58,12 @@ export interface JobOptions<I = unknown, P = unknown, R = unknown, O = unknown> 
   /** Runs once when all partitions have settled; its return value becomes `summary.output`. */
   finalize?: (summary: BatchSummary, ctx: FinalizeContext) => O | Promise<O>;
   /**
+   * Longest time one call of `finalize` may take, or one trigger's `input`. A `finalize` call that
+   * takes longer fails with TIMEOUT (its `ctx.signal` aborts) and is retried if attempts remain; a
+   * trigger input that takes longer is recorded on the parent with TIMEOUT. Default: none (never).
+   */
+  finalizeTimeoutMs?: number;
+  /**
    * At most `max` partitions of this job start in any `perMs` window (a sliding window, shared by
    * every batch of the job on this engine), for partitions that call rate-limited APIs.
    */
@@ -132,6 +138,8 @@ export interface JobDefinition<I = unknown, P = unknown, R = unknown, O = unknow
   readonly concurrency: number;
   readonly failurePolicy: FailurePolicy;
   readonly finalize: ((summary: BatchSummary, ctx: FinalizeContext) => O | Promise<O>) | undefined;
+  /** Longest call of `finalize` (each retry its own), or of a trigger's `input`. */
+  readonly finalizeTimeoutMs: number | undefined;
   readonly rateLimit: RateLimit | undefined;
   readonly triggers: readonly Trigger[];
   /** Item batching, resolved: absent when partitions run one per task. */
@@ -213,6 +221,7 @@ const jobOptionsSchema = z
       .strict()
       .optional(),
     finalize: fn.optional(),
+    finalizeTimeoutMs: z.number().int().positive().max(MAX_TIMER_MS).optional(),
     batching: z
       .union(
         [
@@ -293,6 +302,7 @@ export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown>(
     triggers: (options.triggers ?? []).map((t) => ({ ...t })),
     failurePolicy: { ...o.failurePolicy },
     finalize: options.finalize,
+    finalizeTimeoutMs: o.finalizeTimeoutMs,
     batching: resolveBatching(o.batching, o.rateLimit !== undefined),
     distribute:
       o.distribute === undefined || o.distribute === false

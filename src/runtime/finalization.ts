@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../backoff.js';
-import { ResultValidationError, toError } from '../errors.js';
+import { ResultValidationError, TimeoutError, toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import type { BatchEvent, FinalizeInput } from '../machines/batch.js';
 import type { BatchSummary } from '../summary.js';
@@ -88,7 +88,9 @@ export class Finalization {
     for (let attempt = 1; attempt <= job.retry.attempts; attempt++) {
       let output: unknown;
       try {
-        output = await job.finalize(summary, { batchId: this.d.batchId, signal });
+        output = await bounded(job.finalizeTimeoutMs, signal, 'finalize', (attemptSignal) =>
+          job.finalize!(summary, { batchId: this.d.batchId, signal: attemptSignal ?? signal }),
+        );
       } catch (err) {
         lastError = err;
         this.d.log.warn({ err: toError(err), attempt }, 'finalize failed');
@@ -111,6 +113,37 @@ export class Finalization {
       return { output };
     }
     throw lastError;
+  }
+}
+
+/**
+ * One call of `fn`, given a signal that aborts with `signal` or after `timeoutMs`: a call still
+ * running then rejects with TIMEOUT (whatever it answers later is ignored). Without a timeout,
+ * `signal` itself and no timer. Used for `finalize` and for a trigger's `input` (triggers.ts).
+ */
+export async function bounded<T>(
+  timeoutMs: number | undefined,
+  signal: AbortSignal | undefined,
+  what: string,
+  fn: (signal: AbortSignal | undefined) => T | Promise<T>,
+): Promise<T> {
+  if (timeoutMs === undefined) return fn(signal);
+  const controller = new AbortController();
+  const abort = () => controller.abort(signal?.reason);
+  signal?.addEventListener('abort', abort, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new TimeoutError(timeoutMs, what);
+      reject(err);
+      controller.abort(err);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([fn(controller.signal), timedOut]);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', abort);
   }
 }
 

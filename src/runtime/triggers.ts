@@ -3,6 +3,7 @@ import { EngineStateError, serializeError, ValidationError } from '../errors.js'
 import type { AnyJobDefinition } from '../job.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
 import { longestParentId, MAX_ID_LENGTH } from '../values.js';
+import { bounded } from './finalization.js';
 
 type Triggered = NonNullable<BatchSummary['triggered']>;
 
@@ -24,8 +25,12 @@ export async function fireTriggers(
     // One child per trigger and run: a retried parent (engine.retryFailed) may trigger again.
     const id = final.run ? `${final.id}>${t.job}#${final.run}` : `${final.id}>${t.job}`;
     try {
-      // An async input is awaited: its promise is not the child's input.
-      await submit(t.job, await t.input(final), id);
+      // An async input is awaited: its promise is not the child's input. Bounded by the job's
+      // finalizeTimeoutMs (the parent stays FINALIZING meanwhile); a timeout is recorded like a throw.
+      const input = await bounded(job.finalizeTimeoutMs, undefined, `trigger "${t.job}" input`, () =>
+        t.input(final),
+      );
+      await submit(t.job, input, id);
       out.push({ job: t.job, id });
     } catch (err) {
       // The engine stops: not the trigger's failure. Thrown, so that the parent's final state is not

@@ -18,7 +18,7 @@ async function withEngine(
 ): Promise<void> {
   const engine = createEngine({
     jobs,
-    store: store === 'memory' ? memoryStore() : sqliteStore({ path: sqlitePath('finalize-timeout') }),
+    store: store === 'memory' ? memoryStore() : sqliteStore({ path: sqlitePath() }),
     logger: false,
   });
   await engine.start();

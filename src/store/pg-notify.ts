@@ -34,6 +34,8 @@ export class StatusListener {
     private readonly emit: (event: StatusEvent) => void,
     /** Ranges offered and answered (migration 7's trigger), on the same channel. */
     private readonly emitRange?: (event: RangeEvent) => void,
+    /** The store's queryTimeoutMs: a LISTEN that is not answered is a lost connection. */
+    private readonly queryTimeoutMs = 0,
   ) {}
 
   /** Listens on connections of `pool` until stop(). Idempotent. */
@@ -72,7 +74,10 @@ export class StatusListener {
       });
       mine.on('error', () => this.lost(mine));
       mine.on('end', () => this.lost(mine));
-      await mine.query(`LISTEN ${quoteIdentifier(this.channel)}`);
+      const listen = `LISTEN ${quoteIdentifier(this.channel)}`;
+      await (this.queryTimeoutMs > 0
+        ? mine.query({ text: listen, query_timeout: this.queryTimeoutMs })
+        : mine.query(listen));
       if (this.pool !== pool) return destroy(mine); // stopped meanwhile
       this.client = mine;
       this.retries = 0;

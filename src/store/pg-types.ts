@@ -13,6 +13,8 @@ export interface PgResult {
 
 export interface PgQueryable {
   query(text: string, values?: unknown[]): Promise<PgResult>;
+  /** With a read timeout: pg's `query_timeout` for this statement. */
+  query(config: { text: string; values?: unknown[] | undefined; query_timeout: number }): Promise<PgResult>;
 }
 
 /** A client checked out of a pool (a `pg.PoolClient`). */
@@ -22,6 +24,8 @@ export interface PgPoolClient extends PgQueryable {
   /** 'notification': `{ channel, payload }` of a NOTIFY; 'error' and 'end': the connection is lost. */
   // biome-ignore lint/suspicious/noExplicitAny: one signature for pg's per-event listener types
   on(event: 'notification' | 'error' | 'end', listener: (arg: any) => void): unknown;
+  // biome-ignore lint/suspicious/noExplicitAny: as `on`
+  removeListener(event: 'notification' | 'error' | 'end', listener: (arg: any) => void): unknown;
 }
 
 /** A pool of connections (a `pg.Pool`). */

@@ -31,7 +31,27 @@ export interface PostgresStoreOptions {
   pool?: PgPool;
   /** Schema holding partita's tables, created when missing. Default `partita`. */
   schema?: string;
+  /**
+   * Longest wait for the answer to one statement (pg's `query_timeout`), on the store's own pool or
+   * the one given: a server that stops answering without closing the connection (a network
+   * partition) fails the statement with STORE instead of holding the engine, and its `stop()`,
+   * for good. `0`: none. Default 30,000. Migrations at `open()` are not bounded.
+   */
+  queryTimeoutMs?: number;
+  /**
+   * Longest wait for a new connection (pg's `connectionTimeoutMillis`), on the pool the store makes
+   * from `connectionString`; a `pool` you give keeps its own settings. `0`: none. Default 10,000.
+   */
+  connectTimeoutMs?: number;
 }
+
+/** The longest Node.js timer. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Default {@link PostgresStoreOptions.queryTimeoutMs}. */
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+/** Default {@link PostgresStoreOptions.connectTimeoutMs}. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * A Store in PostgreSQL, for several engines on several hosts sharing one database: batches are
@@ -47,7 +67,10 @@ export interface PostgresStoreOptions {
  */
 export function postgresStore(options: PostgresStoreOptions = {}): Store {
   const o = parseOrThrow(postgresOptionsSchema, options, 'postgresStore options');
-  return new PostgresStore(options, o.schema ?? 'partita');
+  return new PostgresStore(options, o.schema ?? 'partita', {
+    query: o.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
+    connect: o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+  });
 }
 
 /**
@@ -73,6 +96,8 @@ const postgresOptionsSchema = z
         message: 'expected a plain identifier, /^[A-Za-z_][A-Za-z0-9_]{0,62}$/',
       })
       .optional(),
+    queryTimeoutMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
+    connectTimeoutMs: z.number().int().min(0).max(MAX_TIMER_MS).optional(),
   })
   .strict();
 
@@ -91,9 +116,13 @@ class PostgresStore extends SqlStore implements Store {
   private readonly P: string;
   private readonly listener: StatusListener;
 
+  private readonly queryTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+
   constructor(
     private readonly options: PostgresStoreOptions,
     private readonly schema: string,
+    timeouts: { query: number; connect: number },
   ) {
     super();
     const s = quoteIdentifier(schema);
@@ -112,10 +141,13 @@ class PostgresStore extends SqlStore implements Store {
       placeholder: (n) => `$${n}`,
       now: () => NOW_MS,
     };
+    this.queryTimeoutMs = timeouts.query;
+    this.connectTimeoutMs = timeouts.connect;
     this.listener = new StatusListener(
       statusChannel(schema),
       (event) => this.watchers.emit(event),
       (event) => this.rangeWatchers.emit(event),
+      timeouts.query,
     );
   }
 
@@ -137,7 +169,13 @@ class PostgresStore extends SqlStore implements Store {
 
   private async newPool(): Promise<PgPool> {
     const pg = await loadDriver('postgres', 'pg', async () => (await import('pg')).default);
-    return new pg.Pool({ connectionString: this.options.connectionString });
+    return new pg.Pool({
+      connectionString: this.options.connectionString,
+      connectionTimeoutMillis: this.connectTimeoutMs,
+      // A peer that vanished (a host gone, a partition) is noticed by TCP on an idle connection too.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
   }
 
   protected async disconnect(): Promise<void> {
@@ -160,7 +198,7 @@ class PostgresStore extends SqlStore implements Store {
    */
   protected async create(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }> {
     return this.transaction<{ created: boolean }>(async (client) => {
-      const inserted = await query(
+      const inserted = await this.sql(
         client,
         `INSERT INTO ${this.B} (id, job, status, priority, created_at, record) VALUES ($1, $2, 'QUEUED', $3, $4, $5)
          ON CONFLICT (id) DO NOTHING`,
@@ -180,7 +218,7 @@ class PostgresStore extends SqlStore implements Store {
       await this.insertChunk(client, record.id, index, chunk);
       // The store, not the caller, knows how many partitions the iterator gave.
       const final = JSON.stringify({ ...record, total: index + chunk.length });
-      await query(client, `UPDATE ${this.B} SET record = $2 WHERE id = $1`, [record.id, final]);
+      await this.sql(client, `UPDATE ${this.B} SET record = $2 WHERE id = $1`, [record.id, final]);
       return { commit: true, value: { created: true } };
     });
   }
@@ -197,17 +235,26 @@ class PostgresStore extends SqlStore implements Store {
       .connect()
       .catch((err: unknown) => Promise.reject(toStoreError('postgres', err, 'connect')));
     let broken: Error | undefined;
+    // A connection lost while the client is checked out (the server restarted, a proxy cut it, an
+    // idle-in-transaction timeout) is emitted as 'error' on the client, which pg's pool no longer
+    // listens to then: unheard, it would end the host process. Heard here, the next query fails
+    // with a StoreError and the client is discarded.
+    const lost = (e: unknown) => {
+      broken ??= toError(e);
+    };
+    client.on('error', lost);
     try {
-      await query(client, 'BEGIN');
+      await this.sql(client, 'BEGIN');
       const { commit, value } = await work(client);
-      await query(client, commit ? 'COMMIT' : 'ROLLBACK');
+      await this.sql(client, commit ? 'COMMIT' : 'ROLLBACK');
       return value;
     } catch (err) {
-      await client.query('ROLLBACK').catch((e: unknown) => {
+      await this.sql(client, 'ROLLBACK').catch((e: unknown) => {
         broken = toError(e); // the connection is unusable: release(err) discards it
       });
       throw err;
     } finally {
+      client.removeListener('error', lost);
       client.release(broken);
     }
   }
@@ -224,7 +271,7 @@ class PostgresStore extends SqlStore implements Store {
   ) {
     if (chunk.length === 0) return;
     const idx = chunk.map((_, i) => start + i);
-    const { rows } = await query<{ idx: number }>(
+    const { rows } = await this.sql<{ idx: number }>(
       client,
       `INSERT INTO ${this.P} (batch_id, idx, key, payload) SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[])
        ON CONFLICT (batch_id, key) DO NOTHING RETURNING idx`,
@@ -319,9 +366,9 @@ class PostgresStore extends SqlStore implements Store {
       return `(coalesce(history, '[]')::jsonb || jsonb_build_array(${entry}))::text`;
     });
     return this.transaction<boolean>(async (client) => {
-      if ((await query(client, batch!.sql, batch!.params)).rowCount !== 1)
+      if ((await this.sql(client, batch!.sql, batch!.params)).rowCount !== 1)
         return { commit: false, value: false };
-      for (const s of rest) await query(client, s.sql, s.params);
+      for (const s of rest) await this.sql(client, s.sql, s.params);
       return { commit: true, value: true };
     });
   }
@@ -329,8 +376,8 @@ class PostgresStore extends SqlStore implements Store {
   /** The cap's count and take, one at a time across every engine on the schema (an advisory lock). */
   protected override serialized<R>(sql: string, params: readonly unknown[]): Promise<R[]> {
     return this.transaction<R[]>(async (client) => {
-      await query(client, 'SELECT pg_advisory_xact_lock(hashtext($1))', [`partita.cap.${this.schema}`]);
-      const rows = await query<R>(client, sql, [...params]);
+      await this.sql(client, 'SELECT pg_advisory_xact_lock(hashtext($1))', [`partita.cap.${this.schema}`]);
+      const rows = await this.sql<R>(client, sql, [...params]);
       return { commit: true, value: rows.rows };
     });
   }
@@ -350,7 +397,13 @@ class PostgresStore extends SqlStore implements Store {
 
   // biome-ignore lint/suspicious/noExplicitAny: rows are typed by each query, as pg does
   private q<R = any>(text: string, values?: unknown[]): Promise<Rows<R>> {
-    return query<R>(this.requirePool(), text, values);
+    return this.sql<R>(this.requirePool(), text, values);
+  }
+
+  /** One statement on the pool or a client, bounded by `queryTimeoutMs`. */
+  // biome-ignore lint/suspicious/noExplicitAny: rows are typed by each query, as pg does
+  private sql<R = any>(on: PgQueryable, text: string, values?: unknown[]): Promise<Rows<R>> {
+    return query<R>(on, text, values, this.queryTimeoutMs);
   }
 }
 
@@ -376,9 +429,18 @@ function outcomeColumns(outcomes: readonly OutcomeRecord[]): unknown[][] {
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: rows are typed by each query, as pg does
-async function query<R = any>(on: PgQueryable, text: string, values?: unknown[]): Promise<Rows<R>> {
+async function query<R = any>(
+  on: PgQueryable,
+  text: string,
+  values: unknown[] | undefined,
+  timeoutMs: number,
+): Promise<Rows<R>> {
   try {
-    return (await on.query(text, values)) as Rows<R>;
+    // pg's own read timeout: a connection that stops answering (a network partition, a proxy that
+    // holds the socket) fails the query instead of holding the engine, and its stop(), for good.
+    const result =
+      timeoutMs > 0 ? on.query({ text, values, query_timeout: timeoutMs }) : on.query(text, values);
+    return (await result) as Rows<R>;
   } catch (err) {
     throw toStoreError('postgres', err, 'query failed');
   }
@@ -394,6 +456,11 @@ async function migrate(pool: PgPool, schema: string): Promise<void> {
   const client = await pool.connect();
   const s = quoteIdentifier(schema);
   let broken: Error | undefined;
+  // As in PostgresStore.transaction: a connection lost meanwhile must not end the process.
+  const lost = (e: unknown) => {
+    broken ??= toError(e);
+  };
+  client.on('error', lost);
   const session: MigrationSession = {
     async begin() {
       await client.query('BEGIN');
@@ -429,6 +496,7 @@ async function migrate(pool: PgPool, schema: string): Promise<void> {
   try {
     await runMigrations(session, POSTGRES_MIGRATIONS);
   } finally {
+    client.removeListener('error', lost);
     client.release(broken);
   }
 }

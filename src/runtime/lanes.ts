@@ -143,7 +143,7 @@ export class LaneDriver {
               index: cur.index,
               attempt: cur.attempt,
               redelivered: cur.redelivered,
-              members: members.map((m) => ({ key: m.key, payload: this.feeder.get(m.index).payload })),
+              members: members.map((m) => ({ key: m.key, payload: this.payloadOf(m.index) })),
               indexes: this.runner.remote ? members.map((m) => m.index) : undefined,
             },
             signal,
@@ -154,7 +154,7 @@ export class LaneDriver {
       : () => {
           // A start that waited for the rate limit may have been cancelled or stopped meanwhile.
           if (this.stopped || signal.aborted) return;
-          const payload = this.feeder.get(cur.index).payload;
+          const payload = this.payloadOf(cur.index);
           this.runner.start({ batchId: this.batchId, ...cur, payload }, signal, report, begun);
         };
     // The time waited for the rate limit is not the attempt's: its timeout is armed when it starts.
@@ -164,6 +164,18 @@ export class LaneDriver {
     // is given up and `run` never comes.
     if (this.lease && !this.lease.fresh()) this.lease.confirm(go);
     else go();
+  }
+
+  /**
+   * The payload an attempt gets. An inline handler gets a copy of its own (the stored JSON, parsed
+   * again): one that changes its payload in place (amounts to cents) would otherwise hand its retry,
+   * or a later attempt while a timed-out one still runs, the payload as it left it. A worker thread
+   * gets a copy anyway (structured clone), and so does another engine (through the store).
+   */
+  private payloadOf(index: number): unknown {
+    const payload = this.feeder.get(index).payload;
+    if (!this.job.handler || payload === null || typeof payload !== 'object') return payload;
+    return JSON.parse(JSON.stringify(payload));
   }
 
   /**

@@ -251,7 +251,7 @@ export class WorkRunner implements Runner {
       if (signal.aborted) throw new CancelledError('aborted');
       // Storability is checked here (as the runner does on a worker thread); the schema (if any) in
       // `answer`, as for worker results.
-      const answer = returnedAnswer(result, undefined);
+      const answer = returnedAnswer(result, undefined, false, true);
       answer.ms = took();
       return answer;
     } catch (err) {

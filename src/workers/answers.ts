@@ -24,6 +24,12 @@ export function returnedAnswer(
   schema: z.ZodType | undefined,
   /** On a worker thread: the result still has to cross to the main thread (structured clone). */
   crossesThreads = false,
+  /**
+   * Keep a copy of the result as it is now (its JSON), not the object: an inline handler's result
+   * is stored a moment later, a group member's crosses with the group's answer, and a handler may
+   * reuse the object it returned (a scratch row filled anew for each partition) meanwhile.
+   */
+  snapshot = false,
 ): RunResult {
   let reason: string | undefined;
   try {
@@ -33,6 +39,14 @@ export function returnedAnswer(
     reason = `(root) could not be read (${describeSafely(err)})`;
   }
   if (reason) return invalidResult(`Result cannot be stored as JSON: ${reason}`);
+  if (snapshot && result !== null && typeof result === 'object') {
+    try {
+      result = JSON.parse(JSON.stringify(result));
+    } catch (err) {
+      // A getter that throws (or answers differently) when read a second time.
+      return invalidResult(`Result cannot be stored as JSON: (root) could not be read (${describeSafely(err)})`);
+    }
+  }
   if (schema) {
     let parsed: ReturnType<z.ZodType['safeParse']>;
     try {

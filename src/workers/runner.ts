@@ -89,7 +89,7 @@ export default async function run(task: RunTask): Promise<RunResult | GroupResul
     // A group: each member in turn, each its own answer. A member that hangs or kills the thread
     // takes the group's task with it; the engine then runs every member again alone.
     const group: (RunResult & { ms: number })[] = [];
-    for (const m of task.members) group.push(await runOne(handler, task, m.key, m.payload));
+    for (const m of task.members) group.push(await runOne(handler, task, m.key, m.payload, true));
     return { ok: true, group };
   }
   return runOne(handler, task, task.key, task.payload);
@@ -100,6 +100,8 @@ async function runOne(
   task: RunTask,
   key: string,
   payload: unknown,
+  /** A group's member: its result is copied when it returns (it crosses with the whole group's answer). */
+  member = false,
 ): Promise<RunResult & { ms: number }> {
   const t0 = performance.now();
   let answer: RunResult;
@@ -113,7 +115,7 @@ async function runOne(
       signal: neverAborted,
       progress: progressReporter(task.taskId),
     });
-    answer = returnedAnswer(result, resultSchema(task.job), true);
+    answer = returnedAnswer(result, resultSchema(task.job), true, member);
   } catch (err) {
     answer = thrownAnswer(err);
   }

@@ -77,7 +77,7 @@ describe.skipIf(skip)('postgres store: connections lost under it', () => {
       jobs: [job],
       store: postgresStore({ connectionString: url.toString(), schema: pgSchema() }),
       logger: false,
-      onError: (err) => errors.push(err),
+      onError: (err) => errors.push(err as PartitaError),
     });
     await engine.start();
     try {
@@ -129,8 +129,8 @@ describe.skipIf(skip)('postgres store: connections lost under it', () => {
       }),
       logger: false,
       onError: (err) => {
-        errors.push(err);
-        if (err.code === 'STORE') sawStoreError.open();
+        errors.push(err as PartitaError);
+        if ((err as PartitaError).code === 'STORE') sawStoreError.open();
       },
     });
     try {

@@ -135,6 +135,28 @@ describe('finalizeTimeoutMs', () => {
     });
   });
 
+  it("a finalize error that says retryable: false is not retried, as a partition's is not", async () => {
+    let calls = 0;
+    const job = defineJob({
+      name: 'report',
+      partition: () => [{ key: 'a', payload: 1 }],
+      handler: async () => 1,
+      retry: { attempts: 3, backoffMs: 0 },
+      finalize: () => {
+        calls++;
+        throw Object.assign(new Error('the report template is broken'), { retryable: false });
+      },
+    });
+    await withEngine([job], 'memory', async (engine) => {
+      await engine.submit('report', null, { id: 'b' });
+      expect(await engine.wait('b')).toMatchObject({
+        status: 'FAILED',
+        error: { message: 'the report template is broken' },
+      });
+      expect(calls).toBe(1);
+    });
+  });
+
   it('is validated like timeoutMs', () => {
     const base = { name: 'x', partition: () => [], handler: async () => 1 };
     for (const bad of [0, -1, 1.5, '10', 2 ** 31])

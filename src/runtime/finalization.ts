@@ -6,6 +6,7 @@ import type { AnyJobDefinition } from '../job.js';
 import type { BatchEvent, FinalizeInput } from '../machines/batch.js';
 import type { BatchSummary } from '../summary.js';
 import { unstorable } from '../values.js';
+import { retryableOf } from '../workers/answers.js';
 
 export interface FinalizationDeps {
   batchId: string;
@@ -78,12 +79,13 @@ export class Finalization {
     // Abandoned meanwhile (cancel, stop): the finalizer is not called; the answer is dropped anyway.
     if (abandoned()) throw abandonedError();
     if (!job.finalize) return { output: undefined };
-    const summary = {
+    // A copy of its own: a finalizer may sort or trim what it is given (the failure sample, meta).
+    const summary = structuredClone({
       ...this.d.summary(),
       status: 'FINALIZING' as const,
       succeeded: input.succeeded,
       failed: input.failed,
-    };
+    });
     let lastError: unknown;
     for (let attempt = 1; attempt <= job.retry.attempts; attempt++) {
       let output: unknown;
@@ -94,6 +96,8 @@ export class Finalization {
       } catch (err) {
         lastError = err;
         this.d.log.warn({ err: toError(err), attempt }, 'finalize failed');
+        // As for a partition: an error that says `retryable: false` is not retried.
+        if (!retryableOf(err)) break;
         if (attempt < job.retry.attempts)
           // Cut short, its timer cleared, when the finalization is abandoned.
           await sleep(backoffDelay(attempt, job.retry.backoffMs, job.retry.maxBackoffMs), undefined, {

@@ -78,7 +78,8 @@ export async function submitBatch<I>(
     after,
     when: opts.when ?? 'succeeded',
     createdAt: new Date().toISOString(),
-    ...(opts.meta ? { meta: opts.meta } : {}),
+    // A copy, frozen: neither the caller (after submit) nor a summary's reader can change it.
+    ...(opts.meta ? { meta: Object.freeze({ ...opts.meta }) } : {}),
   };
   let source: Iterable<Partition> | AsyncIterable<Partition>;
   try {

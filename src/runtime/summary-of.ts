@@ -30,11 +30,12 @@ export function summaryOf(
     running: c.running,
     pending: total - settled - c.running,
     progress: total === 0 ? (final ? 1 : 0) : settled / total,
-    failures: c.failures,
+    failures: frozenFailures(c.failures),
     priority: record.priority,
     createdAt: record.createdAt,
   };
-  if (record.meta) summary.meta = record.meta;
+  // Frozen (a record read back from the store is parsed anew, and submission freezes its copy).
+  if (record.meta) summary.meta = Object.isFrozen(record.meta) ? record.meta : Object.freeze(record.meta);
   if (c.config.run) summary.run = c.config.run;
   const errorSummary = describeFailures({ total, succeeded: c.succeeded, failed: c.failed });
   if (errorSummary) summary.errorSummary = errorSummary;
@@ -45,4 +46,20 @@ export function summaryOf(
     if (finishedAt) summary.finishedAt = finishedAt;
   }
   return summary;
+}
+
+/**
+ * The failure sample is the batch actor's own (its context, and so its stored state), shared by
+ * every summary made from it: frozen, so that a listener or a caller that sorts or trims the list
+ * it was given (found by an outside probe) cannot change what the batch stores. Each array is
+ * frozen once; `finalize` gets a copy it may change (finalization.ts).
+ */
+function frozenFailures(failures: BatchSummary['failures']): BatchSummary['failures'] {
+  if (Object.isFrozen(failures)) return failures;
+  for (const f of failures) {
+    if (Object.isFrozen(f)) continue;
+    Object.freeze(f.error);
+    Object.freeze(f);
+  }
+  return Object.freeze(failures) as BatchSummary['failures'];
 }

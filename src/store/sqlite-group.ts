@@ -18,7 +18,23 @@ export const MAX_GROUP = 256;
  * would have without the group (no savepoints: SQLite copies every page a savepoint touches to a
  * sub-journal, which cost more than the group saved).
  */
-export function commitGroup(s: Statements, writes: readonly SqliteWrite[]): Settled[] {
+export function commitGroup(s: Statements, writes: readonly SqliteWrite[]): Settled[];
+/**
+ * With `waiting`: `s` is a connection with no busy timeout (the engine's thread's own, for its
+ * groups). When another connection holds the write lock, nothing is written and 'busy' is
+ * answered at once, for the caller to commit the group where waiting blocks nobody (the writer
+ * thread). A group that fails otherwise is written again a write at a time on `waiting`.
+ */
+export function commitGroup(
+  s: Statements,
+  writes: readonly SqliteWrite[],
+  waiting: Statements,
+): Settled[] | 'busy';
+export function commitGroup(
+  s: Statements,
+  writes: readonly SqliteWrite[],
+  waiting?: Statements,
+): Settled[] | 'busy' {
   const settled: Settled[] = new Array(writes.length);
   try {
     s.group.immediate(() => {
@@ -32,14 +48,23 @@ export function commitGroup(s: Statements, writes: readonly SqliteWrite[]): Sett
       }
     });
     return settled;
-  } catch {
-    // Nothing of the group is stored: each write alone, as if there had been no group.
-    return writes.map((w) => {
-      try {
-        return { ok: true, value: s.group.immediate(() => applyWrite(s, w)) };
-      } catch (err) {
-        return { ok: false, error: toStoreError('sqlite', err, 'statement failed') };
-      }
-    });
+  } catch (err) {
+    // BEGIN IMMEDIATE is the only statement that meets another connection's write lock (in WAL
+    // mode nothing after it waits for one): the group has written nothing.
+    if (waiting && isBusy(err)) return 'busy';
   }
+  // Nothing of the group is stored: each write alone, as if there had been no group.
+  const alone = waiting ?? s;
+  return writes.map((w) => {
+    try {
+      return { ok: true, value: alone.group.immediate(() => applyWrite(alone, w)) };
+    } catch (err) {
+      return { ok: false, error: toStoreError('sqlite', err, 'statement failed') };
+    }
+  });
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }

@@ -63,6 +63,12 @@ export class Writer {
   constructor(
     private readonly s: Statements,
     thread?: Worker,
+    /**
+     * The engine's thread's connection for its own groups, with no busy timeout: a group it would
+     * commit while another process holds the write lock goes to the writer thread instead, which
+     * waits there (the busy timeout) while the engine's event loop goes on.
+     */
+    private readonly noWait?: Statements,
   ) {
     this.thread = thread;
     if (!thread) return;
@@ -119,13 +125,14 @@ export class Writer {
     }
     // More than one group's worth (a backlog submitted at once): the rest after I/O has had a turn.
     if (more && this.queue.length > 0) this.schedule(true);
-    settle(
-      group,
-      commitGroup(
-        this.s,
-        group.map((w) => w.write),
-      ),
-    );
+    const writes = group.map((w) => w.write);
+    if (this.thread && this.noWait) {
+      const settled = commitGroup(this.noWait, writes, this.s);
+      if (settled === 'busy') this.send(this.thread, group);
+      else settle(group, settled);
+      return;
+    }
+    settle(group, commitGroup(this.s, writes));
   }
 
   private send(thread: Worker, group: Waiting[]): void {

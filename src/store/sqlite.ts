@@ -87,6 +87,11 @@ const WAL_AUTOCHECKPOINT = 4000;
 interface Connection {
   /** The engine's thread's connection: reads (and writes, when no writer thread runs). */
   db: Database.Database;
+  /**
+   * When a writer thread runs: the engine's thread's connection for the groups it commits itself,
+   * with no busy timeout (a lock held elsewhere sends the group to the thread instead).
+   */
+  noWaitDb: Database.Database | undefined;
   s: Statements;
   /** Who commits the writes: the writer thread, or this thread (src/store/sqlite-writers.ts). */
   writer: Writer;
@@ -133,6 +138,7 @@ class SqliteStore extends SqlStore implements Store {
       async () => (await import('better-sqlite3')).default,
     );
     let db: Database.Database | undefined;
+    let noWaitDb: Database.Database | undefined;
     let creator: string | undefined;
     try {
       if (this.path !== ':memory:') mkdirSync(dirname(resolve(this.path)), { recursive: true });
@@ -161,9 +167,18 @@ class SqliteStore extends SqlStore implements Store {
               busyTimeoutMs: this.busyTimeoutMs,
               walAutocheckpoint: checkpointer ? WAL_AUTOCHECKPOINT : undefined,
             });
-      this.conn = { db, s, writer: new Writer(s, thread), creator, checkpointer };
+      // The engine's thread commits its small groups on a connection that never waits for a lock:
+      // one held by another process sends the group to the writer thread, which waits (see Writer).
+      if (thread) {
+        noWaitDb = new Driver(this.path, { timeout: 0 });
+        noWaitDb.pragma(`synchronous = ${this.synchronous}`);
+        if (checkpointer) noWaitDb.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT}`);
+      }
+      const noWait = noWaitDb && prepare(noWaitDb as unknown as SqliteDb, creator, (c) => creatorIsGone(c));
+      this.conn = { db, noWaitDb, s, writer: new Writer(s, thread, noWait), creator, checkpointer };
     } catch (err) {
       if (creator) retireCreator(creator);
+      noWaitDb?.close();
       db?.close();
       throw toStoreError('sqlite', err, `cannot open ${this.path}`);
     }
@@ -178,6 +193,7 @@ class SqliteStore extends SqlStore implements Store {
     // From now on this store's unfinished creations are dead: the next open() anywhere removes them.
     retireCreator(conn.creator);
     await stopCheckpointer(conn.checkpointer);
+    conn.noWaitDb?.close();
     conn.db.close();
   }
 

@@ -10,7 +10,7 @@ import type { RunResult } from './protocol.js';
  * an exception escaping the runner would be reported as a crashed thread (WORKER_CRASHED).
  */
 
-/** A thrown value: retried unless it says `retryable: false`. */
+/** A thrown value: retried unless it says `retryable: false` ({@link retryableOf}). */
 export function thrownAnswer(err: unknown): RunResult {
   return { ok: false, error: serializeThrown(err), retryable: retryableOf(err) };
 }
@@ -95,7 +95,7 @@ export function loadTimedOutAnswer(module: string, ms: number): RunResult {
 }
 
 /** `retryable` of a thrown value; true when it cannot be read. */
-function retryableOf(err: unknown): boolean {
+export function retryableOf(err: unknown): boolean {
   try {
     return (err as { retryable?: unknown } | null | undefined)?.retryable !== false;
   } catch {

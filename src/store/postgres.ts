@@ -293,6 +293,7 @@ class PostgresStore extends SqlStore implements Store {
     fence: Fence,
   ): Promise<{ accepted: number }> {
     const cols = outcomeColumns(outcomes);
+    if (textLength(cols) > STATEMENT_TEXT_MAX) return this.commitInParts(batchId, cols, undefined, fence);
     const { rows } = await this.q<{ fenced: number; accepted: number }>(
       `${this.fencedOutcomes()}
        SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM done)::int AS accepted`,
@@ -314,6 +315,7 @@ class PostgresStore extends SqlStore implements Store {
     fence: Fence,
   ): Promise<{ accepted: number; saved: boolean }> {
     const cols = outcomeColumns(outcomes);
+    if (textLength(cols) > STATEMENT_TEXT_MAX) return this.commitInParts(batchId, cols, state, fence);
     const { rows } = await this.q<{ fenced: number; accepted: number; saved: number }>(
       `${this.fencedOutcomes()}, saved AS (
          UPDATE ${this.B} b SET state = $13, status = $14, journal_seq = $15
@@ -326,6 +328,51 @@ class PostgresStore extends SqlStore implements Store {
     );
     if (rows[0]?.fenced !== 1) throw new LeaseLostError(batchId);
     return { accepted: rows[0].accepted, saved: rows[0].saved === 1 };
+  }
+
+  /**
+   * A group whose results and errors are too large for one statement (pg builds each array
+   * parameter as one string, and V8's strings end near 512 MB: six results of 100 MB failed every
+   * time, and their batch never left FINALIZING): the same writes in one transaction, the outcomes
+   * in parts of at most {@link STATEMENT_TEXT_MAX} characters each (one outcome at least).
+   */
+  private async commitInParts(
+    batchId: string,
+    cols: unknown[][],
+    state: BatchState | undefined,
+    fence: Fence,
+  ): Promise<{ accepted: number; saved: boolean }> {
+    return this.transaction(async (client) => {
+      const fenced = await this.sql(
+        client,
+        `SELECT id FROM ${this.B} WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3 FOR UPDATE`,
+        [batchId, fence.owner, fence.epoch],
+      );
+      if (fenced.rowCount !== 1) throw new LeaseLostError(batchId);
+      let accepted = 0;
+      for (const part of partsOf(cols)) {
+        const done = await this.sql(
+          client,
+          `UPDATE ${this.P} p SET status = u.status, result = u.result, error = u.error, attempts = u.attempts,
+                  duration_ms = u.duration_ms, seq = u.seq, finished_at = u.finished_at
+           FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::float8[], $9::int[], $10::text[])
+                AS u(idx, key, status, result, error, attempts, duration_ms, seq, finished_at)
+           WHERE p.batch_id = $1 AND p.idx = u.idx AND p.key = u.key AND p.status = 'pending'`,
+          [batchId, ...part],
+        );
+        accepted += done.rowCount ?? 0;
+      }
+      let saved = false;
+      if (state) {
+        const written = await this.sql(
+          client,
+          `UPDATE ${this.B} SET state = $2, status = $3, journal_seq = $4 WHERE id = $1 AND journal_seq <= $4`,
+          [batchId, JSON.stringify(state), state.status, state.journalSeq],
+        );
+        saved = written.rowCount === 1;
+      }
+      return { commit: true, value: { accepted, saved } };
+    });
   }
 
   /**
@@ -427,6 +474,37 @@ function outcomeColumns(outcomes: readonly OutcomeRecord[]): unknown[][] {
   }
   return cols;
 }
+
+/**
+ * Most characters of results and errors one statement carries (commitInParts): far below the
+ * ~512 MB a V8 string can hold, which pg's array parameters, each one string, must fit in.
+ */
+export const STATEMENT_TEXT_MAX = 64 * 1024 * 1024;
+
+/** Characters of the results and errors of outcomeColumns' arrays. */
+function textLength(cols: unknown[][]): number {
+  let n = 0;
+  for (const col of [cols[3]!, cols[4]!]) for (const v of col) if (typeof v === 'string') n += v.length;
+  return n;
+}
+
+/** outcomeColumns' arrays cut into parts of at most STATEMENT_TEXT_MAX characters (one row at least). */
+function* partsOf(cols: unknown[][]): Generator<unknown[][]> {
+  const rows = cols[0]!.length;
+  let from = 0;
+  while (from < rows) {
+    let to = from;
+    let size = 0;
+    do {
+      size += textOf(cols[3]![to]) + textOf(cols[4]![to]);
+      to++;
+    } while (to < rows && size + textOf(cols[3]![to]) + textOf(cols[4]![to]) <= STATEMENT_TEXT_MAX);
+    yield cols.map((col) => col.slice(from, to));
+    from = to;
+  }
+}
+
+const textOf = (v: unknown) => (typeof v === 'string' ? v.length : 0);
 
 // biome-ignore lint/suspicious/noExplicitAny: rows are typed by each query, as pg does
 async function query<R = any>(

@@ -274,12 +274,16 @@ function creationStatements(db: SqliteDb, creator: string, isGone: (creator: str
   };
   /**
    * Inserts the row (`insert`); when the id is held by a creation whose creator is gone, takes it
-   * over, as open() would have removed it. False when the id is taken.
+   * over, as open() would have removed it. Also one of this store's own: the store runs one creation
+   * of an id at a time (SqliteStore.create), so a creation of ours found here is one that failed and
+   * whose undo failed too (a disk full: found by an outside probe, the id then held for good until a
+   * restart, and the same id submitted again waited 30 s for it before NOT_FOUND). False when the id
+   * is taken.
    */
   const insertOrReclaim = (id: string, insert: () => boolean): boolean => {
     if (insert()) return true;
     const held = creatorOf.get(id) as { creator: string | null } | undefined;
-    if (!held || !isGone(held.creator)) return false;
+    if (!held || !(held.creator === creator || isGone(held.creator))) return false;
     remove(id, held.creator);
     return insert();
   };

@@ -1,7 +1,8 @@
-import Database from 'better-sqlite3';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createEngine, defineJob, sqliteStore } from '../../src/index.js';
+import { latch } from '../helpers.js';
 import { sqlitePath } from '../support/stores.js';
 
 /**
@@ -40,4 +41,50 @@ describe('sqlite store: a write lock held elsewhere', () => {
       await engine.stop();
     }
   });
+
+  it('a creation that failed, and whose undo failed too, does not hold its id: the same id is submitted again at once', async () => {
+    const path = sqlitePath();
+    const written = latch();
+    const gate = latch();
+    const CHUNK = 1000; // the SQLite store's: a larger batch is written a chunk at a time
+    const job = defineJob({
+      name: 'import',
+      partition: async function* (broken: boolean) {
+        for (let i = 0; i <= CHUNK; i++) {
+          if (i === CHUNK && broken) {
+            written.open(); // the first chunk is stored (invisible) by now
+            await gate.promise;
+            throw new Error('the source broke');
+          }
+          yield { key: `k${i}`, payload: i };
+        }
+      },
+      handler: async (i: number) => i,
+    });
+    const engine = createEngine({
+      jobs: [job],
+      store: sqliteStore({ path, busyTimeoutMs: 50 }),
+      logger: false,
+    });
+    await engine.start();
+    const other = new Database(path);
+    try {
+      const failed = engine.submit('import', true, { id: 'b' });
+      await written.promise;
+      other.prepare('BEGIN IMMEDIATE').run(); // the undo cannot get the lock: it fails and leaves the rows
+      gate.open();
+      await expect(failed).rejects.toMatchObject({ code: 'VALIDATION', message: /the source broke/ });
+      other.prepare('COMMIT').run();
+      await engine.submit('import', false, { id: 'b' });
+      expect(await engine.wait('b')).toMatchObject({
+        status: 'COMPLETED',
+        total: CHUNK + 1,
+        succeeded: CHUNK + 1,
+      });
+    } finally {
+      if (other.inTransaction) other.prepare('ROLLBACK').run();
+      other.close();
+      await engine.stop();
+    }
+  }, 20_000);
 });

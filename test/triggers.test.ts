@@ -226,6 +226,30 @@ describe('job triggers', () => {
     }
   });
 
+  it("a child's id already taken by a batch of another job is recorded as CONFLICT, not as the child", async () => {
+    const load = defineJob({ name: 'load', partition: parts, handler: (i: number) => i });
+    const audit = defineJob({ name: 'audit', partition: parts, handler: (i: number) => i });
+    const extract = defineJob({
+      name: 'extract',
+      partition: parts,
+      handler: (i: number) => i,
+      triggers: [{ job: 'load', when: 'succeeded', input: () => 1 }],
+    });
+    const engine = createEngine({ jobs: [extract, load, audit], store: memoryStore(), logger: false });
+    await engine.start();
+    try {
+      await engine.wait((await engine.submit('audit', 1, { id: 'x1>load' })).id);
+      const parent = await engine.wait((await engine.submit('extract', 1, { id: 'x1' })).id);
+      expect(parent.status).toBe('COMPLETED');
+      expect(parent.triggered).toEqual([
+        { job: 'load', id: 'x1>load', error: expect.objectContaining({ code: 'CONFLICT' }) },
+      ]);
+      expect((await engine.get('x1>load')).job).toBe('audit');
+    } finally {
+      await engine.stop();
+    }
+  });
+
   it('an unknown job in a trigger, or a cycle of triggers, is refused by createEngine', () => {
     const one = (name: string, to: string) =>
       defineJob({

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { EngineStateError, serializeError, ValidationError } from '../errors.js';
+import { ConflictError, EngineStateError, serializeError, ValidationError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
 import { longestParentId, MAX_ID_LENGTH } from '../values.js';
@@ -16,7 +16,7 @@ type Triggered = NonNullable<BatchSummary['triggered']>;
 export async function fireTriggers(
   job: AnyJobDefinition,
   final: BatchSummary,
-  submit: (job: string, input: unknown, id: string) => Promise<unknown>,
+  submit: (job: string, input: unknown, id: string) => Promise<{ job: string }>,
   log: Logger,
 ): Promise<Triggered> {
   const out: Triggered = [];
@@ -30,7 +30,14 @@ export async function fireTriggers(
       const input = await bounded(job.finalizeTimeoutMs, undefined, `trigger "${t.job}" input`, () =>
         t.input(final),
       );
-      await submit(t.job, input, id);
+      const child = await submit(t.job, input, id);
+      // The id was taken by a batch of another job (a user's own id that looks like a child's):
+      // that batch is not this trigger's child, and the child was not submitted.
+      if (child.job !== t.job)
+        throw new ConflictError(
+          id,
+          `trigger "${t.job}": the id "${id}" is taken by a batch of job "${child.job}"; the child was not submitted`,
+        );
       out.push({ job: t.job, id });
     } catch (err) {
       // The engine stops: not the trigger's failure. Thrown, so that the parent's final state is not

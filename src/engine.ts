@@ -365,17 +365,36 @@ class PartitaEngine implements Engine {
         throw err;
       },
     );
-    if (!submission.created) return this.existing(submission.id);
+    if (!submission.created)
+      return this.existing(submission.id).catch((err: unknown) => {
+        const state: string = this.state;
+        if ((state !== 'stopping' && state !== 'stopped') || !(err instanceof EngineStateError)) throw err;
+        throw new EngineStateError(
+          `submit(): the engine stopped while it read batch "${submission.id}", which exists already`,
+          { cause: err },
+        );
+      });
     const { record } = submission;
-    await this.enqueue(record, false, undefined, submission.seed);
-    this.log.info(
-      { batchId: record.id, job: record.job, total: record.total, priority: record.priority },
-      'batch submitted',
-    );
-    this.admit();
-    // Admitted at once: answer when it has started, as PROCESSING.
-    await this.queue!.starting(record.id);
-    return this.running?.get(record.id)?.summary() ?? this.queue!.summary(record.id) ?? this.get(record.id);
+    try {
+      await this.enqueue(record, false, undefined, submission.seed);
+      this.log.info(
+        { batchId: record.id, job: record.job, total: record.total, priority: record.priority },
+        'batch submitted',
+      );
+      this.admit();
+      // Admitted at once: answer when it has started, as PROCESSING.
+      await this.queue!.starting(record.id);
+      return this.running?.get(record.id)?.summary() ?? this.queue!.summary(record.id) ?? this.get(record.id);
+    } catch (err) {
+      // (`this.state` is read again: stop() may have run since the check at the top.)
+      const state: string = this.state;
+      if (state !== 'stopping' && state !== 'stopped') throw err;
+      // Stored, then stop() came: the batch is there for the next engine on the store to run.
+      throw new EngineStateError(
+        `submit(): the engine stopped just after batch "${record.id}" was stored; it runs when an engine starts on this store (submit the same id again to read it)`,
+        { cause: err },
+      );
+    }
   }
 
   /**

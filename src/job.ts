@@ -38,8 +38,13 @@ export interface JobOptions<I = unknown, P = unknown, R = unknown, O = unknown> 
   name: string;
   /** Validates the input given to `submit`. Rejected input stores nothing. */
   input?: z.ZodType<I>;
-  /** Splits the input into partitions. May return an Iterable or an AsyncIterable. */
-  partition: (input: I) => Iterable<Partition<P>> | AsyncIterable<Partition<P>>;
+  /**
+   * Splits the input into partitions. May return an Iterable (an array), an AsyncIterable (an
+   * `async function*`), or a promise of an Iterable (an `async function` returning its array).
+   */
+  partition: (
+    input: I,
+  ) => Iterable<Partition<P>> | AsyncIterable<Partition<P>> | PromiseLike<Iterable<Partition<P>>>;
   /** File URL (or absolute path) of an ES module whose default export is `async (payload, ctx) => result`. */
   worker?: URL | string;
   /** Inline handler on the main thread, for I/O-bound work. Same contract as a worker module. */
@@ -128,7 +133,9 @@ export interface RateLimit {
 export interface JobDefinition<I = unknown, P = unknown, R = unknown, O = unknown> {
   readonly name: string;
   readonly input: z.ZodType<I> | undefined;
-  readonly partition: (input: I) => Iterable<Partition<P>> | AsyncIterable<Partition<P>>;
+  readonly partition: (
+    input: I,
+  ) => Iterable<Partition<P>> | AsyncIterable<Partition<P>> | PromiseLike<Iterable<Partition<P>>>;
   /** The worker module's file URL (href), fixed here and never taken from batch input. */
   readonly workerUrl: string | undefined;
   readonly handler: ((payload: P, ctx: PartitionContext) => R | Promise<R>) | undefined;

@@ -122,6 +122,8 @@ function checkOutcomeArguments(counts: unknown, policy: unknown): void {
   else
     for (const k of ['total', 'succeeded', 'failed'] as const)
       if (!count(c[k])) issues.push({ path: `counts.${k}`, message: 'expected a whole number >= 0' });
+  if (issues.length === 0 && c!.succeeded! + c!.failed! > c!.total!)
+    issues.push({ path: 'counts', message: 'succeeded + failed is more than total' });
   const p = policy as Partial<FailurePolicy> | null;
   if (typeof p !== 'object' || p === null)
     issues.push({ path: 'policy', message: 'expected { maxFailures?, maxFailureRatio? }' });

@@ -166,6 +166,7 @@ describe('decideOutcome, the public function', () => {
       () => decideOutcome(counts, null as never),
       () => decideOutcome(counts, { maxFailures: 'two' as never }),
       () => decideOutcome(counts, { maxFailureRatio: 2 }),
+      () => decideOutcome({ total: 10, succeeded: 8, failed: 5 }), // more settled than there are
     ])
       expect(codeOf(call)).toBe('VALIDATION');
   });

@@ -192,6 +192,44 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     }
   });
 
+  it('partition() may be async and return its array; anything else that is not iterable is VALIDATION saying what it was', async () => {
+    const store = memoryStore();
+    const engine = await startEngine({
+      store,
+      jobs: [
+        defineJob({
+          name: 'async-array',
+          partition: async (n: number) => {
+            await new Promise((resolve) => setImmediate(resolve));
+            return Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i }));
+          },
+          handler: (i: number) => i,
+        }),
+        defineJob({ name: 'number', partition: (() => 7) as never, handler: () => 1 }),
+        defineJob({
+          name: 'rejects',
+          partition: async () => Promise.reject(new Error('no rows')),
+          handler: () => 1,
+        }),
+      ],
+    });
+    try {
+      await engine.submit('async-array', 3, { id: 'a' });
+      expect(await engine.wait('a')).toMatchObject({ status: 'COMPLETED', total: 3, succeeded: 3 });
+      await expect(engine.submit('number', 1, { id: 'n' })).rejects.toMatchObject({
+        code: 'VALIDATION',
+        message: expect.stringContaining('partition() returned a number, not an iterable'),
+      });
+      await expect(engine.submit('rejects', 1, { id: 'r' })).rejects.toMatchObject({
+        code: 'VALIDATION',
+        message: expect.stringContaining('partition() threw: no rows'),
+      });
+      for (const id of ['n', 'r']) expect(await store.loadBatch(id)).toBeUndefined();
+    } finally {
+      await engine.stop();
+    }
+  });
+
   it('a dependency on an unknown batch or on itself: VALIDATION', async () => {
     const engine = await startEngine({ jobs: [noopJob()] });
     expect(await codeOf(engine.submit('noop', { n: 1 }, { after: ['ghost'] }))).toBe('VALIDATION');

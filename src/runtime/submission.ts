@@ -84,6 +84,8 @@ export async function submitBatch<I>(
   let source: Iterable<Partition> | AsyncIterable<Partition>;
   try {
     source = job.partition(parsedInput as never) as Iterable<Partition>;
+    // An `async partition()` that returns its array: awaited (nothing is stored before).
+    if (isThenable(source)) source = await source;
   } catch (err) {
     throw partitionError(job.name, err);
   }
@@ -123,6 +125,26 @@ function partitionError(job: string, err: unknown): ValidationError {
   return new ValidationError(`job "${job}": partition() threw: ${toError(err).message}`, [], err);
 }
 
+function isIterable(value: unknown): boolean {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false;
+  const v = value as Partial<Record<symbol, unknown>>;
+  return typeof v[Symbol.iterator] === 'function' || typeof v[Symbol.asyncIterator] === 'function';
+}
+
+function isThenable(value: unknown): value is PromiseLike<Iterable<Partition>> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+function describeReturn(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
 async function* toAsync<T>(source: Iterable<T>): AsyncGenerator<T> {
   yield* source;
 }
@@ -137,6 +159,11 @@ async function* checkedPartitions(
   source: Iterable<Partition> | AsyncIterable<Partition>,
   counter: Counter,
 ): AsyncIterable<PartitionInput> {
+  if (!isIterable(source))
+    throw new ValidationError(
+      `job "${job}": partition() returned ${describeReturn(source)}, not an iterable: return an array, an iterable or an async iterable (or a promise of an array or an iterable)`,
+      [{ path: 'partition', message: 'not an iterable' }],
+    );
   let iterator: AsyncIterator<Partition>;
   try {
     iterator =

@@ -104,8 +104,15 @@ export class ResultValidationError extends PartitaError {
 
 /** The store could not read or write. The batch is left as it was durably recorded. */
 export class StoreError extends PartitaError {
-  constructor(message: string, cause?: unknown) {
+  /**
+   * The store answered, but what it holds cannot be read (a stored record, state or value that is
+   * not valid): retrying will not help, someone must look at it. Otherwise the store could not be
+   * reached or could not write, which may pass.
+   */
+  readonly corrupt: boolean;
+  constructor(message: string, cause?: unknown, options: { corrupt?: boolean } = {}) {
     super('STORE', message, { cause });
+    this.corrupt = options.corrupt === true;
   }
 }
 

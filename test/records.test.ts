@@ -7,6 +7,7 @@ import { createEngine, defineJob, type Engine, sqliteStore } from '../src/index.
 import { BATCH_MACHINE_VERSION } from '../src/machines/batch.js';
 import { parseState } from '../src/runtime/records.js';
 import { collect, items, scriptedJob } from './helpers.js';
+import { serve } from './http/support.js';
 
 type Snapshot = { context: Record<string, unknown> } & Record<string, unknown>;
 
@@ -58,7 +59,20 @@ describe('stored records are versioned and validated on load', () => {
       expect(byId.corrupt!.error).toMatchObject({ code: 'STORE' });
       expect(byId.healthy!.error).toBeUndefined();
       await expect(engine.get('future')).rejects.toMatchObject({ code: 'SNAPSHOT_VERSION' });
-      await expect(engine.get('corrupt')).rejects.toMatchObject({ code: 'STORE' });
+      await expect(engine.get('corrupt')).rejects.toMatchObject({ code: 'STORE', corrupt: true });
+      // Over HTTP: no 503 with Retry-After (a client would retry for good), and the reason shown.
+      const { base } = await serve(engine);
+      for (const [id, code, detail] of [
+        ['future', 'SNAPSHOT_VERSION', /schemaVersion/],
+        ['corrupt', 'STORE', /stored record is not valid JSON/],
+      ] as const) {
+        const res = await fetch(`${base}/batches/${id}`);
+        expect(res.status).toBe(500);
+        expect(res.headers.get('retry-after')).toBeNull();
+        const body = (await res.json()) as { code: string; detail: string };
+        expect(body.code).toBe(code);
+        expect(body.detail).toMatch(detail);
+      }
       // The healthy batch resumed; its hanging partitions are cancelled so it can end.
       expect((await engine.get('healthy')).status).toBe('PROCESSING');
       expect((await engine.cancel('healthy')).status).toBe('CANCELLED');

@@ -1,4 +1,4 @@
-import { PartitaError, ValidationError } from '../errors.js';
+import { PartitaError, StoreError, ValidationError } from '../errors.js';
 
 /**
  * Errors as RFC 9457 problem details (`application/problem+json`): `type`, `title`, `status`,
@@ -43,8 +43,10 @@ const STATUS_OF_CODE: Record<string, number> = {
   // The engine raises ENGINE_STATE when it is not started (or stopped): try again later. The
   // conflicts the handler itself detects (a batch run by another engine) are answered 409 directly.
   ENGINE_STATE: 503,
-  // The store could not read or write: transient, the engine retries too.
+  // The store could not read or write: transient, the engine retries too (a corrupt row: 500).
   STORE: 503,
+  // A stored batch written by a newer version of partita: left untouched; someone must upgrade.
+  SNAPSHOT_VERSION: 500,
 };
 
 export function problemResponse(
@@ -83,7 +85,9 @@ export function errorResponse(
   if (err instanceof HttpProblem)
     return problemResponse(err.status, err.code, err.message, instance, err.headers, err.extra);
   if (err instanceof PartitaError && STATUS_OF_CODE[err.code] !== undefined) {
-    const status = STATUS_OF_CODE[err.code]!;
+    // A stored batch that cannot be read is no passing outage: 500, not 503 with Retry-After (a
+    // client would retry for good), and its detail is shown: the operator has to look at it.
+    const status = err instanceof StoreError && err.corrupt ? 500 : STATUS_OF_CODE[err.code]!;
     const headers: Record<string, string> =
       status === 503 ? { 'retry-after': String(retryAfterSeconds) } : {};
     const extra = err instanceof ValidationError ? { issues: err.issues } : {};

@@ -91,7 +91,10 @@ function upgrade(
 ): Record<string, unknown> {
   const value = typeof raw === 'string' ? parseJson(raw, what, id) : raw;
   const head = version.safeParse(value);
-  if (!head.success) throw new StoreError(`Batch "${id}": stored ${what} is corrupt (no schemaVersion)`);
+  if (!head.success)
+    throw new StoreError(`Batch "${id}": stored ${what} is corrupt (no schemaVersion)`, undefined, {
+      corrupt: true,
+    });
   let current = head.data as Record<string, unknown> & { schemaVersion: number };
   if (current.schemaVersion > SCHEMA_VERSION)
     throw new SnapshotVersionError(current.schemaVersion, SCHEMA_VERSION, `${what} of batch "${id}"`);
@@ -108,7 +111,7 @@ function parseJson(text: string, what: string, id: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new StoreError(`Batch "${id}": stored ${what} is not valid JSON`, err);
+    throw new StoreError(`Batch "${id}": stored ${what} is not valid JSON`, err, { corrupt: true });
   }
 }
 
@@ -116,7 +119,9 @@ export function parseRecord(row: BatchRow): BatchRecord {
   const value = upgrade(row.record, recordMigrations, 'record', row.id);
   const parsed = batchRecordV1.safeParse(value);
   if (!parsed.success)
-    throw new StoreError(`Batch "${row.id}": stored record is invalid: ${parsed.error.message}`);
+    throw new StoreError(`Batch "${row.id}": stored record is invalid: ${parsed.error.message}`, undefined, {
+      corrupt: true,
+    });
   return parsed.data;
 }
 
@@ -125,7 +130,9 @@ export function parseState(row: BatchRow): BatchState | undefined {
   const value = upgrade(row.state, stateMigrations, 'state', row.id);
   const parsed = batchStateV1.safeParse(value);
   if (!parsed.success)
-    throw new StoreError(`Batch "${row.id}": stored state is invalid: ${parsed.error.message}`);
+    throw new StoreError(`Batch "${row.id}": stored state is invalid: ${parsed.error.message}`, undefined, {
+      corrupt: true,
+    });
   const state = parsed.data as BatchState;
   const what = `batch machine snapshot of batch "${row.id}"`;
   if (state.machineVersion > BATCH_MACHINE_VERSION)
@@ -139,7 +146,10 @@ export function parseState(row: BatchRow): BatchState | undefined {
   // A state that will be restored must be one the machine can run from; a final one is only read
   // (its summary), and a batch that crashed is stored FAILED with no snapshot.
   const fault = isFinalStatus(state.status) ? undefined : snapshotFault(state.snapshot);
-  if (fault) throw new StoreError(`Batch "${row.id}": stored state is invalid: ${fault}`);
+  if (fault)
+    throw new StoreError(`Batch "${row.id}": stored state is invalid: ${fault}`, undefined, {
+      corrupt: true,
+    });
   return state;
 }
 

@@ -369,7 +369,8 @@ export class Scheduler {
     try {
       const def = parseStoredSchedule(row.name, row.definition);
       const times = cronTimes(def.cron, def.timezone);
-      if (typeof times === 'string') throw new StoreError(`Stored schedule "${row.name}": ${times}`);
+      if (typeof times === 'string')
+        throw new StoreError(`Stored schedule "${row.name}": ${times}`, undefined, { corrupt: true });
       return { def, times };
     } catch (err) {
       this.deps.log.error(

@@ -112,7 +112,9 @@ export function parseCell(text: string | null, batchId: string, index: number): 
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new StoreError(`partition ${index} of batch "${batchId}" holds invalid JSON`, err);
+    throw new StoreError(`partition ${index} of batch "${batchId}" holds invalid JSON`, err, {
+      corrupt: true,
+    });
   }
 }
 

@@ -1,5 +1,5 @@
 import type { PartitionView } from '../store/store.js';
-import type { BatchSummary } from '../summary.js';
+import { type BatchSummary, isFinalStatus } from '../summary.js';
 
 /**
  * What the CLI prints. Human output is columns and `key value` lines; `--json` output is stable:
@@ -42,7 +42,9 @@ export function listTable(list: BatchSummary[]): string {
     rows.push([
       s.id,
       s.job,
-      s.status,
+      // A batch this engine cannot read or run (a corrupt row, a newer version, an unknown job) says
+      // why beside its stored status; a final batch's error is its own (finalize), shown by `get`.
+      s.error && !isFinalStatus(s.status) ? `${s.status} (${s.error.code ?? 'ERROR'})` : s.status,
       percent(s),
       String(s.succeeded),
       String(s.failed),

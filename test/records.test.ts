@@ -124,6 +124,14 @@ describe('stored records are versioned and validated on load', () => {
         await expect(engine.get('corrupt')).rejects.toMatchObject({ code: 'STORE' });
         await expect(engine.wait('corrupt')).rejects.toMatchObject({ code: 'STORE' });
         await expect(engine.cancel('corrupt')).rejects.toMatchObject({ code: 'STORE' });
+        // A listener hears what list() shows of it, with the error (it heard nothing at all).
+        const heard = await new Promise<{ error?: unknown; status: string }>((resolve) => {
+          const off = engine.subscribe('corrupt', (s) => {
+            queueMicrotask(() => off());
+            resolve(s);
+          });
+        });
+        expect(heard.error).toMatchObject({ code: 'STORE' });
         const listed = (await engine.list()).find((b) => b.id === 'corrupt');
         expect(listed?.error).toMatchObject({ code: 'STORE' });
         // The others resumed: one cancelled here, one finished after its hanging partitions are cancelled.

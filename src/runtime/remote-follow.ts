@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { toError } from '../errors.js';
-import type { Store } from '../store/store.js';
+import { SnapshotVersionError, StoreError, toError } from '../errors.js';
+import type { BatchRow, Store } from '../store/store.js';
 import { type BatchSummary, isFinalStatus } from '../summary.js';
-import { summaryFromRow } from './views.js';
+import { asPartitaError, listedSummary, summaryFromRow } from './views.js';
 import type { Watchers } from './watchers.js';
 
 /** How often batches run by other engines are read for whoever waits for or listens to them here. */
@@ -36,6 +36,8 @@ export class RemoteFollow {
   private readonly heard = new Map<string, string>();
   private stopped = false;
   private rotation = 0;
+  /** Batches whose row could not be read at the last try (warned of once). */
+  private readonly unreadable = new Set<string>();
 
   constructor(private readonly deps: RemoteFollowDeps) {}
 
@@ -65,15 +67,23 @@ export class RemoteFollow {
   async refresh(id: string): Promise<void> {
     if (this.stopped || this.deps.runsHere(id)) return;
     let summary: BatchSummary;
+    let row: BatchRow | undefined;
     try {
-      const row = await this.deps.store.loadBatch(id);
+      row = await this.deps.store.loadBatch(id);
       if (!row) return;
       summary = summaryFromRow(row);
+      this.unreadable.delete(id);
     } catch (err) {
-      this.deps.log.warn(
-        { err: toError(err), batchId: id },
-        'could not read a batch run elsewhere; trying again',
-      );
+      // Said once per batch, not at every read (a corrupt row stays corrupt until someone mends it).
+      if (!this.unreadable.has(id))
+        this.deps.log.warn(
+          { err: toError(err), batchId: id },
+          'could not read a batch run elsewhere; trying again',
+        );
+      this.unreadable.add(id);
+      // A row that is there but cannot be read (corrupt, or from a newer partita): its listeners
+      // hear what list() shows of it, with the error, rather than nothing at all.
+      if (row && isUnreadable(err)) this.tell(id, listedSummary(row, asPartitaError(err)));
       return;
     }
     if (this.stopped || this.deps.runsHere(id)) return;
@@ -86,7 +96,12 @@ export class RemoteFollow {
       this.deps.watchers.settle(id, summary);
       return;
     }
-    const key = `${summary.status}/${summary.succeeded}/${summary.failed}/${summary.running}/${summary.run ?? 1}`;
+    this.tell(id, summary);
+  }
+
+  /** Deliver a summary to the batch's listeners, when it says something new. */
+  private tell(id: string, summary: BatchSummary): void {
+    const key = `${summary.status}/${summary.succeeded}/${summary.failed}/${summary.running}/${summary.run ?? 1}/${summary.error?.code ?? ''}`;
     if (this.heard.get(id) === key) return;
     this.heard.set(id, key);
     this.deps.watchers.deliver(id, summary);
@@ -109,6 +124,7 @@ export class RemoteFollow {
     this.timer = undefined;
     const ids = this.followed();
     for (const id of this.heard.keys()) if (!ids.has(id)) this.heard.delete(id);
+    for (const id of this.unreadable) if (!ids.has(id)) this.unreadable.delete(id);
     const queued: string[] = [];
     for (const id of ids) {
       if (this.deps.queuedHere(id)) queued.push(id);
@@ -121,4 +137,9 @@ export class RemoteFollow {
     this.rotation += QUEUED_PER_TICK;
     if (this.followed().size > 0) this.arm();
   }
+}
+
+/** A row that is there but cannot be read: corrupt, or written by a newer partita. */
+function isUnreadable(err: unknown): boolean {
+  return err instanceof SnapshotVersionError || (err instanceof StoreError && err.corrupt);
 }

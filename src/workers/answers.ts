@@ -44,7 +44,9 @@ export function returnedAnswer(
       result = JSON.parse(JSON.stringify(result));
     } catch (err) {
       // A getter that throws (or answers differently) when read a second time.
-      return invalidResult(`Result cannot be stored as JSON: (root) could not be read (${describeSafely(err)})`);
+      return invalidResult(
+        `Result cannot be stored as JSON: (root) could not be read (${describeSafely(err)})`,
+      );
     }
   }
   if (schema) {

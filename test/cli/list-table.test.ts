@@ -21,11 +21,18 @@ const row = (over: Partial<BatchSummary>): BatchSummary => ({
 describe('partita list, the table', () => {
   it('a batch that cannot be read or run says why beside its status; a final batch shows its status alone', () => {
     const text = listTable([
-      row({ id: 'corrupt', error: { name: 'StoreError', message: 'stored state is invalid', code: 'STORE' } }),
+      row({
+        id: 'corrupt',
+        error: { name: 'StoreError', message: 'stored state is invalid', code: 'STORE' },
+      }),
       row({ id: 'failed', status: 'FAILED', error: { name: 'Error', message: 'finalize threw', code: 'X' } }),
       row({ id: 'fine' }),
     ]);
-    const statusOf = (id: string) => text.split('\n').find((l) => l.startsWith(id))?.split(/\s{2,}/)[2];
+    const statusOf = (id: string) =>
+      text
+        .split('\n')
+        .find((l) => l.startsWith(id))
+        ?.split(/\s{2,}/)[2];
     expect(statusOf('corrupt')).toBe('PROCESSING (STORE)');
     expect(statusOf('failed')).toBe('FAILED');
     expect(statusOf('fine')).toBe('PROCESSING');

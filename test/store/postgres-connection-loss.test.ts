@@ -15,7 +15,11 @@ import { PG_URL, pgSchema, pgUnreachable } from '../support/stores.js';
 const skip = await pgUnreachable('the connection-loss tests');
 
 /** A TCP proxy to PostgreSQL that can stop passing bytes while keeping every socket open. */
-async function blackHoleProxy(): Promise<{ url: string; stopForwarding: () => void; close: () => Promise<void> }> {
+async function blackHoleProxy(): Promise<{
+  url: string;
+  stopForwarding: () => void;
+  close: () => Promise<void>;
+}> {
   const target = new URL(PG_URL);
   let forwarding = true;
   const sockets: Socket[] = [];

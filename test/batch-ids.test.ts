@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { createEngine, defineJob, memoryStore } from '../src/index.js';
+import { createEngine, defineJob, memoryStore, sqliteStore } from '../src/index.js';
 import { timeOrderedUuid } from '../src/runtime/submission.js';
+import { latch } from './helpers.js';
+import { sqlitePath } from './support/stores.js';
 
 /** A batch submitted without an id gets a UUID of version 7: time first, so ids sort as submitted. */
 const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -34,4 +36,38 @@ describe('batch ids', () => {
       await engine.stop();
     }
   });
+});
+
+describe('one id submitted twice at once', () => {
+  for (const kind of ['memory', 'sqlite'] as const)
+    it(`the first submit makes the batch, the second gets it (${kind})`, async () => {
+      const gate = latch();
+      const job = defineJob({
+        name: 'import',
+        partition: async function* (n: number) {
+          for (let i = 0; i < n; i++) {
+            if (i === 1 && n > 3) await gate.promise; // the first submit streams slowly
+            yield { key: `k${i}`, payload: i };
+          }
+        },
+        handler: (i: number) => i,
+      });
+      const engine = createEngine({
+        jobs: [job],
+        store: kind === 'memory' ? memoryStore() : sqliteStore({ path: sqlitePath() }),
+        logger: false,
+      });
+      await engine.start();
+      try {
+        const first = engine.submit('import', 10, { id: 'same' });
+        const second = engine.submit('import', 3, { id: 'same' });
+        gate.open();
+        const [a, b] = await Promise.all([first, second]);
+        expect(a.total).toBe(10);
+        expect(b.total).toBe(10);
+        expect(await engine.wait('same')).toMatchObject({ status: 'COMPLETED', total: 10, succeeded: 10 });
+      } finally {
+        await engine.stop();
+      }
+    });
 });

@@ -52,6 +52,7 @@ export function memoryStore(): Store {
   return new MemoryStore();
 }
 
+const noop = () => {};
 const clone = <T>(value: T): T => (value === undefined ? value : structuredClone(value));
 
 class MemoryStore extends BaseStore implements Store {
@@ -62,7 +63,24 @@ class MemoryStore extends BaseStore implements Store {
   async open(): Promise<void> {}
   async close(): Promise<void> {}
 
+  /** createBatch calls in flight by id: a second call with the same id waits for the first, as on SQLite. */
+  private readonly inflight = new Map<string, Promise<unknown>>();
+
   protected async create(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }> {
+    // The first call of an id wins, also when a later one's partitions are fewer and end first
+    // (outside probe: a 5-partition submit made the batch while a 20,000-partition one streamed).
+    for (let prior = this.inflight.get(record.id); prior; prior = this.inflight.get(record.id))
+      await prior.then(noop, noop);
+    const run = this.createOnce(record, partitions);
+    this.inflight.set(record.id, run);
+    try {
+      return await run;
+    } finally {
+      if (this.inflight.get(record.id) === run) this.inflight.delete(record.id);
+    }
+  }
+
+  private async createOnce(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }> {
     if (this.batches.has(record.id)) return { created: false };
     const list: MemoryPartition[] = [];
     const keys = new Set<string>();
@@ -72,8 +90,6 @@ class MemoryStore extends BaseStore implements Store {
       keys.add(captured.key);
       list.push(captured);
     }
-    // A concurrent createBatch with the same id may have finished while we iterated.
-    if (this.batches.has(record.id)) return { created: false };
     this.batches.set(record.id, {
       row: {
         id: record.id,

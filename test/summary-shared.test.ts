@@ -7,8 +7,8 @@ import { sqlitePath } from './support/stores.js';
  * What a summary shares with the batch (its failure sample, its meta) cannot be changed through it
  * (found by an outside probe): a finalizer that sorted and trimmed `summary.failures` for an alert,
  * or a listener that cleared it, left the batch (and its stored state, after a restart) with
- * `failed: 2` and no failure listed. Listeners and callers get those parts frozen; `finalize` gets
- * a copy of its own.
+ * `failed: 2` and no failure listed. Each summary has its own array and meta, the entries are
+ * frozen; `finalize` gets a copy of its own.
  */
 const job = (finalize?: (s: { failures: unknown[] }) => unknown) =>
   defineJob({
@@ -50,16 +50,16 @@ describe("a summary's shared parts", () => {
     }
   });
 
-  it("a listener cannot change the batch's failures or meta through its summary", async () => {
+  it("a listener cannot change the batch's failures or meta through its summary; wait()'s may be sorted", async () => {
     const engine = await startEngine({ jobs: [job()] });
     const refused: unknown[] = [];
     try {
       const off = engine.subscribe('b', (s) => {
         for (const change of [
-          () => s.failures.splice(0),
           () => {
             if (s.failures[0]) s.failures[0].key = 'changed';
           },
+          () => s.failures.splice(0),
           () => {
             if (s.meta) s.meta.owner = 'listener-was-here';
           },
@@ -76,8 +76,11 @@ describe("a summary's shared parts", () => {
       expect(final.failures.map((f) => f.key)).toEqual(['k0', 'k1']);
       expect(final.meta).toEqual({ owner: 'ops' });
       expect((await engine.get('b')).meta).toEqual({ owner: 'ops' });
+      // Only changing an entry is refused; the array and meta were the listener's own.
       expect(refused.length).toBeGreaterThan(0);
       expect(refused.every((e) => e instanceof TypeError)).toBe(true);
+      expect(final.failures.sort().splice(0)).toHaveLength(2);
+      expect((await engine.get('b')).failures).toHaveLength(2);
     } finally {
       await engine.stop();
     }

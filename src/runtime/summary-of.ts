@@ -30,12 +30,12 @@ export function summaryOf(
     running: c.running,
     pending: total - settled - c.running,
     progress: total === 0 ? (final ? 1 : 0) : settled / total,
-    failures: frozenFailures(c.failures),
+    failures: sampleOf(c.failures),
     priority: record.priority,
     createdAt: record.createdAt,
   };
-  // Frozen (a record read back from the store is parsed anew, and submission freezes its copy).
-  if (record.meta) summary.meta = Object.isFrozen(record.meta) ? record.meta : Object.freeze(record.meta);
+  // A copy: the record's own is the batch's (and what it stores).
+  if (record.meta) summary.meta = { ...record.meta };
   if (c.config.run) summary.run = c.config.run;
   const errorSummary = describeFailures({ total, succeeded: c.succeeded, failed: c.failed });
   if (errorSummary) summary.errorSummary = errorSummary;
@@ -49,17 +49,30 @@ export function summaryOf(
 }
 
 /**
- * The failure sample is the batch actor's own (its context, and so its stored state), shared by
- * every summary made from it: frozen, so that a listener or a caller that sorts or trims the list
- * it was given (found by an outside probe) cannot change what the batch stores. Each array is
- * frozen once; `finalize` gets a copy it may change (finalization.ts).
+ * The failure sample is the batch actor's own (its context, and so its stored state): each summary
+ * gets an array of its own, which a listener or a caller may sort or trim (found by an outside
+ * probe: that changed what the batch stores), of entries frozen once (changing one throws).
+ * `finalize` gets a deep copy (finalization.ts).
  */
-function frozenFailures(failures: BatchSummary['failures']): BatchSummary['failures'] {
-  if (Object.isFrozen(failures)) return failures;
-  for (const f of failures) {
-    if (Object.isFrozen(f)) continue;
-    Object.freeze(f.error);
-    Object.freeze(f);
-  }
-  return Object.freeze(failures) as BatchSummary['failures'];
+function sampleOf(failures: BatchSummary['failures']): BatchSummary['failures'] {
+  if (failures.length === 0) return [];
+  if (!Object.isFrozen(failures[failures.length - 1])) for (const f of failures) frozen(f);
+  return failures.slice();
+}
+
+function frozen(f: BatchSummary['failures'][number]): void {
+  if (Object.isFrozen(f)) return;
+  Object.freeze(f.error);
+  Object.freeze(f);
+}
+
+/**
+ * A summary of its own for one reader (a listener, a waiter): the same summary goes to every
+ * listener of a batch and to its waiters, so one that sorts or trims its `failures`, or changes its
+ * `meta`, would change it for the others.
+ */
+export function detached(summary: BatchSummary): BatchSummary {
+  const copy = { ...summary, failures: summary.failures.slice() };
+  if (summary.meta) copy.meta = { ...summary.meta };
+  return copy;
 }

@@ -41,7 +41,7 @@ export function queuedSummary(record: BatchRecord): BatchSummary {
     progress: 0,
     failures: [],
     priority: record.priority,
-    ...(record.meta ? { meta: Object.isFrozen(record.meta) ? record.meta : Object.freeze(record.meta) } : {}),
+    ...(record.meta ? { meta: { ...record.meta } } : {}),
     createdAt: record.createdAt,
   };
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { TimeoutError } from '../errors.js';
 import type { BatchSummary } from '../summary.js';
 import { guarded } from './callbacks.js';
+import { detached } from './summary-of.js';
 
 type Listener = (summary: BatchSummary) => void;
 
@@ -56,7 +57,7 @@ export class Watchers {
       const key = `${summary.status}/${summary.succeeded}/${summary.failed}/${summary.running}/${summary.run ?? 1}`;
       if (key === last) return;
       last = key;
-      guardedListener(summary);
+      guardedListener(detached(summary));
     };
     let set = this.listeners.get(id);
     if (!set) {
@@ -90,7 +91,7 @@ export class Watchers {
   settle(id: string, summary: BatchSummary): void {
     this.deliver(id, summary);
     this.listeners.delete(id);
-    for (const w of this.take(id)) w.resolve(summary);
+    for (const w of this.take(id)) w.resolve(detached(summary));
   }
 
   /**

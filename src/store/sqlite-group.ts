@@ -20,21 +20,21 @@ export const MAX_GROUP = 256;
  */
 export function commitGroup(s: Statements, writes: readonly SqliteWrite[]): Settled[];
 /**
- * With `waiting`: `s` is a connection with no busy timeout (the engine's thread's own, for its
- * groups). When another connection holds the write lock, nothing is written and 'busy' is
- * answered at once, for the caller to commit the group where waiting blocks nobody (the writer
- * thread). A group that fails otherwise is written again a write at a time on `waiting`.
+ * With `handOver` (the engine's thread, whose connection does not wait for locks while a writer
+ * thread runs): a group that fails, whether another connection holds the write lock or a write
+ * failed, has written nothing and is answered 'again', for the writer thread to commit it (waiting
+ * for the lock there, each write alone if the group fails again).
  */
 export function commitGroup(
   s: Statements,
   writes: readonly SqliteWrite[],
-  waiting: Statements,
-): Settled[] | 'busy';
+  handOver: true,
+): Settled[] | 'again';
 export function commitGroup(
   s: Statements,
   writes: readonly SqliteWrite[],
-  waiting?: Statements,
-): Settled[] | 'busy' {
+  handOver?: true,
+): Settled[] | 'again' {
   const settled: Settled[] = new Array(writes.length);
   try {
     s.group.immediate(() => {
@@ -48,23 +48,15 @@ export function commitGroup(
       }
     });
     return settled;
-  } catch (err) {
-    // BEGIN IMMEDIATE is the only statement that meets another connection's write lock (in WAL
-    // mode nothing after it waits for one): the group has written nothing.
-    if (waiting && isBusy(err)) return 'busy';
+  } catch {
+    if (handOver) return 'again';
   }
   // Nothing of the group is stored: each write alone, as if there had been no group.
-  const alone = waiting ?? s;
   return writes.map((w) => {
     try {
-      return { ok: true, value: alone.group.immediate(() => applyWrite(alone, w)) };
+      return { ok: true, value: s.group.immediate(() => applyWrite(s, w)) };
     } catch (err) {
       return { ok: false, error: toStoreError('sqlite', err, 'statement failed') };
     }
   });
-}
-
-function isBusy(err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }

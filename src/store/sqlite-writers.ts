@@ -64,14 +64,16 @@ export class Writer {
     private readonly s: Statements,
     thread?: Worker,
     /**
-     * The engine's thread's connection for its own groups, with no busy timeout: a group it would
-     * commit while another process holds the write lock goes to the writer thread instead, which
-     * waits there (the busy timeout) while the engine's event loop goes on.
+     * Turns the busy timeout of the engine's thread's connection off and on. Off while a writer
+     * thread runs: a group the engine's thread would commit while another process holds the write
+     * lock is refused at once and goes to the writer thread, which waits for it there while the
+     * engine's event loop goes on (waiting here froze the host: an outside probe).
      */
-    private readonly noWait?: Statements,
+    private readonly lockWait?: { off(): void; on(): void },
   ) {
     this.thread = thread;
     if (!thread) return;
+    lockWait?.off();
     this.exited = new Promise((resolve) => thread.once('exit', () => resolve()));
     thread.on('message', (answer: WireSettled[]) => this.answered(answer));
     thread.on('error', (err) => this.lost(thread, `failed: ${err.message}`));
@@ -126,9 +128,9 @@ export class Writer {
     // More than one group's worth (a backlog submitted at once): the rest after I/O has had a turn.
     if (more && this.queue.length > 0) this.schedule(true);
     const writes = group.map((w) => w.write);
-    if (this.thread && this.noWait) {
-      const settled = commitGroup(this.noWait, writes, this.s);
-      if (settled === 'busy') this.send(this.thread, group);
+    if (this.thread && this.lockWait) {
+      const settled = commitGroup(this.s, writes, true);
+      if (settled === 'again') this.send(this.thread, group);
       else settle(group, settled);
       return;
     }
@@ -170,6 +172,8 @@ export class Writer {
   private lost(thread: Worker, why: string): void {
     if (this.ended || this.thread !== thread) return;
     this.thread = undefined;
+    // From now on the engine's thread commits every group: it waits for locks again.
+    this.lockWait?.on();
     const err = new StoreError(`sqlite store: the writer thread ${why}; writes go on on the engine's thread`);
     const group = this.sent ?? [];
     this.sent = undefined;

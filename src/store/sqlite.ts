@@ -87,11 +87,6 @@ const WAL_AUTOCHECKPOINT = 4000;
 interface Connection {
   /** The engine's thread's connection: reads (and writes, when no writer thread runs). */
   db: Database.Database;
-  /**
-   * When a writer thread runs: the engine's thread's connection for the groups it commits itself,
-   * with no busy timeout (a lock held elsewhere sends the group to the thread instead).
-   */
-  noWaitDb: Database.Database | undefined;
   s: Statements;
   /** Who commits the writes: the writer thread, or this thread (src/store/sqlite-writers.ts). */
   writer: Writer;
@@ -138,7 +133,6 @@ class SqliteStore extends SqlStore implements Store {
       async () => (await import('better-sqlite3')).default,
     );
     let db: Database.Database | undefined;
-    let noWaitDb: Database.Database | undefined;
     let creator: string | undefined;
     try {
       if (this.path !== ':memory:') mkdirSync(dirname(resolve(this.path)), { recursive: true });
@@ -167,18 +161,15 @@ class SqliteStore extends SqlStore implements Store {
               busyTimeoutMs: this.busyTimeoutMs,
               walAutocheckpoint: checkpointer ? WAL_AUTOCHECKPOINT : undefined,
             });
-      // The engine's thread commits its small groups on a connection that never waits for a lock:
-      // one held by another process sends the group to the writer thread, which waits (see Writer).
-      if (thread) {
-        noWaitDb = new Driver(this.path, { timeout: 0 });
-        noWaitDb.pragma(`synchronous = ${this.synchronous}`);
-        if (checkpointer) noWaitDb.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT}`);
-      }
-      const noWait = noWaitDb && prepare(noWaitDb as unknown as SqliteDb, creator, (c) => creatorIsGone(c));
-      this.conn = { db, noWaitDb, s, writer: new Writer(s, thread, noWait), creator, checkpointer };
+      // While the writer thread runs, the engine's thread never waits for a lock (see Writer): its
+      // reads do not need one (WAL), and a group it cannot commit at once goes to the thread.
+      const lockWait = {
+        off: () => conn.pragma('busy_timeout = 0'),
+        on: () => conn.pragma(`busy_timeout = ${this.busyTimeoutMs}`),
+      };
+      this.conn = { db, s, writer: new Writer(s, thread, lockWait), creator, checkpointer };
     } catch (err) {
       if (creator) retireCreator(creator);
-      noWaitDb?.close();
       db?.close();
       throw toStoreError('sqlite', err, `cannot open ${this.path}`);
     }
@@ -193,7 +184,6 @@ class SqliteStore extends SqlStore implements Store {
     // From now on this store's unfinished creations are dead: the next open() anywhere removes them.
     retireCreator(conn.creator);
     await stopCheckpointer(conn.checkpointer);
-    conn.noWaitDb?.close();
     conn.db.close();
   }
 

@@ -116,38 +116,44 @@ describe('stop() while calls wait', () => {
 });
 
 describe('stop() under a submit still storing its batch', () => {
-  it('the submit rejects ENGINE_STATE (not the store\'s "not open"), and nothing is stored', async () => {
-    const path = sqlitePath();
-    const { promise: atGate, open: reached } = latch();
-    const { promise: gate, open } = latch();
-    const job = defineJob({
-      name: 'slow-input',
-      // The partitions are streamed into the store as they come: the submit is half way when stop() runs.
-      partition: async function* (n: number) {
-        for (let i = 0; i < n; i++) {
-          if (i === n / 2) {
-            reached();
-            await gate;
+  it.each(['sqlite', 'memory'] as const)(
+    'the submit rejects ENGINE_STATE (not the store\'s "not open"), and nothing is stored (%s)',
+    async (kind) => {
+      const path = sqlitePath();
+      const memory = memoryStore();
+      const store = () => (kind === 'sqlite' ? sqliteStore({ path }) : memory);
+      const { promise: atGate, open: reached } = latch();
+      const { promise: gate, open } = latch();
+      const job = defineJob({
+        name: 'slow-input',
+        // The partitions are streamed into the store as they come: the submit is half way when stop() runs.
+        partition: async function* (n: number) {
+          for (let i = 0; i < n; i++) {
+            if (i === n / 2) {
+              reached();
+              await gate;
+            }
+            yield { key: `k${i}`, payload: i };
           }
-          yield { key: `k${i}`, payload: i };
-        }
-      },
-      handler: async (i: number) => i,
-    });
-    const engine = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false });
-    await engine.start();
-    const submitted = engine.submit(job, 2_000, { id: 'half' }).catch((err: unknown) => err);
-    await atGate;
-    await engine.stop();
-    open();
-    const err = (await submitted) as { code?: string; message?: string };
-    expect(err.code).toBe('ENGINE_STATE');
-    const again = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false });
-    await again.start();
-    try {
-      expect(await again.list()).toEqual([]);
-    } finally {
-      await again.stop();
-    }
-  });
+        },
+        handler: async (i: number) => i,
+      });
+      const engine = createEngine({ jobs: [job], store: store(), logger: false });
+      await engine.start();
+      const submitted = engine.submit(job, 2_000, { id: 'half' }).catch((err: unknown) => err);
+      await atGate;
+      await engine.stop();
+      open();
+      const err = (await submitted) as { code?: string; message?: string };
+      expect(err.code).toBe('ENGINE_STATE');
+      // The memory store went on pulling the partitions after stop(), and stored the batch.
+      const again = createEngine({ jobs: [job], store: store(), logger: false });
+      await again.start();
+      try {
+        expect(await again.list()).toEqual([]);
+      } finally {
+        await again.stop();
+      }
+    },
+  );
 });

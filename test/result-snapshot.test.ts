@@ -63,6 +63,29 @@ describe('a result is what the handler returned when it returned', () => {
     });
   }
 
+  it('a synchronous handler reusing its result object, several lanes at once: copied as it returns', async () => {
+    const row = { id: '', n: 0 };
+    const job = defineJob({
+      name: 'scratch',
+      partition,
+      handler: (i: number) => {
+        row.id = `k${i}`;
+        row.n = i;
+        return row;
+      },
+      batching: false,
+      concurrency: 4,
+    });
+    const engine = await startEngine({ jobs: [job] });
+    try {
+      await engine.submit('scratch', 40, { id: 'b' });
+      expect(await engine.wait('b')).toMatchObject({ status: 'COMPLETED', succeeded: 40 });
+      expect(await stored(engine, 'b')).toEqual(expected(40));
+    } finally {
+      await engine.stop();
+    }
+  });
+
   it('a value written into a returned object afterwards (a BigInt) changes nothing stored', async () => {
     const shared: Record<string, unknown> = { v: 1 };
     const job = defineJob({

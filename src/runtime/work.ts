@@ -247,11 +247,14 @@ export class WorkRunner implements Runner {
           report({ type: 'WORK.PROGRESS', index: a.index, attempt: a.attempt, done, total }),
       });
       callMs = performance.now() - t0 || Number.MIN_VALUE;
+      // A result returned as it is (no promise) is copied now: the handlers of other lanes started
+      // in this same turn run before the await below ends, and may refill an object it shares.
+      const now = isThenable(pending) ? undefined : returnedAnswer(pending, undefined, false, true);
       const result = await pending;
       if (signal.aborted) throw new CancelledError('aborted');
       // Storability is checked here (as the runner does on a worker thread); the schema (if any) in
       // `answer`, as for worker results.
-      const answer = returnedAnswer(result, undefined, false, true);
+      const answer = now ?? returnedAnswer(result, undefined, false, true);
       answer.ms = took();
       return answer;
     } catch (err) {
@@ -289,4 +292,12 @@ export class WorkRunner implements Runner {
         });
     });
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }

@@ -1,4 +1,4 @@
-import { LeaseLostError } from '../errors.js';
+import { LeaseLostError, StoreError } from '../errors.js';
 import { type BatchStatus, isFinalStatus } from '../summary.js';
 import { BaseStore } from './base.js';
 import { type CapturedPartition, capturePartition, checkLimit, duplicateKey } from './inputs.js';
@@ -53,6 +53,7 @@ export function memoryStore(): Store {
 }
 
 const noop = () => {};
+const notOpen = () => new StoreError('memory store is not open: call open() first');
 const clone = <T>(value: T): T => (value === undefined ? value : structuredClone(value));
 
 class MemoryStore extends BaseStore implements Store {
@@ -60,8 +61,15 @@ class MemoryStore extends BaseStore implements Store {
   private readonly batches = new Map<string, MemoryBatch>();
   private readonly schedules = new Map<string, ScheduleRow>();
 
-  async open(): Promise<void> {}
-  async close(): Promise<void> {}
+  /** Closed (an engine stopped): a creation still streaming stops and stores nothing, as on SQLite. */
+  private closed = false;
+
+  async open(): Promise<void> {
+    this.closed = false;
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
 
   /** createBatch calls in flight by id: a second call with the same id waits for the first, as on SQLite. */
   private readonly inflight = new Map<string, Promise<unknown>>();
@@ -85,11 +93,13 @@ class MemoryStore extends BaseStore implements Store {
     const list: MemoryPartition[] = [];
     const keys = new Set<string>();
     for await (const p of partitions) {
+      if (this.closed) throw notOpen();
       const captured = capturePartition(p, list.length, record.id);
       if (keys.has(captured.key)) throw duplicateKey(record.id, captured.key);
       keys.add(captured.key);
       list.push(captured);
     }
+    if (this.closed) throw notOpen();
     this.batches.set(record.id, {
       row: {
         id: record.id,

@@ -103,6 +103,18 @@ export function decideOutcome(
   policy: FailurePolicy = {},
 ): 'COMPLETED' | 'PARTIAL' | 'FAILED' {
   checkOutcomeArguments(counts, policy);
+  return uncheckedOutcome(counts, policy);
+}
+
+/**
+ * decideOutcome without its checks, for the batch machine's guards: counts the machine keeps are
+ * whole numbers, and a guard that threw (counts over the total, from a bug or a stored state) would
+ * stop the batch's actor rather than end the batch.
+ */
+export function uncheckedOutcome(
+  counts: OutcomeCounts,
+  policy: FailurePolicy = {},
+): 'COMPLETED' | 'PARTIAL' | 'FAILED' {
   const { total, succeeded, failed } = counts;
   if (failed === 0) return 'COMPLETED';
   if (succeeded === 0 && total > 0) return 'FAILED';

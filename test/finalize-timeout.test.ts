@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine, defineJob, type Engine, memoryStore, sqliteStore } from '../src/index.js';
+import { bounded } from '../src/runtime/finalization.js';
 import { sqlitePath } from './support/stores.js';
 
 /**
@@ -155,6 +156,20 @@ describe('finalizeTimeoutMs', () => {
       });
       expect(calls).toBe(1);
     });
+  });
+
+  it('a bounded call ends at once when its finalization is abandoned, its timer cleared (review)', async () => {
+    const outer = new AbortController();
+    let inner: AbortSignal | undefined;
+    const call = bounded(3_600_000, outer.signal, 'finalize', (signal) => {
+      inner = signal;
+      return never();
+    });
+    outer.abort(new Error('cancelled'));
+    await expect(call).rejects.toThrow('cancelled');
+    expect(inner?.aborted).toBe(true);
+    // Aborted before the call: it ends at once too.
+    await expect(bounded(3_600_000, outer.signal, 'finalize', never)).rejects.toThrow('cancelled');
   });
 
   it('is validated like timeoutMs', () => {

@@ -1,6 +1,6 @@
 import { assign, enqueueActions, setup } from 'xstate';
 import { type SerializedError, serializeError } from '../errors.js';
-import { type BatchStatus, decideOutcome, type FailurePolicy, type PartitionFailure } from '../summary.js';
+import { type BatchStatus, type FailurePolicy, type PartitionFailure, uncheckedOutcome } from '../summary.js';
 import { type LaneInput, type LaneReport, type PartitionOutput, partitionMachine } from './partition.js';
 import { stopLanes } from './stop-lanes.js';
 
@@ -160,7 +160,10 @@ const named = (type: string, params: object) => ({ type, params }) as never;
 
 const settledCount = (c: BatchContext) => c.succeeded + c.failed;
 const outcomeOf = (c: BatchContext) =>
-  decideOutcome({ total: c.config.total, succeeded: c.succeeded, failed: c.failed }, c.config.failurePolicy);
+  uncheckedOutcome(
+    { total: c.config.total, succeeded: c.succeeded, failed: c.failed },
+    c.config.failurePolicy,
+  );
 const allSettled = (c: BatchContext) => c.running === 0 && settledCount(c) >= c.config.total;
 
 /** Longest error message kept in the failure sample; the whole error is in the partition's row. */

@@ -94,6 +94,8 @@ export class Finalization {
           job.finalize!(summary, { batchId: this.d.batchId, signal: attemptSignal ?? signal }),
         );
       } catch (err) {
+        // Abandoned meanwhile (a cancel, stop()): not the finalizer's failure, nothing to log.
+        if (abandoned()) throw abandonedError();
         lastError = err;
         this.d.log.warn({ err: toError(err), attempt }, 'finalize failed');
         // As for a partition: an error that says `retryable: false` is not retried.
@@ -133,21 +135,29 @@ export async function bounded<T>(
 ): Promise<T> {
   if (timeoutMs === undefined) return fn(signal);
   const controller = new AbortController();
-  const abort = () => controller.abort(signal?.reason);
-  signal?.addEventListener('abort', abort, { once: true });
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
+  let abort: (() => void) | undefined;
+  // Ends at the timeout, or at once when `signal` aborts (a cancel, stop()): the call is abandoned
+  // then, and no timer is left to hold the process.
+  const ended = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const err = new TimeoutError(timeoutMs, what);
       reject(err);
       controller.abort(err);
     }, timeoutMs);
+    abort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason ?? new Error(`${what} abandoned`));
+      controller.abort(signal?.reason);
+    };
+    if (signal?.aborted) abort();
+    else signal?.addEventListener('abort', abort, { once: true });
   });
   try {
-    return await Promise.race([fn(controller.signal), timedOut]);
+    return await Promise.race([fn(controller.signal), ended]);
   } finally {
     clearTimeout(timer);
-    signal?.removeEventListener('abort', abort);
+    if (abort) signal?.removeEventListener('abort', abort);
   }
 }
 

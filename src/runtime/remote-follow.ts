@@ -83,7 +83,8 @@ export class RemoteFollow {
       this.unreadable.add(id);
       // A row that is there but cannot be read (corrupt, or from a newer partita): its listeners
       // hear what list() shows of it, with the error, rather than nothing at all.
-      if (row && isUnreadable(err)) this.tell(id, listedSummary(row, asPartitaError(err)));
+      if (row && isUnreadable(err) && !this.stopped && !this.deps.runsHere(id))
+        this.tell(id, listedSummary(row, asPartitaError(err)));
       return;
     }
     if (this.stopped || this.deps.runsHere(id)) return;

@@ -54,7 +54,7 @@ export class Watchers {
     const safe = (summary: BatchSummary) => {
       heard = true;
       // The same summary twice in a row (heard live and read from the store) is one change.
-      const key = `${summary.status}/${summary.succeeded}/${summary.failed}/${summary.running}/${summary.run ?? 1}`;
+      const key = `${summary.status}/${summary.succeeded}/${summary.failed}/${summary.running}/${summary.run ?? 1}/${summary.error?.code ?? ''}`;
       if (key === last) return;
       last = key;
       guardedListener(detached(summary));

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { backoffDelay } from '../backoff.js';
 import type { BatchStatus } from '../summary.js';
-import { type PgPool, type PgPoolClient, quoteIdentifier } from './pg-types.js';
+import { type PgPool, type PgPoolClient, type PgTimedQueryable, quoteIdentifier } from './pg-types.js';
 import type { RangeEvent, StatusEvent } from './store.js';
 
 /** Waits before listening again after a lost connection: doubles from the first to the last. */
@@ -76,7 +76,7 @@ export class StatusListener {
       mine.on('end', () => this.lost(mine));
       const listen = `LISTEN ${quoteIdentifier(this.channel)}`;
       await (this.queryTimeoutMs > 0
-        ? mine.query({ text: listen, query_timeout: this.queryTimeoutMs })
+        ? (mine as unknown as PgTimedQueryable).query({ text: listen, query_timeout: this.queryTimeoutMs })
         : mine.query(listen));
       if (this.pool !== pool) return destroy(mine); // stopped meanwhile
       this.client = mine;

@@ -13,7 +13,13 @@ export interface PgResult {
 
 export interface PgQueryable {
   query(text: string, values?: unknown[]): Promise<PgResult>;
-  /** With a read timeout: pg's `query_timeout` for this statement. */
+}
+
+/**
+ * pg's query with a config object (`query_timeout` for one statement). A `pg.Pool` takes it; used
+ * only when a read timeout applies (postgresStore's `queryTimeoutMs`).
+ */
+export interface PgTimedQueryable {
   query(config: { text: string; values?: unknown[] | undefined; query_timeout: number }): Promise<PgResult>;
 }
 
@@ -25,7 +31,7 @@ export interface PgPoolClient extends PgQueryable {
   // biome-ignore lint/suspicious/noExplicitAny: one signature for pg's per-event listener types
   on(event: 'notification' | 'error' | 'end', listener: (arg: any) => void): unknown;
   // biome-ignore lint/suspicious/noExplicitAny: as `on`
-  removeListener(event: 'notification' | 'error' | 'end', listener: (arg: any) => void): unknown;
+  removeListener?(event: 'notification' | 'error' | 'end', listener: (arg: any) => void): unknown;
 }
 
 /** A pool of connections (a `pg.Pool`). */

@@ -11,6 +11,7 @@ import {
   type PgPoolClient,
   type PgQueryable,
   type PgResult,
+  type PgTimedQueryable,
   quoteIdentifier,
 } from './pg-types.js';
 import type { SqlDialect } from './sql-listing.js';
@@ -32,10 +33,11 @@ export interface PostgresStoreOptions {
   /** Schema holding partita's tables, created when missing. Default `partita`. */
   schema?: string;
   /**
-   * Longest wait for the answer to one statement (pg's `query_timeout`), on the store's own pool or
-   * the one given: a server that stops answering without closing the connection (a network
-   * partition) fails the statement with STORE instead of holding the engine, and its `stop()`,
-   * for good. `0`: none. Default 30,000. Migrations at `open()` are not bounded.
+   * Longest wait for the answer to one statement (pg's `query_timeout`): a server that stops
+   * answering without closing the connection (a network partition) fails the statement with STORE
+   * instead of holding the engine, and its `stop()`, for good. `0`: none. Default 30,000 on the
+   * pool the store makes; none on a `pool` you give (give it `query_timeout`, or set this).
+   * Migrations at `open()` are not bounded.
    */
   queryTimeoutMs?: number;
   /**
@@ -68,7 +70,9 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export function postgresStore(options: PostgresStoreOptions = {}): Store {
   const o = parseOrThrow(postgresOptionsSchema, options, 'postgresStore options');
   return new PostgresStore(options, o.schema ?? 'partita', {
-    query: o.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
+    // A pool you give keeps its own settings unless you set queryTimeoutMs (a wrapper of a pool may
+    // not take pg's config-object form of a query).
+    query: o.queryTimeoutMs ?? (o.pool ? 0 : DEFAULT_QUERY_TIMEOUT_MS),
     connect: o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
   });
 }
@@ -254,7 +258,7 @@ class PostgresStore extends SqlStore implements Store {
       });
       throw err;
     } finally {
-      client.removeListener('error', lost);
+      client.removeListener?.('error', lost);
       client.release(broken);
     }
   }
@@ -517,7 +521,9 @@ async function query<R = any>(
     // pg's own read timeout: a connection that stops answering (a network partition, a proxy that
     // holds the socket) fails the query instead of holding the engine, and its stop(), for good.
     const result =
-      timeoutMs > 0 ? on.query({ text, values, query_timeout: timeoutMs }) : on.query(text, values);
+      timeoutMs > 0
+        ? (on as unknown as PgTimedQueryable).query({ text, values, query_timeout: timeoutMs })
+        : on.query(text, values);
     return (await result) as Rows<R>;
   } catch (err) {
     throw toStoreError('postgres', err, 'query failed');
@@ -574,7 +580,7 @@ async function migrate(pool: PgPool, schema: string): Promise<void> {
   try {
     await runMigrations(session, POSTGRES_MIGRATIONS);
   } finally {
-    client.removeListener('error', lost);
+    client.removeListener?.('error', lost);
     client.release(broken);
   }
 }

@@ -128,8 +128,9 @@ describe.skipIf(skip)('postgres store: connections lost under it', () => {
       store: postgresStore({
         connectionString: proxy.url,
         schema: pgSchema(),
-        queryTimeoutMs: 300,
-        connectTimeoutMs: 300,
+        // Long enough for start() and submit() through the proxy on a busy machine, short for the test.
+        queryTimeoutMs: 1500,
+        connectTimeoutMs: 1500,
       }),
       logger: false,
       onError: (err) => {

@@ -31,6 +31,26 @@ export abstract class BaseStore {
   /** createBatch once the id is known to be a valid name. */
   protected abstract create(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }>;
 
+  /** Creations in flight here, by batch id. */
+  private readonly creating = new Map<string, Promise<unknown>>();
+
+  /**
+   * Runs `create` for `id` once no other creation of that id runs in this store: a second call with
+   * the same id waits for the first to end (the first call wins, however long its partitions take
+   * to stream; the SQLite and memory stores, whose storage does not make it wait).
+   */
+  protected async oneCreationAtATime<T>(id: string, create: () => Promise<T>): Promise<T> {
+    for (let prior = this.creating.get(id); prior; prior = this.creating.get(id))
+      await prior.then(noop, noop);
+    const run = create();
+    this.creating.set(id, run);
+    try {
+      return await run;
+    } finally {
+      if (this.creating.get(id) === run) this.creating.delete(id);
+    }
+  }
+
   /** Told the number of subscriptions (watch() and the ranges' watch()) after each change. */
   protected watchersChanged(_count: number): void {}
 }

@@ -52,7 +52,6 @@ export function memoryStore(): Store {
   return new MemoryStore();
 }
 
-const noop = () => {};
 const notOpen = () => new StoreError('memory store is not open: call open() first');
 const clone = <T>(value: T): T => (value === undefined ? value : structuredClone(value));
 
@@ -71,21 +70,8 @@ class MemoryStore extends BaseStore implements Store {
     this.closed = true;
   }
 
-  /** createBatch calls in flight by id: a second call with the same id waits for the first, as on SQLite. */
-  private readonly inflight = new Map<string, Promise<unknown>>();
-
   protected async create(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }> {
-    // The first call of an id wins, also when a later one's partitions are fewer and end first
-    // (outside probe: a 5-partition submit made the batch while a 20,000-partition one streamed).
-    for (let prior = this.inflight.get(record.id); prior; prior = this.inflight.get(record.id))
-      await prior.then(noop, noop);
-    const run = this.createOnce(record, partitions);
-    this.inflight.set(record.id, run);
-    try {
-      return await run;
-    } finally {
-      if (this.inflight.get(record.id) === run) this.inflight.delete(record.id);
-    }
+    return this.oneCreationAtATime(record.id, () => this.createOnce(record, partitions));
   }
 
   private async createOnce(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }> {

@@ -115,9 +115,6 @@ class SqliteStore extends SqlStore implements Store {
     now: (params: Params) => params.add(Date.now()),
   };
   private conn: Connection | undefined;
-  /** createBatch calls in flight by id, so a second call with the same id waits for the first. */
-  private readonly inflight = new Map<string, Promise<unknown>>();
-
   constructor(
     private readonly path: string,
     private readonly synchronous: 'NORMAL' | 'FULL',
@@ -188,16 +185,7 @@ class SqliteStore extends SqlStore implements Store {
   }
 
   protected async create(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }> {
-    for (let prior = this.inflight.get(record.id); prior; prior = this.inflight.get(record.id)) {
-      await prior.then(noop, noop);
-    }
-    const run = this.createOnce(record, partitions);
-    this.inflight.set(record.id, run);
-    try {
-      return await run;
-    } finally {
-      if (this.inflight.get(record.id) === run) this.inflight.delete(record.id);
-    }
+    return this.oneCreationAtATime(record.id, () => this.createOnce(record, partitions));
   }
 
   /**

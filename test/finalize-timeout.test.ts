@@ -12,6 +12,15 @@ import { sqlitePath } from './support/stores.js';
 /** A promise that never settles: the hooks that hang. */
 const never = () => new Promise<never>(() => {});
 
+/** A one-partition job `report` with these finalize options. */
+const report = (options: Pick<Parameters<typeof defineJob>[0], 'finalize' | 'finalizeTimeoutMs' | 'retry'>) =>
+  defineJob({
+    name: 'report',
+    partition: () => [{ key: 'a', payload: 1 }],
+    handler: async () => 1,
+    ...options,
+  });
+
 async function withEngine(
   jobs: Parameters<typeof createEngine>[0]['jobs'],
   store: 'memory' | 'sqlite',
@@ -62,10 +71,7 @@ describe('finalizeTimeoutMs', () => {
 
   it('a finalize that answers in time is not affected, and its signal is not aborted', async () => {
     let signal: AbortSignal | undefined;
-    const job = defineJob({
-      name: 'report',
-      partition: () => [{ key: 'a', payload: 1 }],
-      handler: async () => 1,
+    const job = report({
       finalizeTimeoutMs: 60_000,
       finalize: async (summary, ctx) => {
         signal = ctx.signal;
@@ -86,10 +92,7 @@ describe('finalizeTimeoutMs', () => {
       entered = resolve;
     });
     let signal: AbortSignal | undefined;
-    const job = defineJob({
-      name: 'report',
-      partition: () => [{ key: 'a', payload: 1 }],
-      handler: async () => 1,
+    const job = report({
       finalizeTimeoutMs: 60_000,
       finalize: (_summary, ctx) => {
         signal = ctx.signal;
@@ -138,10 +141,7 @@ describe('finalizeTimeoutMs', () => {
 
   it("a finalize error that says retryable: false is not retried, as a partition's is not", async () => {
     let calls = 0;
-    const job = defineJob({
-      name: 'report',
-      partition: () => [{ key: 'a', payload: 1 }],
-      handler: async () => 1,
+    const job = report({
       retry: { attempts: 3, backoffMs: 0 },
       finalize: () => {
         calls++;

@@ -134,6 +134,8 @@ describe('stored records are versioned and validated on load', () => {
         expect(heard.error).toMatchObject({ code: 'STORE' });
         const listed = (await engine.list()).find((b) => b.id === 'corrupt');
         expect(listed?.error).toMatchObject({ code: 'STORE' });
+        // Its record is intact: its size is known (its counts are not).
+        expect(listed).toMatchObject({ total: 5, succeeded: 0, failed: 0, pending: 5 });
         // The others resumed: one cancelled here, one finished after its hanging partitions are cancelled.
         expect((await engine.cancel('healthy')).status).toBe('CANCELLED');
         expect((await engine.cancel('future')).status).toBe('CANCELLED');

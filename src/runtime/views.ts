@@ -72,21 +72,32 @@ function safeSummary(row: BatchRow): Partial<BatchSummary> {
 }
 
 function brokenSummary(row: BatchRow, err: unknown): BatchSummary {
+  // Its size when its record can still be read (only its state is broken): its counts are not known,
+  // so none is shown as settled (`pending` is the rest, as the summary's sum requires).
+  const total = totalOf(row);
   return {
     id: row.id,
     job: row.job,
     status: row.status,
-    total: 0,
+    total,
     succeeded: 0,
     failed: 0,
     running: 0,
-    pending: 0,
+    pending: total,
     progress: 0,
     failures: [],
     priority: row.priority,
     createdAt: row.createdAt,
     error: serializeError(err),
   };
+}
+
+function totalOf(row: BatchRow): number {
+  try {
+    return parseRecord(row).total;
+  } catch {
+    return 0;
+  }
 }
 
 /** A row that cannot be resumed, as a PartitaError (STORE unless it is coded already). */

@@ -354,8 +354,7 @@ class PartitaEngine implements Engine {
       (err: unknown) => {
         // stop() closed the store under a submit still writing: the store's "not open" is not the
         // caller's to handle. What was half-written stays hidden and goes at the next start.
-        const stopped = this.state === 'stopping' || this.state === 'stopped';
-        if (stopped && (err as { code?: unknown } | null | undefined)?.code === 'STORE')
+        if (this.stopBegun() && (err as { code?: unknown } | null | undefined)?.code === 'STORE')
           throw new EngineStateError(
             'submit(): the engine stopped while the batch was being stored; nothing was stored',
             {
@@ -367,8 +366,7 @@ class PartitaEngine implements Engine {
     );
     if (!submission.created)
       return this.existing(submission.id).catch((err: unknown) => {
-        const state: string = this.state;
-        if ((state !== 'stopping' && state !== 'stopped') || !(err instanceof EngineStateError)) throw err;
+        if (!this.stopBegun() || !(err instanceof EngineStateError)) throw err;
         throw new EngineStateError(
           `submit(): the engine stopped while it read batch "${submission.id}", which exists already`,
           { cause: err },
@@ -386,15 +384,18 @@ class PartitaEngine implements Engine {
       await this.queue!.starting(record.id);
       return this.running?.get(record.id)?.summary() ?? this.queue!.summary(record.id) ?? this.get(record.id);
     } catch (err) {
-      // (`this.state` is read again: stop() may have run since the check at the top.)
-      const state: string = this.state;
-      if (state !== 'stopping' && state !== 'stopped') throw err;
+      if (!this.stopBegun()) throw err;
       // Stored, then stop() came: the batch is there for the next engine on the store to run.
       throw new EngineStateError(
         `submit(): the engine stopped just after batch "${record.id}" was stored; it runs when an engine starts on this store (submit the same id again to read it)`,
         { cause: err },
       );
     }
+  }
+
+  /** Has stop() begun (read anew each time: it may have run since a check of `state` above)? */
+  private stopBegun(): boolean {
+    return this.state === 'stopping' || this.state === 'stopped';
   }
 
   /**

@@ -244,3 +244,11 @@ function serializeOnce(value: unknown, depth: number): SerializedError {
   if (err.cause !== undefined && depth < MAX_CAUSE_DEPTH) out.cause = serializeError(err.cause, depth + 1);
   return out;
 }
+
+/**
+ * A stored batch that is there but cannot be read: its row is corrupt, or a newer partita wrote it.
+ * Retrying will not help (the HTTP API answers 500, not 503; listeners hear it with its error).
+ */
+export function isUnreadableRow(err: unknown): boolean {
+  return err instanceof SnapshotVersionError || (err instanceof StoreError && err.corrupt);
+}

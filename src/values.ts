@@ -152,3 +152,20 @@ export function badName(text: unknown, maxLength: number): string | undefined {
   if (LONE_SURROGATE.test(text)) return 'must be well-formed Unicode (it contains a lone surrogate)';
   return undefined;
 }
+
+/** Whether `value` is a promise (or any thenable): what an `await` would wait for. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/**
+ * A copy of a value {@link unstorable} accepted, as storage would give it back (its JSON read
+ * again): what a handler changes afterwards in the object it returned or was given is not in it.
+ */
+export function storedCopy<T>(value: T): T {
+  return value === null || typeof value !== 'object' ? value : JSON.parse(JSON.stringify(value));
+}

@@ -1,4 +1,4 @@
-import { PartitaError, StoreError, ValidationError } from '../errors.js';
+import { isUnreadableRow, PartitaError, ValidationError } from '../errors.js';
 
 /**
  * Errors as RFC 9457 problem details (`application/problem+json`): `type`, `title`, `status`,
@@ -87,7 +87,7 @@ export function errorResponse(
   if (err instanceof PartitaError && STATUS_OF_CODE[err.code] !== undefined) {
     // A stored batch that cannot be read is no passing outage: 500, not 503 with Retry-After (a
     // client would retry for good), and its detail is shown: the operator has to look at it.
-    const status = err instanceof StoreError && err.corrupt ? 500 : STATUS_OF_CODE[err.code]!;
+    const status = isUnreadableRow(err) ? 500 : STATUS_OF_CODE[err.code]!;
     const headers: Record<string, string> =
       status === 503 ? { 'retry-after': String(retryAfterSeconds) } : {};
     const extra = err instanceof ValidationError ? { issues: err.issues } : {};

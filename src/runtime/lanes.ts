@@ -1,6 +1,7 @@
 import type { AnyActorRef } from 'xstate';
 import type { AnyJobDefinition } from '../job.js';
 import type { LaneEvent, LaneWork } from '../machines/partition.js';
+import { storedCopy } from '../values.js';
 import type { PartitionFeeder } from './feeder.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { Runner } from './work.js';
@@ -174,8 +175,7 @@ export class LaneDriver {
    */
   private payloadOf(index: number): unknown {
     const payload = this.feeder.get(index).payload;
-    if (!this.job.handler || payload === null || typeof payload !== 'object') return payload;
-    return JSON.parse(JSON.stringify(payload));
+    return this.job.handler ? storedCopy(payload) : payload;
   }
 
   /**

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
-import { SnapshotVersionError, StoreError, toError } from '../errors.js';
+import { isUnreadableRow, toError } from '../errors.js';
 import type { BatchRow, Store } from '../store/store.js';
 import { type BatchSummary, isFinalStatus } from '../summary.js';
+import { changeKey } from './summary-of.js';
 import { asPartitaError, listedSummary, summaryFromRow } from './views.js';
 import type { Watchers } from './watchers.js';
 
@@ -83,7 +84,7 @@ export class RemoteFollow {
       this.unreadable.add(id);
       // A row that is there but cannot be read (corrupt, or from a newer partita): its listeners
       // hear what list() shows of it, with the error, rather than nothing at all.
-      if (row && isUnreadable(err) && !this.stopped && !this.deps.runsHere(id))
+      if (row && isUnreadableRow(err) && !this.stopped && !this.deps.runsHere(id))
         this.tell(id, listedSummary(row, asPartitaError(err)));
       return;
     }
@@ -102,7 +103,7 @@ export class RemoteFollow {
 
   /** Deliver a summary to the batch's listeners, when it says something new. */
   private tell(id: string, summary: BatchSummary): void {
-    const key = `${summary.status}/${summary.succeeded}/${summary.failed}/${summary.running}/${summary.run ?? 1}/${summary.error?.code ?? ''}`;
+    const key = changeKey(summary);
     if (this.heard.get(id) === key) return;
     this.heard.set(id, key);
     this.deps.watchers.deliver(id, summary);
@@ -138,9 +139,4 @@ export class RemoteFollow {
     this.rotation += QUEUED_PER_TICK;
     if (this.followed().size > 0) this.arm();
   }
-}
-
-/** A row that is there but cannot be read: corrupt, or written by a newer partita. */
-function isUnreadable(err: unknown): boolean {
-  return err instanceof SnapshotVersionError || (err instanceof StoreError && err.corrupt);
 }

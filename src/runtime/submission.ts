@@ -6,6 +6,7 @@ import { type BatchRecord, type PartitionInput, SCHEMA_VERSION, type Store } fro
 import { parseOptions, parseOrThrow } from '../validation.js';
 import {
   badName,
+  isThenable,
   longestParentId,
   MAX_ID_LENGTH,
   MAX_KEY_LENGTH,
@@ -78,14 +79,14 @@ export async function submitBatch<I>(
     after,
     when: opts.when ?? 'succeeded',
     createdAt: new Date().toISOString(),
-    // A copy, frozen: neither the caller (after submit) nor a summary's reader can change it.
-    ...(opts.meta ? { meta: Object.freeze({ ...opts.meta }) } : {}),
+    // A copy: the caller may change its object after submit (summaries give copies of this one).
+    ...(opts.meta ? { meta: { ...opts.meta } } : {}),
   };
   let source: Iterable<Partition> | AsyncIterable<Partition>;
   try {
     source = job.partition(parsedInput as never) as Iterable<Partition>;
     // An `async partition()` that returns its array: awaited (nothing is stored before).
-    if (isThenable(source)) source = await source;
+    if (isThenable(source)) source = (await source) as Iterable<Partition>;
   } catch (err) {
     throw partitionError(job.name, err);
   }
@@ -129,14 +130,6 @@ function isIterable(value: unknown): boolean {
   if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false;
   const v = value as Partial<Record<symbol, unknown>>;
   return typeof v[Symbol.iterator] === 'function' || typeof v[Symbol.asyncIterator] === 'function';
-}
-
-function isThenable(value: unknown): value is PromiseLike<Iterable<Partition>> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }
 
 function describeReturn(value: unknown): string {

@@ -76,3 +76,8 @@ export function detached(summary: BatchSummary): BatchSummary {
   if (summary.meta) copy.meta = { ...summary.meta };
   return copy;
 }
+
+/** What makes a summary news for a listener: the same key twice in a row is one change. */
+export function changeKey(summary: BatchSummary): string {
+  return `${summary.status}/${summary.succeeded}/${summary.failed}/${summary.running}/${summary.run ?? 1}/${summary.error?.code ?? ''}`;
+}

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { TimeoutError } from '../errors.js';
 import type { BatchSummary } from '../summary.js';
 import { guarded } from './callbacks.js';
-import { detached } from './summary-of.js';
+import { changeKey, detached } from './summary-of.js';
 
 type Listener = (summary: BatchSummary) => void;
 
@@ -54,7 +54,7 @@ export class Watchers {
     const safe = (summary: BatchSummary) => {
       heard = true;
       // The same summary twice in a row (heard live and read from the store) is one change.
-      const key = `${summary.status}/${summary.succeeded}/${summary.failed}/${summary.running}/${summary.run ?? 1}/${summary.error?.code ?? ''}`;
+      const key = changeKey(summary);
       if (key === last) return;
       last = key;
       guardedListener(detached(summary));

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { CancelledError, type SerializedError, serializeError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import type { LaneEvent, MemberAnswer } from '../machines/partition.js';
+import { isThenable } from '../values.js';
 import { returnedAnswer, thrownAnswer } from '../workers/answers.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { GroupResult, RunResult } from '../workers/protocol.js';
@@ -292,12 +293,4 @@ export class WorkRunner implements Runner {
         });
     });
   }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }

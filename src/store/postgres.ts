@@ -296,15 +296,8 @@ class PostgresStore extends SqlStore implements Store {
     outcomes: readonly OutcomeRecord[],
     fence: Fence,
   ): Promise<{ accepted: number }> {
-    const cols = outcomeColumns(outcomes);
-    if (textLength(cols) > STATEMENT_TEXT_MAX) return this.commitInParts(batchId, cols, undefined, fence);
-    const { rows } = await this.q<{ fenced: number; accepted: number }>(
-      `${this.fencedOutcomes()}
-       SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM done)::int AS accepted`,
-      [batchId, fence.owner, fence.epoch, ...cols],
-    );
-    if (rows[0]?.fenced !== 1) throw new LeaseLostError(batchId);
-    return { accepted: rows[0].accepted };
+    const { accepted } = await this.writeGroup(batchId, outcomeColumns(outcomes), undefined, fence);
+    return { accepted };
   }
 
   /**
@@ -318,65 +311,65 @@ class PostgresStore extends SqlStore implements Store {
     state: BatchState,
     fence: Fence,
   ): Promise<{ accepted: number; saved: boolean }> {
-    const cols = outcomeColumns(outcomes);
-    if (textLength(cols) > STATEMENT_TEXT_MAX) return this.commitInParts(batchId, cols, state, fence);
-    const { rows } = await this.q<{ fenced: number; accepted: number; saved: number }>(
-      `${this.fencedOutcomes()}, saved AS (
-         UPDATE ${this.B} b SET state = $13, status = $14, journal_seq = $15
-         FROM fence WHERE b.id = fence.id AND b.journal_seq <= $15
-         RETURNING 1
-       )
-       SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM done)::int AS accepted,
-              (SELECT count(*) FROM saved)::int AS saved`,
-      [batchId, fence.owner, fence.epoch, ...cols, JSON.stringify(state), state.status, state.journalSeq],
-    );
-    if (rows[0]?.fenced !== 1) throw new LeaseLostError(batchId);
-    return { accepted: rows[0].accepted, saved: rows[0].saved === 1 };
+    return this.writeGroup(batchId, outcomeColumns(outcomes), state, fence);
   }
 
   /**
-   * A group whose results and errors are too large for one statement (pg builds each array
-   * parameter as one string, and V8's strings end near 512 MB: six results of 100 MB failed every
-   * time, and their batch never left FINALIZING): the same writes in one transaction, the outcomes
-   * in parts of at most {@link STATEMENT_TEXT_MAX} characters each (one outcome at least).
+   * The outcomes of `cols` (see outcomeColumns), and `state` when given, in one statement. A group
+   * whose results and errors are too large for one statement (pg builds each array parameter as
+   * one string, and V8's strings end near 512 MB: six results of 100 MB failed every time, and their
+   * batch never left FINALIZING) is written in parts of at most {@link STATEMENT_TEXT_MAX}
+   * characters (one outcome at least), the same statement for each, in one transaction; the state
+   * goes with the last part.
    */
-  private async commitInParts(
+  private async writeGroup(
     batchId: string,
     cols: unknown[][],
     state: BatchState | undefined,
     fence: Fence,
   ): Promise<{ accepted: number; saved: boolean }> {
+    if (textLength(cols) <= STATEMENT_TEXT_MAX)
+      return this.groupStatement(this.requirePool(), batchId, cols, state, fence);
     return this.transaction(async (client) => {
-      const fenced = await this.sql(
-        client,
-        `SELECT id FROM ${this.B} WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3 FOR UPDATE`,
-        [batchId, fence.owner, fence.epoch],
-      );
-      if (fenced.rowCount !== 1) throw new LeaseLostError(batchId);
+      const parts = [...partsOf(cols)];
       let accepted = 0;
-      for (const part of partsOf(cols)) {
-        const done = await this.sql(
-          client,
-          `UPDATE ${this.P} p SET status = u.status, result = u.result, error = u.error, attempts = u.attempts,
-                  duration_ms = u.duration_ms, seq = u.seq, finished_at = u.finished_at
-           FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::float8[], $9::int[], $10::text[])
-                AS u(idx, key, status, result, error, attempts, duration_ms, seq, finished_at)
-           WHERE p.batch_id = $1 AND p.idx = u.idx AND p.key = u.key AND p.status = 'pending'`,
-          [batchId, ...part],
-        );
-        accepted += done.rowCount ?? 0;
-      }
       let saved = false;
-      if (state) {
-        const written = await this.sql(
-          client,
-          `UPDATE ${this.B} SET state = $2, status = $3, journal_seq = $4 WHERE id = $1 AND journal_seq <= $4`,
-          [batchId, JSON.stringify(state), state.status, state.journalSeq],
-        );
-        saved = written.rowCount === 1;
+      for (let i = 0; i < parts.length; i++) {
+        const last = i === parts.length - 1;
+        const done = await this.groupStatement(client, batchId, parts[i]!, last ? state : undefined, fence);
+        accepted += done.accepted;
+        saved = done.saved;
       }
       return { commit: true, value: { accepted, saved } };
     });
+  }
+
+  /** The group commit's statement, on the pool or a transaction's client. */
+  private async groupStatement(
+    on: PgQueryable,
+    batchId: string,
+    cols: unknown[][],
+    state: BatchState | undefined,
+    fence: Fence,
+  ): Promise<{ accepted: number; saved: boolean }> {
+    const { rows } = await this.sql<{ fenced: number; accepted: number; saved?: number }>(
+      on,
+      state
+        ? `${this.fencedOutcomes()}, saved AS (
+             UPDATE ${this.B} b SET state = $13, status = $14, journal_seq = $15
+             FROM fence WHERE b.id = fence.id AND b.journal_seq <= $15
+             RETURNING 1
+           )
+           SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM done)::int AS accepted,
+                  (SELECT count(*) FROM saved)::int AS saved`
+        : `${this.fencedOutcomes()}
+           SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM done)::int AS accepted`,
+      state
+        ? [batchId, fence.owner, fence.epoch, ...cols, JSON.stringify(state), state.status, state.journalSeq]
+        : [batchId, fence.owner, fence.epoch, ...cols],
+    );
+    if (rows[0]?.fenced !== 1) throw new LeaseLostError(batchId);
+    return { accepted: rows[0].accepted, saved: rows[0].saved === 1 };
   }
 
   /**
@@ -480,7 +473,7 @@ function outcomeColumns(outcomes: readonly OutcomeRecord[]): unknown[][] {
 }
 
 /**
- * Most characters of results and errors one statement carries (commitInParts): far below the
+ * Most characters of results and errors one statement carries (writeGroup): far below the
  * ~512 MB a V8 string can hold, which pg's array parameters, each one string, must fit in.
  */
 export const STATEMENT_TEXT_MAX = 64 * 1024 * 1024;

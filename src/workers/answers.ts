@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 import type { z } from 'zod';
 import { ResultValidationError, type SerializedError, serializeError, WorkerLoadError } from '../errors.js';
-import { unstorable } from '../values.js';
+import { storedCopy, unstorable } from '../values.js';
 import type { RunResult } from './protocol.js';
 
 /**
@@ -39,9 +39,9 @@ export function returnedAnswer(
     reason = `(root) could not be read (${describeSafely(err)})`;
   }
   if (reason) return invalidResult(`Result cannot be stored as JSON: ${reason}`);
-  if (snapshot && result !== null && typeof result === 'object') {
+  if (snapshot) {
     try {
-      result = JSON.parse(JSON.stringify(result));
+      result = storedCopy(result);
     } catch (err) {
       // A getter that throws (or answers differently) when read a second time.
       return invalidResult(

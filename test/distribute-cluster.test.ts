@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
 import { postgresStore } from '../src/index.js';
 import { PG_URL, pgSchema, pgUnreachable } from './support/stores.js';
@@ -37,6 +38,24 @@ function startHost(schema: string, name: string, submit?: number) {
 
 const pgDown = await pgUnreachable('one batch on three hosts');
 
+/** Wait until some answer that `host` ran is staged in the store (a condition, polled). */
+async function stagedBy(schema: string, host: string): Promise<void> {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    for (;;) {
+      const { rows } = await client.query(
+        `SELECT count(*)::int AS n FROM ${schema}.range_answers WHERE answer LIKE $1`,
+        [`%"result":"${host}"%`],
+      );
+      if (rows[0].n > 0) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    await client.end();
+  }
+}
+
 const scenarios = [
   { name: 'a helper killed mid-range', partitions: 100_000, kill: 'h2', ranBy: ['h0', 'h1', 'h2'] },
   { name: 'the owner killed mid-batch', partitions: 20_000, kill: 'h0', ranBy: ['h1', 'h2'] },
@@ -62,6 +81,9 @@ for (const scenario of scenarios)
       const victim = { h0, h2 }[scenario.kill];
       // It has run 2,000 partitions: it holds ranges with members running and others queued.
       await victim.seen('ran 2000');
+      // A helper's answers count once staged (at a range's end and at each renewal); what it ran
+      // since is run again elsewhere. Killed once some are staged, so that its share must show.
+      if (scenario.kill === 'h2') await stagedBy(schema, 'h2');
       victim.child.kill('SIGKILL');
       await victim.exited;
       try {

@@ -19,6 +19,7 @@ import { redriveStatements } from './sql-redrive.js';
 import { noop, outcomeValues, toStoreError } from './sql-rows.js';
 import { SqlStore } from './sql-store.js';
 import type { BatchRecord, BatchState, Fence, OutcomeRecord, PartitionSource, Store } from './store.js';
+import { WriteAhead } from './write-ahead.js';
 
 export type { PgPool, PgPoolClient, PgResult } from './pg-types.js';
 
@@ -211,13 +212,23 @@ class PostgresStore extends SqlStore implements Store {
       if (inserted.rowCount === 0) return { commit: false, value: { created: false } };
       let index = 0;
       let chunk: CapturedPartition[] = [];
-      for await (const p of partitions) {
-        chunk.push(capturePartition(p, index + chunk.length, record.id));
-        if (chunk.length === CHUNK) {
-          await this.insertChunk(client, record.id, index, chunk);
-          index += chunk.length;
-          chunk = [];
+      // Each chunk is written while the next is read from the source (WriteAhead).
+      const ahead = new WriteAhead();
+      try {
+        for await (const p of partitions) {
+          chunk.push(capturePartition(p, index + chunk.length, record.id));
+          if (chunk.length === CHUNK) {
+            const full = chunk;
+            const start = index;
+            await ahead.push(() => this.insertChunk(client, record.id, start, full));
+            index += chunk.length;
+            chunk = [];
+          }
         }
+        await ahead.drain();
+      } catch (err) {
+        await ahead.settle(); // before the ROLLBACK: one query at a time on the client
+        throw err;
       }
       await this.insertChunk(client, record.id, index, chunk);
       // The store, not the caller, knows how many partitions the iterator gave.

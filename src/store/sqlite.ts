@@ -32,6 +32,7 @@ import type {
   Store,
 } from './store.js';
 import { compiledThreadFile, endThread } from './store-threads.js';
+import { WriteAhead } from './write-ahead.js';
 
 export interface SqliteStoreOptions {
   /** Database file. Its directory is created when missing. `:memory:` keeps it in memory. */
@@ -215,16 +216,21 @@ class SqliteStore extends SqlStore implements Store {
     }
     if (!(await this.write({ k: 'insertBatch', row, record: JSON.stringify(record) })))
       return { created: false };
+    // Each chunk is written while the next is read from the source (WriteAhead).
+    const ahead = new WriteAhead();
     try {
       let index = 0;
-      await this.write({ k: 'insertChunk', batchId: record.id, start: index, chunk });
+      const written = chunk;
+      await ahead.push(() => this.write({ k: 'insertChunk', batchId: record.id, start: 0, chunk: written }));
       index += chunk.length;
       chunk = [];
       await yieldToEventLoop();
       for (let step = await source.next(); !step.done; step = await source.next()) {
         chunk.push(capturePartition(step.value, index + chunk.length, record.id));
         if (chunk.length === CHUNK) {
-          await this.write({ k: 'insertChunk', batchId: record.id, start: index, chunk });
+          const full = chunk;
+          const start = index;
+          await ahead.push(() => this.write({ k: 'insertChunk', batchId: record.id, start, chunk: full }));
           index += chunk.length;
           chunk = [];
           // A source that never waits (an array, a sync generator) would otherwise hold the event
@@ -232,11 +238,13 @@ class SqliteStore extends SqlStore implements Store {
           await yieldToEventLoop();
         }
       }
+      await ahead.drain();
       // The store, not the caller, knows how many partitions the iterator gave.
       const final = JSON.stringify({ ...record, total: index + chunk.length });
       await this.write({ k: 'finish', batchId: record.id, start: index, chunk, record: final });
       return { created: true };
     } catch (err) {
+      await ahead.settle();
       // Our own failures are already PartitaErrors; anything else is the source's error, passed on as is.
       // If the undo fails too (store closed), an open() removes the invisible leftovers.
       await this.write({ k: 'discard', batchId: record.id }).catch(noop);

@@ -190,6 +190,22 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         expect(await store.readPartitions(id('a'), 0, 10)).toEqual([]);
       });
 
+      it('refuses a duplicate key in a middle chunk, while later chunks are read, and stores nothing', async () => {
+        // Chunks are written while the next is read (src/store/write-ahead.ts): the second chunk's
+        // write fails while the third is being read, and that failure still ends the submit.
+        async function* source() {
+          yield* asyncParts(1500);
+          yield { key: 'k7', payload: null };
+          for (let i = 1501; i < 4000; i++) yield { key: `m${i}`, payload: i };
+        }
+        await expect(store.createBatch(record(id('mid')), source())).rejects.toMatchObject({
+          code: 'VALIDATION',
+        });
+        expect(await store.loadBatch(id('mid'))).toBeUndefined();
+        expect(await store.readPartitions(id('mid'), 0, 10)).toEqual([]);
+        await create(id('mid'), 1);
+      });
+
       it('accepts an AsyncIterable and a sync Iterable, indexed in iteration order', async () => {
         await store.createBatch(record(id('async')), asyncParts(3));
         function* sync() {

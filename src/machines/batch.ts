@@ -47,8 +47,15 @@ export interface Batching {
   spread?: number | undefined;
 }
 
-/** `'auto'` grows a group while its work takes less than this (ms), and shrinks it above twice that. */
-export const GROUP_TARGET_MS = 2;
+/**
+ * `'auto'` grows a group while its work takes less than this (ms), and shrinks it above twice that.
+ * Ten, not the couple of milliseconds DESIGN.md first named: what the engine spends per group on
+ * its own thread (a pool task's trip, three events, a commit: 0.1–0.35 ms of CPU on two cores,
+ * more while the pool's threads take the cores) is paid out of the threads' time, and with groups
+ * of 2 ms it cost 1 ms partitions a quarter of their throughput (docs/benchmarks.md, "Groups of
+ * 10 ms"). A partition of 10 ms or more is still never grouped.
+ */
+export const GROUP_TARGET_MS = 10;
 
 /** An outcome read back from the journal at recovery. */
 export interface ReplayedOutcome {

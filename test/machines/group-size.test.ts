@@ -17,19 +17,21 @@ function sizes(perMs: number, c = config(), steps = 5): number[] {
 }
 
 describe("'auto' group size", () => {
-  it('grows 2 × to 8 × a step toward what fits 2 ms, and stops at maxItems', () => {
+  it('grows 2 × to 8 × a step toward what fits 10 ms, and stops at maxItems', () => {
     expect(sizes(0.005)).toEqual([1, 8, 64, 64, 64, 64]);
-    expect(sizes(0.1)).toEqual([1, 8, 20, 20, 20, 20]);
-    expect(sizes(0.6)).toEqual([1, 3, 6, 6, 6, 6]); // at least doubled while under 2 ms: 3.6 ms, kept
+    expect(sizes(0.5)).toEqual([1, 8, 20, 20, 20, 20]);
+    expect(sizes(1)).toEqual([1, 8, 16, 16, 16, 16]); // 1 ms partitions: at least doubled from 8 ms
+    expect(sizes(3)).toEqual([1, 3, 6, 6, 6, 6]); // at least doubled while under 10 ms: 18 ms, kept
     expect(sizes(0.005, config({ batching: { maxItems: 10, auto: true } as never }))).toEqual([
       1, 8, 10, 10, 10, 10,
     ]);
   });
 
-  it('never groups a partition of a few milliseconds or more, and shrinks above twice the target', () => {
-    expect(sizes(2.5)).toEqual([1, 1, 1, 1, 1, 1]);
+  it('never groups a partition of 10 ms or more, and shrinks above twice the target', () => {
+    expect(sizes(10)).toEqual([1, 1, 1, 1, 1, 1]);
     expect(sizes(1000)).toEqual([1, 1, 1, 1, 1, 1]);
-    expect(nextGroupSize(config(), 64, 64 * 0.5, 64)).toBe(4); // 32 ms of work: what fits 2 ms
+    expect(nextGroupSize(config(), 64, 64 * 2.5, 64)).toBe(4); // 160 ms of work: what fits 10 ms
+    expect(nextGroupSize(config(), 8, 8 * 2, 8)).toBe(8); // 16 ms: under twice the target, kept
   });
 
   it('grows only after a full group, keeps a group within a quarter of timeoutMs, and leaves fixed groups alone', () => {

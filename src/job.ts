@@ -78,7 +78,7 @@ export interface JobOptions<I = unknown, P = unknown, R = unknown, O = unknown> 
    * call loop) and count their outcomes as one event, each member still with its own outcome,
    * attempts, retries, timeout and idempotency key (docs/guide.md, "Item batching").
    * `'auto'` (the default) sizes groups from the measured work time: short partitions are grouped by
-   * dozens, a partition of 10 ms or more is never grouped. `{ maxItems }` always
+   * dozens, a worker partition of 10 ms or more (inline: 2 ms) is never grouped. `{ maxItems }` always
    * groups up to that many; `false` runs one partition per task. A job with a `rateLimit` is not
    * grouped under `'auto'`.
    */

@@ -176,6 +176,35 @@ describe('item batching: every lane gets a group', () => {
   });
 });
 
+describe("item batching: what 'auto' aims at", () => {
+  it("a worker job's groups aim at 10 ms of work, an inline handler's at 2 (it holds the host's event loop)", async () => {
+    const targets = new Map<string, unknown>();
+    engine = createEngine({
+      jobs: [
+        defineJob({ name: 'on-pool', partition: () => partitions(2, -1, 'ctx'), worker: scripted }),
+        defineJob({ name: 'inline', partition: () => [{ key: 'a', payload: 1 }], handler: (x) => x }),
+      ],
+      store: memoryStore(),
+      logger: false,
+      workers: { maxThreads: 1 },
+      inspect: (ev) => {
+        if (ev.type !== '@xstate.snapshot') return;
+        // The batch actors' snapshots (a lane's context has no config).
+        const config = (
+          ev.snapshot as { context?: { config?: { job?: string; batching?: { targetMs?: number } } } }
+        ).context?.config;
+        if (config?.job && !targets.has(config.job)) targets.set(config.job, config.batching?.targetMs);
+      },
+    });
+    await engine.start();
+    for (const job of ['on-pool', 'inline']) {
+      const { id } = await engine.submit(job, {});
+      expect((await engine.wait(id)).status).toBe('COMPLETED');
+    }
+    expect(Object.fromEntries(targets)).toEqual({ 'on-pool': 10, inline: 2 });
+  });
+});
+
 describe('item batching: the option', () => {
   const base = { name: 'opt', partition: () => [], handler: () => 1 };
   it("defaults to 'auto' (up to 64 members), and `false` or { maxItems: 1 } turn it off", () => {

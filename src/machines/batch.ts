@@ -45,17 +45,25 @@ export interface Batching {
    * that what is left is shared by that many (default: the lanes).
    */
   spread?: number | undefined;
+  /** `'auto'`: the work a group aims at, in ms (default GROUP_TARGET_MS). */
+  targetMs?: number | undefined;
 }
 
 /**
- * `'auto'` grows a group while its work takes less than this (ms), and shrinks it above twice that.
- * Ten, not the couple of milliseconds DESIGN.md first named: what the engine spends per group on
- * its own thread (a pool task's trip, three events, a commit: 0.1–0.35 ms of CPU on two cores,
- * more while the pool's threads take the cores) is paid out of the threads' time, and with groups
- * of 2 ms it cost 1 ms partitions a quarter of their throughput (docs/benchmarks.md, "Groups of
- * 10 ms"). A partition of 10 ms or more is still never grouped.
+ * `'auto'` grows a group while its work takes less than its target (ms), and shrinks it above twice
+ * that. An inline handler's group runs on the host's own thread, whose event loop it holds: 2 ms.
  */
-export const GROUP_TARGET_MS = 10;
+export const GROUP_TARGET_MS = 2;
+
+/**
+ * The target of a worker job's groups (on the pool's threads): 10 ms, not the couple of
+ * milliseconds DESIGN.md first named. What the engine spends per group on its own thread (a pool
+ * task's trip, three events, a commit: 0.1–0.35 ms of CPU on two cores, more while the pool's
+ * threads take the cores) is paid out of the threads' time, and with groups of 2 ms it cost 1 ms
+ * partitions a quarter of their throughput (docs/benchmarks.md, "Groups of 10 ms on the pool").
+ * A partition of 10 ms or more is still never grouped.
+ */
+export const POOL_GROUP_TARGET_MS = 10;
 
 /** An outcome read back from the journal at recovery. */
 export interface ReplayedOutcome {
@@ -231,8 +239,9 @@ function without(f: InFlight, gone: readonly number[]): InFlight | null {
 
 /**
  * The next group size under `'auto'` (pure): grown (2 × to 8 × a step, toward what fits the target)
- * while a full group's work took under GROUP_TARGET_MS, cut to what fits the target above twice
- * that; a 1 s partition is never grouped.
+ * while a full group's work took under its target (`targetMs`, GROUP_TARGET_MS or
+ * POOL_GROUP_TARGET_MS), cut to what fits the target above twice that; a 1 s partition is never
+ * grouped.
  */
 export function nextGroupSize(
   config: BatchConfig,
@@ -242,14 +251,15 @@ export function nextGroupSize(
 ): number {
   const b = config.batching;
   if (!b?.auto || workMs === undefined || n === 0) return size;
+  const target = b.targetMs ?? GROUP_TARGET_MS;
   let next = size;
-  if (workMs < GROUP_TARGET_MS) {
+  if (workMs < target) {
     // Toward what fits the target, by 2 × to 8 × a step: 1 → 8 → 64 for work of microseconds (50
     // lanes doubling one step at a time ran half of a 10,000-partition batch in groups under 64).
-    const aim = workMs > 0 ? Math.floor((GROUP_TARGET_MS * n) / workMs) : b.maxItems;
+    const aim = workMs > 0 ? Math.floor((target * n) / workMs) : b.maxItems;
     if (n >= size) next = Math.min(b.maxItems, Math.max(size * 2, Math.min(aim, size * 8)));
-  } else if (workMs > 2 * GROUP_TARGET_MS)
-    next = Math.max(1, Math.min(Math.floor(size / 2), Math.floor(GROUP_TARGET_MS / (workMs / n))));
+  } else if (workMs > 2 * target)
+    next = Math.max(1, Math.min(Math.floor(size / 2), Math.floor(target / (workMs / n))));
   // A group's `timeoutMs` bounds the whole group: keep its expected work to a quarter of it.
   const per = workMs / n;
   if (config.timeoutMs !== undefined && per > 0)

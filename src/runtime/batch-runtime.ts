@@ -6,7 +6,9 @@ import type { AnyJobDefinition } from '../job.js';
 import {
   BATCH_MACHINE_VERSION,
   type BatchMachine,
+  GROUP_TARGET_MS,
   membersOf,
+  POOL_GROUP_TARGET_MS,
   type ReplayedOutcome,
 } from '../machines/batch.js';
 import type { BatchControl, BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
@@ -140,12 +142,17 @@ export class BatchRuntime {
         timeoutMs: job.timeoutMs,
         failurePolicy: job.failurePolicy,
         // The batch's last groups are split over what can run at once: for a worker job its pool's
-        // threads, not its lanes (which only queue in the pool beyond that).
+        // threads, not its lanes (which only queue in the pool beyond that). A worker job's groups
+        // aim at more work than an inline handler's, which hold the host's event loop.
         batching: deps.distributed
           ? deps.distributed.rangeSize > 1
             ? { maxItems: deps.distributed.rangeSize, auto: false }
             : undefined
-          : job.batching && { ...job.batching, spread: deps.runner.parallelism },
+          : job.batching && {
+              ...job.batching,
+              spread: deps.runner.parallelism,
+              targetMs: job.handler ? GROUP_TARGET_MS : POOL_GROUP_TARGET_MS,
+            },
       },
       inspect: deps.inspect,
       ...(restored ? { snapshot: restored.snapshot as never } : {}),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type BatchConfig, nextGroupSize } from '../../src/machines/batch.js';
+import { type BatchConfig, nextGroupSize, POOL_GROUP_TARGET_MS } from '../../src/machines/batch.js';
 
 // `'auto'` group sizing (docs/guide.md, "Item batching"), pure: from one full group's work time.
 
@@ -17,21 +17,19 @@ function sizes(perMs: number, c = config(), steps = 5): number[] {
 }
 
 describe("'auto' group size", () => {
-  it('grows 2 × to 8 × a step toward what fits 10 ms, and stops at maxItems', () => {
+  it('grows 2 × to 8 × a step toward what fits 2 ms (an inline handler), and stops at maxItems', () => {
     expect(sizes(0.005)).toEqual([1, 8, 64, 64, 64, 64]);
-    expect(sizes(0.5)).toEqual([1, 8, 20, 20, 20, 20]);
-    expect(sizes(1)).toEqual([1, 8, 16, 16, 16, 16]); // 1 ms partitions: at least doubled from 8 ms
-    expect(sizes(3)).toEqual([1, 3, 6, 6, 6, 6]); // at least doubled while under 10 ms: 18 ms, kept
+    expect(sizes(0.1)).toEqual([1, 8, 20, 20, 20, 20]);
+    expect(sizes(0.6)).toEqual([1, 3, 6, 6, 6, 6]); // at least doubled while under 2 ms: 3.6 ms, kept
     expect(sizes(0.005, config({ batching: { maxItems: 10, auto: true } as never }))).toEqual([
       1, 8, 10, 10, 10, 10,
     ]);
   });
 
-  it('never groups a partition of 10 ms or more, and shrinks above twice the target', () => {
-    expect(sizes(10)).toEqual([1, 1, 1, 1, 1, 1]);
+  it('never groups a partition of a few milliseconds or more, and shrinks above twice the target', () => {
+    expect(sizes(2.5)).toEqual([1, 1, 1, 1, 1, 1]);
     expect(sizes(1000)).toEqual([1, 1, 1, 1, 1, 1]);
-    expect(nextGroupSize(config(), 64, 64 * 2.5, 64)).toBe(4); // 160 ms of work: what fits 10 ms
-    expect(nextGroupSize(config(), 8, 8 * 2, 8)).toBe(8); // 16 ms: under twice the target, kept
+    expect(nextGroupSize(config(), 64, 64 * 0.5, 64)).toBe(4); // 32 ms of work: what fits 2 ms
   });
 
   it('grows only after a full group, keeps a group within a quarter of timeoutMs, and leaves fixed groups alone', () => {
@@ -41,5 +39,16 @@ describe("'auto' group size", () => {
       16,
     );
     expect(nextGroupSize(config(), 4, undefined, 4)).toBe(4);
+  });
+
+  it("aims a worker job's groups at 10 ms: 1 ms partitions grouped by 16, 10 ms never", () => {
+    const pool = config({ batching: { maxItems: 64, auto: true, targetMs: POOL_GROUP_TARGET_MS } as never });
+    expect(POOL_GROUP_TARGET_MS).toBe(10);
+    expect(sizes(0.005, pool)).toEqual([1, 8, 64, 64, 64, 64]);
+    expect(sizes(0.5, pool)).toEqual([1, 8, 20, 20, 20, 20]);
+    expect(sizes(1, pool)).toEqual([1, 8, 16, 16, 16, 16]); // at least doubled from 8 ms: 16 ms, kept
+    expect(sizes(2.5, pool)).toEqual([1, 4, 4, 4, 4, 4]);
+    expect(sizes(10, pool)).toEqual([1, 1, 1, 1, 1, 1]);
+    expect(nextGroupSize(pool, 64, 64 * 2.5, 64)).toBe(4); // 160 ms of work: what fits 10 ms
   });
 });

@@ -189,6 +189,14 @@ describe('sqliteStore', () => {
     raw(path, (db) => db.prepare('SELECT count(*) AS n FROM partitions WHERE batch_id = ?').get(id)) as {
       n: number;
     };
+  /**
+   * The source is read ahead of the writes (src/store/write-ahead.ts): at `halfway` the second
+   * chunk may still be on its way to the file. Wait until `n` rows are there (a condition).
+   */
+  const untilRows = async (path: string, id: string, n: number) => {
+    while (partitionRows(path, id).n < n) await new Promise((r) => setTimeout(r, 5));
+    return partitionRows(path, id).n;
+  };
 
   it('leaves a creation in progress in another store of this process alone when it opens', async () => {
     const path = tempPath();
@@ -196,7 +204,7 @@ describe('sqliteStore', () => {
     const { source, halfway, release } = gatedSource(2500);
     const pending = first.createBatch(record('streaming'), source);
     await halfway;
-    expect(partitionRows(path, 'streaming').n).toBe(2000); // two chunks written, the batch invisible
+    expect(await untilRows(path, 'streaming', 2000)).toBe(2000); // two chunks written, the batch invisible
 
     const second = await start(path);
     expect(await second.loadBatch('streaming')).toBeUndefined();
@@ -529,6 +537,7 @@ describe('sqliteStore', () => {
       const { source, halfway, release } = gatedSource(2500);
       const pending = first.createBatch(record('held'), source);
       await halfway;
+      await untilRows(path, 'held', 2000);
       const second = await start(path);
       // The thread has no registry of this process's live stores of its own: it is told them.
       expect(await second.createBatch(record('held'), forty)).toEqual({ created: false });
@@ -623,7 +632,7 @@ describe('sqliteStore', () => {
       await (await start(path)).close(); // migrated before the child starts
       const other = creator(path, 'theirs', 2500);
       expect(await other.next()).toBe('halfway');
-      expect(partitionRows(path, 'theirs').n).toBe(2000);
+      expect(await untilRows(path, 'theirs', 2000)).toBe(2000);
 
       const store = await start(path); // cleanup runs here, while the child is mid-stream
       expect(await store.loadBatch('theirs')).toBeUndefined();
@@ -642,6 +651,7 @@ describe('sqliteStore', () => {
       await (await start(path)).close();
       const other = creator(path, 'crashed', 2500);
       expect(await other.next()).toBe('halfway');
+      await untilRows(path, 'crashed', 2000);
       other.child.kill('SIGKILL');
       await other.exited;
       expect(partitionRows(path, 'crashed').n).toBe(2000);

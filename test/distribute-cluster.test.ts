@@ -38,17 +38,27 @@ function startHost(schema: string, name: string, submit?: number) {
 
 const pgDown = await pgUnreachable('one batch on three hosts');
 
-/** Wait until some answer that `host` ran is staged in the store (a condition, polled). */
-async function stagedBy(schema: string, host: string): Promise<void> {
+/**
+ * Wait until some answer that `host` ran is staged in the store (a condition, polled), failing at
+ * once if the host exits first, and after a minute with what was seen.
+ */
+async function stagedBy(schema: string, host: string, exited: Promise<void>): Promise<void> {
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+  });
   const client = new pg.Client({ connectionString: PG_URL });
   await client.connect();
   try {
+    const deadline = Date.now() + 60_000;
     for (;;) {
       const { rows } = await client.query(
         `SELECT count(*)::int AS n FROM ${schema}.range_answers WHERE answer LIKE $1`,
         [`%"result":"${host}"%`],
       );
       if (rows[0].n > 0) return;
+      if (gone) throw new Error(`${host} exited before staging any answer`);
+      if (Date.now() > deadline) throw new Error(`${host} staged no answer within a minute`);
       await new Promise((r) => setTimeout(r, 20));
     }
   } finally {
@@ -83,7 +93,7 @@ for (const scenario of scenarios)
       await victim.seen('ran 2000');
       // A helper's answers count once staged (at a range's end and at each renewal); what it ran
       // since is run again elsewhere. Killed once some are staged, so that its share must show.
-      if (scenario.kill === 'h2') await stagedBy(schema, 'h2');
+      if (scenario.kill === 'h2') await stagedBy(schema, 'h2', victim.exited);
       victim.child.kill('SIGKILL');
       await victim.exited;
       try {

@@ -216,6 +216,7 @@ class PostgresStore extends SqlStore implements Store {
       const ahead = new WriteAhead();
       try {
         for await (const p of partitions) {
+          ahead.check();
           chunk.push(capturePartition(p, index + chunk.length, record.id));
           if (chunk.length === CHUNK) {
             const full = chunk;
@@ -227,8 +228,9 @@ class PostgresStore extends SqlStore implements Store {
         }
         await ahead.drain();
       } catch (err) {
-        await ahead.settle(); // before the ROLLBACK: one query at a time on the client
-        throw err;
+        // Before the ROLLBACK (one query at a time on the client); a chunk's write that failed
+        // before the source did is the failure to report.
+        throw (await ahead.settle()) ?? err;
       }
       await this.insertChunk(client, record.id, index, chunk);
       // The store, not the caller, knows how many partitions the iterator gave.

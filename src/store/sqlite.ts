@@ -226,6 +226,7 @@ class SqliteStore extends SqlStore implements Store {
       chunk = [];
       await yieldToEventLoop();
       for (let step = await source.next(); !step.done; step = await source.next()) {
+        ahead.check();
         chunk.push(capturePartition(step.value, index + chunk.length, record.id));
         if (chunk.length === CHUNK) {
           const full = chunk;
@@ -244,11 +245,12 @@ class SqliteStore extends SqlStore implements Store {
       await this.write({ k: 'finish', batchId: record.id, start: index, chunk, record: final });
       return { created: true };
     } catch (err) {
-      await ahead.settle();
+      // A chunk's write that failed before the source did is the failure to report.
+      const first = (await ahead.settle()) ?? err;
       // Our own failures are already PartitaErrors; anything else is the source's error, passed on as is.
       // If the undo fails too (store closed), an open() removes the invisible leftovers.
       await this.write({ k: 'discard', batchId: record.id }).catch(noop);
-      throw err;
+      throw first;
     }
   }
 

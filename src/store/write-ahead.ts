@@ -7,18 +7,29 @@ import { noop } from './sql-rows.js';
  * Writes still run one after another, in order, and at most one chunk is held besides the one being
  * read, so memory stays bounded for a source of any length.
  *
- * A write's failure is passed on by the next {@link push} or by {@link drain}; the caller's own
- * failure (its source threw) calls {@link settle} before undoing, so that nothing is left running.
+ * A write's failure is passed on by the next {@link push}, by {@link drain}, and by {@link check},
+ * which the caller runs before each read from its source: the source is not read on for long after
+ * the store failed. When the caller fails on its own side (its source threw), {@link settle} waits
+ * for the write in flight before anything is undone and answers that write's failure, if any: the
+ * failure that came first is the one reported, as when each chunk waited for the write before it.
  */
 export class WriteAhead {
   private pending: Promise<unknown> | undefined;
+  private failure: { error: unknown } | undefined;
 
   /** Start `write` once the write before it is done (its failure is thrown here). */
   async push(write: () => Promise<unknown>): Promise<void> {
     await this.drain();
     const started = write();
-    started.catch(noop); // passed on by the next push or drain, not unhandled meanwhile
+    started.catch((error: unknown) => {
+      this.failure ??= { error };
+    });
     this.pending = started;
+  }
+
+  /** Throw the failure of a write that has failed already, if any (cheap: call it per item). */
+  check(): void {
+    if (this.failure) throw this.failure.error;
   }
 
   /** Wait for the write in flight; its failure is thrown here. */
@@ -28,9 +39,10 @@ export class WriteAhead {
     if (pending) await pending;
   }
 
-  /** Wait for the write in flight, whatever its end. */
-  async settle(): Promise<void> {
+  /** Wait for the write in flight, whatever its end; answers the failure of a write, if one failed. */
+  async settle(): Promise<unknown> {
     await this.pending?.catch(noop);
     this.pending = undefined;
+    return this.failure?.error;
   }
 }

@@ -206,6 +206,42 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         await create(id('mid'), 1);
       });
 
+      it('reports a chunk whose write failed before its source threw, and stops reading a source once a write failed', async () => {
+        // A duplicate key ends the 2,000th partition (a full chunk on every store: SQLite's chunks
+        // are 1,000, PostgreSQL's 2,000); the source throws a little later, before the next chunk
+        // is full: the duplicate came first, and is what the submit reports.
+        async function* thenThrows() {
+          yield* asyncParts(1999);
+          yield { key: 'k3', payload: null };
+          yield { key: 'more', payload: null };
+          throw new Error('source broke');
+        }
+        await expect(store.createBatch(record(id('both')), thenThrows())).rejects.toMatchObject({
+          code: 'VALIDATION',
+        });
+        expect(await store.loadBatch(id('both'))).toBeUndefined();
+        // Then 5 ms an item: a whole further chunk would take 5 s or more, while the write of the
+        // duplicate fails within milliseconds and ends the reading.
+        let read = 0;
+        async function* slow() {
+          for (const p of [...Array.from({ length: 1999 }, (_, i) => i), 3]) {
+            read++;
+            yield { key: `k${p}`, payload: null };
+          }
+          for (let i = 0; i < 2000; i++) {
+            await new Promise((r) => setTimeout(r, 5));
+            read++;
+            yield { key: `s${i}`, payload: null };
+          }
+        }
+        await expect(store.createBatch(record(id('slow')), slow())).rejects.toMatchObject({
+          code: 'VALIDATION',
+        });
+        expect(read).toBeLessThan(2500);
+        expect(await store.loadBatch(id('slow'))).toBeUndefined();
+        await create(id('slow'), 1);
+      });
+
       it('accepts an AsyncIterable and a sync Iterable, indexed in iteration order', async () => {
         await store.createBatch(record(id('async')), asyncParts(3));
         function* sync() {

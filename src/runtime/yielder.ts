@@ -23,13 +23,7 @@ export class Yielder {
 
   /** Run `fn` now (true), or after the event loop's next turn when the current slice is used up (false). */
   run(fn: () => void): boolean {
-    const now = performance.now();
-    if (!this.watching) {
-      // The first dispatch since the event loop last turned starts a new slice.
-      this.watching = true;
-      this.sliceStart = now;
-      setImmediate(this.turned);
-    }
+    const now = this.slice();
     if (!this.scheduled && now - this.sliceStart < this.budgetMs) {
       fn();
       return true;
@@ -42,14 +36,44 @@ export class Yielder {
     return false;
   }
 
+  /** The time now; the first dispatch since the event loop last turned starts a new slice. */
+  private slice(): number {
+    const now = performance.now();
+    if (!this.watching) {
+      this.watching = true;
+      this.sliceStart = now;
+      setImmediate(this.turned);
+    }
+    return now;
+  }
+
   private readonly turned = (): void => {
     this.watching = false;
   };
 
+  /**
+   * Run what waited, within a slice of its own: at least one, then while the budget lasts; the
+   * rest waits for the next turn, ahead of what is queued meanwhile. (Running all of it at once
+   * held the loop for as many inline handlers as there are lanes: 35–150 ms of 3 ms handlers, even
+   * with `yieldAfterMs: 0`, found by an outside probe.)
+   */
   private readonly drain = (): void => {
     this.scheduled = false;
+    // A turn of the event loop has begun: a new slice, which dispatches made meanwhile share.
+    this.slice();
+    this.sliceStart = performance.now();
     const queued = this.queue;
     this.queue = [];
-    for (const fn of queued) fn();
+    let i = 0;
+    while (i < queued.length) {
+      if (i > 0 && performance.now() - this.sliceStart >= this.budgetMs) break;
+      queued[i++]!();
+    }
+    if (i === queued.length) return;
+    this.queue = queued.slice(i).concat(this.queue);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.drain);
+    }
   };
 }

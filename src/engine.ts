@@ -41,7 +41,7 @@ import { RunningBatches } from './runtime/running.js';
 import { Scheduler } from './runtime/scheduler.js';
 import { SharedStore } from './runtime/shared-store.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
-import { submitBatch } from './runtime/submission.js';
+import { STOPPED_WHILE_STORING, submitBatch } from './runtime/submission.js';
 import { checkTriggers, fireTriggers } from './runtime/triggers.js';
 import { freshest, listByStatus, listedSummary, storedSummary, summaryFromRow } from './runtime/views.js';
 import { Watchers } from './runtime/watchers.js';
@@ -350,20 +350,14 @@ class PartitaEngine implements Engine {
       throw new EngineStateError(`submit() needs a started engine (it is ${this.state})`);
     const store = this.store!;
     const exists = async (id: string) => this.isHere(id) || (await store.loadBatch(id)) !== undefined;
-    const submission = await submitBatch({ store, jobs: this.jobs, exists }, job, input, options).catch(
-      (err: unknown) => {
-        // stop() closed the store under a submit still writing: the store's "not open" is not the
-        // caller's to handle. What was half-written stays hidden and goes at the next start.
-        if (this.stopBegun() && (err as { code?: unknown } | null | undefined)?.code === 'STORE')
-          throw new EngineStateError(
-            'submit(): the engine stopped while the batch was being stored; nothing was stored',
-            {
-              cause: err,
-            },
-          );
-        throw err;
-      },
-    );
+    const deps = { store, jobs: this.jobs, exists, stopping: () => this.stopBegun() };
+    const submission = await submitBatch(deps, job, input, options).catch((err: unknown) => {
+      // stop() closed the store under a submit still writing: the store's "not open" is not the
+      // caller's to handle. What was half-written stays hidden and goes at the next start.
+      if (this.stopBegun() && (err as { code?: unknown } | null | undefined)?.code === 'STORE')
+        throw new EngineStateError(STOPPED_WHILE_STORING, { cause: err });
+      throw err;
+    });
     if (!submission.created)
       return this.existing(submission.id).catch((err: unknown) => {
         if (!this.stopBegun() || !(err instanceof EngineStateError)) throw err;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createEngine, defineJob, memoryStore, sqliteStore } from '../src/index.js';
+import { createEngine, defineJob, memoryStore, postgresStore, sqliteStore } from '../src/index.js';
 import { latch } from './helpers.js';
-import { sqlitePath } from './support/stores.js';
+import { PG_URL, pgSchema, pgUnreachable, sqlitePath } from './support/stores.js';
 
 // What stop() does to calls still waiting: they settle (ENGINE_STATE), they do not hang, and what
 // they asked of another engine stays asked.
@@ -116,37 +116,57 @@ describe('stop() while calls wait', () => {
 });
 
 describe('stop() under a submit still storing its batch', () => {
-  it.each(['sqlite', 'memory'] as const)(
-    'the submit rejects ENGINE_STATE (not the store\'s "not open"), and nothing is stored (%s)',
+  it.each(['sqlite', 'memory', 'postgres'] as const)(
+    'the submit rejects ENGINE_STATE (not the store\'s "not open"), reads its source no further, closes it, and nothing is stored (%s)',
     async (kind) => {
+      if (kind === 'postgres' && (await pgUnreachable('stop() under a PostgreSQL submit'))) return;
       const path = sqlitePath();
       const memory = memoryStore();
-      const store = () => (kind === 'sqlite' ? sqliteStore({ path }) : memory);
+      const schema = pgSchema();
+      const store = () =>
+        kind === 'sqlite'
+          ? sqliteStore({ path })
+          : kind === 'memory'
+            ? memory
+            : postgresStore({ connectionString: PG_URL, schema });
       const { promise: atGate, open: reached } = latch();
       const { promise: gate, open } = latch();
+      const { promise: closed, open: close } = latch();
+      let read = 0;
       const job = defineJob({
         name: 'slow-input',
         // The partitions are streamed into the store as they come: the submit is half way when stop() runs.
         partition: async function* (n: number) {
-          for (let i = 0; i < n; i++) {
-            if (i === n / 2) {
-              reached();
-              await gate;
+          try {
+            for (let i = 0; i < n; i++) {
+              if (i === n / 2) {
+                reached();
+                await gate;
+              }
+              read++;
+              yield { key: `k${i}`, payload: i };
             }
-            yield { key: `k${i}`, payload: i };
+          } finally {
+            close(); // a cursor the source held would be released here
           }
         },
         handler: async (i: number) => i,
       });
       const engine = createEngine({ jobs: [job], store: store(), logger: false });
       await engine.start();
-      const submitted = engine.submit(job, 2_000, { id: 'half' }).catch((err: unknown) => err);
+      const submitted = engine.submit(job, 5_000, { id: 'half' }).catch((err: unknown) => err);
       await atGate;
-      await engine.stop();
+      const stopped = engine.stop();
+      // PostgreSQL's stop() waits for the submit's transaction, which ends at the source's next item.
+      if (kind === 'postgres') open();
+      await stopped;
       open();
       const err = (await submitted) as { code?: string; message?: string };
       expect(err.code).toBe('ENGINE_STATE');
-      // The memory store went on pulling the partitions after stop(), and stored the batch.
+      expect(err.message).toContain('nothing was stored');
+      await closed;
+      // The item the source was waiting to give when stop() began, and none after it.
+      expect(read).toBe(2_501);
       const again = createEngine({ jobs: [job], store: store(), logger: false });
       await again.start();
       try {

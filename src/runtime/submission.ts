@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type SubmitOptions, submitOptionsSchema } from '../engine-options.js';
-import { toError, UnknownJobError, ValidationError } from '../errors.js';
+import { EngineStateError, toError, UnknownJobError, ValidationError } from '../errors.js';
 import type { AnyJobDefinition, JobWithInput, Partition } from '../job.js';
 import { type BatchRecord, type PartitionInput, SCHEMA_VERSION, type Store } from '../store/store.js';
 import { parseOptions, parseOrThrow } from '../validation.js';
@@ -20,6 +20,8 @@ export interface SubmissionDeps {
   jobs: ReadonlyMap<string, AnyJobDefinition>;
   /** Is there a batch with this id (running here, or in the store)? */
   exists: (id: string) => Promise<boolean>;
+  /** Has the engine begun to stop? A submit still reading its source then reads no further. */
+  stopping?: () => boolean;
 }
 
 /** A submit after validation: what to store, or the id of the batch that already has it. */
@@ -91,7 +93,10 @@ export async function submitBatch<I>(
     throw partitionError(job.name, err);
   }
   const counter: Counter = { total: 0, seed: [], seedBytes: 0 };
-  const { created } = await deps.store.createBatch(record, checkedPartitions(job.name, source, counter));
+  const { created } = await deps.store.createBatch(
+    record,
+    checkedPartitions(job.name, source, counter, deps.stopping),
+  );
   if (!created) return { created: false, id };
   record.total = counter.total;
   return { created: true, record, seed: counter.seed };
@@ -108,6 +113,10 @@ export function timeOrderedUuid(now = Date.now()): string {
   const time = now.toString(16).padStart(12, '0');
   return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${random.slice(15)}`;
 }
+
+/** What a submit cut by stop() while its batch was being stored answers. */
+export const STOPPED_WHILE_STORING =
+  'submit(): the engine stopped while the batch was being stored; nothing was stored';
 
 /** A batch this small is kept whole after its submit (runtime/feeder.ts, `Seed`): its first page needs no read. */
 const SEED_PARTITIONS = 4;
@@ -151,6 +160,7 @@ async function* checkedPartitions(
   job: string,
   source: Iterable<Partition> | AsyncIterable<Partition>,
   counter: Counter,
+  stopping: () => boolean = () => false,
 ): AsyncIterable<PartitionInput> {
   if (!isIterable(source))
     throw new ValidationError(
@@ -165,40 +175,69 @@ async function* checkedPartitions(
   } catch (err) {
     throw partitionError(job, err);
   }
-  for (;;) {
-    let step: IteratorResult<Partition>;
-    try {
-      step = await iterator.next();
-    } catch (err) {
-      throw partitionError(job, err);
+  // Whoever stops reading early (a refused partition here, a store that failed, a stop()) closes
+  // the source, as `for await` would: a generator's `finally` runs, a cursor it holds is released.
+  let open = true;
+  try {
+    for (;;) {
+      // stop() began: the store undoes what it wrote, and stop() does not wait for the source's end.
+      if (stopping()) throw new EngineStateError(STOPPED_WHILE_STORING);
+      let step: IteratorResult<Partition>;
+      try {
+        step = await iterator.next();
+      } catch (err) {
+        open = false; // a source that threw has ended
+        throw partitionError(job, err);
+      }
+      if (step.done) {
+        open = false;
+        return;
+      }
+      yield checkedPartition(step.value, counter);
     }
-    if (step.done) return;
-    const n = counter.total;
-    const p = step.value;
-    if (typeof p !== 'object' || p === null)
-      throw new ValidationError(`Invalid partition #${n}: expected { key, payload }`, [
-        { path: `partitions.${n}`, message: 'expected an object' },
-      ]);
-    const badKey = badName(p.key, MAX_KEY_LENGTH);
-    if (badKey)
-      throw new ValidationError(`Invalid partition #${n}: key ${badKey}`, [
-        { path: `partitions.${n}.key`, message: badKey },
-      ]);
-    const badPayload = unstorable(p.payload);
-    if (badPayload)
-      throw new ValidationError(
-        `Invalid partition #${n} ("${p.key}"): payload cannot be stored: ${badPayload.replace('(root)', 'payload')}`,
-        [{ path: `partitions.${n}.payload`, message: badPayload }],
-      );
-    counter.total++;
-    const captured = new CapturedPartition(p.key, toStoredJson(p.payload));
-    if (counter.seed) {
-      counter.seedBytes += p.key.length + (captured.json?.length ?? 0);
-      if (counter.total > SEED_PARTITIONS || counter.seedBytes > SEED_BYTES) counter.seed = undefined;
-      else counter.seed.push(captured);
-    }
-    yield captured;
+  } finally {
+    if (open) closeSource(iterator);
   }
+}
+
+/**
+ * Close a source read no further. Not awaited: a source stuck in its own `await` would hold the
+ * submit's rejection, and a failure to close is the source's own affair.
+ */
+function closeSource(iterator: AsyncIterator<Partition>): void {
+  try {
+    void iterator.return?.()?.then(undefined, () => {});
+  } catch {
+    // a `return` that throws at once: nothing more to close
+  }
+}
+
+/** Check partition #counter.total as it is yielded, and capture its payload's JSON text at once. */
+function checkedPartition(p: Partition, counter: Counter): CapturedPartition {
+  const n = counter.total;
+  if (typeof p !== 'object' || p === null)
+    throw new ValidationError(`Invalid partition #${n}: expected { key, payload }`, [
+      { path: `partitions.${n}`, message: 'expected an object' },
+    ]);
+  const badKey = badName(p.key, MAX_KEY_LENGTH);
+  if (badKey)
+    throw new ValidationError(`Invalid partition #${n}: key ${badKey}`, [
+      { path: `partitions.${n}.key`, message: badKey },
+    ]);
+  const badPayload = unstorable(p.payload);
+  if (badPayload)
+    throw new ValidationError(
+      `Invalid partition #${n} ("${p.key}"): payload cannot be stored: ${badPayload.replace('(root)', 'payload')}`,
+      [{ path: `partitions.${n}.payload`, message: badPayload }],
+    );
+  counter.total++;
+  const captured = new CapturedPartition(p.key, toStoredJson(p.payload));
+  if (counter.seed) {
+    counter.seedBytes += p.key.length + (captured.json?.length ?? 0);
+    if (counter.total > SEED_PARTITIONS || counter.seedBytes > SEED_BYTES) counter.seed = undefined;
+    else counter.seed.push(captured);
+  }
+  return captured;
 }
 
 /** A partition as handed to the store: its payload's JSON text, and the payload read back from it on demand. */

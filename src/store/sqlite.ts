@@ -197,7 +197,15 @@ class SqliteStore extends SqlStore implements Store {
    * if another store removed it, the chunk writes nothing and createBatch fails (STORE).
    */
   private async createOnce(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }> {
-    const source = iterate(partitions);
+    const source = new Source(partitions);
+    try {
+      return await this.createFrom(record, source);
+    } finally {
+      source.close();
+    }
+  }
+
+  private async createFrom(record: BatchRecord, source: Source): Promise<{ created: boolean }> {
     // The first chunk is read before anything is written: a batch that fits in it is stored whole.
     let chunk: CapturedPartition[] = [];
     let ended = false;
@@ -393,12 +401,45 @@ function migrationSession(db: Database.Database): SyncMigrationSession {
   };
 }
 
-/** The partitions as one async iterator, whatever kind of iterable they came in. */
-function iterate(partitions: PartitionSource): AsyncIterator<PartitionInput> {
-  const asyncIt = (partitions as AsyncIterable<PartitionInput>)[Symbol.asyncIterator];
-  if (asyncIt) return asyncIt.call(partitions);
-  const it = (partitions as Iterable<PartitionInput>)[Symbol.iterator]();
-  return { next: async () => it.next() };
+/**
+ * The partitions as one async iterator, whatever kind of iterable they came in, closed (`return()`,
+ * as `for await` does) when createBatch stops reading before their end: a generator's `finally`
+ * runs, a cursor it holds is released.
+ */
+class Source {
+  private readonly it: AsyncIterator<PartitionInput> | Iterator<PartitionInput>;
+  private open = true;
+
+  constructor(partitions: PartitionSource) {
+    const asyncIt = (partitions as AsyncIterable<PartitionInput>)[Symbol.asyncIterator];
+    this.it = asyncIt
+      ? asyncIt.call(partitions)
+      : (partitions as Iterable<PartitionInput>)[Symbol.iterator]();
+  }
+
+  async next(): Promise<IteratorResult<PartitionInput>> {
+    try {
+      const step = await this.it.next();
+      if (step.done) this.open = false;
+      return step;
+    } catch (err) {
+      this.open = false; // a source that threw has ended
+      throw err;
+    }
+  }
+
+  /** Not awaited: a source stuck in its own `await` must not hold the submit's answer. */
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    try {
+      const closed = this.it.return?.();
+      if (closed && typeof (closed as Promise<unknown>).then === 'function')
+        (closed as Promise<unknown>).then(undefined, noop);
+    } catch {
+      // a `return` that throws at once: nothing more to close
+    }
+  }
 }
 
 function yieldToEventLoop(): Promise<void> {

@@ -54,6 +54,8 @@ export function memoryStore(): Store {
 
 const notOpen = () => new StoreError('memory store is not open: call open() first');
 const clone = <T>(value: T): T => (value === undefined ? value : structuredClone(value));
+/** Partitions read between two turns of the event loop while a batch is created. */
+const YIELD_EVERY = 1000;
 
 class MemoryStore extends BaseStore implements Store {
   readonly kind = 'memory';
@@ -84,6 +86,9 @@ class MemoryStore extends BaseStore implements Store {
       if (keys.has(captured.key)) throw duplicateKey(record.id, captured.key);
       keys.add(captured.key);
       list.push(captured);
+      // A source that never waits (an array, a sync generator) would otherwise hold the event loop
+      // for the whole submit, stop() included, as the SQL stores' chunks do not.
+      if (list.length % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (this.closed) throw notOpen();
     this.batches.set(record.id, {

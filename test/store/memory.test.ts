@@ -20,4 +20,25 @@ describe('memoryStore', () => {
     expect(seen).toEqual(['b:PROCESSING', 'b:COMPLETED']);
     await store.close();
   });
+
+  it('lets the event loop turn while it stores a batch from a source that never waits', async () => {
+    const store = memoryStore();
+    await store.open();
+    let turns = 0;
+    let ticking = true;
+    const tick = () => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    function* source() {
+      for (let i = 0; i < 20_000; i++) yield { key: `k${i}`, payload: i };
+    }
+    const before = turns;
+    await store.createBatch(batchRecord('sync', { total: 0 }), source());
+    ticking = false;
+    // Once every 1,000 partitions (before: none, the whole submit in one turn).
+    expect(turns - before).toBeGreaterThanOrEqual(19);
+    await store.close();
+  });
 });

@@ -52,7 +52,7 @@ describe('sqlite store: a write lock held elsewhere', () => {
       partition: async function* (broken: boolean) {
         for (let i = 0; i <= CHUNK; i++) {
           if (i === CHUNK && broken) {
-            written.open(); // the first chunk is stored (invisible) by now
+            written.open(); // the first chunk is on its way to the file (invisible)
             await gate.promise;
             throw new Error('the source broke');
           }
@@ -71,6 +71,10 @@ describe('sqlite store: a write lock held elsewhere', () => {
     try {
       const failed = engine.submit('import', true, { id: 'b' });
       await written.promise;
+      // The source is read ahead of the writes (src/store/write-ahead.ts): wait until the first
+      // chunk is in the file (a condition), so that only the undo meets the lock.
+      const rows = other.prepare('SELECT count(*) AS n FROM partitions WHERE batch_id = ?');
+      while ((rows.get('b') as { n: number }).n < CHUNK) await new Promise((r) => setTimeout(r, 5));
       other.prepare('BEGIN IMMEDIATE').run(); // the undo cannot get the lock: it fails and leaves the rows
       gate.open();
       await expect(failed).rejects.toMatchObject({ code: 'VALIDATION', message: /the source broke/ });

@@ -66,6 +66,31 @@ async function stagedBy(schema: string, host: string, exited: Promise<void>): Pr
   }
 }
 
+/** What a stalled batch looks like in the store: its status and lease, its ranges not answered. */
+async function stateOf(schema: string, row: { status: string } | undefined): Promise<string> {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    const batch = await client.query(
+      `SELECT status, lease_owner, lease_epoch, lease_expires_at FROM ${schema}.batches WHERE id = 'wide'`,
+    );
+    const open = await client.query(
+      `SELECT r.id, r.owner_epoch, r.holder, r.hold_epoch, r.hold_expires_at, r.size,
+         (SELECT count(*)::int FROM ${schema}.range_answers a WHERE a.range_id = r.id) AS staged
+       FROM ${schema}.ranges r WHERE r.answered = 0 ORDER BY r.id LIMIT 20`,
+    );
+    const now = await client.query(`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms`);
+    return JSON.stringify({
+      status: row?.status,
+      batch: batch.rows[0],
+      now: now.rows[0].ms,
+      open: open.rows,
+    });
+  } finally {
+    await client.end();
+  }
+}
+
 const scenarios = [
   { name: 'a helper killed mid-range', partitions: 100_000, kill: 'h2', ranBy: ['h0', 'h1', 'h2'] },
   { name: 'the owner killed mid-batch', partitions: 20_000, kill: 'h0', ranBy: ['h1', 'h2'] },
@@ -97,9 +122,12 @@ for (const scenario of scenarios)
       victim.child.kill('SIGKILL');
       await victim.exited;
       try {
+        const deadline = Date.now() + 150_000;
         for (;;) {
           const row = await store.loadBatch('wide');
           if (row && ['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED'].includes(row.status)) break;
+          if (Date.now() > deadline)
+            throw new Error(`the batch did not end within 150 s: ${await stateOf(schema, row)}`);
           await new Promise((r) => setTimeout(r, 100));
         }
         const row = await store.loadBatch('wide');

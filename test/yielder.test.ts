@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEngine, defineJob, type Engine, memoryStore } from '../src/index.js';
 import { Yielder } from '../src/runtime/yielder.js';
+import { countTurns } from './support/turns.js';
 
 // The host's event loop gets a turn after `yieldAfterMs` of dispatching, also when what waited for
 // that turn runs: an outside probe saw 8 inline handlers of 3 ms run back to back (35–150 ms
@@ -50,19 +51,13 @@ describe('yieldAfterMs: 0 with inline handlers of 3 ms', () => {
   });
 
   it('lets the event loop turn between any two handler calls but one', async () => {
-    let turns = 0;
-    let ticking = true;
-    const tick = () => {
-      turns++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
+    const loop = countTurns();
     const callsPerTurn = new Map<number, number>();
     const job = defineJob({
       name: 'busy',
       partition: () => Array.from({ length: 40 }, (_, i) => ({ key: `k${i}`, payload: i })),
       handler: (i: number) => {
-        callsPerTurn.set(turns, (callsPerTurn.get(turns) ?? 0) + 1);
+        callsPerTurn.set(loop.turns, (callsPerTurn.get(loop.turns) ?? 0) + 1);
         spin(3);
         return i;
       },
@@ -73,7 +68,7 @@ describe('yieldAfterMs: 0 with inline handlers of 3 ms', () => {
     await engine.start();
     const { id } = await engine.submit(job, {});
     expect((await engine.wait(id)).status).toBe('COMPLETED');
-    ticking = false;
+    loop.stop();
     // Before: all 8 lanes' handlers in one turn.
     expect(Math.max(...callsPerTurn.values())).toBeLessThanOrEqual(2);
   });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type SubmitOptions, submitOptionsSchema } from '../engine-options.js';
 import { EngineStateError, toError, UnknownJobError, ValidationError } from '../errors.js';
 import type { AnyJobDefinition, JobWithInput, Partition } from '../job.js';
+import { closeSource } from '../store/inputs.js';
 import { type BatchRecord, type PartitionInput, SCHEMA_VERSION, type Store } from '../store/store.js';
 import { parseOptions, parseOrThrow } from '../validation.js';
 import {
@@ -197,18 +198,6 @@ async function* checkedPartitions(
     }
   } finally {
     if (open) closeSource(iterator);
-  }
-}
-
-/**
- * Close a source read no further. Not awaited: a source stuck in its own `await` would hold the
- * submit's rejection, and a failure to close is the source's own affair.
- */
-function closeSource(iterator: AsyncIterator<Partition>): void {
-  try {
-    void iterator.return?.()?.then(undefined, () => {});
-  } catch {
-    // a `return` that throws at once: nothing more to close
   }
 }
 

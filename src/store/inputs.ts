@@ -51,6 +51,20 @@ export function capturePartition(p: PartitionInput, index: number, batchId: stri
   }
 }
 
+/**
+ * Close a partition source read no further, as `for await` would. Not awaited: a source stuck in its
+ * own `await` must not hold the submit's answer, and a failure to close is the source's own affair.
+ */
+export function closeSource(iterator: AsyncIterator<unknown> | Iterator<unknown>): void {
+  try {
+    const closed = iterator.return?.();
+    if (closed && typeof (closed as Promise<unknown>).then === 'function')
+      (closed as Promise<unknown>).then(undefined, () => {});
+  } catch {
+    // a `return` that throws at once: nothing more to close
+  }
+}
+
 export function duplicateKey(batchId: string, key: string): ValidationError {
   return new ValidationError(`Duplicate partition key "${key}" in batch "${batchId}"`, [
     { path: 'key', message: `duplicate: ${key}` },

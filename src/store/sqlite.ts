@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { parseOrThrow } from '../validation.js';
 import { creatorIsGone, newCreator, retireCreator } from './creators.js';
 import { loadDriver } from './drivers.js';
-import { type CapturedPartition, capturePartition } from './inputs.js';
+import { type CapturedPartition, capturePartition, closeSource } from './inputs.js';
 import { runMigrationsSync, type SyncMigrationSession } from './migrate.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
 import type { Params } from './sql-listing.js';
@@ -432,13 +432,7 @@ class Source {
   close(): void {
     if (!this.open) return;
     this.open = false;
-    try {
-      const closed = this.it.return?.();
-      if (closed && typeof (closed as Promise<unknown>).then === 'function')
-        (closed as Promise<unknown>).then(undefined, noop);
-    } catch {
-      // a `return` that throws at once: nothing more to close
-    }
+    closeSource(this.it);
   }
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { memoryStore } from '../../src/store/memory.js';
+import { countTurns } from '../support/turns.js';
 import { batchRecord, state, storeContract } from './contract.js';
 
 storeContract('memory', async () => ({ store: memoryStore(), cleanup: async () => {} }));
@@ -24,21 +25,15 @@ describe('memoryStore', () => {
   it('lets the event loop turn while it stores a batch from a source that never waits', async () => {
     const store = memoryStore();
     await store.open();
-    let turns = 0;
-    let ticking = true;
-    const tick = () => {
-      turns++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
+    const loop = countTurns();
     function* source() {
       for (let i = 0; i < 20_000; i++) yield { key: `k${i}`, payload: i };
     }
-    const before = turns;
+    const before = loop.turns;
     await store.createBatch(batchRecord('sync', { total: 0 }), source());
-    ticking = false;
+    loop.stop();
     // Once every 1,000 partitions (before: none, the whole submit in one turn).
-    expect(turns - before).toBeGreaterThanOrEqual(19);
+    expect(loop.turns - before).toBeGreaterThanOrEqual(19);
     await store.close();
   });
 });

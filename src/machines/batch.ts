@@ -19,7 +19,7 @@ import { stopLanes } from './stop-lanes.js';
  */
 
 /** Bumped when the context shape or the states change; stored with every snapshot. */
-export const BATCH_MACHINE_VERSION = 4;
+export const BATCH_MACHINE_VERSION = 5;
 
 /** At most this many failures are kept in context (and in the summary). */
 export const FAILURE_SAMPLE = 100;
@@ -27,6 +27,7 @@ export const FAILURE_SAMPLE = 100;
 /**
  * What a lane runs: one partition, or a group (item batching: `more` holds the other members'
  * indexes). In `redeliver`, `attempt` is the attempt to run; on a lane, the attempt it was given.
+ * `redeliver` holds groups since machine version 5 (restartLanes).
  */
 export interface InFlight {
   index: number;
@@ -290,9 +291,12 @@ function planDispatch(context: BatchContext, firstLane = 0) {
     let next: InFlight | undefined;
     let redelivered = false;
     if (redeliver.length > 0) {
-      // Always alone: a partition that was in flight when the engine stopped, or a member of a
-      // group whose task failed as a whole.
-      next = { index: redeliver[0]!.index, attempt: redeliver[0]!.attempt };
+      // As it was put back (restartLanes, requeue): a group interrupted once by a stop or a crash
+      // as a group; a member of a group whose task failed as a whole, alone.
+      const r = redeliver[0]!;
+      next = r.more
+        ? { index: r.index, attempt: r.attempt, more: r.more }
+        : { index: r.index, attempt: r.attempt };
       redeliver = redeliver.slice(1);
       redelivered = true;
     } else {
@@ -610,8 +614,12 @@ export const batchMachine = setup({
         if (lane >= 0) {
           inFlight[lane] = without(inFlight[lane]!, [o.index]);
           running--;
-        } else if (redeliver.some((r) => r.index === o.index)) {
-          redeliver = redeliver.filter((r) => r.index !== o.index);
+        } else if (redeliver.some((r) => holds(r, o.index))) {
+          redeliver = redeliver.flatMap((r) => {
+            if (!holds(r, o.index)) return [r];
+            const left = without(r, [o.index]);
+            return left ? [left] : [];
+          });
         } else if (o.index >= context.cursor) settledAhead.push(o.index);
       }
       return {
@@ -624,14 +632,23 @@ export const batchMachine = setup({
         running,
       };
     }),
-    /** After a restart nothing runs: what was in flight is redelivered, pages are loaded again. */
-    // Each member of a group alone, at its next attempt (the interrupted one counts).
+    /**
+     * After a restart nothing runs: what was in flight is redelivered at its next attempt (the
+     * interrupted one counts), and pages are loaded again. A group at its first attempt comes back
+     * whole: a stop, a crash or a takeover is rarely its doing, and one at a time its members cost a
+     * task each (a distributed batch's, a range each). A group interrupted at a later attempt comes
+     * back one member at a time, so that a member that keeps bringing its host down cannot keep the
+     * others from finishing.
+     */
     restartLanes: assign(({ context }) => ({
       redeliver: [
         ...context.redeliver,
-        ...context.inFlight.flatMap((f) =>
-          f ? membersOf(f).map((index) => ({ index, attempt: f.attempt + 1 })) : [],
-        ),
+        ...context.inFlight.flatMap((f): InFlight[] => {
+          if (!f) return [];
+          const attempt = f.attempt + 1;
+          if (f.more && f.attempt === 1) return [{ index: f.index, attempt, more: f.more }];
+          return membersOf(f).map((index) => ({ index, attempt }));
+        }),
       ],
       inFlight: context.inFlight.map(() => null),
       running: 0,

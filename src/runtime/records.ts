@@ -52,6 +52,10 @@ const V1_CONFIG_KEYS = new Set([
 
 /** Batch machine snapshots from machine version N to N + 1, by N (pure). */
 const snapshotMigrations: Record<number, (old: PersistedMachine) => PersistedMachine> = {
+  // 4 → 5: `redeliver` may hold a group (a group in flight at a restart comes back whole); what
+  // version 4 stored still means the same. The version is raised so that an earlier build refuses
+  // (SNAPSHOT_VERSION) a snapshot whose groups it would run as their first member only.
+  4: (old) => old,
   // 3 → 4: item batching. A lane may hold a group (`inFlight[lane].more`); `redeliver` now holds the
   // attempt to run (it held the attempt interrupted); `groupSize` starts at one partition.
   3: (old) => {

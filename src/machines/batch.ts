@@ -646,7 +646,8 @@ export const batchMachine = setup({
         ...context.inFlight.flatMap((f): InFlight[] => {
           if (!f) return [];
           const attempt = f.attempt + 1;
-          if (f.more && f.attempt === 1) return [{ index: f.index, attempt, more: f.more }];
+          // At most its first attempt begun (0: stored before it began, durability.ts).
+          if (f.more && f.attempt <= 1) return [{ index: f.index, attempt, more: f.more }];
           return membersOf(f).map((index) => ({ index, attempt }));
         }),
       ],

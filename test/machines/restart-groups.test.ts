@@ -106,6 +106,21 @@ describe('groups in flight at a restart', () => {
     ]);
   });
 
+  it('one that had not begun (stored at attempt 0) comes back whole at the same attempt', () => {
+    const first = processOf();
+    first.actor.send({ type: 'ADMIT', at: 'now' });
+    first.loaded(12);
+    // What the runtime stores for a group handed to its lane but not begun (durability.ts).
+    const stored = JSON.parse(first.store());
+    stored.context.inFlight[1].attempt = 0;
+    const second = processOf(JSON.stringify(stored));
+    second.resume();
+    expect(second.dispatched).toEqual([
+      { lane: 0, index: 0, attempt: 2, redelivered: true, more: [1, 2, 3] },
+      { lane: 1, index: 4, attempt: 1, redelivered: true, more: [5, 6, 7] },
+    ]);
+  });
+
   it('interrupted again, come back one member at a time', () => {
     const first = processOf();
     first.actor.send({ type: 'ADMIT', at: 'now' });

@@ -48,6 +48,12 @@ export interface Batching {
   spread?: number | undefined;
   /** `'auto'`: the work a group aims at, in ms (default GROUP_TARGET_MS). */
   targetMs?: number | undefined;
+  /**
+   * Groups are a distributed batch's ranges (`distribute`): one in flight at a restart always comes
+   * back whole. A range runs on whichever engine claims it, and one whose holder dies is claimed
+   * again whole, so running its members one at a time would isolate nothing and cost a range each.
+   */
+  ranges?: boolean | undefined;
 }
 
 /**
@@ -638,7 +644,7 @@ export const batchMachine = setup({
      * whole: a stop, a crash or a takeover is rarely its doing, and one at a time its members cost a
      * task each (a distributed batch's, a range each). A group interrupted at a later attempt comes
      * back one member at a time, so that a member that keeps bringing its host down cannot keep the
-     * others from finishing.
+     * others from finishing; a distributed batch's range, whole again (Batching.ranges).
      */
     restartLanes: assign(({ context }) => ({
       redeliver: [
@@ -646,8 +652,9 @@ export const batchMachine = setup({
         ...context.inFlight.flatMap((f): InFlight[] => {
           if (!f) return [];
           const attempt = f.attempt + 1;
-          // At most its first attempt begun (0: stored before it began, durability.ts).
-          if (f.more && f.attempt <= 1) return [{ index: f.index, attempt, more: f.more }];
+          // At most its first attempt begun (0: stored before it began, durability.ts), or a range.
+          if (f.more && (f.attempt <= 1 || context.config.batching?.ranges))
+            return [{ index: f.index, attempt, more: f.more }];
           return membersOf(f).map((index) => ({ index, attempt }));
         }),
       ],

@@ -146,7 +146,7 @@ export class BatchRuntime {
         // aim at more work than an inline handler's, which hold the host's event loop.
         batching: deps.distributed
           ? deps.distributed.rangeSize > 1
-            ? { maxItems: deps.distributed.rangeSize, auto: false }
+            ? { maxItems: deps.distributed.rangeSize, auto: false, ranges: true }
             : undefined
           : job.batching && {
               ...job.batching,

@@ -29,7 +29,7 @@ const input = {
 };
 
 /** A process: the batch machine with its side effects recorded, started fresh or from a stored snapshot. */
-function processOf(stored?: string) {
+function processOf(stored?: string, batching: typeof input.batching & { ranges?: boolean } = input.batching) {
   const dispatched: Dispatched[] = [];
   const machine = batchMachine.provide({
     actors: {
@@ -43,7 +43,10 @@ function processOf(stored?: string) {
     },
   });
   const snapshot = stored ? (JSON.parse(stored) as Snapshot<unknown>) : undefined;
-  const actor = createActor(machine, { input, ...(snapshot ? { snapshot } : {}) }).start();
+  const actor = createActor(machine, {
+    input: { ...input, batching },
+    ...(snapshot ? { snapshot } : {}),
+  }).start();
   /** What the runtime stores: the persisted snapshot without its children. */
   const store = () => {
     const { children: _children, ...rest } = actor.getPersistedSnapshot() as Record<string, unknown>;
@@ -138,5 +141,20 @@ describe('groups in flight at a restart', () => {
     expect(third.actor.getSnapshot().context.redeliver.map((r) => [r.index, r.attempt, r.more])).toEqual(
       [2, 3, 4, 5, 6, 7].map((i) => [i, 3, undefined]),
     );
+  });
+
+  it("a distributed batch's ranges come back whole however often they were interrupted", () => {
+    const ranges = { ...input.batching, ranges: true };
+    const first = processOf(undefined, ranges);
+    first.actor.send({ type: 'ADMIT', at: 'now' });
+    first.loaded(12);
+    const second = processOf(first.store(), ranges);
+    second.resume();
+    const third = processOf(second.store(), ranges);
+    third.resume();
+    expect(third.dispatched).toEqual([
+      { lane: 0, index: 0, attempt: 3, redelivered: true, more: [1, 2, 3] },
+      { lane: 1, index: 4, attempt: 3, redelivered: true, more: [5, 6, 7] },
+    ]);
   });
 });

@@ -84,7 +84,11 @@ describe('pause and resume', () => {
       await new Promise((r) => setImmediate(r));
       const k0 = () => attempts.filter((a) => a.startsWith('k0'));
       expect(k0()).toEqual(['k0#1']);
-      expect((await engine.get('b')).status).toBe('PAUSED');
+      // Its retry waits for resume(): pending, not running (a drain check on `running === 0` ends).
+      const paused = await engine.get('b');
+      expect(paused).toMatchObject({ status: 'PAUSED', running: 0, failed: 0 });
+      expect(paused.pending).toBe(3 - paused.succeeded);
+      await until(engine, 'b', (s) => s.status === 'PAUSED' && s.running === 0);
       // Its retry starts now, and may end the batch before resume() answers.
       expect(['PROCESSING', 'FINALIZING']).toContain((await engine.resume('b')).status);
       expect(await engine.wait('b')).toMatchObject({ status: 'COMPLETED', succeeded: 3 });

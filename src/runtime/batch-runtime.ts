@@ -11,6 +11,7 @@ import {
   POOL_GROUP_TARGET_MS,
   type ReplayedOutcome,
 } from '../machines/batch.js';
+import type { LaneContext } from '../machines/partition.js';
 import type { BatchControl, BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
 import { Durability } from './durability.js';
@@ -301,11 +302,33 @@ export class BatchRuntime {
   }
 
   summary(): BatchSummary {
-    const summary = summaryOf(this.record, this.actor.getSnapshot(), this.finalDurable, this.finishedAt);
+    const snapshot = this.actor.getSnapshot();
+    const summary = summaryOf(this.record, snapshot, this.finalDurable, this.finishedAt);
     if (this.triggered && this.finalDurable) summary.triggered = this.triggered;
+    if (summary.status === 'PAUSED' && summary.running > 0) {
+      // Paused, a retry waiting out its backoff, or held once it ended, runs nothing until resume():
+      // pending, not running (an outside probe's drain check, `running === 0`, waited for ever).
+      const waiting = this.waitingRetries(snapshot);
+      summary.running -= waiting;
+      summary.pending += waiting;
+    }
     if (!this.crash) return summary;
     const status = this.finalDurable ? 'FAILED' : 'FINALIZING';
     return { ...summary, status, running: 0, error: serializeError(this.crash) };
+  }
+
+  /** Partitions on lanes that wait for a retry: in `backoff`, or held after it (paused). */
+  private waitingRetries(snapshot: SnapshotFrom<BatchMachine>): number {
+    let n = 0;
+    const inFlight = snapshot.context.inFlight;
+    for (let lane = 0; lane < inFlight.length; lane++) {
+      if (!inFlight[lane]) continue;
+      const ref = snapshot.children[`lane-${lane}`];
+      const ls = ref?.getSnapshot() as { value?: unknown; context?: LaneContext } | undefined;
+      if (ls?.value !== 'backoff' && !this.lanes.isHeld(lane)) continue;
+      n += ls?.context?.current?.members?.length ?? 1;
+    }
+    return n;
   }
 
   /** Make every outcome received so far durable (before reading partitions or counts back). */
@@ -352,8 +375,11 @@ export class BatchRuntime {
         try {
           // Paused, the only start is a retry whose backoff ended: it waits for resume(), as every
           // partition not in flight does (after a restart, a paused batch's retries wait likewise).
-          if (this.actor.getSnapshot().value === 'paused') this.lanes.hold(lane, work, self);
-          else this.lanes.start(lane, work, self);
+          if (this.actor.getSnapshot().value === 'paused') {
+            this.lanes.hold(lane, work, self);
+            // One more partition waits: the summary's counts moved. Told after the lane's step.
+            queueMicrotask(() => this.emit({ type: 'changed' }));
+          } else this.lanes.start(lane, work, self);
         } catch (err) {
           this.crashLater(err, 'startWork');
         }

@@ -199,6 +199,11 @@ export class LaneDriver {
     if (!this.stopped) this.held.set(lane, () => this.start(lane, cur, self));
   }
 
+  /** Is the lane's attempt held (its batch paused)? */
+  isHeld(lane: number): boolean {
+    return this.held.has(lane);
+  }
+
   /** Start the attempts held while the batch was paused. */
   startHeld(): void {
     const starts = [...this.held.values()];

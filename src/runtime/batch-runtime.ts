@@ -11,7 +11,6 @@ import {
   POOL_GROUP_TARGET_MS,
   type ReplayedOutcome,
 } from '../machines/batch.js';
-import type { LaneContext } from '../machines/partition.js';
 import type { BatchControl, BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
 import { Durability } from './durability.js';
@@ -322,11 +321,11 @@ export class BatchRuntime {
     let n = 0;
     const inFlight = snapshot.context.inFlight;
     for (let lane = 0; lane < inFlight.length; lane++) {
-      if (!inFlight[lane]) continue;
-      const ref = snapshot.children[`lane-${lane}`];
-      const ls = ref?.getSnapshot() as { value?: unknown; context?: LaneContext } | undefined;
-      if (ls?.value !== 'backoff' && !this.lanes.isHeld(lane)) continue;
-      n += ls?.context?.current?.members?.length ?? 1;
+      const f = inFlight[lane];
+      if (!f) continue;
+      const ls = snapshot.children[`lane-${lane}`]?.getSnapshot() as { value?: unknown } | undefined;
+      // What the batch counts on the lane (as `running` counts it): the members still to settle.
+      if (ls?.value === 'backoff' || this.lanes.isHeld(lane)) n += f.more ? 1 + f.more.length : 1;
     }
     return n;
   }

@@ -101,6 +101,8 @@ for (const scenario of scenarios)
     `one batch of ${scenario.partitions} partitions on three hosts, ${scenario.name}: every outcome once`,
     { timeout: 240_000 },
     async () => {
+      // The test's own deadline for the batch's end, inside vitest's 240 s: a stall reports the store.
+      const deadline = Date.now() + 220_000;
       const PARTITIONS = scenario.partitions;
       const schema = pgSchema();
       const store = postgresStore({ connectionString: PG_URL, schema });
@@ -122,12 +124,11 @@ for (const scenario of scenarios)
       victim.child.kill('SIGKILL');
       await victim.exited;
       try {
-        const deadline = Date.now() + 150_000;
         for (;;) {
           const row = await store.loadBatch('wide');
           if (row && ['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED'].includes(row.status)) break;
           if (Date.now() > deadline)
-            throw new Error(`the batch did not end within 150 s: ${await stateOf(schema, row)}`);
+            throw new Error(`the batch did not end in time: ${await stateOf(schema, row)}`);
           await new Promise((r) => setTimeout(r, 100));
         }
         const row = await store.loadBatch('wide');

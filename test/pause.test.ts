@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { InspectionEvent } from 'xstate';
-import { createEngine, defineJob, memoryStore, sqliteStore } from '../src/index.js';
+import { type BatchSummary, createEngine, defineJob, memoryStore, sqliteStore } from '../src/index.js';
 import { sqlitePath } from './support/stores.js';
 import { untilSummary as until } from './support/until.js';
 
@@ -88,12 +88,62 @@ describe('pause and resume', () => {
       const paused = await engine.get('b');
       expect(paused).toMatchObject({ status: 'PAUSED', running: 0, failed: 0 });
       expect(paused.pending).toBe(3 - paused.succeeded);
-      await until(engine, 'b', (s) => s.status === 'PAUSED' && s.running === 0);
       // Its retry starts now, and may end the batch before resume() answers.
       expect(['PROCESSING', 'FINALIZING']).toContain((await engine.resume('b')).status);
       expect(await engine.wait('b')).toMatchObject({ status: 'COMPLETED', succeeded: 3 });
       expect(k0()).toEqual(['k0#1', 'k0#2']);
     } finally {
+      await engine.stop();
+    }
+  });
+
+  it('a partition that fails while paused and waits for its retry is pending: subscribers hear it, the store and another engine see it', async () => {
+    let fail!: () => void;
+    const failing = new Promise<void>((r) => (fail = r));
+    let started!: () => void;
+    const k0Started = new Promise<void>((r) => (started = r));
+    const job = defineJob({
+      name: 'flaky',
+      partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
+      handler: async (i: number, ctx) => {
+        if (i === 0 && ctx.attempt === 1) {
+          started();
+          await failing;
+          throw new Error('once');
+        }
+        return i;
+      },
+      concurrency: 1,
+      // Its backoff outlasts the test: the retry waits in `backoff`, never held, never run.
+      retry: { attempts: 2, backoffMs: 600_000, maxBackoffMs: 600_000 },
+      batching: false,
+    });
+    const path = sqlitePath();
+    const engine = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false });
+    const other = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false });
+    await engine.start();
+    try {
+      await engine.submit('flaky', 3, { id: 'b' });
+      await k0Started;
+      expect(await engine.pause('b')).toMatchObject({ status: 'PAUSED', running: 1, pending: 2 });
+      // Subscribed while k0 runs; only a summary sent after its failure can say running 0.
+      const drained = new Promise<BatchSummary>((resolve) => {
+        const off = engine.subscribe('b', (s) => {
+          if (s.running !== 0) return;
+          queueMicrotask(() => off());
+          resolve(s);
+        });
+      });
+      fail();
+      expect(await drained).toMatchObject({ status: 'PAUSED', running: 0, pending: 3, failed: 0 });
+      // The stored summary too: another engine on the file reads it (a condition, polled).
+      await other.start();
+      await vi.waitFor(
+        async () => expect(await other.get('b')).toMatchObject({ status: 'PAUSED', running: 0, pending: 3 }),
+        { timeout: 10_000, interval: 20 },
+      );
+    } finally {
+      await other.stop();
       await engine.stop();
     }
   });

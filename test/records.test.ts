@@ -251,3 +251,62 @@ describe('batch machine version 3 → 4 (item batching)', () => {
     expect(context.groupSize).toBe(1);
   });
 });
+
+describe('batch machine version 4 → 5 (groups redelivered whole)', () => {
+  const rowAt = (machineVersion: number, redeliver: unknown[], inFlight: unknown[] = [null]) => ({
+    id: 'b',
+    job: 'j',
+    status: 'PROCESSING',
+    priority: 0,
+    created_at: '2026-12-01T00:00:00.000Z',
+    record: '{}',
+    state: JSON.stringify({
+      schemaVersion: 1,
+      machineVersion,
+      status: 'PROCESSING',
+      journalSeq: 0,
+      snapshot: {
+        status: 'active',
+        value: 'processing',
+        context: {
+          config: { batchId: 'b', job: 'j', total: 4, lanes: 1 },
+          cursor: 4,
+          loaded: 4,
+          loading: false,
+          succeeded: 0,
+          failed: 0,
+          running: 0,
+          inFlight,
+          redeliver,
+          settledAhead: [],
+          failures: [],
+          groupSize: 4,
+        },
+      },
+      summary: {},
+    }),
+  });
+
+  it('reads a version 4 snapshot as it was: its entries to redeliver, one partition each', () => {
+    const redeliver = [0, 1, 2, 3].map((index) => ({ index, attempt: 2 }));
+    const state = parseState(rowAt(4, redeliver) as never)!;
+    expect(state.machineVersion).toBe(BATCH_MACHINE_VERSION);
+    expect((state.snapshot as { context: { redeliver: unknown } }).context.redeliver).toEqual(redeliver);
+  });
+
+  it('refuses, as corrupt, a group to redeliver or in flight whose members are not partitions of the batch', () => {
+    for (const [redeliver, inFlight] of [
+      [[{ index: 0, attempt: 2, more: 5 }], [null]],
+      [[{ index: 0, attempt: 2, more: [1, 9] }], [null]],
+      [[{ index: 'x', attempt: 2 }], [null]],
+      [[null], [null]],
+      [[], [{ index: 0, attempt: 1, more: 7 }]],
+    ] as const) {
+      expect(() => parseState(rowAt(5, [...redeliver], [...inFlight]) as never)).toThrow(
+        expect.objectContaining({ code: 'STORE', corrupt: true }),
+      );
+    }
+    // A group is fine.
+    expect(parseState(rowAt(5, [{ index: 0, attempt: 2, more: [1, 2, 3] }]) as never)).toBeDefined();
+  });
+});

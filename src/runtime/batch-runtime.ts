@@ -126,6 +126,10 @@ export class BatchRuntime {
       deps.limiter,
       deps.lease,
     );
+    // Paused, an answer may send a lane into a retry's backoff: no batch event says so.
+    this.lanes.afterAnswer = () => {
+      if (this.lastStatus === 'paused') queueMicrotask(() => this.waitingChanged());
+    };
     this.machine = wiredBatchMachine;
     const job = deps.job;
     // A restored actor takes everything from its snapshot; `input` is then unused.
@@ -165,7 +169,7 @@ export class BatchRuntime {
       machine: this.machine,
       snapshot: () => this.actor.getSnapshot(),
       finishedAt: () => this.finishedAt,
-      decorate: (s) => (this.triggered ? { ...s, triggered: this.triggered } : s),
+      decorate: (s) => this.decorated(s, this.actor.getSnapshot()),
       startedAttempt: (lane, index, dispatched) => this.lanes.startedAttempt(lane, index, dispatched),
       flushDelayMs: deps.flushDelayMs,
       onStoreError: (error) => this.emit({ type: 'store-error', error }),
@@ -302,18 +306,39 @@ export class BatchRuntime {
 
   summary(): BatchSummary {
     const snapshot = this.actor.getSnapshot();
-    const summary = summaryOf(this.record, snapshot, this.finalDurable, this.finishedAt);
+    const summary = this.paused(
+      summaryOf(this.record, snapshot, this.finalDurable, this.finishedAt),
+      snapshot,
+    );
     if (this.triggered && this.finalDurable) summary.triggered = this.triggered;
-    if (summary.status === 'PAUSED' && summary.running > 0) {
-      // Paused, a retry waiting out its backoff, or held once it ended, runs nothing until resume():
-      // pending, not running (an outside probe's drain check, `running === 0`, waited for ever).
-      const waiting = this.waitingRetries(snapshot);
-      summary.running -= waiting;
-      summary.pending += waiting;
-    }
     if (!this.crash) return summary;
     const status = this.finalDurable ? 'FAILED' : 'FINALIZING';
     return { ...summary, status, running: 0, error: serializeError(this.crash) };
+  }
+
+  /** The summary as stored: what the runtime knows beyond the machine. */
+  private decorated(summary: BatchSummary, snapshot: SnapshotFrom<BatchMachine>): BatchSummary {
+    const s = this.paused(summary, snapshot);
+    return this.triggered ? { ...s, triggered: this.triggered } : s;
+  }
+
+  /**
+   * Paused, a retry waiting out its backoff, or held once it ended, runs nothing until resume():
+   * pending, not running (an outside probe's drain check, `running === 0`, waited for ever). In the
+   * summaries this engine gives and in the one it stores, which other engines read.
+   */
+  private paused(summary: BatchSummary, snapshot: SnapshotFrom<BatchMachine>): BatchSummary {
+    if (summary.status !== 'PAUSED' || summary.running === 0) return summary;
+    const waiting = this.waitingRetries(snapshot);
+    if (waiting === 0) return summary;
+    return { ...summary, running: summary.running - waiting, pending: summary.pending + waiting };
+  }
+
+  /** A lane answered while paused, and may wait for a retry now: tell listeners, and store it. */
+  private waitingChanged(): void {
+    if (this.actor.getSnapshot().value !== 'paused') return;
+    this.emit({ type: 'changed' });
+    if (!this.halted) this.durability.touch();
   }
 
   /** Partitions on lanes that wait for a retry: in `backoff`, or held after it (paused). */
@@ -374,11 +399,9 @@ export class BatchRuntime {
         try {
           // Paused, the only start is a retry whose backoff ended: it waits for resume(), as every
           // partition not in flight does (after a restart, a paused batch's retries wait likewise).
-          if (this.actor.getSnapshot().value === 'paused') {
-            this.lanes.hold(lane, work, self);
-            // One more partition waits: the summary's counts moved. Told after the lane's step.
-            queueMicrotask(() => this.emit({ type: 'changed' }));
-          } else this.lanes.start(lane, work, self);
+          // (Its summary does not change: waiting out its backoff, it counted as pending already.)
+          if (this.actor.getSnapshot().value === 'paused') this.lanes.hold(lane, work, self);
+          else this.lanes.start(lane, work, self);
         } catch (err) {
           this.crashLater(err, 'startWork');
         }

@@ -31,6 +31,8 @@ export type { LaneWork } from '../machines/partition.js';
  * timeouts. The machines decide *what* runs; this decides nothing, it only carries it out.
  */
 export class LaneDriver {
+  /** Called after each answer (WORK.*, not progress) reaches its lane. */
+  afterAnswer: (() => void) | undefined;
   /** Per lane: aborts the lane's running attempt (cancel, timeout, stop). */
   private readonly controllers: (AbortController | undefined)[] = [];
   /** Per lane: the running attempt's timeout. */
@@ -131,8 +133,10 @@ export class LaneDriver {
       : arm;
     const report = (event: LaneEvent) => {
       if (this.stopped || signal.aborted) return;
-      if (event.type !== 'WORK.PROGRESS' && timer) clearTimeout(timer);
+      if (event.type === 'WORK.PROGRESS') return void self.send(event);
+      if (timer) clearTimeout(timer);
       self.send(event);
+      this.afterAnswer?.();
     };
     const members = cur.members;
     const run = members

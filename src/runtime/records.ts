@@ -190,9 +190,15 @@ function snapshotFault(snapshot: unknown): string | undefined {
   if (!Array.isArray(c.inFlight) || c.inFlight.length !== lanes)
     return 'context.inFlight does not hold one entry per lane';
   for (const f of c.inFlight)
-    if (f !== null && !(isObject(f) && isCount(f.index) && f.index < total && isCount(f.attempt)))
-      return 'context.inFlight holds an invalid entry';
+    if (f !== null && !isWork(f, total)) return 'context.inFlight holds an invalid entry';
   if (!Array.isArray(c.redeliver) || !Array.isArray(c.settledAhead) || !Array.isArray(c.failures))
     return 'context.redeliver, settledAhead or failures is not a list';
+  for (const f of c.redeliver) if (!isWork(f, total)) return 'context.redeliver holds an invalid entry';
   return undefined;
+}
+
+/** A partition or a group on a lane or to redeliver: indexes below `total`, an attempt count. */
+function isWork(f: unknown, total: number): boolean {
+  if (!isObject(f) || !isCount(f.index) || f.index >= total || !isCount(f.attempt)) return false;
+  return f.more === undefined || (Array.isArray(f.more) && f.more.every((i) => isCount(i) && i < total));
 }

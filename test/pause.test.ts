@@ -97,56 +97,69 @@ describe('pause and resume', () => {
     }
   });
 
-  it('a partition that fails while paused and waits for its retry is pending: subscribers hear it, the store and another engine see it', async () => {
-    let fail!: () => void;
-    const failing = new Promise<void>((r) => (fail = r));
-    let started!: () => void;
-    const k0Started = new Promise<void>((r) => (started = r));
-    const job = defineJob({
-      name: 'flaky',
-      partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
-      handler: async (i: number, ctx) => {
-        if (i === 0 && ctx.attempt === 1) {
-          started();
-          await failing;
-          throw new Error('once');
-        }
-        return i;
-      },
-      concurrency: 1,
-      // Its backoff outlasts the test: the retry waits in `backoff`, never held, never run.
-      retry: { attempts: 2, backoffMs: 600_000, maxBackoffMs: 600_000 },
-      batching: false,
-    });
-    const path = sqlitePath();
-    const engine = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false });
-    const other = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false });
-    await engine.start();
-    try {
-      await engine.submit('flaky', 3, { id: 'b' });
-      await k0Started;
-      expect(await engine.pause('b')).toMatchObject({ status: 'PAUSED', running: 1, pending: 2 });
-      // Subscribed while k0 runs; only a summary sent after its failure can say running 0.
-      const drained = new Promise<BatchSummary>((resolve) => {
-        const off = engine.subscribe('b', (s) => {
-          if (s.running !== 0) return;
-          queueMicrotask(() => off());
-          resolve(s);
-        });
+  it.each([
+    ['throws', undefined],
+    ['times out', 1_000],
+  ])(
+    'a partition that %s while paused and waits for its retry is pending: subscribers hear it, the store and another engine see it',
+    async (_how, timeoutMs) => {
+      let fail!: () => void;
+      const failing = new Promise<void>((r) => (fail = r));
+      let started!: () => void;
+      const k0Started = new Promise<void>((r) => (started = r));
+      const job = defineJob({
+        name: 'flaky',
+        partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
+        handler: async (i: number, ctx) => {
+          if (i === 0 && ctx.attempt === 1) {
+            started();
+            if (timeoutMs) {
+              // Answers nothing: its attempt ends by timing out (the engine aborts ctx.signal then).
+              await new Promise((r) => ctx.signal.addEventListener('abort', r));
+              return i;
+            }
+            await failing;
+            throw new Error('once');
+          }
+          return i;
+        },
+        concurrency: 1,
+        timeoutMs,
+        // Its backoff outlasts the test: the retry waits in `backoff`, never held, never run.
+        retry: { attempts: 2, backoffMs: 600_000, maxBackoffMs: 600_000 },
+        batching: false,
       });
-      fail();
-      expect(await drained).toMatchObject({ status: 'PAUSED', running: 0, pending: 3, failed: 0 });
-      // The stored summary too: another engine on the file reads it (a condition, polled).
-      await other.start();
-      await vi.waitFor(
-        async () => expect(await other.get('b')).toMatchObject({ status: 'PAUSED', running: 0, pending: 3 }),
-        { timeout: 10_000, interval: 20 },
-      );
-    } finally {
-      await other.stop();
-      await engine.stop();
-    }
-  });
+      const path = sqlitePath();
+      const engine = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false });
+      const other = createEngine({ jobs: [job], store: sqliteStore({ path }), logger: false });
+      await engine.start();
+      try {
+        await engine.submit('flaky', 3, { id: 'b' });
+        await k0Started;
+        expect(await engine.pause('b')).toMatchObject({ status: 'PAUSED', running: 1, pending: 2 });
+        // Subscribed while k0 runs; only a summary sent after its failure can say running 0.
+        const drained = new Promise<BatchSummary>((resolve) => {
+          const off = engine.subscribe('b', (s) => {
+            if (s.running !== 0) return;
+            queueMicrotask(() => off());
+            resolve(s);
+          });
+        });
+        fail();
+        expect(await drained).toMatchObject({ status: 'PAUSED', running: 0, pending: 3, failed: 0 });
+        // The stored summary too: another engine on the file reads it (a condition, polled).
+        await other.start();
+        await vi.waitFor(
+          async () =>
+            expect(await other.get('b')).toMatchObject({ status: 'PAUSED', running: 0, pending: 3 }),
+          { timeout: 10_000, interval: 20 },
+        );
+      } finally {
+        await other.stop();
+        await engine.stop();
+      }
+    },
+  );
 
   it('a partition whose start the yielder held back for a turn runs and drains on pause (running reaches 0)', async () => {
     // yieldAfterMs 0: every partition handed to a lane after the first waits for a turn of the

@@ -31,7 +31,7 @@ export type { LaneWork } from '../machines/partition.js';
  * timeouts. The machines decide *what* runs; this decides nothing, it only carries it out.
  */
 export class LaneDriver {
-  /** Called after each answer (WORK.*, not progress) reaches its lane. */
+  /** Called after each answer (WORK.*, not progress, and a timeout) reaches its lane. */
   afterAnswer: (() => void) | undefined;
   /** Per lane: aborts the lane's running attempt (cancel, timeout, stop). */
   private readonly controllers: (AbortController | undefined)[] = [];
@@ -118,8 +118,9 @@ export class LaneDriver {
         ? undefined
         : () => {
             timer = setTimeout(() => {
-              if (!signal.aborted && !this.stopped)
-                self.send({ type: 'WORK.TIMEOUT', index: cur.index, attempt: cur.attempt });
+              if (signal.aborted || this.stopped) return;
+              self.send({ type: 'WORK.TIMEOUT', index: cur.index, attempt: cur.attempt });
+              this.afterAnswer?.();
             }, timeoutMs);
             this.timers[lane] = timer;
           };

@@ -309,4 +309,40 @@ describe('batch machine version 4 → 5 (groups redelivered whole)', () => {
     // A group is fine.
     expect(parseState(rowAt(5, [{ index: 0, attempt: 2, more: [1, 2, 3] }]) as never)).toBeDefined();
   });
+
+  it('refuses, as corrupt, partitions in flight or to redeliver that do not add up', () => {
+    const corrupt = (redeliver: unknown[], inFlight: unknown[], running = 0, cursor = 4) => {
+      const row = rowAt(5, redeliver, inFlight);
+      const state = JSON.parse(row.state);
+      Object.assign(state.snapshot.context, {
+        running,
+        cursor,
+        config: { ...state.snapshot.context.config, lanes: inFlight.length },
+      });
+      return () => parseState({ ...row, state: JSON.stringify(state) } as never);
+    };
+    const refused = expect.objectContaining({ code: 'STORE', corrupt: true });
+    // A member listed twice, in a group or across a lane and `redeliver`.
+    expect(corrupt([{ index: 0, attempt: 2, more: [1, 1] }], [null])).toThrow(refused);
+    expect(corrupt([{ index: 1, attempt: 2 }], [{ index: 0, attempt: 1, more: [1] }], 2)).toThrow(refused);
+    expect(
+      corrupt(
+        [],
+        [
+          { index: 0, attempt: 1 },
+          { index: 0, attempt: 1 },
+        ],
+        2,
+      ),
+    ).toThrow(refused);
+    // One past the cursor: never dispatched, so never in flight.
+    expect(corrupt([{ index: 2, attempt: 2 }], [null], 0, 2)).toThrow(refused);
+    // `running` that is not the partitions on the lanes (the batch would never end, or end early).
+    expect(corrupt([], [{ index: 0, attempt: 1, more: [1] }], 1)).toThrow(refused);
+    expect(corrupt([], [null], 1)).toThrow(refused);
+    // What adds up is read.
+    expect(
+      corrupt([{ index: 2, attempt: 2, more: [3] }], [{ index: 0, attempt: 1, more: [1] }], 2)(),
+    ).toBeDefined();
+  });
 });

@@ -194,6 +194,43 @@ function snapshotFault(snapshot: unknown): string | undefined {
   if (!Array.isArray(c.redeliver) || !Array.isArray(c.settledAhead) || !Array.isArray(c.failures))
     return 'context.redeliver, settledAhead or failures is not a list';
   for (const f of c.redeliver) if (!isWork(f, total)) return 'context.redeliver holds an invalid entry';
+  return workFault(c as unknown as WorkContext);
+}
+
+interface WorkContext {
+  cursor: number;
+  running: number;
+  inFlight: (Work | null)[];
+  redeliver: Work[];
+}
+interface Work {
+  index: number;
+  more?: number[] | undefined;
+}
+
+/**
+ * Whether the partitions in flight and to redeliver add up (an outside probe's hand-edited
+ * snapshots): each dispatched already (below the cursor), none twice, and `running` their number on
+ * the lanes. Restored otherwise, a partition was counted twice, never ran, or the batch never ended.
+ */
+function workFault(c: WorkContext): string | undefined {
+  const seen = new Set<number>();
+  const fresh = (f: Work) => {
+    for (const i of [f.index, ...(f.more ?? [])]) {
+      if (i >= c.cursor || seen.has(i)) return false;
+      seen.add(i);
+    }
+    return true;
+  };
+  let onLanes = 0;
+  for (const f of c.inFlight) {
+    if (!f) continue;
+    if (!fresh(f)) return 'context.inFlight holds a partition twice, or one not dispatched yet';
+    onLanes += 1 + (f.more?.length ?? 0);
+  }
+  if (onLanes !== c.running) return 'context.running is not the number of partitions on the lanes';
+  for (const f of c.redeliver)
+    if (!fresh(f)) return 'context.redeliver holds a partition twice, or one not dispatched yet';
   return undefined;
 }
 

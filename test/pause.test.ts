@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { InspectionEvent } from 'xstate';
 import { type BatchSummary, createEngine, defineJob, memoryStore, sqliteStore } from '../src/index.js';
 import { sqlitePath } from './support/stores.js';
-import { untilSummary as until } from './support/until.js';
+import { deferred, untilSummary as until } from './support/until.js';
 
 // engine.pause(id): nothing more is dispatched, partitions in flight finish; PAUSED is stored and
 // survives a restart; engine.resume(id) takes dispatching up again.
@@ -103,22 +103,20 @@ describe('pause and resume', () => {
   ])(
     'a partition that %s while paused and waits for its retry is pending: subscribers hear it, the store and another engine see it',
     async (_how, timeoutMs) => {
-      let fail!: () => void;
-      const failing = new Promise<void>((r) => (fail = r));
-      let started!: () => void;
-      const k0Started = new Promise<void>((r) => (started = r));
+      const failing = deferred();
+      const k0Started = deferred();
       const job = defineJob({
         name: 'flaky',
         partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
         handler: async (i: number, ctx) => {
           if (i === 0 && ctx.attempt === 1) {
-            started();
+            k0Started.resolve();
             if (timeoutMs) {
               // Answers nothing: its attempt ends by timing out (the engine aborts ctx.signal then).
               await new Promise((r) => ctx.signal.addEventListener('abort', r));
               return i;
             }
-            await failing;
+            await failing.promise;
             throw new Error('once');
           }
           return i;
@@ -135,7 +133,7 @@ describe('pause and resume', () => {
       await engine.start();
       try {
         await engine.submit('flaky', 3, { id: 'b' });
-        await k0Started;
+        await k0Started.promise;
         expect(await engine.pause('b')).toMatchObject({ status: 'PAUSED', running: 1, pending: 2 });
         // Subscribed while k0 runs; only a summary sent after its failure can say running 0.
         const drained = new Promise<BatchSummary>((resolve) => {
@@ -145,7 +143,7 @@ describe('pause and resume', () => {
             resolve(s);
           });
         });
-        fail();
+        failing.resolve();
         expect(await drained).toMatchObject({ status: 'PAUSED', running: 0, pending: 3, failed: 0 });
         // The stored summary too: another engine on the file reads it (a condition, polled).
         await other.start();

@@ -209,56 +209,14 @@ describe('stored records are versioned and validated on load', () => {
   });
 });
 
-describe('batch machine version 3 → 4 (item batching)', () => {
-  it('keeps what a version 3 snapshot meant: a partition to redeliver runs at its next attempt', () => {
-    const row = {
-      id: 'b',
-      job: 'j',
-      status: 'PROCESSING',
-      priority: 0,
-      created_at: '2026-11-29T00:00:00.000Z',
-      record: '{}',
-      state: JSON.stringify({
-        schemaVersion: 1,
-        machineVersion: 3,
-        status: 'PROCESSING',
-        journalSeq: 0,
-        snapshot: {
-          status: 'active',
-          value: 'processing',
-          context: {
-            config: { batchId: 'b', job: 'j', total: 4, lanes: 1 },
-            cursor: 4,
-            loaded: 4,
-            loading: false,
-            succeeded: 3,
-            failed: 0,
-            running: 0,
-            inFlight: [null],
-            redeliver: [{ index: 3, attempt: 1 }],
-            settledAhead: [],
-            failures: [],
-          },
-        },
-        summary: {},
-      }),
-    };
-    const state = parseState(row as never)!;
-    expect(state.machineVersion).toBe(BATCH_MACHINE_VERSION);
-    const context = (state.snapshot as { context: Record<string, unknown> }).context;
-    // Version 3 stored the attempt that was interrupted; version 4 stores the attempt to run.
-    expect(context.redeliver).toEqual([{ index: 3, attempt: 2 }]);
-    expect(context.groupSize).toBe(1);
-  });
-});
-
-describe('batch machine version 4 → 5 (groups redelivered whole)', () => {
-  const rowAt = (machineVersion: number, redeliver: unknown[], inFlight: unknown[] = [null]) => ({
+/** A stored PROCESSING batch of 4 partitions on one lane, its machine snapshot at `machineVersion`. */
+function snapshotRow(machineVersion: number, context: Record<string, unknown>) {
+  return {
     id: 'b',
     job: 'j',
     status: 'PROCESSING',
     priority: 0,
-    created_at: '2026-12-01T00:00:00.000Z',
+    created_at: '2026-11-29T00:00:00.000Z',
     record: '{}',
     state: JSON.stringify({
       schemaVersion: 1,
@@ -276,16 +234,33 @@ describe('batch machine version 4 → 5 (groups redelivered whole)', () => {
           succeeded: 0,
           failed: 0,
           running: 0,
-          inFlight,
-          redeliver,
+          inFlight: [null],
+          redeliver: [],
           settledAhead: [],
           failures: [],
-          groupSize: 4,
+          ...context,
         },
       },
       summary: {},
     }),
+  };
+}
+
+describe('batch machine version 3 → 4 (item batching)', () => {
+  it('keeps what a version 3 snapshot meant: a partition to redeliver runs at its next attempt', () => {
+    const row = snapshotRow(3, { succeeded: 3, redeliver: [{ index: 3, attempt: 1 }] });
+    const state = parseState(row as never)!;
+    expect(state.machineVersion).toBe(BATCH_MACHINE_VERSION);
+    const context = (state.snapshot as { context: Record<string, unknown> }).context;
+    // Version 3 stored the attempt that was interrupted; version 4 stores the attempt to run.
+    expect(context.redeliver).toEqual([{ index: 3, attempt: 2 }]);
+    expect(context.groupSize).toBe(1);
   });
+});
+
+describe('batch machine version 4 → 5 (groups redelivered whole)', () => {
+  const rowAt = (machineVersion: number, redeliver: unknown[], inFlight: unknown[] = [null]) =>
+    snapshotRow(machineVersion, { redeliver, inFlight, groupSize: 4 });
 
   it('reads a version 4 snapshot as it was: its entries to redeliver, one partition each', () => {
     const redeliver = [0, 1, 2, 3].map((index) => ({ index, attempt: 2 }));

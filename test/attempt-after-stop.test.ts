@@ -1,3 +1,4 @@
+import { BroadcastChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { createEngine, defineJob, sqliteStore } from '../src/index.js';
 import { collect } from './helpers.js';
@@ -101,6 +102,61 @@ describe('the attempt after a graceful stop', () => {
     try {
       expect(await second.wait('b')).toMatchObject({ status: 'COMPLETED', succeeded: 3 });
       expect([...seen].sort()).toEqual(['k0#2', 'k1#1', 'k2#1']);
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it("a worker job's groups that waited for a thread when the engine stopped run again at the same attempt", async () => {
+    // One thread, three lanes of groups of two: the first group runs (k0 waits until stop()), the
+    // other two wait for the thread. A group's start is reported (a job without `timeoutMs` is not
+    // told of a single partition's), so only the first group's attempt counts as begun.
+    const path = sqlitePath();
+    const channel = `attempt-after-stop-${process.pid}-${Date.now()}`;
+    const listen = new BroadcastChannel(channel);
+    const k0Started = deferred();
+    listen.onmessage = (e) => {
+      if ((e as MessageEvent).data?.type === 'started' && (e as MessageEvent).data.key === 'k0')
+        k0Started.resolve();
+    };
+    const job = (worker: string) =>
+      defineJob({
+        name: 'queued',
+        partition: (count: number) =>
+          Array.from({ length: count }, (_, i) => ({ key: `k${i}`, payload: { channel } })),
+        worker: new URL(`./fixtures/workers/${worker}`, import.meta.url),
+        concurrency: 3,
+        retry: { attempts: 3, backoffMs: 1 },
+        batching: { maxItems: 2 },
+      });
+    const first = createEngine({
+      jobs: [job('controlled.mjs')],
+      store: sqliteStore({ path }),
+      logger: false,
+      workers: { maxThreads: 1 },
+    });
+    await first.start();
+    try {
+      await first.submit('queued', 6, { id: 'b' });
+      await k0Started.promise;
+    } finally {
+      await first.stop();
+      listen.close();
+    }
+    const second = createEngine({ jobs: [job('noop.mjs')], store: sqliteStore({ path }), logger: false });
+    await second.start();
+    try {
+      expect(await second.wait('b')).toMatchObject({ status: 'COMPLETED', succeeded: 6 });
+      const stored = await collect(second.partitions('b'));
+      // Before: every group at attempt 2, a retry spent by k2–k5, which never ran.
+      expect(stored.map((p) => [p.key, p.attempts])).toEqual([
+        ['k0', 2],
+        ['k1', 2],
+        ['k2', 1],
+        ['k3', 1],
+        ['k4', 1],
+        ['k5', 1],
+      ]);
     } finally {
       await second.stop();
     }

@@ -43,13 +43,17 @@ export class LaneDriver {
   private readonly held = new Map<number, () => void>();
   /** Per lane: the partition (a group: its first member) and attempt it last started. */
   private readonly started: ({ index: number; attempt: number } | undefined)[] = [];
-  /** Per lane: the partition (a group: its first member) and attempt last handed to it here. */
-  private readonly handed: ({ index: number; attempt: number } | undefined)[] = [];
+  /**
+   * Per lane: the partition (a group: its first member) and attempt last handed to it here, and
+   * whether the runner says when it starts (see {@link reportsStart}).
+   */
+  private readonly handed: ({ index: number; attempt: number; reported: boolean } | undefined)[] = [];
   /**
    * The runner says when an attempt really runs (inline: when the handler is called; on a worker
    * thread, for jobs with `timeoutMs`: when a thread takes the task). Other worker jobs are not
-   * told (it would cost a message per task): their attempt counts as started once handed to the
-   * pool, waiting for a thread included.
+   * told of a task of one partition (it would cost a message per task): its attempt counts as
+   * started once handed to the pool, waiting for a thread included. A group's start is told on any
+   * pool (one message for several partitions; src/workers/runner.ts).
    */
   private readonly startsReported: boolean;
   private stopped = false;
@@ -71,7 +75,7 @@ export class LaneDriver {
   /** Send the lane its partition: now, or after the event loop's next turn. */
   dispatch(lane: AnyActorRef | undefined, p: Dispatch): void {
     if (this.stopped) return;
-    this.handed[p.lane] = { index: p.index, attempt: p.attempt };
+    this.handed[p.lane] = { index: p.index, attempt: p.attempt, reported: this.reportsStart(p.more) };
     const key = this.feeder.get(p.index).key;
     const run = {
       type: 'RUN',
@@ -102,7 +106,8 @@ export class LaneDriver {
   /** Start the lane's current attempt; its answer comes back to `self` as a WORK.* event. */
   start(lane: number, cur: LaneWork, self: AnyActorRef): void {
     if (this.stopped) return;
-    if (!this.startsReported) this.started[lane] = { index: cur.index, attempt: cur.attempt };
+    const reported = this.reportsStart(cur.members);
+    if (!reported) this.started[lane] = { index: cur.index, attempt: cur.attempt };
     // One AbortController per lane, replaced only after it aborted: one per attempt showed in the
     // hot path's profile. Inline handlers hold on to ctx.signal (listeners), so each gets its own.
     let controller = this.controllers[lane];
@@ -126,7 +131,7 @@ export class LaneDriver {
           };
     // What the runner calls when the attempt really runs: the timeout starts then, and the attempt
     // counts as begun (a stop redelivers it one attempt higher; one that never ran, at the same).
-    const begun = this.startsReported
+    const begun = reported
       ? () => {
           this.started[lane] = { index: cur.index, attempt: cur.attempt };
           arm?.();
@@ -196,7 +201,12 @@ export class LaneDriver {
     // snapshot no engine would restore).
     const h = this.handed[lane];
     const handedHere = h?.index === index && h.attempt === dispatched;
-    return this.startsReported && handedHere ? Math.max(0, dispatched - 1) : dispatched;
+    return h?.reported && handedHere ? Math.max(0, dispatched - 1) : dispatched;
+  }
+
+  /** Does the runner say when this attempt starts (a group's members, or none: one partition)? */
+  private reportsStart(members: readonly unknown[] | undefined): boolean {
+    return this.startsReported || (members !== undefined && !this.runner.remote);
   }
 
   /** Hold the lane's attempt until {@link startHeld} (its batch is paused): nothing runs, no timer. */

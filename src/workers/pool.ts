@@ -154,7 +154,7 @@ export class WorkerPool {
    * Run one attempt. Resolves with the handler's answer (including handler errors, and WORKER_LOAD
    * when the job's module failed to load or did not load in time); rejects with WorkerCrashedError
    * when the thread died, or CancelledError when `signal` aborted it. `onProgress` gets progress
-   * reports and (jobs with `timeoutMs`) the `started` report.
+   * reports and (jobs with `timeoutMs`, and every group) the `started` report.
    */
   run<T extends RunResult | GroupResult = RunResult>(
     task: RunTask,

@@ -44,7 +44,7 @@ export type RunResult =
 export type GroupResult = { ok: true; group: (RunResult & { ms: number })[] } | RunResult;
 
 /**
- * Posted on the progress channel: progress; (jobs with a timeout) that the task started running,
+ * Posted on the progress channel: progress; (jobs with a timeout, and groups) that the task started running,
  * before its module is imported, so that `timeoutMs` covers the import; and, when the thread has not
  * loaded the job's module yet, that it starts (`loading`) and finished (`loaded`) importing it. The
  * main thread bounds the import with these (pool.ts, `loadTimeoutMs`).

@@ -68,7 +68,9 @@ export default async function run(task: RunTask): Promise<RunResult | GroupResul
   // For jobs with a timeout: the clock starts when the task runs, not while it waits for a thread, and
   // it covers importing the module. The main thread bounds an import between `loading` and `loaded`
   // (pool.ts); nothing is posted for that once this thread has the module.
-  const reportStart = data.jobs[task.job]?.reportStart === true;
+  // A group's start is reported whatever its job: one message for several partitions, and without
+  // it a group waiting for a thread at a stop or a crash would count as begun (lanes.ts).
+  const reportStart = data.jobs[task.job]?.reportStart === true || task.members !== undefined;
   let handler = loaded.get(task.job);
   if (handler) {
     if (reportStart) post({ taskId: task.taskId, started: true });

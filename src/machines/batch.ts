@@ -223,7 +223,8 @@ export function membersOf(f: InFlight): number[] {
   return f.more ? [f.index, ...f.more] : [f.index];
 }
 
-const sizeOf = (f: InFlight) => (f.more ? 1 + f.more.length : 1);
+/** How many partitions a lane's entry holds. */
+export const sizeOf = (f: InFlight) => (f.more ? 1 + f.more.length : 1);
 
 const holds = (f: InFlight, index: number) => f.index === index || (f.more?.includes(index) ?? false);
 

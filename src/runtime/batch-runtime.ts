@@ -10,6 +10,7 @@ import {
   membersOf,
   POOL_GROUP_TARGET_MS,
   type ReplayedOutcome,
+  sizeOf,
 } from '../machines/batch.js';
 import type { BatchControl, BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
 import type { BatchStatus, BatchSummary } from '../summary.js';
@@ -126,10 +127,6 @@ export class BatchRuntime {
       deps.limiter,
       deps.lease,
     );
-    // Paused, an answer may send a lane into a retry's backoff: no batch event says so.
-    this.lanes.afterAnswer = () => {
-      if (this.lastStatus === 'paused') queueMicrotask(() => this.waitingChanged());
-    };
     this.machine = wiredBatchMachine;
     const job = deps.job;
     // A restored actor takes everything from its snapshot; `input` is then unused.
@@ -334,6 +331,8 @@ export class BatchRuntime {
     return { ...summary, running: summary.running - waiting, pending: summary.pending + waiting };
   }
 
+  private readonly pausedAnswer = () => queueMicrotask(() => this.waitingChanged());
+
   /** A lane answered while paused, and may wait for a retry now: tell listeners, and store it. */
   private waitingChanged(): void {
     if (this.actor.getSnapshot().value !== 'paused') return;
@@ -350,7 +349,7 @@ export class BatchRuntime {
       if (!f) continue;
       const ls = snapshot.children[`lane-${lane}`]?.getSnapshot() as { value?: unknown } | undefined;
       // What the batch counts on the lane (as `running` counts it): the members still to settle.
-      if (ls?.value === 'backoff' || this.lanes.isHeld(lane)) n += f.more ? 1 + f.more.length : 1;
+      if (ls?.value === 'backoff' || this.lanes.isHeld(lane)) n += sizeOf(f);
     }
     return n;
   }
@@ -475,6 +474,9 @@ export class BatchRuntime {
     const status = String(snapshot.value);
     if (status !== this.lastStatus) {
       this.lastStatus = status;
+      // Paused, an answer may send a lane into a retry's backoff, which no batch event tells: only
+      // then is each answer followed (the hot path, outside `paused`, pays nothing for it).
+      this.lanes.afterAnswer = status === 'paused' ? this.pausedAnswer : undefined;
       this.log.info({ state: status }, 'batch state');
       // Quiet: a new batch's first state, QUEUED, which the engine announced when it queued it.
       if (snapshot.status !== 'done' && !this.quiet)

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SnapshotVersionError, StoreError } from '../errors.js';
-import { BATCH_MACHINE_VERSION, batchMachine } from '../machines/batch.js';
+import { BATCH_MACHINE_VERSION, batchMachine, type InFlight, membersOf, sizeOf } from '../machines/batch.js';
 import { type BatchRecord, type BatchRow, type BatchState, SCHEMA_VERSION } from '../store/store.js';
 import { BATCH_STATUSES, type BatchStatus, isFinalStatus } from '../summary.js';
 
@@ -200,12 +200,8 @@ function snapshotFault(snapshot: unknown): string | undefined {
 interface WorkContext {
   cursor: number;
   running: number;
-  inFlight: (Work | null)[];
-  redeliver: Work[];
-}
-interface Work {
-  index: number;
-  more?: number[] | undefined;
+  inFlight: (InFlight | null)[];
+  redeliver: InFlight[];
 }
 
 /**
@@ -215,8 +211,8 @@ interface Work {
  */
 function workFault(c: WorkContext): string | undefined {
   const seen = new Set<number>();
-  const fresh = (f: Work) => {
-    for (const i of [f.index, ...(f.more ?? [])]) {
+  const fresh = (f: InFlight) => {
+    for (const i of membersOf(f)) {
       if (i >= c.cursor || seen.has(i)) return false;
       seen.add(i);
     }
@@ -226,7 +222,7 @@ function workFault(c: WorkContext): string | undefined {
   for (const f of c.inFlight) {
     if (!f) continue;
     if (!fresh(f)) return 'context.inFlight holds a partition twice, or one not dispatched yet';
-    onLanes += 1 + (f.more?.length ?? 0);
+    onLanes += sizeOf(f);
   }
   if (onLanes !== c.running) return 'context.running is not the number of partitions on the lanes';
   for (const f of c.redeliver)

@@ -148,56 +148,109 @@ function describeReturn(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
-async function* toAsync<T>(source: Iterable<T>): AsyncGenerator<T> {
-  yield* source;
-}
-
 /**
  * Check each partition as it streams into the store, and capture its payload as JSON text the
  * moment it is yielded: a generator that reuses one payload object between yields must not change
- * what was already handed over (docs/guide.md, "What can be stored").
+ * what was already handed over (docs/guide.md, "What can be stored"). A source that is not async
+ * (an array, a generator) is handed on as a plain iterable: a promise per partition cost more main
+ * thread than the rest of its checks (docs/benchmarks.md, "Submit: no promise per partition").
  */
-async function* checkedPartitions(
+function checkedPartitions(
   job: string,
   source: Iterable<Partition> | AsyncIterable<Partition>,
   counter: Counter,
   stopping: () => boolean = () => false,
-): AsyncIterable<PartitionInput> {
+): Iterable<PartitionInput> | AsyncIterable<PartitionInput> {
   if (!isIterable(source))
     throw new ValidationError(
       `job "${job}": partition() returned ${describeReturn(source)}, not an iterable: return an array, an iterable or an async iterable (or a promise of an array or an iterable)`,
       [{ path: 'partition', message: 'not an iterable' }],
     );
-  let iterator: AsyncIterator<Partition>;
-  try {
-    iterator =
-      (source as AsyncIterable<Partition>)[Symbol.asyncIterator]?.() ??
-      toAsync(source as Iterable<Partition>);
-  } catch (err) {
-    throw partitionError(job, err);
-  }
-  // Whoever stops reading early (a refused partition here, a store that failed, a stop()) closes
-  // the source, as `for await` would: a generator's `finally` runs, a cursor it holds is released.
-  let open = true;
+  const reading = new Reading(job, counter, stopping);
+  return typeof (source as Partial<AsyncIterable<Partition>>)[Symbol.asyncIterator] === 'function'
+    ? checkedAsync(reading, source as AsyncIterable<Partition>)
+    : checkedSync(reading, source as Iterable<Partition>);
+}
+
+function* checkedSync(reading: Reading, source: Iterable<Partition>): Generator<PartitionInput> {
+  const iterator = reading.open(() => source[Symbol.iterator]());
   try {
     for (;;) {
-      // stop() began: the store undoes what it wrote, and stop() does not wait for the source's end.
-      if (stopping()) throw new EngineStateError(STOPPED_WHILE_STORING);
-      let step: IteratorResult<Partition>;
-      try {
-        step = await iterator.next();
-      } catch (err) {
-        open = false; // a source that threw has ended
-        throw partitionError(job, err);
-      }
-      if (step.done) {
-        open = false;
-        return;
-      }
-      yield checkedPartition(step.value, counter);
+      const partition = reading.take(reading.step(() => iterator.next()));
+      if (!partition) return;
+      yield partition;
     }
   } finally {
-    if (open) closeSource(iterator);
+    reading.close(iterator);
+  }
+}
+
+async function* checkedAsync(
+  reading: Reading,
+  source: AsyncIterable<Partition>,
+): AsyncGenerator<PartitionInput> {
+  const iterator = reading.open(() => source[Symbol.asyncIterator]());
+  try {
+    for (;;) {
+      const next = () =>
+        Promise.resolve(iterator.next()).then(undefined, (err: unknown) => reading.threw(err));
+      const partition = reading.take(await reading.step(next));
+      if (!partition) return;
+      yield partition;
+    }
+  } finally {
+    reading.close(iterator);
+  }
+}
+
+/** One read of a job's partitions, sync or async: the checks and the closing both share. */
+class Reading {
+  /** Whoever stops reading early (a refused partition, a store that failed, a stop()) closes the source. */
+  private reading = true;
+
+  constructor(
+    private readonly job: string,
+    private readonly counter: Counter,
+    private readonly stopping: () => boolean,
+  ) {}
+
+  open<T>(iterator: () => T): T {
+    try {
+      return iterator();
+    } catch (err) {
+      throw partitionError(this.job, err);
+    }
+  }
+
+  /**
+   * The source's next step. Refused once stop() began: the store undoes what it wrote, and stop()
+   * does not wait for the source's end.
+   */
+  step<T>(next: () => T): T {
+    if (this.stopping()) throw new EngineStateError(STOPPED_WHILE_STORING);
+    try {
+      return next();
+    } catch (err) {
+      return this.threw(err);
+    }
+  }
+
+  /** The source threw: it has ended, and its error is the submitter's input problem. */
+  threw(err: unknown): never {
+    this.reading = false;
+    throw partitionError(this.job, err);
+  }
+
+  /** The step's partition, checked and captured; undefined at the source's end. */
+  take(step: IteratorResult<Partition>): PartitionInput | undefined {
+    if (!step.done) return checkedPartition(step.value, this.counter);
+    this.reading = false;
+    return undefined;
+  }
+
+  /** As `for await` would: a generator's `finally` runs, a cursor it holds is released. */
+  close(iterator: Iterator<unknown> | AsyncIterator<unknown>): void {
+    if (this.reading) closeSource(iterator);
   }
 }
 

@@ -213,6 +213,9 @@ export function applyWrite(s: Statements, w: SqliteWrite): unknown {
   }
 }
 
+/** Partition rows per INSERT statement of createBatch (4 parameters each; SQLite allows 32,766). */
+const ROWS_PER_INSERT = 100;
+
 /**
  * createBatch's statements. Partition rows are written only inside a transaction that has just seen
  * the batch row being created by `creator`, and are deleted in the transaction that deletes that
@@ -256,17 +259,41 @@ function creationStatements(db: SqliteDb, creator: string, isGone: (creator: str
     deleteCreation.run(batchId, by);
     deletePartitions.run(batchId);
   };
+  const insertRows = db.prepare(
+    `INSERT INTO partitions (batch_id, idx, key, payload) VALUES ${Array(ROWS_PER_INSERT).fill('(?, ?, ?, ?)').join(', ')}`,
+  );
+  const rowsArgs: unknown[] = new Array(ROWS_PER_INSERT * 4);
+  const insertOne = (batchId: string, idx: number, p: CapturedPartition) => {
+    try {
+      insertPartition.run(batchId, idx, p.key, p.json ?? null);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw duplicateKey(batchId, p.key);
+      throw err;
+    }
+  };
+  /**
+   * A chunk's rows, ROWS_PER_INSERT to a statement: half the time of one statement a row
+   * (docs/benchmarks.md, "Submit: no promise per partition"). A statement refused for a duplicate
+   * key is undone alone (SQLite's ABORT), and its rows go again one by one to name the key.
+   */
   const insertPartitions = (batchId: string, start: number, chunk: readonly CapturedPartition[]) => {
-    for (let i = 0; i < chunk.length; i++) {
-      const p = chunk[i]!;
+    let i = 0;
+    for (; i + ROWS_PER_INSERT <= chunk.length; i += ROWS_PER_INSERT) {
+      for (let j = 0; j < ROWS_PER_INSERT; j++) {
+        const p = chunk[i + j]!;
+        rowsArgs[j * 4] = batchId;
+        rowsArgs[j * 4 + 1] = start + i + j;
+        rowsArgs[j * 4 + 2] = p.key;
+        rowsArgs[j * 4 + 3] = p.json ?? null;
+      }
       try {
-        insertPartition.run(batchId, start + i, p.key, p.json ?? null);
+        insertRows.run(rowsArgs);
       } catch (err) {
-        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE')
-          throw duplicateKey(batchId, p.key);
-        throw err;
+        if ((err as { code?: string }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw err;
+        for (let j = 0; j < ROWS_PER_INSERT; j++) insertOne(batchId, start + i + j, chunk[i + j]!);
       }
     }
+    for (; i < chunk.length; i++) insertOne(batchId, start + i, chunk[i]!);
   };
   const insertChunk = (batchId: string, start: number, chunk: readonly CapturedPartition[]) => {
     requireOurs(batchId);

@@ -208,15 +208,7 @@ class SqliteStore extends SqlStore implements Store {
   private async createFrom(record: BatchRecord, source: Source): Promise<{ created: boolean }> {
     // The first chunk is read before anything is written: a batch that fits in it is stored whole.
     let chunk: CapturedPartition[] = [];
-    let ended = false;
-    while (chunk.length < CHUNK) {
-      const step = await source.next();
-      if (step.done) {
-        ended = true;
-        break;
-      }
-      chunk.push(capturePartition(step.value, chunk.length, record.id));
-    }
+    const ended = !(await source.fill(chunk, CHUNK, (p) => capturePartition(p, chunk.length, record.id)));
     const row = { id: record.id, job: record.job, priority: record.priority, createdAt: record.createdAt };
     if (ended) {
       const final = JSON.stringify({ ...record, total: chunk.length });
@@ -233,19 +225,19 @@ class SqliteStore extends SqlStore implements Store {
       index += chunk.length;
       chunk = [];
       await yieldToEventLoop();
-      for (let step = await source.next(); !step.done; step = await source.next()) {
+      const take = (p: PartitionInput) => {
         ahead.check();
-        chunk.push(capturePartition(step.value, index + chunk.length, record.id));
-        if (chunk.length === CHUNK) {
-          const full = chunk;
-          const start = index;
-          await ahead.push(() => this.write({ k: 'insertChunk', batchId: record.id, start, chunk: full }));
-          index += chunk.length;
-          chunk = [];
-          // A source that never waits (an array, a sync generator) would otherwise hold the event
-          // loop for the whole batch: 1,000,000 partitions take seconds, and other batches stall.
-          await yieldToEventLoop();
-        }
+        return capturePartition(p, index + chunk.length, record.id);
+      };
+      while (await source.fill(chunk, CHUNK, take)) {
+        const full = chunk;
+        const start = index;
+        await ahead.push(() => this.write({ k: 'insertChunk', batchId: record.id, start, chunk: full }));
+        index += chunk.length;
+        chunk = [];
+        // A source that never waits (an array, a sync generator) would otherwise hold the event
+        // loop for the whole batch: 1,000,000 partitions take seconds, and other batches stall.
+        await yieldToEventLoop();
       }
       await ahead.drain();
       // The store, not the caller, knows how many partitions the iterator gave.
@@ -407,32 +399,47 @@ function migrationSession(db: Database.Database): SyncMigrationSession {
  * runs, a cursor it holds is released.
  */
 class Source {
-  private readonly it: AsyncIterator<PartitionInput> | Iterator<PartitionInput>;
+  private readonly sync: Iterator<PartitionInput> | undefined;
+  private readonly async: AsyncIterator<PartitionInput> | undefined;
   private open = true;
 
   constructor(partitions: PartitionSource) {
     const asyncIt = (partitions as AsyncIterable<PartitionInput>)[Symbol.asyncIterator];
-    this.it = asyncIt
-      ? asyncIt.call(partitions)
-      : (partitions as Iterable<PartitionInput>)[Symbol.iterator]();
+    if (asyncIt) this.async = asyncIt.call(partitions);
+    else this.sync = (partitions as Iterable<PartitionInput>)[Symbol.iterator]();
   }
 
-  async next(): Promise<IteratorResult<PartitionInput>> {
-    try {
-      const step = await this.it.next();
-      if (step.done) this.open = false;
-      return step;
-    } catch (err) {
-      this.open = false; // a source that threw has ended
-      throw err;
+  /**
+   * Reads partitions into `chunk` (each through `take`) until it holds `max`: true when full, false
+   * at the source's end. A sync source is read without a promise per partition.
+   */
+  async fill(
+    chunk: CapturedPartition[],
+    max: number,
+    take: (p: PartitionInput) => CapturedPartition,
+  ): Promise<boolean> {
+    while (chunk.length < max) {
+      let step: IteratorResult<PartitionInput>;
+      try {
+        step = this.sync ? this.sync.next() : await this.async!.next();
+      } catch (err) {
+        this.open = false; // a source that threw has ended
+        throw err;
+      }
+      if (step.done) {
+        this.open = false;
+        return false;
+      }
+      chunk.push(take(step.value));
     }
+    return true;
   }
 
   /** Not awaited: a source stuck in its own `await` must not hold the submit's answer. */
   close(): void {
     if (!this.open) return;
     this.open = false;
-    closeSource(this.it);
+    closeSource((this.sync ?? this.async)!);
   }
 }
 

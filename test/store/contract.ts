@@ -178,6 +178,20 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         await create(id('a'), 3);
       });
 
+      it('names the duplicate key of a long array, wherever it falls among the rows written together', async () => {
+        // SQLite writes a chunk's rows a hundred to a statement; the refused statement's rows go again
+        // one by one to find the key. Here it sits in the middle of the second chunk's fourth hundred.
+        const rows = parts(2500);
+        rows[1350] = { key: 'k17', payload: 'again' };
+        await expect(store.createBatch(record(id('arr')), rows)).rejects.toMatchObject({
+          code: 'VALIDATION',
+          message: expect.stringContaining('"k17"'),
+        });
+        expect(await store.loadBatch(id('arr'))).toBeUndefined();
+        expect(await store.readPartitions(id('arr'), 0, 10)).toEqual([]);
+        await create(id('arr'), 3);
+      });
+
       it('refuses a duplicate key far into a long async stream and stores nothing', async () => {
         async function* source() {
           yield* asyncParts(4999);

@@ -176,4 +176,51 @@ describe('stop() under a submit still storing its batch', () => {
       }
     },
   );
+
+  it.each(['sqlite', 'memory'] as const)(
+    'a submit reading a sync generator stops between its chunks: ENGINE_STATE, the source closed, nothing stored (%s)',
+    async (kind) => {
+      // A sync source is read without a promise per partition (src/store/sqlite.ts `Source.fill`),
+      // so stop() can only come in where the submit yields: between chunks on SQLite.
+      const path = sqlitePath();
+      const memory = memoryStore();
+      const store = () => (kind === 'sqlite' ? sqliteStore({ path }) : memory);
+      const { promise: atMark, open: reached } = latch();
+      const { promise: closed, open: close } = latch();
+      let read = 0;
+      const job = defineJob({
+        name: 'sync-input',
+        partition: function* (n: number) {
+          try {
+            for (let i = 0; i < n; i++) {
+              if (i === 2_000) reached();
+              read++;
+              yield { key: `k${i}`, payload: i };
+            }
+          } finally {
+            close();
+          }
+        },
+        handler: async (i: number) => i,
+      });
+      const engine = createEngine({ jobs: [job], store: store(), logger: false });
+      await engine.start();
+      const submitted = engine.submit(job, 1_000_000, { id: 'sync' }).catch((err: unknown) => err);
+      await atMark;
+      await engine.stop();
+      const err = (await submitted) as { code?: string; message?: string };
+      expect(err.code).toBe('ENGINE_STATE');
+      expect(err.message).toContain('nothing was stored');
+      await closed;
+      // The chunk being read when stop() began, and none after it (a chunk is 1,000 on SQLite).
+      expect(read).toBeLessThanOrEqual(3_000);
+      const again = createEngine({ jobs: [job], store: store(), logger: false });
+      await again.start();
+      try {
+        expect(await again.list()).toEqual([]);
+      } finally {
+        await again.stop();
+      }
+    },
+  );
 });

@@ -285,10 +285,11 @@ export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown>(
   const o = parseOrThrow(jobOptionsSchema, options, `job definition${nameOf(options)}`);
   const worker = o.worker === undefined ? undefined : toFileUrl(o.worker);
   // A missing module (or a directory) would otherwise fail every partition, one by one, at run time.
-  if (worker && !isFile(fileURLToPath(worker))) {
+  const missing = worker && notAFile(fileURLToPath(worker));
+  if (missing) {
     throw new ValidationError(
-      `Invalid job definition "${o.name}": worker module not found: ${fileURLToPath(worker)}`,
-      [{ path: 'worker', message: 'file not found' }],
+      `Invalid job definition "${o.name}": worker module ${missing}: ${fileURLToPath(worker)}`,
+      [{ path: 'worker', message: missing }],
     );
   }
   return markJob({
@@ -318,11 +319,13 @@ export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown>(
   });
 }
 
-function isFile(path: string): boolean {
+/** Why `path` cannot be a worker module, or undefined when it is a file. */
+function notAFile(path: string): string | undefined {
   try {
-    return statSync(path).isFile();
+    const stat = statSync(path);
+    return stat.isFile() ? undefined : stat.isDirectory() ? 'is a directory' : 'is not a file';
   } catch {
-    return false;
+    return 'not found';
   }
 }
 

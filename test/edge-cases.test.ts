@@ -70,6 +70,9 @@ describe('edge cases found while using the engine', () => {
     expect(() => defineJob({ name: 'missing', partition: () => [], worker: '/nowhere/missing.mjs' })).toThrow(
       /worker module not found/,
     );
+    expect(() => defineJob({ name: 'dir', partition: () => [], worker: tmpdir() })).toThrow(
+      /worker module is a directory/,
+    );
     const job = defineJob({
       name: 'async-throws',
       partition: async function* () {

@@ -192,6 +192,74 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     }
   });
 
+  it.each(['memory', 'sqlite'] as const)(
+    'a sync source read without promises still awaits partitions given as promises, and an iterator that breaks the protocol is VALIDATION (%s)',
+    async (kind) => {
+      // An outside probe: `ids.map(async …)` worked while sync sources were read through `for await`;
+      // the sync read must keep it, and must turn a result that is not an object into VALIDATION.
+      const store = kind === 'memory' ? memoryStore() : sqliteStore({ path: sqlitePath() });
+      let closed = 0;
+      const broken = (next: () => unknown) => () =>
+        ({
+          [Symbol.iterator]: () => ({
+            next,
+            return: () => {
+              closed++;
+              return { done: true, value: undefined };
+            },
+          }),
+        }) as never;
+      const engine = await startEngine({
+        store,
+        jobs: [
+          defineJob({
+            name: 'promised',
+            partition: (ids: string[]) =>
+              ids.map(async (id) => {
+                if (id === 'bad') throw new Error('lookup failed');
+                return { key: id, payload: id };
+              }) as never,
+            handler: (id: string) => id,
+          }),
+          defineJob({ name: 'not-an-object', partition: broken(() => 5), handler: () => 1 }),
+          defineJob({
+            name: 'getter-throws',
+            partition: broken(() => ({
+              get done(): boolean {
+                throw new Error('done getter');
+              },
+            })),
+            handler: () => 1,
+          }),
+        ],
+      });
+      try {
+        const ids = Array.from({ length: 2_500 }, (_, i) => `k${i}`);
+        const ok = await engine.submit('promised', ids);
+        expect(ok.total).toBe(2_500);
+        expect((await engine.wait(ok.id)).succeeded).toBe(2_500);
+        const errors: Array<{ code?: string; message?: string }> = [];
+        for (const [name, input] of [
+          ['promised', ['a', 'bad']],
+          ['not-an-object', null],
+          ['getter-throws', null],
+        ] as const)
+          errors.push(await engine.submit(name, input, { id: name }).catch((e) => e));
+        expect(errors.map((e) => e.code)).toEqual(['VALIDATION', 'VALIDATION', 'VALIDATION']);
+        expect(errors.map((e) => e.message)).toEqual([
+          'job "promised": partition() threw: lookup failed',
+          'job "not-an-object": partition() threw: Iterator result 5 is not an object',
+          'job "getter-throws": partition() threw: done getter',
+        ]);
+        // As `for…of`: an iterator that broke the protocol is not closed.
+        expect(closed).toBe(0);
+        expect((await engine.list()).map((b) => b.id)).toEqual([ok.id]);
+      } finally {
+        await engine.stop();
+      }
+    },
+  );
+
   it('partition() may be async and return its array; anything else that is not iterable is VALIDATION saying what it was', async () => {
     const store = memoryStore();
     const engine = await startEngine({

@@ -58,7 +58,7 @@ function none(ctx: CommandContext): void {
 /** `submit`, `cancel`, ...: through the service; a store is never written by the CLI. */
 function serviceAction(action: string, summary: string): Command {
   return {
-    usage: `${action} <id> --url URL`,
+    usage: action === 'cancel' ? 'cancel <id> [--reason TEXT] --url URL' : `${action} <id> --url URL`,
     summary,
     options: action === 'cancel' ? ['reason'] : [],
     async run(ctx) {

@@ -167,18 +167,27 @@ function checkedPartitions(
       [{ path: 'partition', message: 'not an iterable' }],
     );
   const reading = new Reading(job, counter, stopping);
+  // A sync source's partitions may be promises, which the stores await (as `for await` does).
   return typeof (source as Partial<AsyncIterable<Partition>>)[Symbol.asyncIterator] === 'function'
     ? checkedAsync(reading, source as AsyncIterable<Partition>)
-    : checkedSync(reading, source as Iterable<Partition>);
+    : (checkedSync(reading, source as Iterable<Partition>) as Iterable<PartitionInput>);
 }
 
-function* checkedSync(reading: Reading, source: Iterable<Partition>): Generator<PartitionInput> {
+/**
+ * A sync source's partitions, checked. A partition that is a promise (`ids.map(async (id) => …)`)
+ * is handed on as the promise of its check, and the store awaits it before it reads the next, as
+ * `for await` would.
+ */
+function* checkedSync(
+  reading: Reading,
+  source: Iterable<Partition>,
+): Generator<PartitionInput | Promise<PartitionInput>> {
   const iterator = reading.open(() => source[Symbol.iterator]());
   try {
     for (;;) {
-      const partition = reading.take(reading.step(() => iterator.next()));
-      if (!partition) return;
-      yield partition;
+      const step = reading.step(() => stepOf(iterator.next()));
+      if (step.done) return reading.ended();
+      yield isThenable(step.value) ? reading.later(step.value) : reading.check(step.value);
     }
   } finally {
     reading.close(iterator);
@@ -193,14 +202,28 @@ async function* checkedAsync(
   try {
     for (;;) {
       const next = () =>
-        Promise.resolve(iterator.next()).then(undefined, (err: unknown) => reading.threw(err));
-      const partition = reading.take(await reading.step(next));
-      if (!partition) return;
-      yield partition;
+        Promise.resolve(iterator.next())
+          .then(stepOf)
+          .then(undefined, (err: unknown) => reading.threw(err));
+      const step = await reading.step(next);
+      if (step.done) return reading.ended();
+      yield reading.check(step.value);
     }
   } finally {
     reading.close(iterator);
   }
+}
+
+/**
+ * An iterator's result read as `for…of` reads it: an object, its `done` and `value` read once. A
+ * result that is not an object, or a getter that throws, is the source's error.
+ */
+function stepOf(result: unknown): { done: boolean; value: unknown } {
+  if (typeof result !== 'object' || result === null)
+    throw new TypeError(`Iterator result ${String(result)} is not an object`);
+  const r = result as IteratorResult<unknown>;
+  const done = Boolean(r.done);
+  return { done, value: done ? undefined : r.value };
 }
 
 /** One read of a job's partitions, sync or async: the checks and the closing both share. */
@@ -241,11 +264,24 @@ class Reading {
     throw partitionError(this.job, err);
   }
 
-  /** The step's partition, checked and captured; undefined at the source's end. */
-  take(step: IteratorResult<Partition>): PartitionInput | undefined {
-    if (!step.done) return checkedPartition(step.value, this.counter);
+  /** The source's end. */
+  ended(): void {
     this.reading = false;
-    return undefined;
+  }
+
+  /** A partition, checked and captured. */
+  check(value: unknown): PartitionInput {
+    return checkedPartition(value as Partition, this.counter);
+  }
+
+  /** A partition given as a promise: checked once it settles; its rejection is the source's error. */
+  later(value: PromiseLike<unknown>): Promise<PartitionInput> {
+    return Promise.resolve(value).then(
+      (p) => this.check(p),
+      (err: unknown) => {
+        throw partitionError(this.job, err);
+      },
+    );
   }
 
   /** As `for await` would: a generator's `finally` runs, a cursor it holds is released. */

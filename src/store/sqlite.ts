@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { parseOrThrow } from '../validation.js';
+import { isThenable } from '../values.js';
 import { creatorIsGone, newCreator, retireCreator } from './creators.js';
 import { loadDriver } from './drivers.js';
 import { type CapturedPartition, capturePartition, closeSource } from './inputs.js';
@@ -430,7 +431,9 @@ class Source {
         this.open = false;
         return false;
       }
-      chunk.push(take(step.value));
+      // A sync source's partition may be a promise, awaited as `for await` would (src/runtime/submission.ts).
+      const value = step.value;
+      chunk.push(take((isThenable(value) ? await value : value) as PartitionInput));
     }
     return true;
   }

@@ -202,14 +202,14 @@ class PostgresStore extends SqlStore implements Store {
    * same id blocks on the primary key until this one commits or rolls back.
    */
   protected async create(record: BatchRecord, partitions: PartitionSource): Promise<{ created: boolean }> {
-    return this.transaction<{ created: boolean }>(async (client) => {
+    const total = await this.transaction<number | undefined>(async (client) => {
       const inserted = await this.sql(
         client,
         `INSERT INTO ${this.B} (id, job, status, priority, created_at, record) VALUES ($1, $2, 'QUEUED', $3, $4, $5)
          ON CONFLICT (id) DO NOTHING`,
         [record.id, record.job, record.priority, record.createdAt, JSON.stringify(record)],
       );
-      if (inserted.rowCount === 0) return { commit: false, value: { created: false } };
+      if (inserted.rowCount === 0) return { commit: false, value: undefined };
       let index = 0;
       let chunk: CapturedPartition[] = [];
       // Each chunk is written while the next is read from the source (WriteAhead).
@@ -236,8 +236,31 @@ class PostgresStore extends SqlStore implements Store {
       // The store, not the caller, knows how many partitions the iterator gave.
       const final = JSON.stringify({ ...record, total: index + chunk.length });
       await this.sql(client, `UPDATE ${this.B} SET record = $2 WHERE id = $1`, [record.id, final]);
-      return { commit: true, value: { created: true } };
+      return { commit: true, value: index + chunk.length };
     });
+    if (total === undefined) return { created: false };
+    if (total >= ANALYZE_FROM) await this.analyzeIfBehind(total);
+    return { created: true };
+  }
+
+  /**
+   * ANALYZE the partitions table when a batch just created outweighs what the planner knows of it
+   * (never analyzed, as in a new schema, or the batch more than a quarter of its rows): with the
+   * statistics from before, the planner takes the batch's rows for a handful, and its group commits
+   * scan all of them (writeGroup). Autovacuum would analyze it too, but only a minute or more later.
+   * Best effort: a failure (a user who does not own the table only gets a warning) changes nothing.
+   */
+  private async analyzeIfBehind(total: number): Promise<void> {
+    try {
+      const { rows } = await this.q<{ reltuples: number }>(
+        'SELECT reltuples::float8 AS reltuples FROM pg_class WHERE oid = to_regclass($1)',
+        [this.P],
+      );
+      const known = rows[0]?.reltuples ?? -1;
+      if (known < 0 || total * 4 > known) await this.q(`ANALYZE ${this.P}`);
+    } catch {
+      // the store's own statements still work; they may only run slower
+    }
   }
 
   /**
@@ -247,6 +270,7 @@ class PostgresStore extends SqlStore implements Store {
    */
   private async transaction<T>(
     work: (client: PgPoolClient) => Promise<{ commit: boolean; value: T }>,
+    begin = 'BEGIN',
   ): Promise<T> {
     const client = await this.requirePool()
       .connect()
@@ -261,7 +285,7 @@ class PostgresStore extends SqlStore implements Store {
     };
     client.on('error', lost);
     try {
-      await this.sql(client, 'BEGIN');
+      await this.sql(client, begin);
       const { commit, value } = await work(client);
       await this.sql(client, commit ? 'COMMIT' : 'ROLLBACK');
       return value;
@@ -301,7 +325,7 @@ class PostgresStore extends SqlStore implements Store {
   }
 
   /**
-   * Group commit in ONE statement (its own transaction): the CTE locks the batch row only when the
+   * Group commit in ONE statement (in writeGroup's transaction): the CTE locks the batch row only when the
    * fence matches, so a concurrent takeover either waits for this write or makes it write nothing.
    */
   async appendOutcomes(
@@ -334,6 +358,13 @@ class PostgresStore extends SqlStore implements Store {
    * batch never left FINALIZING) is written in parts of at most {@link STATEMENT_TEXT_MAX}
    * characters (one outcome at least), the same statement for each, in one transaction; the state
    * goes with the last part.
+   *
+   * The transaction forbids nested loops (BEGIN_WITHOUT_NESTED_LOOPS), and the statement finds its
+   * rows by the primary key (`idx = ANY`). With statistics taken before a large batch was created
+   * (a fresh schema: an outside probe), the planner judged the batch's pending rows to be one and
+   * scanned every outcome of the group once for each of them: 200,000 partitions on a new schema
+   * held each commit for a minute, past the lease's renewal, and the batch was lost. A hash join
+   * costs the group's size whatever the statistics say.
    */
   private async writeGroup(
     batchId: string,
@@ -341,10 +372,8 @@ class PostgresStore extends SqlStore implements Store {
     state: BatchState | undefined,
     fence: Fence,
   ): Promise<{ accepted: number; saved: boolean }> {
-    if (textLength(cols) <= STATEMENT_TEXT_MAX)
-      return this.groupStatement(this.requirePool(), batchId, cols, state, fence);
+    const parts = textLength(cols) <= STATEMENT_TEXT_MAX ? [cols] : [...partsOf(cols)];
     return this.transaction(async (client) => {
-      const parts = [...partsOf(cols)];
       let accepted = 0;
       let saved = false;
       for (let i = 0; i < parts.length; i++) {
@@ -354,10 +383,10 @@ class PostgresStore extends SqlStore implements Store {
         saved = done.saved;
       }
       return { commit: true, value: { accepted, saved } };
-    });
+    }, BEGIN_WITHOUT_NESTED_LOOPS);
   }
 
-  /** The group commit's statement, on the pool or a transaction's client. */
+  /** The group commit's statement, on writeGroup's transaction. */
   private async groupStatement(
     on: PgQueryable,
     batchId: string,
@@ -398,7 +427,8 @@ class PostgresStore extends SqlStore implements Store {
                 duration_ms = u.duration_ms, seq = u.seq, finished_at = u.finished_at
          FROM fence, unnest($4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::float8[], $11::int[], $12::text[])
               AS u(idx, key, status, result, error, attempts, duration_ms, seq, finished_at)
-         WHERE p.batch_id = fence.id AND p.idx = u.idx AND p.key = u.key AND p.status = 'pending'
+         WHERE p.batch_id = $1 AND p.idx = ANY($4::int[]) AND p.batch_id = fence.id
+           AND p.idx = u.idx AND p.key = u.key AND p.status = 'pending'
          RETURNING 1
        )`;
   }
@@ -490,6 +520,12 @@ function outcomeColumns(outcomes: readonly OutcomeRecord[]): unknown[][] {
  * ~512 MB a V8 string can hold, which pg's array parameters, each one string, must fit in.
  */
 export const STATEMENT_TEXT_MAX = 64 * 1024 * 1024;
+
+/** Partitions from which a new batch may call for an ANALYZE (PostgresStore.analyzeIfBehind). */
+const ANALYZE_FROM = 10_000;
+
+/** How a group commit's transaction begins (writeGroup): no plan may rescan the group per row. */
+const BEGIN_WITHOUT_NESTED_LOOPS = 'BEGIN; SET LOCAL enable_nestloop = off';
 
 /** Characters of the results and errors of outcomeColumns' arrays. */
 function textLength(cols: unknown[][]): number {

@@ -395,9 +395,9 @@ function migrationSession(db: Database.Database): SyncMigrationSession {
 }
 
 /**
- * The partitions as one async iterator, whatever kind of iterable they came in, closed (`return()`,
- * as `for await` does) when createBatch stops reading before their end: a generator's `finally`
- * runs, a cursor it holds is released.
+ * The partitions, read in chunks whatever kind of iterable they came in (a sync one without a
+ * promise per partition), and closed (`return()`, as `for await` does) when createBatch stops
+ * reading before their end: a generator's `finally` runs, a cursor it holds is released.
  */
 class Source {
   private readonly sync: Iterator<PartitionInput> | undefined;

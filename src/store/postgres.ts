@@ -524,8 +524,13 @@ export const STATEMENT_TEXT_MAX = 64 * 1024 * 1024;
 /** Partitions from which a new batch may call for an ANALYZE (PostgresStore.analyzeIfBehind). */
 const ANALYZE_FROM = 10_000;
 
-/** How a group commit's transaction begins (writeGroup): no plan may rescan the group per row. */
-const BEGIN_WITHOUT_NESTED_LOOPS = 'BEGIN; SET LOCAL enable_nestloop = off';
+/**
+ * How a group commit's transaction begins (writeGroup): no plan may rescan the group per row. And no
+ * JIT: a nested loop the plan cannot avoid (the fence's one row) still counts the penalty that
+ * `enable_nestloop = off` adds to its cost, far past `jit_above_cost`, and compiling the statement
+ * took a second for a group of one (the PostgreSQL backlog test ran 100 times slower).
+ */
+const BEGIN_WITHOUT_NESTED_LOOPS = 'BEGIN; SET LOCAL enable_nestloop = off; SET LOCAL jit = off';
 
 /** Characters of the results and errors of outcomeColumns' arrays. */
 function textLength(cols: unknown[][]): number {

@@ -399,7 +399,7 @@ class PostgresStore extends SqlStore implements Store {
       state
         ? `${this.fencedOutcomes()}, saved AS (
              UPDATE ${this.B} b SET state = $13, status = $14, journal_seq = $15
-             FROM fence WHERE b.id = fence.id AND b.journal_seq <= $15
+             WHERE b.id = $1 AND EXISTS (SELECT 1 FROM fence) AND b.journal_seq <= $15
              RETURNING 1
            )
            SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM done)::int AS accepted,
@@ -417,7 +417,8 @@ class PostgresStore extends SqlStore implements Store {
   /**
    * The CTEs `fence` (the batch row, locked, only when the lease is `$2`/`$3`) and `done` (the
    * outcomes of `$4`…`$12`, see outcomeColumns, written only where still pending), shared by
-   * appendOutcomes and commit.
+   * appendOutcomes and commit. The fence is a condition (`EXISTS`, run once), not a join: joined,
+   * with nested loops off, the batch row was found by hashing all of `batches` at every commit.
    */
   private fencedOutcomes(): string {
     return `WITH fence AS (
@@ -425,9 +426,9 @@ class PostgresStore extends SqlStore implements Store {
        ), done AS (
          UPDATE ${this.P} p SET status = u.status, result = u.result, error = u.error, attempts = u.attempts,
                 duration_ms = u.duration_ms, seq = u.seq, finished_at = u.finished_at
-         FROM fence, unnest($4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::float8[], $11::int[], $12::text[])
+         FROM unnest($4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::float8[], $11::int[], $12::text[])
               AS u(idx, key, status, result, error, attempts, duration_ms, seq, finished_at)
-         WHERE p.batch_id = $1 AND p.idx = ANY($4::int[]) AND p.batch_id = fence.id
+         WHERE EXISTS (SELECT 1 FROM fence) AND p.batch_id = $1 AND p.idx = ANY($4::int[])
            AND p.idx = u.idx AND p.key = u.key AND p.status = 'pending'
          RETURNING 1
        )`;

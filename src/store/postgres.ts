@@ -372,6 +372,10 @@ class PostgresStore extends SqlStore implements Store {
     state: BatchState | undefined,
     fence: Fence,
   ): Promise<{ accepted: number; saved: boolean }> {
+    // A group this small cannot be scanned many times over: its statement runs alone, without the
+    // transaction's two round trips (a tenth of a one-partition batch's time on PostgreSQL).
+    if (cols[0]!.length <= SMALL_GROUP)
+      return this.groupStatement(this.requirePool(), batchId, cols, state, fence);
     const parts = textLength(cols) <= STATEMENT_TEXT_MAX ? [cols] : [...partsOf(cols)];
     return this.transaction(async (client) => {
       let accepted = 0;
@@ -386,7 +390,7 @@ class PostgresStore extends SqlStore implements Store {
     }, BEGIN_WITHOUT_NESTED_LOOPS);
   }
 
-  /** The group commit's statement, on writeGroup's transaction. */
+  /** The group commit's statement, on writeGroup's transaction (or the pool, for a small group). */
   private async groupStatement(
     on: PgQueryable,
     batchId: string,
@@ -521,6 +525,13 @@ function outcomeColumns(outcomes: readonly OutcomeRecord[]): unknown[][] {
  * ~512 MB a V8 string can hold, which pg's array parameters, each one string, must fit in.
  */
 export const STATEMENT_TEXT_MAX = 64 * 1024 * 1024;
+
+/**
+ * Outcomes up to which a group commit is one statement on the pool (writeGroup): whatever plan it
+ * gets, it reads the batch's rows at most this many times, as a hash join that cannot use the
+ * index would read them once.
+ */
+const SMALL_GROUP = 8;
 
 /** Partitions from which a new batch may call for an ANALYZE (PostgresStore.analyzeIfBehind). */
 const ANALYZE_FROM = 10_000;

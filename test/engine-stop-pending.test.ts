@@ -20,6 +20,25 @@ function gatedJob() {
   return { job, open: () => open() };
 }
 
+/** A submit cut by stop(): ENGINE_STATE, its source closed, and an engine started again sees nothing. */
+async function refusedWithNothingStored(
+  submitted: Promise<unknown>,
+  closed: Promise<unknown>,
+  again: () => ReturnType<typeof createEngine>,
+): Promise<void> {
+  const err = (await submitted) as { code?: string; message?: string };
+  expect(err.code).toBe('ENGINE_STATE');
+  expect(err.message).toContain('nothing was stored');
+  await closed;
+  const engine = again();
+  await engine.start();
+  try {
+    expect(await engine.list()).toEqual([]);
+  } finally {
+    await engine.stop();
+  }
+}
+
 describe('stop() while calls wait', () => {
   it('a wait() on a batch that has not ended rejects ENGINE_STATE', async () => {
     const { job, open } = gatedJob();
@@ -161,19 +180,11 @@ describe('stop() under a submit still storing its batch', () => {
       if (kind === 'postgres') open();
       await stopped;
       open();
-      const err = (await submitted) as { code?: string; message?: string };
-      expect(err.code).toBe('ENGINE_STATE');
-      expect(err.message).toContain('nothing was stored');
-      await closed;
+      await refusedWithNothingStored(submitted, closed, () =>
+        createEngine({ jobs: [job], store: store(), logger: false }),
+      );
       // The item the source was waiting to give when stop() began, and none after it.
       expect(read).toBe(2_501);
-      const again = createEngine({ jobs: [job], store: store(), logger: false });
-      await again.start();
-      try {
-        expect(await again.list()).toEqual([]);
-      } finally {
-        await again.stop();
-      }
     },
   );
 
@@ -208,19 +219,11 @@ describe('stop() under a submit still storing its batch', () => {
       const submitted = engine.submit(job, 1_000_000, { id: 'sync' }).catch((err: unknown) => err);
       await atMark;
       await engine.stop();
-      const err = (await submitted) as { code?: string; message?: string };
-      expect(err.code).toBe('ENGINE_STATE');
-      expect(err.message).toContain('nothing was stored');
-      await closed;
+      await refusedWithNothingStored(submitted, closed, () =>
+        createEngine({ jobs: [job], store: store(), logger: false }),
+      );
       // The chunk being read when stop() began, and none after it (a chunk is 1,000 on SQLite).
       expect(read).toBeLessThanOrEqual(3_000);
-      const again = createEngine({ jobs: [job], store: store(), logger: false });
-      await again.start();
-      try {
-        expect(await again.list()).toEqual([]);
-      } finally {
-        await again.stop();
-      }
     },
   );
 });

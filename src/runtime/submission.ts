@@ -153,7 +153,7 @@ function describeReturn(value: unknown): string {
  * moment it is yielded: a generator that reuses one payload object between yields must not change
  * what was already handed over (docs/guide.md, "What can be stored"). A source that is not async
  * (an array, a generator) is handed on as a plain iterable: a promise per partition cost more main
- * thread than the rest of its checks (docs/benchmarks.md, "Submit: no promise per partition").
+ * thread than the rest of its checks (docs/benchmarks.md, "Submit without a promise per partition").
  */
 function checkedPartitions(
   job: string,
@@ -199,12 +199,12 @@ async function* checkedAsync(
   source: AsyncIterable<Partition>,
 ): AsyncGenerator<PartitionInput> {
   const iterator = reading.open(() => source[Symbol.asyncIterator]());
+  const next = () =>
+    Promise.resolve(iterator.next())
+      .then(stepOf)
+      .then(undefined, (err: unknown) => reading.threw(err));
   try {
     for (;;) {
-      const next = () =>
-        Promise.resolve(iterator.next())
-          .then(stepOf)
-          .then(undefined, (err: unknown) => reading.threw(err));
       const step = await reading.step(next);
       if (step.done) return reading.ended();
       yield reading.check(step.value);

@@ -213,6 +213,8 @@ export function applyWrite(s: Statements, w: SqliteWrite): unknown {
   }
 }
 
+const isDuplicate = (err: unknown) => (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+
 /** Partition rows per INSERT statement of createBatch (4 parameters each; SQLite allows 32,766). */
 const ROWS_PER_INSERT = 100;
 
@@ -267,13 +269,13 @@ function creationStatements(db: SqliteDb, creator: string, isGone: (creator: str
     try {
       insertPartition.run(batchId, idx, p.key, p.json ?? null);
     } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw duplicateKey(batchId, p.key);
+      if (isDuplicate(err)) throw duplicateKey(batchId, p.key);
       throw err;
     }
   };
   /**
    * A chunk's rows, ROWS_PER_INSERT to a statement: half the time of one statement a row
-   * (docs/benchmarks.md, "Submit: no promise per partition"). A statement refused for a duplicate
+   * (docs/benchmarks.md, "Submit without a promise per partition"). A statement refused for a duplicate
    * key is undone alone (SQLite's ABORT), and its rows go again one by one to name the key.
    */
   const insertPartitions = (batchId: string, start: number, chunk: readonly CapturedPartition[]) => {
@@ -289,7 +291,7 @@ function creationStatements(db: SqliteDb, creator: string, isGone: (creator: str
       try {
         insertRows.run(rowsArgs);
       } catch (err) {
-        if ((err as { code?: string }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw err;
+        if (!isDuplicate(err)) throw err;
         for (let j = 0; j < ROWS_PER_INSERT; j++) insertOne(batchId, start + i + j, chunk[i + j]!);
       }
     }

@@ -13,7 +13,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['throughput', 'peer', 'scale', 'latency', 'recovery', 'many', 'lanes', 'hosts', 'failover'];
+const BENCHES = [
+  'throughput',
+  'peer',
+  'scale',
+  'latency',
+  'recovery',
+  'many',
+  'lanes',
+  'hosts',
+  'failover',
+  'redrive',
+];
 
 const argv = process.argv.slice(2);
 const args = argv.filter((a) => !a.startsWith('-'));

@@ -321,3 +321,20 @@ describe('batch machine version 4 → 5 (groups redelivered whole)', () => {
     ).toBeDefined();
   });
 });
+
+describe('partitions settled ahead of the cursor', () => {
+  const rowWith = (settledAhead: unknown[], cursor = 1) =>
+    snapshotRow(BATCH_MACHINE_VERSION, { cursor, loaded: 1, groupSize: 1, settledAhead });
+  const contextOf = (state: unknown) =>
+    (state as { snapshot: { context: Record<string, unknown> } }).snapshot.context;
+
+  it('are read ascending, as dispatch steps over them (earlier builds kept a restart’s in the journal’s order)', () => {
+    expect(contextOf(parseState(rowWith([3, 1, 2]) as never)).settledAhead).toEqual([1, 2, 3]);
+  });
+
+  it('are refused, as corrupt, when listed twice, before the cursor or past the batch (the batch would end early or never)', () => {
+    const refused = expect.objectContaining({ code: 'STORE', corrupt: true });
+    for (const settledAhead of [[2, 2], [0, 2], [1, 4], [1.5], ['2'], [null]])
+      expect(() => parseState(rowWith(settledAhead) as never)).toThrow(refused);
+  });
+});

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { createEngine, defineJob, type Engine, type PartitionView, sqliteStore } from '../src/index.js';
-import { sqlitePath, storeKinds } from './support/stores.js';
+import {
+  createEngine,
+  defineJob,
+  type Engine,
+  type PartitionView,
+  postgresStore,
+  sqliteStore,
+} from '../src/index.js';
+import { PG_URL, pgSchema, pgUnreachable, sqlitePath, storeKinds } from './support/stores.js';
 
 // engine.retryFailed(id): the failed partitions of a final PARTIAL or FAILED batch run again, in
 // place (same id, run + 1); the earlier runs' errors stay in each partition's history.
@@ -276,4 +283,83 @@ describe('retryFailed and job triggers', () => {
       await engine.stop();
     }
   });
+});
+
+describe('retryFailed of failures spread through a batch', async () => {
+  // Every other partition failed: the retry's groups take the next failed ones, stepping over the
+  // succeeded ones between them (docs/benchmarks.md, "A retry's groups"). A stop halfway through the
+  // retry, and another engine on the same store finishes it: each failed partition runs again, no
+  // succeeded one does, and the counts add up.
+  const durable: Array<[string, () => { store: () => ReturnType<typeof sqliteStore> }]> = [
+    [
+      'sqlite',
+      () => {
+        const path = sqlitePath();
+        return { store: () => sqliteStore({ path }) };
+      },
+    ],
+  ];
+  if (!(await pgUnreachable('a retry spread through a batch'))) {
+    durable.push([
+      'postgres',
+      () => {
+        const schema = pgSchema();
+        return { store: () => postgresStore({ connectionString: PG_URL, schema }) as never };
+      },
+    ]);
+  }
+
+  for (const [kind, open] of durable) {
+    it(`${kind}: 400 partitions, every other failed, groups of 16; stopped halfway through the retry, finished by another engine`, async () => {
+      const state = { fixed: false, hold: false, ran: [] as number[] };
+      let held!: () => void;
+      const holding = new Promise<void>((r) => {
+        held = r;
+      });
+      const job = defineJob({
+        name: 'spread',
+        partition: parts,
+        handler: (i: number, ctx) => {
+          if (!state.fixed) {
+            if (i % 2 === 0) throw new Error(`partition ${i} is broken`);
+            return i;
+          }
+          if (state.hold && state.ran.length >= 60) {
+            held();
+            return new Promise<number>((r) => ctx.signal.addEventListener('abort', () => r(-1)));
+          }
+          state.ran.push(i);
+          return i;
+        },
+        concurrency: 4,
+        batching: { maxItems: 16 },
+      });
+      const { store } = open();
+      const a = createEngine({ jobs: [job], store: store(), logger: false });
+      await a.start();
+      try {
+        const first = await a.wait((await a.submit('spread', 400, { id: 's' })).id);
+        expect(first).toMatchObject({ status: 'PARTIAL', succeeded: 200, failed: 200 });
+        state.fixed = true;
+        state.hold = true;
+        await a.retryFailed('s');
+        await holding;
+      } finally {
+        await a.stop();
+      }
+      state.hold = false;
+      const b = createEngine({ jobs: [job], store: store(), logger: false });
+      await b.start();
+      try {
+        expect(await b.wait('s')).toMatchObject({ status: 'COMPLETED', run: 2, succeeded: 400, failed: 0 });
+        expect(await b.recount('s')).toEqual({ total: 400, succeeded: 400, failed: 0 });
+        const evens = Array.from({ length: 200 }, (_, k) => 2 * k);
+        expect([...new Set(state.ran)].sort((x, y) => x - y)).toEqual(evens);
+        const all = await collect(b, 's');
+        expect(all.filter((p) => p.history).map((p) => p.key)).toEqual(evens.map((i) => `k${i}`));
+      } finally {
+        await b.stop();
+      }
+    });
+  }
 });

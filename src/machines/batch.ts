@@ -136,7 +136,10 @@ export interface BatchContext {
   inFlight: (InFlight | null)[];
   /** Partitions that were in flight when the engine stopped: run again first. */
   redeliver: InFlight[];
-  /** Partitions at or after the cursor whose outcome was replayed from the journal: skip them. */
+  /**
+   * Partitions at or after the cursor that have an outcome already (replayed from the journal, or a
+   * redriven batch's succeeded ones): dispatch steps over them. Distinct and ascending.
+   */
   settledAhead: number[];
   failures: PartitionFailure[];
   /** Partitions the next group takes at most (item batching; 1 without). */
@@ -223,6 +226,9 @@ export function membersOf(f: InFlight): number[] {
   return f.more ? [f.index, ...f.more] : [f.index];
 }
 
+/** Sorts indexes ascending, in place. */
+export const ascending = (indexes: number[]) => indexes.sort((a, b) => a - b);
+
 /** How many partitions a lane's entry holds. */
 export const sizeOf = (f: InFlight) => (f.more ? 1 + f.more.length : 1);
 
@@ -283,7 +289,9 @@ export function nextGroupSize(
 function planDispatch(context: BatchContext, firstLane = 0) {
   let inFlight = context.inFlight;
   let redeliver = context.redeliver;
-  let settledAhead = context.settledAhead;
+  const settledAhead = context.settledAhead;
+  // How many of `settledAhead` (ascending) the cursor has passed: they leave it at the end.
+  let skipped = 0;
   let { cursor, running, loading } = context;
   const actions: never[] = [];
   const lanes = inFlight.length;
@@ -307,23 +315,27 @@ function planDispatch(context: BatchContext, firstLane = 0) {
       redeliver = redeliver.slice(1);
       redelivered = true;
     } else {
-      if (settledAhead.length > 0 && settledAhead.includes(cursor)) {
-        // Skip every settled partition at the cursor in one pass (a redrive may skip whole pages).
-        const ahead = new Set(settledAhead);
-        while (cursor < context.loaded && ahead.delete(cursor)) cursor++;
-        settledAhead = [...ahead];
+      // `settledAhead` is ascending: partitions settled already are stepped over in one pass.
+      while (skipped < settledAhead.length && settledAhead[skipped] === cursor) {
+        cursor++;
+        skipped++;
       }
       if (cursor < context.loaded) {
-        // A group: consecutive partitions from the cursor, no more than leaves every lane a share
-        // of what is left (the last groups shrink, so the batch's tail still runs in parallel).
+        // A group: the next pending partitions from the cursor, stepping over settled ones (a
+        // redrive's failed partitions lie between succeeded ones), no more than leaves every lane a
+        // share of what is left (the last groups shrink, so the batch's tail still runs in parallel).
         const spread = Math.min(lanes, context.config.batching?.spread ?? lanes);
-        const size = Math.min(context.groupSize, Math.ceil((context.config.total - cursor) / spread));
+        const pending = context.config.total - cursor - (settledAhead.length - skipped);
+        const size = Math.min(context.groupSize, Math.ceil(pending / spread));
         const index = cursor++;
         next = { index, attempt: 1 };
         if (size > 1) {
           const more: number[] = [];
-          while (size > 1 + more.length && cursor < context.loaded && !settledAhead.includes(cursor))
-            more.push(cursor++);
+          while (size > 1 + more.length && cursor < context.loaded) {
+            if (skipped < settledAhead.length && settledAhead[skipped] === cursor) skipped++;
+            else more.push(cursor);
+            cursor++;
+          }
           if (more.length > 0) next.more = more;
         }
       }
@@ -349,7 +361,8 @@ function planDispatch(context: BatchContext, firstLane = 0) {
     const count = Math.max(context.config.pageSize, ahead);
     actions.push(named('loadPartitions', { from: context.loaded, count }));
   }
-  return { actions, changes: { inFlight, redeliver, settledAhead, cursor, running, loading } };
+  const settled = skipped > 0 ? settledAhead.slice(skipped) : settledAhead;
+  return { actions, changes: { inFlight, redeliver, settledAhead: settled, cursor, running, loading } };
 }
 
 /**
@@ -597,7 +610,7 @@ export const batchMachine = setup({
       return {
         loaded: event.loaded,
         loading: false,
-        ...(fresh.length > 0 ? { settledAhead: [...context.settledAhead, ...fresh] } : {}),
+        ...(fresh.length > 0 ? { settledAhead: ascending([...context.settledAhead, ...fresh]) } : {}),
       };
     }),
     freeLane: assign(({ context, event }) => {
@@ -629,6 +642,7 @@ export const batchMachine = setup({
           });
         } else if (o.index >= context.cursor) settledAhead.push(o.index);
       }
+      ascending(settledAhead);
       return {
         succeeded: c.succeeded,
         failed: c.failed,

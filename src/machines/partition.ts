@@ -363,9 +363,12 @@ export const partitionMachine = setup({
           {
             guard: 'isCurrent',
             target: 'failed',
+            // Its work time sizes the next groups as a success's does: a batch whose first
+            // partitions all fail still grows its groups.
             actions: assign(({ context, event }) => ({
               error: event.error,
               durationMs: context.durationMs + event.durationMs,
+              workMs: event.workMs,
             })),
           },
         ],

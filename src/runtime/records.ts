@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { SnapshotVersionError, StoreError } from '../errors.js';
-import { BATCH_MACHINE_VERSION, batchMachine, type InFlight, membersOf, sizeOf } from '../machines/batch.js';
+import {
+  ascending,
+  BATCH_MACHINE_VERSION,
+  batchMachine,
+  type InFlight,
+  membersOf,
+  sizeOf,
+} from '../machines/batch.js';
 import { type BatchRecord, type BatchRow, type BatchState, SCHEMA_VERSION } from '../store/store.js';
 import { BATCH_STATUSES, type BatchStatus, isFinalStatus } from '../summary.js';
 
@@ -154,6 +161,10 @@ export function parseState(row: BatchRow): BatchState | undefined {
     throw new StoreError(`Batch "${row.id}": stored state is invalid: ${fault}`, undefined, {
       corrupt: true,
     });
+  // Dispatch reads `settledAhead` ascending; earlier builds kept a restart's replayed ones in the
+  // journal's order.
+  if (!isFinalStatus(state.status))
+    ascending((state.snapshot as PersistedMachine).context.settledAhead as number[]);
   return state;
 }
 
@@ -194,6 +205,12 @@ function snapshotFault(snapshot: unknown): string | undefined {
   if (!Array.isArray(c.redeliver) || !Array.isArray(c.settledAhead) || !Array.isArray(c.failures))
     return 'context.redeliver, settledAhead or failures is not a list';
   for (const f of c.redeliver) if (!isWork(f, total)) return 'context.redeliver holds an invalid entry';
+  const ahead = new Set<unknown>();
+  for (const i of c.settledAhead) {
+    if (!isCount(i) || i < (c.cursor as number) || i >= total || ahead.has(i))
+      return 'context.settledAhead holds a partition twice, one before the cursor, or one not in the batch';
+    ahead.add(i);
+  }
   return workFault(c as unknown as WorkContext);
 }
 

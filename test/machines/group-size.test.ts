@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type BatchConfig, nextGroupSize, POOL_GROUP_TARGET_MS } from '../../src/machines/batch.js';
+import { type AnyActorRef, createActor } from 'xstate';
+import {
+  type BatchConfig,
+  batchMachine,
+  nextGroupSize,
+  POOL_GROUP_TARGET_MS,
+} from '../../src/machines/batch.js';
+import { partitionMachine } from '../../src/machines/partition.js';
 
 // `'auto'` group sizing (docs/guide.md, "Item batching"), pure: from one full group's work time.
 
@@ -50,5 +57,49 @@ describe("'auto' group size", () => {
     expect(sizes(2.5, pool)).toEqual([1, 4, 4, 4, 4, 4]);
     expect(sizes(10, pool)).toEqual([1, 1, 1, 1, 1, 1]);
     expect(nextGroupSize(pool, 64, 64 * 2.5, 64)).toBe(4); // 160 ms of work: what fits 10 ms
+  });
+});
+
+describe("'auto' groups of a batch whose first partitions fail", () => {
+  it('grow from a failure as from a success: its work time counts (a batch failing at its start ran in groups of one)', () => {
+    const sizes: number[] = [];
+    const machine = batchMachine.provide({
+      actors: { lane: partitionMachine.provide({ actions: { startWork: () => {}, abortWork: () => {} } }) },
+      actions: {
+        startFinalize: () => {},
+        dispatchPartition: (_, p) => sizes.push(1 + (p.more?.length ?? 0)),
+        loadPartitions: () => {},
+        journalOutcomes: () => {},
+      },
+    });
+    const actor = createActor(machine, {
+      input: {
+        batchId: 'b',
+        job: 'j',
+        total: 100,
+        concurrency: 1,
+        maxAttempts: 1,
+        backoffMs: 0,
+        maxBackoffMs: 0,
+        batching: { maxItems: 64, auto: true },
+      },
+    }).start();
+    actor.send({ type: 'ADMIT', at: 'now' });
+    actor.send({ type: 'PARTITIONS.LOADED', loaded: 100 });
+    // The engine's dispatchPartition (provided as a recorder here) sends the lane its RUN.
+    const lane = actor.system.get('lane-0') as AnyActorRef;
+    lane.send({ type: 'RUN', index: 0, key: 'k0', attempt: 1, redelivered: false });
+    lane.send({
+      type: 'WORK.FAILED',
+      index: 0,
+      attempt: 1,
+      error: { name: 'Error', message: 'no' },
+      retryable: true,
+      durationMs: 0.02,
+      workMs: 0.01,
+    });
+    expect(sizes).toEqual([1, 8]);
+    expect(actor.getSnapshot().context).toMatchObject({ failed: 1, groupSize: 8 });
+    actor.stop();
   });
 });

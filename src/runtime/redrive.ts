@@ -52,7 +52,7 @@ export function checkRedrivable(
 /**
  * The stored state of a batch's next run (engine.retryFailed): the machine back in QUEUED with
  * {@link nextRunContext}, its journal position at the `succeeded` outcomes that stay (the store
- * renumbers them 1..succeeded in the same transaction), and the summary it shows while queued.
+ * makes their journal positions 1..succeeded in the same transaction), and the summary it shows while queued.
  */
 export function nextRunState(
   record: BatchRecord,

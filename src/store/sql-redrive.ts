@@ -12,12 +12,19 @@ export interface Statement {
  * statement must change exactly one row (the batch is PARTIAL or FAILED and visible), or the whole
  * transaction is rolled back: of two engines redriving one batch, the second finds it QUEUED.
  *
- * 1. The batch row: QUEUED with the new state, its journal position back to the outcomes that stay,
- *    its lease free for whichever engine admits it.
- * 2. Each failed partition: its outcome appended to `history` (with the run it belonged to), then
+ * 1. The batch row: QUEUED with the new state, its journal position back to the outcomes that stay
+ *    (`state.journalSeq`, the n succeeded ones), its lease free for whichever engine admits it.
+ * 2. The journal made 1..n again with as few writes as there are failed outcomes among 1..n: each
+ *    succeeded outcome past n takes the position of a failed one at or before n, the k-th past n the
+ *    k-th such gap. Journal positions of a final batch are 1..m, each once, so this leaves the
+ *    succeeded ones at 1..n (their order among themselves does not matter: recovery replays only
+ *    what comes after `journalSeq`). Renumbering every succeeded outcome, as before, rewrote each
+ *    of a 100,000-partition batch's rows and took 0.6 s on SQLite, 2 s on PostgreSQL.
+ * 3. Each failed partition: its outcome appended to `history` (with the run it belonged to), then
  *    pending again.
- * 3. The succeeded partitions' journal positions renumbered 1..n in their old order: the next run
- *    appends from n + 1, and recovery replays after the state's `journalSeq` = n as always.
+ * 4. Should a succeeded outcome still sit past n (positions that were not 1..m, which no build
+ *    writes), every succeeded one renumbered 1..n in its old order, as before. Otherwise a
+ *    condition evaluated once makes this statement touch nothing.
  */
 export function redriveStatements(
   dialect: SqlDialect,
@@ -36,13 +43,29 @@ export function redriveStatements(
   const failedSql = `UPDATE ${partitions} SET history = ${entry}, status = 'pending', result = NULL,
       error = NULL, attempts = 0, duration_ms = NULL, seq = NULL, finished_at = NULL
     WHERE batch_id = ${failed.add(batchId)} AND status = 'failed'`;
+  const n = state.journalSeq;
+  const fill = new Params(dialect);
+  // The k-th succeeded past n and the k-th failed at or before n meet in one group of k (a join of
+  // the two numbered lists ran as a nested loop on SQLite: 2 s for 9,000 pairs).
+  const fillSql = `UPDATE ${partitions} AS p SET seq = m.gap
+    FROM (SELECT max(idx) AS idx, max(gap) AS gap
+          FROM (SELECT idx, NULL AS gap, row_number() OVER (ORDER BY seq) AS k FROM ${partitions}
+                WHERE batch_id = ${fill.add(batchId)} AND seq > ${fill.add(n)} AND status = 'succeeded'
+                UNION ALL
+                SELECT NULL, seq, row_number() OVER (ORDER BY seq) FROM ${partitions}
+                WHERE batch_id = ${fill.add(batchId)} AND seq <= ${fill.add(n)} AND status = 'failed') AS pair
+          GROUP BY k HAVING count(*) = 2) AS m
+    WHERE p.batch_id = ${fill.add(batchId)} AND p.idx = m.idx`;
   const renumber = new Params(dialect);
   const renumberSql = `UPDATE ${partitions} AS p SET seq = r.n
     FROM (SELECT idx, row_number() OVER (ORDER BY seq, idx) AS n FROM ${partitions}
           WHERE batch_id = ${renumber.add(batchId)} AND status = 'succeeded') AS r
-    WHERE p.batch_id = ${renumber.add(batchId)} AND p.idx = r.idx`;
+    WHERE p.batch_id = ${renumber.add(batchId)} AND p.idx = r.idx
+      AND EXISTS (SELECT 1 FROM ${partitions} WHERE batch_id = ${renumber.add(batchId)}
+                  AND seq > ${renumber.add(n)} AND status = 'succeeded')`;
   return [
     { sql: batchSql, params: batch.values },
+    { sql: fillSql, params: fill.values },
     { sql: failedSql, params: failed.values },
     { sql: renumberSql, params: renumber.values },
   ];

@@ -106,8 +106,9 @@ export interface Store {
   /**
    * engine.retryFailed: atomically put a PARTIAL or FAILED batch back to QUEUED with `state` (the
    * next run's, `journalSeq` = the number of succeeded partitions), append each failed partition's
-   * outcome to its `history` (as run `endedRun`) and make it pending again, and renumber the
-   * succeeded partitions' journal positions 1..n in their old order. False, with nothing written,
+   * outcome to its `history` (as run `endedRun`) and make it pending again, and leave the succeeded
+   * partitions' journal positions 1..n, each once, in any order (recovery replays only positions
+   * past `journalSeq`; the SQL stores move the fewest rows). False, with nothing written,
    * when the batch is not (or no longer) PARTIAL or FAILED. The lease is left free.
    */
   redrive(batchId: string, state: BatchState, endedRun: number): Promise<boolean>;

@@ -57,6 +57,7 @@ const tiny: Record<string, string> = {
   BENCH_FAILOVER_LEASE_MS: '500',
   BENCH_FAILOVER_PARTITIONS: '200',
   BENCH_FAILOVER_KILL_AT: '20',
+  BENCH_REDRIVE_N: '600',
 };
 
 function runBench(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -144,6 +145,14 @@ describe('bench smoke (tiny sizes)', () => {
       const cpu = (line.cpuBound as { summary: { config: string }[] }).summary.map((s) => s.config);
       expect(cpu).toEqual(expect.arrayContaining(['partita sqlite c=16 auto', 'partita sqlite c=16 off']));
     },
+    redrive: (line) => {
+      const rows = line.rows as Array<Record<string, unknown>>;
+      const everyOther = rows.find((r) => r.store === 'sqlite' && r.pattern === 'every other')!;
+      expect(everyOther).toMatchObject({ failed: 300 });
+      // The retry's groups step over the succeeded partitions between the failed ones: exactly 1
+      // when a group took only consecutive partitions (300 failed on 256 lanes: most run alone).
+      expect(everyOther['mean group, retry']).toBeGreaterThan(1);
+    },
   };
 
   const cases: Array<[name: string, tables: string[]]> = [
@@ -171,6 +180,7 @@ describe('bench smoke (tiny sizes)', () => {
     ['latency', ['## latency: 5 batches of 3 partitions', '## latency: one batch', '## budgets']],
     ['recovery', ['## recovery: 4,000 no-op partitions', '## budgets']],
     ['lanes', ['## lanes: batch machine alone', '## lanes: engine', '## budgets']],
+    ['redrive', ['## redrive: 600 no-op worker partitions']],
   ];
   for (const [name, tables] of cases) {
     it(`${name}: exits 0, prints its tables, appends a JSON line`, { timeout: 180_000 }, async () => {

@@ -213,13 +213,24 @@ describe('distribute without a shared store, and its options', () => {
   });
 });
 
-describe('a range read as runs of consecutive partitions', () => {
-  it('reads members far apart without the rows between them', async () => {
+describe('a range read as spans of partitions close together', () => {
+  it('reads members far apart without the rows between them, and members a few rows apart in one read', async () => {
     const { runsOf } = await import('../src/runtime/helping.js');
     expect(runsOf([5, 3, 4, 99_000, 10])).toEqual([
+      [3, 8],
+      [99_000, 1],
+    ]);
+    expect(runsOf([5, 3, 4, 99_000, 10], 0)).toEqual([
       [3, 3],
       [10, 1],
       [99_000, 1],
+    ]);
+    // A redriven batch's range: every other partition failed.
+    expect(runsOf(Array.from({ length: 100 }, (_, k) => 1 + 2 * k))).toEqual([[1, 199]]);
+    expect(runsOf([0, 40, 80], 32)).toEqual([
+      [0, 1],
+      [40, 1],
+      [80, 1],
     ]);
     expect(runsOf([0, 1, 2, 3])).toEqual([[0, 4]]);
     expect(runsOf([7, 7])).toEqual([[7, 1]]);

@@ -155,8 +155,8 @@ export class Helping {
     }
     const rows = new Map<number, PartitionRow>();
     try {
-      // One read per run of consecutive members: a range of a redriven batch may hold members far
-      // apart, and the rows between them are not needed.
+      // One read per span of members close together: a range of a redriven batch may hold members
+      // far apart, and the rows between them are not needed.
       for (const [from, count] of runsOf(range.members))
         for (const row of await this.deps.store.readPartitions(range.batchId, from, count))
           rows.set(row.index, row);
@@ -334,14 +334,21 @@ export class Helping {
   }
 }
 
-/** Sorted runs of consecutive indexes, as [first, length]. */
-export function runsOf(indexes: readonly number[]): Array<[number, number]> {
+/**
+ * The spans to read for a range's members, sorted, as [first, length]: members at most `gap` rows
+ * apart share one read (the rows between are read and dropped). A redriven batch's groups step over
+ * its succeeded partitions (every other one, say), and one read per member cost a round trip each.
+ */
+export function runsOf(indexes: readonly number[], gap = READ_GAP): Array<[number, number]> {
   const sorted = [...indexes].sort((a, b) => a - b);
   const runs: Array<[number, number]> = [];
   for (const i of sorted) {
     const last = runs[runs.length - 1];
-    if (last && i <= last[0] + last[1]) last[1] = Math.max(last[1], i - last[0] + 1);
+    if (last && i <= last[0] + last[1] + gap) last[1] = Math.max(last[1], i - last[0] + 1);
     else runs.push([i, 1]);
   }
   return runs;
 }
+
+/** Rows between two members that one read of a range takes rather than a second read (runsOf). */
+const READ_GAP = 32;

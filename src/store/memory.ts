@@ -186,8 +186,9 @@ class MemoryStore extends BaseStore implements Store {
     const end = Math.min(b.partitions.length, fromIndex + limit);
     for (let index = fromIndex; index < end; index++) {
       const p = b.partitions[index]!;
-      const payload = parseCell(p.json ?? null, batchId, index);
-      out.push({ index, key: p.key, payload, status: p.outcome?.status ?? 'pending' });
+      const status = p.outcome?.status ?? 'pending';
+      const payload = status === 'pending' ? parseCell(p.json ?? null, batchId, index) : undefined;
+      out.push({ index, key: p.key, payload, status });
     }
     return out;
   }

@@ -150,7 +150,7 @@ export abstract class SqlStore extends ConnectedStore {
 
   async readPartitions(batchId: string, fromIndex: number, limit: number): Promise<S.PartitionRow[]> {
     const params = new Params(this.dialect);
-    const sql = `SELECT idx, key, payload, status FROM ${this.dialect.partitions}
+    const sql = `SELECT idx, key, CASE WHEN status = 'pending' THEN payload END AS payload, status FROM ${this.dialect.partitions}
       WHERE batch_id = ${params.add(batchId)} AND idx >= ${params.add(fromIndex)} AND idx < ${params.add(fromIndex + limit)}
       ${this.ifVisible(params, batchId)} ORDER BY idx`;
     const rows = await this.select<PartDbRow>(sql, params.values);

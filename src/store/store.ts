@@ -64,7 +64,11 @@ export interface Store {
   /** The owner carried `control` out: remove it, unless a newer request replaced it meanwhile. */
   clearControl(batchId: string, control: BatchControl): Promise<void>;
 
-  /** Partitions by index, `limit` at most from `fromIndex`, with their current status. For dispatch. */
+  /**
+   * Partitions by index, `limit` at most from `fromIndex`, with their current status. For dispatch:
+   * only a pending partition's payload is read (a settled one's is undefined; dispatch steps over
+   * it, and a redriven batch's pages are mostly settled partitions).
+   */
   readPartitions(batchId: string, fromIndex: number, limit: number): Promise<PartitionRow[]>;
   /** Every partition with its outcome, in index order, optionally filtered by status. */
   partitions(batchId: string, filter?: PartitionFilter): AsyncIterable<PartitionView>;

@@ -87,6 +87,14 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         expect(await store.redrive(id('r'), state('QUEUED', 3), 1)).toBe(false); // QUEUED now
         const row = await store.loadBatch(id('r'));
         expect(row).toMatchObject({ status: 'QUEUED', state: state('QUEUED', 3) });
+        // Dispatch reads only the pending partitions' payloads.
+        expect((await store.readPartitions(id('r'), 0, 10)).map((p) => p.payload !== undefined)).toEqual([
+          false,
+          true,
+          false,
+          true,
+          false,
+        ]);
         expect((await store.readPartitions(id('r'), 0, 10)).map((p) => p.status)).toEqual([
           'succeeded',
           'pending',
@@ -521,7 +529,8 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         expect(page2.map((p) => p.index)).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
         expect(page3.map((p) => p.key)).toEqual(['k20', 'k21', 'k22', 'k23', 'k24']);
         expect(await store.readPartitions(id('a'), 25, 10)).toEqual([]);
-        expect(page1[3]).toEqual({ index: 3, key: 'k3', payload: { n: 3 }, status: 'succeeded' });
+        expect(page1[3]).toEqual({ index: 3, key: 'k3', payload: undefined, status: 'succeeded' });
+        expect(page1[4]).toEqual({ index: 4, key: 'k4', payload: { n: 4 }, status: 'pending' });
         expect(page2[2]?.status).toBe('failed');
         expect(page1[4]?.status).toBe('pending');
       });
@@ -868,6 +877,11 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         { key: 'scalar', payload: 42 },
       ];
       await store.createBatch(rec, input);
+      expect(await store.readPartitions(id('a'), 0, 3)).toEqual([
+        { index: 0, key: 'ключ-🙂', payload: json(weird), status: 'pending' },
+        { index: 1, key: 'null', payload: null, status: 'pending' },
+        { index: 2, key: 'scalar', payload: 42, status: 'pending' },
+      ]);
       const fence = await lease(id('a'));
       const error: SerializedError = {
         name: 'WorkerCrashedError',
@@ -890,10 +904,11 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       const row = await store.loadBatch(id('a'));
       expect(row?.record).toEqual(json(rec));
       expect(row?.state).toEqual(json(st));
+      // Once settled, a partition's payload is not read for dispatch.
       expect(await store.readPartitions(id('a'), 0, 3)).toEqual([
-        { index: 0, key: 'ключ-🙂', payload: json(weird), status: 'succeeded' },
+        { index: 0, key: 'ключ-🙂', payload: undefined, status: 'succeeded' },
         { index: 1, key: 'null', payload: null, status: 'pending' },
-        { index: 2, key: 'scalar', payload: 42, status: 'failed' },
+        { index: 2, key: 'scalar', payload: undefined, status: 'failed' },
       ]);
       expect(await collect(store.outcomesSince(id('a'), 0))).toEqual(json(outs));
       const views = await collect(store.partitions(id('a')));

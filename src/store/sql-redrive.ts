@@ -22,7 +22,11 @@ export interface Statement {
  *    of a 100,000-partition batch's rows and took 0.6 s on SQLite, 2 s on PostgreSQL.
  * 3. Each failed partition: its outcome appended to `history` (with the run it belonged to), then
  *    pending again.
- * 4. Should a succeeded outcome still sit past n (positions that were not 1..m, which no build
+ * 4. The batch's ranges (`distribute`) and their staged answers deleted. An owner withdraws them at
+ *    the end, but one that died between its final state and that withdraw left them, unclaimable
+ *    while the batch was final; QUEUED again under the same lease epoch, they could be claimed and
+ *    their members, which had their outcomes, run again.
+ * 5. Should a succeeded outcome still sit past n (positions that were not 1..m, which no build
  *    writes), every succeeded one renumbered 1..n in its old order, as before. Otherwise a
  *    condition evaluated once makes this statement touch nothing.
  */
@@ -63,10 +67,17 @@ export function redriveStatements(
     WHERE p.batch_id = ${renumber.add(batchId)} AND p.idx = r.idx
       AND EXISTS (SELECT 1 FROM ${partitions} WHERE batch_id = ${renumber.add(batchId)}
                   AND seq > ${renumber.add(n)} AND status = 'succeeded')`;
+  const answers = new Params(dialect);
+  const answersSql = `DELETE FROM ${dialect.rangeAnswers}
+    WHERE range_id IN (SELECT id FROM ${dialect.ranges} WHERE batch_id = ${answers.add(batchId)})`;
+  const ranges = new Params(dialect);
+  const rangesSql = `DELETE FROM ${dialect.ranges} WHERE batch_id = ${ranges.add(batchId)}`;
   return [
     { sql: batchSql, params: batch.values },
     { sql: fillSql, params: fill.values },
     { sql: failedSql, params: failed.values },
+    { sql: answersSql, params: answers.values },
+    { sql: rangesSql, params: ranges.values },
     { sql: renumberSql, params: renumber.values },
   ];
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LeaseLostError, postgresStore, type Store, sqliteStore } from '../../src/index.js';
 import { PG_URL, pgSchema, pgUnreachable, sqlitePath } from '../support/stores.js';
+import { state } from './contract.js';
 
 // The ranges of `distribute` (src/store/sql-ranges.ts) on both stores that have them, against real
 // databases: offers fenced by the batch's lease, claims that never hand one range to two holders,
@@ -128,6 +129,30 @@ for (const [kind, open] of kinds) {
         expect(claimed?.id).toBe(fresh);
         await ranges.withdraw('b3');
         expect(await ranges.claim('h3', { jobs: ['j'] }, 1, 5)).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('a redrive withdraws the ranges its batch still had: none is claimed while it waits QUEUED', async () => {
+      // A range left at the end (the owner died after its final state, before withdrawing it): not
+      // claimable while the batch is final, but the redrive makes the batch QUEUED under the same
+      // lease epoch, and a helper would have re-run members that had succeeded.
+      const store = open();
+      await store.open();
+      try {
+        const lease = await batch(store, 'b4');
+        const ranges = store.ranges!;
+        const answered = (await ranges.offer('b4', offer([0, 1]), lease))!;
+        const [held] = await ranges.claim('h1', { jobs: ['j'] }, 60_000, 1);
+        const answers = [0, 1].map((member) => ({ member, answer: ok(member) }));
+        expect(await ranges.answer(held!, answers, true)).toBe(true);
+        await ranges.offer('b4', offer([2, 3]), lease); // offered, never claimed
+        await store.saveState('b4', state('PARTIAL', 0), lease);
+        expect(await ranges.claim('h2', { jobs: ['j'] }, 60_000, 5)).toEqual([]);
+        expect(await store.redrive('b4', state('QUEUED', 0), 1)).toBe(true);
+        expect(await ranges.claim('h2', { jobs: ['j'] }, 60_000, 5)).toEqual([]);
+        expect(await ranges.answered([answered])).toEqual([]);
       } finally {
         await store.close();
       }

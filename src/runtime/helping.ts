@@ -27,6 +27,8 @@ export interface HelpingDeps {
   /** A hold lasts this long without renewal (the engine's `leaseTtlMs`). */
   ttlMs: number;
   pollMs?: number | undefined;
+  /** A monotonic clock in ms (tests move it); `performance.now` by default. */
+  now?: (() => number) | undefined;
   storeError(err: Error, batchId: string | undefined): void;
 }
 
@@ -40,6 +42,12 @@ interface Held {
   /** Stops a running member (no answer), by position. */
   running: Map<number, () => void>;
   lost: boolean;
+  /**
+   * Until when (on `now`) the hold is surely ours: the time before the claim or the last renewal
+   * that succeeded was asked, plus the hold's time to live. No member starts past it before a
+   * renewal says the hold is still ours.
+   */
+  until: number;
   /** A write of its answers in flight, and whether another must follow. */
   sending: Promise<void> | undefined;
 }
@@ -70,10 +78,17 @@ export class Helping {
   private drained = false;
   private pollTimer: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
+  /** A renewal in flight. */
+  private renewing: Promise<void> | undefined;
+  /** The last renewal failed (a store error): the next waits for its timer, not for a member. */
+  private renewFailed = false;
+  private readonly now: () => number;
   private unwatch: (() => void) | undefined;
   private stopped = false;
 
-  constructor(private readonly deps: HelpingDeps) {}
+  constructor(private readonly deps: HelpingDeps) {
+    this.now = deps.now ?? (() => performance.now());
+  }
 
   start(): void {
     const jobs = this.deps.jobs;
@@ -125,6 +140,7 @@ export class Helping {
     const d = this.deps;
     const filter = { jobs: [...d.jobs.keys()], offeredBy: d.helpOthers ? undefined : d.owner };
     while (!this.stopped && this.queue.length < d.concurrency) {
+      const asked = this.now();
       const [range] = await d.ranges.claim(d.owner, filter, d.ttlMs, 1);
       if (!range) {
         this.drained = true;
@@ -134,18 +150,19 @@ export class Helping {
         await d.ranges.release([range]);
         return;
       }
-      await this.take(range);
+      await this.take(range, asked + d.ttlMs);
     }
   }
 
   /** Queue a claimed range's members that have no answer yet. */
-  private async take(range: ClaimedRange): Promise<void> {
+  private async take(range: ClaimedRange, until: number): Promise<void> {
     const held: Held = {
       range,
       left: range.members.length - range.answered.length,
       unsent: [],
       running: new Map(),
       lost: false,
+      until,
       sending: undefined,
     };
     this.held.set(range.id, held);
@@ -187,8 +204,19 @@ export class Helping {
 
   private runQueued(): void {
     while (!this.stopped && this.active < this.deps.concurrency && this.queue.length > 0) {
-      const task = this.queue.shift()!;
-      if (task.held.lost) continue;
+      const task = this.queue[0]!;
+      if (task.held.lost) {
+        this.queue.shift();
+        continue;
+      }
+      // Past the hold's sure time (this host stalled: a pause, a swap, a long GC), another engine
+      // may hold the range now, and the batch may have ended or been retried: a member that had
+      // its outcome would run again. Start nothing more until a renewal says the hold is ours.
+      if (this.now() >= task.held.until) {
+        if (!this.renewFailed) this.renewNow();
+        break;
+      }
+      this.queue.shift();
       this.active++;
       this.run(task);
     }
@@ -295,16 +323,26 @@ export class Helping {
 
   private renewLater(): void {
     if (this.stopped) return;
-    this.renewTimer = setTimeout(
-      () => void this.renew().finally(() => this.renewLater()),
-      this.deps.ttlMs / 3,
-    );
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => this.renewNow(), this.deps.ttlMs / 3);
     this.renewTimer.unref();
+  }
+
+  /** Renew the holds now (unless a renewal is in flight), then go on with the queue. */
+  private renewNow(): void {
+    if (this.stopped || this.renewing) return;
+    clearTimeout(this.renewTimer);
+    this.renewing = this.renew().finally(() => {
+      this.renewing = undefined;
+      this.renewLater();
+      this.runQueued();
+    });
   }
 
   private async renew(): Promise<void> {
     const open = [...this.held.values()].filter((h) => h.left > 0);
     if (open.length === 0) return;
+    const asked = this.now();
     let still: Set<number>;
     try {
       still = new Set(
@@ -314,12 +352,17 @@ export class Helping {
         ),
       );
     } catch (err) {
+      this.renewFailed = true;
       this.deps.storeError(toError(err), undefined);
       return;
     }
+    this.renewFailed = false;
     for (const h of open) {
       if (!still.has(h.range.id)) this.lose(h);
-      else void this.send(h, false).catch(() => {});
+      else {
+        h.until = asked + this.deps.ttlMs;
+        void this.send(h, false).catch(() => {});
+      }
     }
   }
 

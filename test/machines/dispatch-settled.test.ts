@@ -1,61 +1,29 @@
 import { describe, expect, it } from 'vitest';
-import { createActor } from 'xstate';
-import { batchMachine, type ReplayedOutcome } from '../../src/machines/batch.js';
-import { partitionMachine } from '../../src/machines/partition.js';
+import { type Dispatched, plainInput, recordedBatch, succeeded } from '../support/recorded-batch.js';
 
 // Dispatch steps over partitions that have an outcome already: a redriven batch's succeeded ones
 // (reported `settled` by their page) and outcomes replayed from the journal after a restart. A group
 // takes the next pending partitions, not only consecutive ones: a `retryFailed` of a batch whose
 // every other partition failed used to run in groups of one (docs/benchmarks.md, "A retry's groups").
 
-interface Dispatched {
-  lane: number;
-  index: number;
-  more?: number[] | undefined;
-}
-
+/** A batch of `total` partitions on `concurrency` lanes, in fixed groups of `maxItems`. */
 function batchOf(total: number, concurrency: number, maxItems: number) {
-  const dispatched: Dispatched[] = [];
-  const machine = batchMachine.provide({
-    actors: {
-      lane: partitionMachine.provide({ actions: { startWork: () => {}, abortWork: () => {} } }),
-    },
-    actions: {
-      startFinalize: () => {},
-      dispatchPartition: (_, p) => dispatched.push({ lane: p.lane, index: p.index, more: p.more }),
-      loadPartitions: () => {},
-      journalOutcomes: () => {},
-    },
-  });
-  const actor = createActor(machine, {
-    input: {
-      batchId: 'b',
-      job: 'j',
-      total,
-      concurrency,
-      maxAttempts: 1,
-      backoffMs: 0,
-      maxBackoffMs: 0,
-      batching: { maxItems, auto: false },
-    },
-  }).start();
-  return { actor, dispatched };
+  const { actor, dispatched } = recordedBatch(
+    plainInput(total, concurrency, { batching: { maxItems, auto: false } }),
+  );
+  /** What was dispatched: lane and members only. */
+  const groups = () => dispatched.map(({ lane, index, more }) => ({ lane, index, more }));
+  return { actor, dispatched, groups };
 }
 
-const succeeded = (index: number): ReplayedOutcome => ({
-  index,
-  key: `k${index}`,
-  status: 'succeeded',
-  attempts: 1,
-});
 const membersOf = (d: Dispatched) => [d.index, ...(d.more ?? [])];
 
 describe('dispatch over settled partitions', () => {
   it("a page's settled partitions are stepped over inside a group", () => {
-    const { actor, dispatched } = batchOf(16, 2, 4);
+    const { actor, groups } = batchOf(16, 2, 4);
     actor.send({ type: 'ADMIT', at: 'now' });
     actor.send({ type: 'PARTITIONS.LOADED', loaded: 16, settled: [0, 2, 4, 6, 8, 10, 12, 14] });
-    expect(dispatched).toEqual([
+    expect(groups()).toEqual([
       { lane: 0, index: 1, more: [3, 5, 7] },
       { lane: 1, index: 9, more: [11] }, // 4 pending for 2 lanes: a share each (the tail shrinks)
     ]);

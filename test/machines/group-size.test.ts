@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { type AnyActorRef, createActor } from 'xstate';
-import {
-  type BatchConfig,
-  batchMachine,
-  nextGroupSize,
-  POOL_GROUP_TARGET_MS,
-} from '../../src/machines/batch.js';
-import { partitionMachine } from '../../src/machines/partition.js';
+import type { AnyActorRef } from 'xstate';
+import { type BatchConfig, nextGroupSize, POOL_GROUP_TARGET_MS } from '../../src/machines/batch.js';
+import { plainInput, recordedBatch } from '../support/recorded-batch.js';
 
 // `'auto'` group sizing (docs/guide.md, "Item batching"), pure: from one full group's work time.
 
@@ -62,28 +57,10 @@ describe("'auto' group size", () => {
 
 describe("'auto' groups of a batch whose first partitions fail", () => {
   it('grow from a failure as from a success: its work time counts (a batch failing at its start ran in groups of one)', () => {
-    const sizes: number[] = [];
-    const machine = batchMachine.provide({
-      actors: { lane: partitionMachine.provide({ actions: { startWork: () => {}, abortWork: () => {} } }) },
-      actions: {
-        startFinalize: () => {},
-        dispatchPartition: (_, p) => sizes.push(1 + (p.more?.length ?? 0)),
-        loadPartitions: () => {},
-        journalOutcomes: () => {},
-      },
-    });
-    const actor = createActor(machine, {
-      input: {
-        batchId: 'b',
-        job: 'j',
-        total: 100,
-        concurrency: 1,
-        maxAttempts: 1,
-        backoffMs: 0,
-        maxBackoffMs: 0,
-        batching: { maxItems: 64, auto: true },
-      },
-    }).start();
+    const { actor, dispatched } = recordedBatch(
+      plainInput(100, 1, { batching: { maxItems: 64, auto: true } }),
+    );
+    const sizes = () => dispatched.map((d) => 1 + (d.more?.length ?? 0));
     actor.send({ type: 'ADMIT', at: 'now' });
     actor.send({ type: 'PARTITIONS.LOADED', loaded: 100 });
     // The engine's dispatchPartition (provided as a recorder here) sends the lane its RUN.
@@ -98,7 +75,7 @@ describe("'auto' groups of a batch whose first partitions fail", () => {
       durationMs: 0.02,
       workMs: 0.01,
     });
-    expect(sizes).toEqual([1, 8]);
+    expect(sizes()).toEqual([1, 8]);
     expect(actor.getSnapshot().context).toMatchObject({ failed: 1, groupSize: 8 });
     actor.stop();
   });

@@ -1,46 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { type AnyActorRef, createActor, toPromise } from 'xstate';
-import { batchMachine } from '../../src/machines/batch.js';
-import { partitionMachine } from '../../src/machines/partition.js';
+import { type AnyActorRef, toPromise } from 'xstate';
+import { type Dispatched, plainInput, recordedBatch } from '../support/recorded-batch.js';
 
 // Lanes cost O(lanes) to start and to finish (docs/architecture.md, "Lanes."): spawned in one
 // `assign`, retired one by one as the batch runs out of partitions, and taken out of the batch's
 // children all at once at its final state (src/machines/stop-lanes.ts). These tests check the
 // mechanism, not the time: bench/lanes.mjs measures that.
 
-interface Dispatched {
-  lane: number;
-  index: number;
-  attempt: number;
-  more?: number[] | undefined;
-}
-
 function batch(total: number, concurrency: number, groups?: number) {
-  const dispatched: Dispatched[] = [];
-  const machine = batchMachine.provide({
-    actors: {
-      lane: partitionMachine.provide({ actions: { startWork: () => {}, abortWork: () => {} } }),
-    },
-    actions: {
-      // The engine answers FINALIZED when there is nothing to finalize (batch-runtime.ts).
-      startFinalize: ({ self }) => queueMicrotask(() => self.send({ type: 'FINALIZED', output: undefined })),
-      dispatchPartition: (_, p) => dispatched.push(p),
-      loadPartitions: () => {},
-      journalOutcomes: () => {},
-    },
-  });
-  const actor = createActor(machine, {
-    input: {
-      batchId: 'b',
-      job: 'j',
-      total,
-      concurrency,
-      maxAttempts: 1,
-      backoffMs: 0,
-      maxBackoffMs: 0,
-      ...(groups ? { batching: { maxItems: groups, auto: false } } : {}),
-    },
-  }).start();
+  const { actor, dispatched } = recordedBatch(
+    plainInput(total, concurrency, groups ? { batching: { maxItems: groups, auto: false } } : {}),
+    { finalize: true },
+  );
   const lane = (n: number) => actor.getSnapshot().children[`lane-${n}`] as AnyActorRef;
   /** Start a dispatched partition on its lane; returns what finishes it (WORK.DONE). */
   const run = (p: Dispatched) => {

@@ -1,21 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { createActor, type Snapshot } from 'xstate';
-import { batchMachine, type ReplayedOutcome } from '../../src/machines/batch.js';
-import { partitionMachine } from '../../src/machines/partition.js';
+import type { Snapshot } from 'xstate';
+import type { ReplayedOutcome } from '../../src/machines/batch.js';
+import { recordedBatch, succeeded } from '../support/recorded-batch.js';
 
 // What a restart does with the groups that were in flight (docs/architecture.md, "Item batching"):
 // a group at its first attempt comes back whole, at the next attempt; one interrupted again comes
 // back one member at a time. Outcomes journaled after the snapshot are taken out of either. The
 // three-host distribute test found the cost of the old way: after a takeover, every member of every
 // range in flight went back alone, a range of one each, and the batch crawled.
-
-interface Dispatched {
-  lane: number;
-  index: number;
-  attempt: number;
-  redelivered: boolean;
-  more?: number[] | undefined;
-}
 
 const input = {
   batchId: 'b',
@@ -30,23 +22,8 @@ const input = {
 
 /** A process: the batch machine with its side effects recorded, started fresh or from a stored snapshot. */
 function processOf(stored?: string, batching: typeof input.batching & { ranges?: boolean } = input.batching) {
-  const dispatched: Dispatched[] = [];
-  const machine = batchMachine.provide({
-    actors: {
-      lane: partitionMachine.provide({ actions: { startWork: () => {}, abortWork: () => {} } }),
-    },
-    actions: {
-      startFinalize: () => {},
-      dispatchPartition: (_, p) => dispatched.push(p),
-      loadPartitions: () => {},
-      journalOutcomes: () => {},
-    },
-  });
   const snapshot = stored ? (JSON.parse(stored) as Snapshot<unknown>) : undefined;
-  const actor = createActor(machine, {
-    input: { ...input, batching },
-    ...(snapshot ? { snapshot } : {}),
-  }).start();
+  const { actor, dispatched } = recordedBatch({ ...input, batching }, { snapshot });
   /** What the runtime stores: the persisted snapshot without its children. */
   const store = () => {
     const { children: _children, ...rest } = actor.getPersistedSnapshot() as Record<string, unknown>;
@@ -57,13 +34,6 @@ function processOf(stored?: string, batching: typeof input.batching & { ranges?:
   const loaded = (n: number) => actor.send({ type: 'PARTITIONS.LOADED', loaded: n });
   return { actor, dispatched, store, resume, loaded };
 }
-
-const succeeded = (index: number): ReplayedOutcome => ({
-  index,
-  key: `k${index}`,
-  status: 'succeeded',
-  attempts: 1,
-});
 
 describe('groups in flight at a restart', () => {
   it('come back whole at their next attempt, without the members journaled after the snapshot', () => {

@@ -80,7 +80,7 @@ export default async function scale() {
   );
   const maxRssMb = result.maxRssBytes / MB;
   log(`scale: getrusage maxRSS ${round(maxRssMb)} MB; sampled peak ${round(peak(undefined, 'rss') / MB)} MB`);
-  const budgets = printBudgets([budget('peak RSS MB (getrusage maxRSS, whole child)', maxRssMb, '<', 400)]);
+  const budgets = printBudgets([budget('peak RSS MB (getrusage maxRSS, whole child)', maxRssMb, '<', 250)]);
   // A coarse timeline for the JSON line: about 40 points.
   const step = Math.max(1, Math.floor(samples.length / 40));
   return {

@@ -56,7 +56,8 @@ export interface JobOptions<I = unknown, P = unknown, R = unknown, O = unknown> 
   timeoutMs?: number;
   /**
    * Tasks of one batch in flight at once, its lanes (1 to 1,024): a partition each, or a group of
-   * partitions each with item batching (`batching`). Default 16.
+   * partitions each with item batching (`batching`). Default 16. A worker job's batch gets at most
+   * four lanes per pool thread (`workers.maxThreads`): more would only wait in the pool's queue.
    */
   concurrency?: number;
   failurePolicy?: FailurePolicy;

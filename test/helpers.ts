@@ -13,6 +13,7 @@ export interface Script {
     | 'flaky'
     | 'busy'
     | 'hang'
+    | 'hang-first'
     | 'exit'
     | 'throw-outside'
     | 'oom'

@@ -102,7 +102,7 @@ export interface BatchConfig {
   batchId: string;
   job: string;
   total: number;
-  /** Number of lanes: min(concurrency, total). */
+  /** Number of lanes: min(concurrency, total) (the engine gives a worker job's batch a concurrency of at most 4 per pool thread). */
   lanes: number;
   maxAttempts: number;
   backoffMs: number;

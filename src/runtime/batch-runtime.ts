@@ -136,7 +136,8 @@ export class BatchRuntime {
         batchId: this.id,
         job: job.name,
         total: this.record.total,
-        concurrency: job.concurrency,
+        // A worker job's lanes beyond what its pool can run would only wait in the pool's queue.
+        concurrency: Math.min(job.concurrency, deps.runner.maxLanes ?? job.concurrency),
         maxAttempts: job.retry.attempts,
         backoffMs: job.retry.backoffMs,
         maxBackoffMs: job.retry.maxBackoffMs,

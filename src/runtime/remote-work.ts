@@ -18,6 +18,8 @@ export class RemoteRunner implements Runner {
   readonly remote = true;
   /** The lanes are the limit: each carries one range at a time. */
   readonly parallelism = undefined;
+  /** Ranges run on the engines that claim them: the job's `concurrency` is the limit. */
+  readonly maxLanes = undefined;
 
   constructor(
     private readonly batchId: string,

@@ -33,11 +33,21 @@ export interface GroupAttempt {
 export type AnyJob = AnyJobDefinition;
 
 /**
+ * Lanes per pool thread for a worker job's batch: one task running on the thread and three waiting,
+ * so that a thread finds its next task queued while the engine's thread handles the last answer.
+ * Measured (docs/benchmarks.md, "A worker job's lanes"): 1,000,000 no-op partitions on 2 threads
+ * peaked at 365–387 MB RSS with 256 lanes and 267 MB with 8, and ran no slower with 8.
+ */
+export const LANES_PER_THREAD = 4;
+
+/**
  * What runs a lane's attempts: {@link WorkRunner} here (the pool, or inline), or a RemoteRunner
  * (remote-work.ts) that offers them as ranges to the engines sharing the store (`distribute`).
  */
 export interface Runner {
   readonly parallelism: number | undefined;
+  /** The most lanes a batch of this job gets (its job's `concurrency` above it would only queue); undefined: no limit. */
+  readonly maxLanes: number | undefined;
   /** Runs its attempts elsewhere: groups name their members' indexes. */
   readonly remote?: boolean;
   start(a: Attempt, signal: AbortSignal, report: (event: LaneEvent) => void, started?: () => void): void;
@@ -64,6 +74,17 @@ export class WorkRunner implements Runner {
     workerValidatesResult: boolean,
   ) {
     this.mainThreadSchema = workerValidatesResult ? undefined : (job.result as z.ZodType | undefined);
+  }
+
+  /**
+   * A worker job's batch gets at most {@link LANES_PER_THREAD} lanes per pool thread: a thread runs
+   * one task at a time, so a task beyond that only waits in the pool's queue, and what it holds
+   * (its members, its lane's state) lives long enough to be promoted to the old generation. An
+   * inline handler's lanes may each wait for I/O: its `concurrency` is the limit.
+   */
+  get maxLanes(): number | undefined {
+    if (this.job.handler || !this.pool) return undefined;
+    return this.pool.maxThreads * LANES_PER_THREAD;
   }
 
   /**

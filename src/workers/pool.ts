@@ -79,8 +79,9 @@ interface ZodDefLike {
 
 /**
  * One Piscina pool per engine, shared by every batch. Fairness between batches comes from the
- * batches themselves: a batch never has more than `concurrency` tasks in the pool's queue, so a
- * batch submitted later interleaves with a large one instead of waiting behind it.
+ * batches themselves: a batch never has more tasks in the pool's queue than its lanes (its job's
+ * `concurrency`, at most LANES_PER_THREAD per thread: src/runtime/work.ts), so a batch submitted
+ * later interleaves with a large one instead of waiting behind it.
  */
 export class WorkerPool {
   private readonly piscina: Piscina;

@@ -1,6 +1,7 @@
 // Bench 10, redrive: what `engine.retryFailed` costs per partition it runs again, next to the
-// batch's first run. One batch of `n` no-op worker partitions (batching 'auto', concurrency 256,
-// 2 threads) with a pattern of failures: every other partition, every tenth, or the first half.
+// batch's first run. One batch of `n` no-op worker partitions (batching 'auto', concurrency 256:
+// at most 4 lanes a thread, 8 on 2 threads) with a pattern of failures: every other partition,
+// every tenth, or the first half.
 // The handler is fixed, then `retryFailed` runs the failed ones again; the retried partitions lie
 // between succeeded ones, and dispatch steps over those. Raw Piscina, one task per item, runs
 // before each store as the reference.
@@ -53,7 +54,7 @@ export default async function redrive() {
     flag.remove();
   }
   printTable(
-    `redrive: ${n.toLocaleString('en-US')} no-op worker partitions, ${threads} threads, concurrency 256, batching 'auto'`,
+    `redrive: ${n.toLocaleString('en-US')} no-op worker partitions, ${threads} threads, concurrency 256 (at most 4 lanes a thread), batching 'auto'`,
     [
       'store',
       'pattern',

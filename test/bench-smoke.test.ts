@@ -150,7 +150,7 @@ describe('bench smoke (tiny sizes)', () => {
       const everyOther = rows.find((r) => r.store === 'sqlite' && r.pattern === 'every other')!;
       expect(everyOther).toMatchObject({ failed: 300 });
       // The retry's groups step over the succeeded partitions between the failed ones: exactly 1
-      // when a group took only consecutive partitions (300 failed on 256 lanes: most run alone).
+      // when a group took only consecutive partitions (every other one failed: each ran alone).
       expect(everyOther['mean group, retry']).toBeGreaterThan(1);
     },
   };

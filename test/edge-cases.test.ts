@@ -10,14 +10,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('edge cases found while using the engine', () => {
   it('timeoutMs counts from when a thread runs the partition, not while it waits for one', async () => {
-    // 6 partitions of 200 ms on one thread: the last waits 1,000 ms for the thread, more than its timeout.
+    // 6 partitions of 300 ms on one thread, four lanes (at most four per thread): the fourth waits
+    // 900 ms for the thread and ends 1,200 ms after it was handed to the pool, more than its timeout.
     const sleepers: Script[] = Array.from({ length: 6 }, (_, i) => ({
       key: `s${i}`,
       mode: 'sleep',
-      ms: 200,
+      ms: 300,
     }));
     const engine = await startEngine({
-      jobs: [scriptedJob({ concurrency: 6, timeoutMs: 900 })],
+      jobs: [scriptedJob({ concurrency: 6, timeoutMs: 1000 })],
       workers: { maxThreads: 1 },
     });
     await engine.wait((await engine.submit('scripted', { items: items('ok', 1, 'warm') })).id);

@@ -111,7 +111,8 @@ ${batchMermaid()}
 
 ## Partition (a lane)
 
-A batch spawns \`concurrency\` long-lived lanes (\`lane-0\`, …); each runs this statechart once per
+A batch spawns one long-lived lane per unit of its job's \`concurrency\` (a worker job: at most four
+per pool thread) (\`lane-0\`, …); each runs this statechart once per
 partition it is given (\`RUN\`) and reports the outcome to the batch (\`PARTITIONS.SETTLED\` or
 \`PARTITION.CANCELLED\`) on entering \`succeeded\`, \`failed\` or \`cancelled\`. Given a group of
 partitions (item batching), it answers \`WORK.ANSWERED\` with one answer per member, reports the

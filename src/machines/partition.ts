@@ -6,7 +6,8 @@ import type { OutcomeRecord } from '../store/store.js';
 /**
  * The partition statechart, run by a long-lived *lane* actor (docs/architecture.md, "Lanes.").
  *
- * The batch actor spawns `concurrency` lanes once (`lane-0` …). A lane takes one partition at a
+ * The batch actor spawns `concurrency` lanes once (`lane-0` …; the engine gives a worker job's batch
+ * at most four per pool thread). A lane takes one partition at a
  * time (`RUN`), goes through `running → succeeded | backoff → running | failed | cancelled`, reports
  * the outcome to its parent as an event and returns to `idle` for the next partition. Lanes are never
  * spawned or stopped per partition: XState copies the parent's children map on every spawn and stop,

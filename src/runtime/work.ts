@@ -84,7 +84,7 @@ export class WorkRunner implements Runner {
    */
   get maxLanes(): number | undefined {
     if (this.job.handler || !this.pool) return undefined;
-    return this.pool.maxThreads * LANES_PER_THREAD;
+    return Math.floor(this.pool.maxThreads * LANES_PER_THREAD);
   }
 
   /**

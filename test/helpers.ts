@@ -48,6 +48,20 @@ export const noopJob = (concurrency = 256) =>
     concurrency,
   });
 
+/** An inline handler that waits a turn of the event loop (for I/O, as it were): every lane is its own. */
+export const inlineNoopJob = (concurrency: number, name = 'inline-noop') =>
+  defineJob({
+    name,
+    input: z.object({ n: z.number().int().min(0) }),
+    partition: ({ n }) => Array.from({ length: n }, (_, i) => ({ key: `p${i}`, payload: i })),
+    handler: async () => {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      return null;
+    },
+    concurrency,
+    batching: false,
+  });
+
 const engines: Engine[] = [];
 
 /** An engine on the memory store with logs silenced, stopped after each test. */

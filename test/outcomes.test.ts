@@ -1,19 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import { decideOutcome, defineJob } from '../src/index.js';
-import { items, noopJob, scriptedJob, startEngine } from './helpers.js';
+import { decideOutcome } from '../src/index.js';
+import { inlineNoopJob, items, noopJob, scriptedJob, startEngine } from './helpers.js';
 
-const inlineNoop = defineJob({
-  name: 'inline-noop',
-  input: z.object({ n: z.number().int().min(0) }),
-  partition: ({ n }) => Array.from({ length: n }, (_, i) => ({ key: `p${i}`, payload: i })),
-  handler: async () => {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    return null;
-  },
-  concurrency: 256,
-  batching: false,
-});
+const inlineNoop = inlineNoopJob(256);
 
 // The incidents of seeds 000-003 (docs/guarantees.md), on real worker threads.
 describe('exact outcomes', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
 import { z } from 'zod';
 import { defineJob } from '../src/index.js';
-import { fixture, noopJob, startEngine } from './helpers.js';
+import { fixture, inlineNoopJob, noopJob, startEngine } from './helpers.js';
 
 // A worker job's batch gets at most four lanes per pool thread (src/runtime/work.ts,
 // LANES_PER_THREAD): a thread runs one task at a time, and more tasks only waited in the pool's
@@ -21,17 +21,7 @@ function lanesSeen(events: InspectionEvent[], batchId: string): number {
   return ids.size;
 }
 
-const inline = defineJob({
-  name: 'inline',
-  input: z.object({ n: z.number() }),
-  partition: ({ n }) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
-  handler: async () => {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    return null;
-  },
-  concurrency: 64,
-  batching: false,
-});
+const inline = inlineNoopJob(64, 'inline');
 
 const wide = defineJob({
   name: 'wide',

@@ -94,7 +94,7 @@ export function outcomeValues(o: OutcomeRecord): unknown[] {
 }
 
 /** SQL NULL stands for `undefined`; JSON `null` is stored as the text 'null'. */
-function toJson(value: unknown): string | null {
+export function toJson(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value);
 }
 

@@ -1,7 +1,7 @@
 import { LeaseLostError, StoreError } from '../errors.js';
 import { type CapturedPartition, duplicateKey } from './inputs.js';
 import type { Statement } from './sql-redrive.js';
-import { outcomeValues } from './sql-rows.js';
+import { toJson } from './sql-rows.js';
 import type { BatchState, Fence, OutcomeRecord } from './store.js';
 
 /**
@@ -36,10 +36,19 @@ export type SqliteWrite =
 export type OutcomeRow = readonly unknown[];
 
 export function outcomeRow(o: OutcomeRecord): OutcomeRow {
-  // Once per outcome: one array, not a spread of another.
-  const row = outcomeValues(o);
-  row.push(o.index, o.key);
-  return row;
+  // Once per outcome: one array of its final length (a push after outcomeValues' seven grew a
+  // second backing store of 26 slots).
+  return [
+    o.status,
+    toJson(o.result),
+    toJson(o.error),
+    o.attempts,
+    o.durationMs,
+    o.seq,
+    o.finishedAt,
+    o.index,
+    o.key,
+  ];
 }
 
 /** A batch state as its row stores it. */

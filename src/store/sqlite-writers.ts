@@ -8,13 +8,17 @@ import { fromWire, type WireSettled } from './sqlite-wire.js';
 import type { WriterRequest } from './sqlite-writer.js';
 import { compiledThreadFile, endThread } from './store-threads.js';
 
-interface Waiting {
+interface Waiting extends Settler {
   write: SqliteWrite;
+}
+
+/** Who waits for a write that the writer thread holds: its data went with the message. */
+interface Settler {
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
 
-function settle(waiting: readonly Waiting[], settled: readonly Settled[]): void {
+function settle(waiting: readonly Settler[], settled: readonly Settled[]): void {
   for (let i = 0; i < waiting.length; i++) {
     const s = settled[i]!;
     if (s.ok) waiting[i]!.resolve(s.value);
@@ -47,8 +51,12 @@ export const notOpen = () => new StoreError('sqlite store is not open: call open
 export class Writer {
   private queue: Waiting[] = [];
   private queued = false;
-  /** The group with the writer thread, if one is. */
-  private sent: Waiting[] | undefined;
+  /**
+   * Who waits for the group the writer thread holds, if it holds one. Not the writes themselves:
+   * the thread has its copy, and outcome rows kept here until it answers outlived two scavenges
+   * and were promoted, a third of the old generation's garbage of a 1,000,000-partition batch.
+   */
+  private sent: Settler[] | undefined;
   private ended: StoreError | undefined;
   /** close() waiting for the last group to commit. */
   private idle: Array<() => void> = [];
@@ -148,7 +156,7 @@ export class Writer {
       this.schedule();
       return;
     }
-    this.sent = group;
+    this.sent = group.map(settlerOf);
     thread.ref();
   }
 
@@ -197,6 +205,8 @@ export const THREAD_MIN_WEIGHT = 32;
  * "Finalization: the last write on the engine's thread"). Heavier, it goes to the thread as usual.
  */
 export const FINAL_ON_ENGINE_MAX_WEIGHT = 1024;
+
+const settlerOf = ({ resolve, reject }: Waiting): Settler => ({ resolve, reject });
 
 /** Does the group go to the writer thread? */
 function toThread(group: readonly Waiting[]): boolean {

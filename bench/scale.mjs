@@ -21,6 +21,7 @@ export default async function scale() {
       SCALE_DB: `${tmp.dir}/scale.db`,
       SCALE_THREADS: String(threads),
       SCALE_CONCURRENCY: String(concurrency),
+      SCALE_WORKER_YOUNG_MB: process.env.BENCH_SCALE_WORKER_YOUNG_MB ?? '',
     });
     result = child.messages.at(-1);
     if (!result || child.code !== 0)

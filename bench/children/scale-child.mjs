@@ -9,13 +9,18 @@ const path = process.env.SCALE_DB;
 const threads = Number(process.env.SCALE_THREADS ?? 2);
 const concurrency = Number(process.env.SCALE_CONCURRENCY ?? 256);
 const sampleMs = Number(process.env.SCALE_SAMPLE_MS ?? 100);
+// Each pool thread's young generation (V8's default lets it grow to 16 MB per thread), if set.
+const youngMb = process.env.SCALE_WORKER_YOUNG_MB ? Number(process.env.SCALE_WORKER_YOUNG_MB) : undefined;
 
 const { createEngine, sqliteStore } = await partita();
 const job = await workerJob('noop', 'noop.mjs', concurrency);
 const engine = createEngine({
   jobs: [job],
   store: sqliteStore({ path }),
-  workers: { maxThreads: threads },
+  workers: {
+    maxThreads: threads,
+    ...(youngMb ? { resourceLimits: { maxYoungGenerationSizeMb: youngMb } } : {}),
+  },
   logger: false,
 });
 

@@ -21,7 +21,10 @@ for (const line of readFileSync(file, 'utf8').split('\n')) {
   const fields = Object.fromEntries(m[2].split(' ').map((kv) => kv.split('=')));
   if (!fields.gc) continue;
   let s = isolates.get(m[1]);
-  if (!s) isolates.set(m[1], (s = { scavenges: 0, scavengeMs: 0, marks: 0, markMs: 0, promoted: 0, maxHeap: 0 }));
+  if (!s) {
+    s = { scavenges: 0, scavengeMs: 0, marks: 0, markMs: 0, promoted: 0, maxHeap: 0 };
+    isolates.set(m[1], s);
+  }
   const pause = Number(fields.pause ?? 0);
   if (fields.gc === 's') {
     s.scavenges++;
@@ -34,7 +37,9 @@ for (const line of readFileSync(file, 'utf8').split('\n')) {
   s.maxHeap = Math.max(s.maxHeap, Number(fields.total_size_before ?? 0));
 }
 const rows = [...isolates].sort((a, b) => b[1].scavenges - a[1].scavenges);
-process.stdout.write('isolate                  scavenges  scavenge ms  mark-compacts  mark ms  promoted MB  max heap MB\n');
+process.stdout.write(
+  'isolate                  scavenges  scavenge ms  mark-compacts  mark ms  promoted MB  max heap MB\n',
+);
 for (const [id, s] of rows) {
   process.stdout.write(
     `${id.padEnd(23)} ${String(s.scavenges).padStart(10)} ${s.scavengeMs.toFixed(0).padStart(12)} ${String(s.marks).padStart(14)} ${s.markMs.toFixed(0).padStart(8)} ${(s.promoted / MB).toFixed(0).padStart(12)} ${(s.maxHeap / MB).toFixed(1).padStart(12)}\n`,

@@ -50,8 +50,14 @@ export class ValidationError extends PartitaError {
 /** `submit` named a job that the engine does not know. */
 export class UnknownJobError extends PartitaError {
   readonly job: string;
-  constructor(job: string, known: readonly string[]) {
-    super('UNKNOWN_JOB', `Unknown job "${job}". Known jobs: ${known.length ? known.join(', ') : '(none)'}`);
+  /** `why`: said instead of the list of known jobs (a definition that is not the registered one). */
+  constructor(job: string, known: readonly string[], why?: string) {
+    super(
+      'UNKNOWN_JOB',
+      why
+        ? `Unknown job "${job}": ${why}`
+        : `Unknown job "${job}". Known jobs: ${known.length ? known.join(', ') : '(none)'}`,
+    );
     this.job = job;
   }
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { SnapshotVersionError, StoreError, UnknownJobError, ValidationError } from './errors.js';
+import { SnapshotVersionError, StoreError, ValidationError } from './errors.js';
 import type { AnyJobDefinition, JobWithInput } from './job.js';
+import { registeredJob } from './job-ref.js';
 import { badTimezone, CronTimes } from './runtime/cron.js';
 import type { BatchStatus } from './summary.js';
 import { parseOrThrow } from './validation.js';
@@ -121,9 +122,8 @@ export function checkSchedule(
   jobs: ReadonlyMap<string, AnyJobDefinition>,
 ): CheckedSchedule {
   const o = parseOrThrow(optionsSchema, options, 'schedule options');
-  const jobName = typeof o.job === 'string' ? o.job : o.job.name;
-  const job = jobs.get(jobName);
-  if (!job) throw new UnknownJobError(jobName, [...jobs.keys()]);
+  // The object given, not the parsed copy: a job definition must be the registered one itself.
+  const job = registeredJob((options as { job: unknown }).job, jobs, 'schedule options');
   // Its batches' ids (fireId): with the job's triggers, they must leave room for the children's.
   const most = longestParentId(job, jobs) - fireId('', 0).length;
   if (o.name.length > most) {

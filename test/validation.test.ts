@@ -73,6 +73,30 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     expect(err.message).toContain('noop');
   });
 
+  it('a job definition that is not the registered one, though of the same name: UNKNOWN_JOB; nothing stored', async () => {
+    const store = memoryStore();
+    const engine = await startEngine({ jobs: [noopJob()], store });
+    const impostor = noopJob();
+    const err = await engine.submit(impostor, { n: 2 }, { id: 'impostor' }).catch((e) => e);
+    expect(err.code).toBe('UNKNOWN_JOB');
+    expect(err.message).toContain('not the one this engine was created with');
+    expect(await store.loadBatch('impostor')).toBeUndefined();
+    const schedule = await engine
+      .schedule({ name: 'nightly', job: impostor, cron: '0 3 * * *', input: { n: 1 } })
+      .catch((e) => e);
+    expect(schedule.code).toBe('UNKNOWN_JOB');
+    expect(await engine.schedules()).toEqual([]);
+  });
+
+  it('a job that is neither a definition nor a name: VALIDATION', async () => {
+    const engine = await startEngine({ jobs: [noopJob()] });
+    for (const job of [null, undefined, 42, {}]) {
+      const err = await engine.submit(job as never, { n: 1 }).catch((e) => e);
+      expect(err.code).toBe('VALIDATION');
+      expect(err.message).toContain('job must be a job definition given to createEngine, or its name');
+    }
+  });
+
   it('bad submit options, bad engine options, bad job definitions: VALIDATION', async () => {
     const engine = await startEngine({ jobs: [noopJob()] });
     expect(await codeOf(engine.submit('noop', { n: 1 }, { priority: 'high' as never }))).toBe('VALIDATION');

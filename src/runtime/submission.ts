@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { type SubmitOptions, submitOptionsSchema } from '../engine-options.js';
-import { EngineStateError, toError, UnknownJobError, ValidationError } from '../errors.js';
+import { EngineStateError, toError, ValidationError } from '../errors.js';
 import type { AnyJobDefinition, JobWithInput, Partition } from '../job.js';
+import { registeredJob } from '../job-ref.js';
 import { closeSource } from '../store/inputs.js';
 import { type BatchRecord, type PartitionInput, SCHEMA_VERSION, type Store } from '../store/store.js';
 import { parseOptions, parseOrThrow } from '../validation.js';
@@ -41,9 +42,7 @@ export async function submitBatch<I>(
   input: I,
   options: SubmitOptions,
 ): Promise<Submission> {
-  const name = typeof jobRef === 'string' ? jobRef : jobRef?.name;
-  const job = deps.jobs.get(name);
-  if (!job) throw new UnknownJobError(String(name), [...deps.jobs.keys()]);
+  const job = registeredJob(jobRef, deps.jobs, 'submit');
   const opts = parseOptions(submitOptionsSchema, options ?? {}, 'submit options');
   if (opts.id !== undefined) {
     const bad = badName(opts.id, MAX_ID_LENGTH);

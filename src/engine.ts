@@ -318,6 +318,8 @@ class PartitaEngine implements Engine {
     this.leases?.stop();
     this.stats.stop();
     for (const limiter of this.limiters.values()) limiter.clear();
+    // The threads' reports of groups begun, before the batches abort them and save who began what.
+    this.pool?.deliverPending();
     await this.running?.stopAll();
     // Batches that did not end here: whoever waits for one is told, not left waiting forever.
     this.watchers.failAll(

@@ -1,6 +1,11 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { BroadcastChannel, type ResourceLimits } from 'node:worker_threads';
+import {
+  BroadcastChannel,
+  type MessagePort,
+  type ResourceLimits,
+  receiveMessageOnPort,
+} from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { z } from 'zod';
 import { CancelledError, WorkerCrashedError } from '../errors.js';
@@ -126,11 +131,24 @@ export class WorkerPool {
     // pool's 'error' event would be thrown.
     this.piscina.on('error', () => {});
     this.channel = new BroadcastChannel(name);
-    this.channel.onmessage = (event) => {
-      const msg = (event as unknown as { data: ProgressMessage }).data;
-      this.progress.get(msg.taskId)?.(msg);
-    };
+    this.channel.onmessage = (event) => this.deliver((event as unknown as { data: ProgressMessage }).data);
     this.channel.unref();
+  }
+
+  private deliver(msg: ProgressMessage): void {
+    this.progress.get(msg.taskId)?.(msg);
+  }
+
+  /**
+   * Deliver now the reports the threads have posted that the event loop has not yet: a stop, about
+   * to abort the work in flight, learns first which groups a thread began. Else a group begun just
+   * before the stop, its report still queued, ran again at the same attempt (an outside probe).
+   */
+  deliverPending(): void {
+    // Node takes a BroadcastChannel here (its docs say so); @types/node types only MessagePort.
+    const port = this.channel as unknown as MessagePort;
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port))
+      this.deliver(m.message as ProgressMessage);
   }
 
   get threads(): number {

@@ -444,6 +444,7 @@ class PartitaEngine implements Engine {
   async wait(id: string, options: WaitOptions = {}): Promise<BatchSummary> {
     requireBatchId(id, 'wait');
     const { timeoutMs } = parseOptions(waitOptionsSchema, options, 'wait options');
+    this.requireStore('wait');
     const rt = this.running?.get(id);
     if (rt?.isFinal) return rt.summary();
     if (rt || this.recovery?.isRetrying(id)) return this.watchers.wait(id, timeoutMs);
@@ -476,6 +477,7 @@ class PartitaEngine implements Engine {
   async cancel(id: string, reason = 'cancelled by request'): Promise<BatchSummary> {
     requireBatchId(id, 'cancel');
     requireReason(reason);
+    this.requireStore('cancel');
     const rt = this.running?.get(id) ?? (await this.queue?.take(id)) ?? (await this.claimToCancel(id));
     if (!rt) {
       const summary = await this.get(id);

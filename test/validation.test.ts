@@ -337,6 +337,22 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     expect(await codeOf(idle.submit('noop', { n: 1 }))).toBe('ENGINE_STATE');
   });
 
+  it('wait and cancel before start and after stop: ENGINE_STATE naming the method called', async () => {
+    const idle = createEngine({ jobs: [noopJob()], store: memoryStore(), logger: false });
+    const stopped = await startEngine({ jobs: [noopJob()] });
+    await stopped.stop();
+    for (const engine of [idle, stopped]) {
+      for (const [what, call] of [
+        ['wait', () => engine.wait('x')],
+        ['cancel', () => engine.cancel('x')],
+      ] as const) {
+        const err = await call().catch((e) => e);
+        expect(err.code).toBe('ENGINE_STATE');
+        expect(err.message).toMatch(new RegExp(`^${what}\\(\\) needs a started engine`));
+      }
+    }
+  });
+
   it('submitting an existing id returns that batch instead of creating another', async () => {
     const engine = await startEngine({ jobs: [scriptedJob()] });
     const a = await engine.submit(

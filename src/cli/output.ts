@@ -102,7 +102,8 @@ export function partitionRow(p: PartitionView): string[] {
     String(p.attempts),
     p.durationMs === undefined ? '' : String(Math.round(p.durationMs)),
     p.history?.length
-      ? `${error}${error ? ' ' : ''}(failed in run ${p.history.map((h) => h.run).join(', ')})`
+      ? // The error shown is this run's; the runs named are earlier ones (`also` when it failed again).
+        `${error}${error ? ' ' : ''}(${error ? 'also ' : ''}failed in run ${p.history.map((h) => h.run).join(', ')})`
       : error,
   ];
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { listTable } from '../../src/cli/output.js';
+import { listTable, partitionRow } from '../../src/cli/output.js';
 import type { BatchSummary } from '../../src/index.js';
 
 const row = (over: Partial<BatchSummary>): BatchSummary => ({
@@ -36,5 +36,30 @@ describe('partita list, the table', () => {
     expect(statusOf('corrupt')).toBe('PROCESSING (STORE)');
     expect(statusOf('failed')).toBe('FAILED');
     expect(statusOf('fine')).toBe('PROCESSING');
+  });
+});
+
+describe('partitionRow', () => {
+  const earlier = [
+    { run: 1, status: 'failed' as const, attempts: 1, error: { name: 'Error', message: 'odd' } },
+  ];
+  it('names the earlier runs a partition failed in, apart from the error of this run', () => {
+    const failedAgain = partitionRow({
+      index: 3,
+      key: 'k3',
+      status: 'failed',
+      attempts: 1,
+      error: { name: 'Error', message: 'odd again' },
+      history: earlier,
+    });
+    expect(failedAgain.at(-1)).toBe('Error: odd again (also failed in run 1)');
+    const succeeded = partitionRow({
+      index: 3,
+      key: 'k3',
+      status: 'succeeded',
+      attempts: 1,
+      history: earlier,
+    });
+    expect(succeeded.at(-1)).toBe('(failed in run 1)');
   });
 });

@@ -14,6 +14,7 @@ export interface Script {
     | 'busy'
     | 'hang'
     | 'hang-first'
+    | 'mark-then-hang'
     | 'exit'
     | 'throw-outside'
     | 'oom'
@@ -26,6 +27,8 @@ export interface Script {
   succeedOn?: number;
   ms?: number;
   rows?: number;
+  /** 'mark-then-hang': the file it writes once it runs. */
+  file?: string;
 }
 
 export const scriptedJob = (overrides: Partial<Parameters<typeof defineJob>[0]> = {}) =>

@@ -504,9 +504,9 @@ interface Rows<R> extends PgResult {
 }
 
 /**
- * Outcomes as the nine parameter arrays `unnest` takes (index, key, then outcomeValues). UPDATE ...
- * FROM applies one arbitrary source row per target row: the first per index is kept, as the other
- * stores do.
+ * Outcomes as the nine parameter arrays `unnest` takes (index, key, then the seven values the row
+ * gets: outcomeValues). UPDATE ... FROM applies one arbitrary source row per target row: the first
+ * per index is kept, as the other stores do.
  */
 function outcomeColumns(outcomes: readonly OutcomeRecord[]): unknown[][] {
   const seen = new Set<number>();
@@ -514,8 +514,10 @@ function outcomeColumns(outcomes: readonly OutcomeRecord[]): unknown[][] {
   for (const o of outcomes) {
     if (seen.has(o.index)) continue;
     seen.add(o.index);
-    const values = [o.index, o.key, ...outcomeValues(o)];
-    for (let i = 0; i < values.length; i++) cols[i]!.push(values[i]);
+    const values = outcomeValues(o);
+    cols[0]!.push(values[7]);
+    cols[1]!.push(values[8]);
+    for (let i = 0; i < 7; i++) cols[i + 2]!.push(values[i]);
   }
   return cols;
 }

@@ -88,13 +88,26 @@ export function toOutcome(r: PartDbRow, batchId: string): OutcomeRecord {
   };
 }
 
-/** What an outcome writes to its partition row: status, result, error, attempts, duration_ms, seq, finished_at. */
+/**
+ * What an outcome writes to its partition row, then the row it writes to: status, result, error,
+ * attempts, duration_ms, seq, finished_at, idx, key. Once per outcome: one array of its final length.
+ */
 export function outcomeValues(o: OutcomeRecord): unknown[] {
-  return [o.status, toJson(o.result), toJson(o.error), o.attempts, o.durationMs, o.seq, o.finishedAt];
+  return [
+    o.status,
+    toJson(o.result),
+    toJson(o.error),
+    o.attempts,
+    o.durationMs,
+    o.seq,
+    o.finishedAt,
+    o.index,
+    o.key,
+  ];
 }
 
 /** SQL NULL stands for `undefined`; JSON `null` is stored as the text 'null'. */
-export function toJson(value: unknown): string | null {
+function toJson(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value);
 }
 

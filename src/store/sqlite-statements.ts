@@ -1,7 +1,7 @@
 import { LeaseLostError, StoreError } from '../errors.js';
 import { type CapturedPartition, duplicateKey } from './inputs.js';
 import type { Statement } from './sql-redrive.js';
-import { toJson } from './sql-rows.js';
+import { outcomeValues } from './sql-rows.js';
 import type { BatchState, Fence, OutcomeRecord } from './store.js';
 
 /**
@@ -34,22 +34,8 @@ export type SqliteWrite =
  * error, attempts, duration_ms, seq, finished_at, then the partition's idx and key.
  */
 export type OutcomeRow = readonly unknown[];
-
-export function outcomeRow(o: OutcomeRecord): OutcomeRow {
-  // Once per outcome: one array of its final length (a push after outcomeValues' seven grew a
-  // second backing store of 26 slots).
-  return [
-    o.status,
-    toJson(o.result),
-    toJson(o.error),
-    o.attempts,
-    o.durationMs,
-    o.seq,
-    o.finishedAt,
-    o.index,
-    o.key,
-  ];
-}
+/** An outcome's row (sql-rows.ts): one array per outcome, made once. */
+export const outcomeRow: (o: OutcomeRecord) => OutcomeRow = outcomeValues;
 
 /** A batch state as its row stores it. */
 export interface StateRow {

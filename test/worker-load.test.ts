@@ -80,6 +80,16 @@ describe('loading a worker module', () => {
     expect(summary.failures[0]!.error.message).toMatch(/load-no-default\.mjs has no default export function/);
   });
 
+  it('runs a CommonJS module compiled from `export default` (its function is `exports.default`)', async () => {
+    const engine = await startEngine({ jobs: [moduleJob('compiled', 'compiled-cjs.cjs')] });
+    const batch = await engine.submit('compiled', { ms: [1, 2, 3] });
+    expect(await engine.wait(batch.id, { timeoutMs: BOUND })).toMatchObject({
+      status: 'COMPLETED',
+      succeeded: 3,
+    });
+    expect((await collect(engine.partitions(batch.id))).map((p) => p.result)).toEqual([2, 4, 6]);
+  });
+
   it('timeoutMs covers loading and running together; a module that loaded in time but ran too long is a TIMEOUT', async () => {
     // load-slow.mjs takes 500 ms to load. 500 + 700 ms > 1000 ms: TIMEOUT (not WORKER_LOAD: it loaded).
     // The thread is then replaced, so the next partition loads the module again: 500 + 100 ms fit.

@@ -25,16 +25,26 @@ function loadHandler(job: string): Promise<Handler> {
     const spec = data.jobs[job];
     if (!spec) return Promise.reject(new WorkerLoadError(`job "${job}" has no worker module`));
     handler = import(spec.module).then((mod: { default?: unknown }) => {
-      if (typeof mod.default !== 'function') {
-        throw new WorkerLoadError(`worker module ${spec.module} has no default export function`);
-      }
-      const fn = mod.default as Handler;
+      const fn = defaultExport(mod);
+      if (!fn) throw new WorkerLoadError(`worker module ${spec.module} has no default export function`);
       loaded.set(job, fn);
       return fn;
     });
     imports.set(job, handler);
   }
   return handler;
+}
+
+/**
+ * A module's default export function. A CommonJS module compiled from `export default` (TypeScript,
+ * Babel) sets `exports.default` and `__esModule`: imported, its `default` is that exports object.
+ */
+function defaultExport(mod: { default?: unknown }): Handler | undefined {
+  if (typeof mod.default === 'function') return mod.default as Handler;
+  const compiled = mod.default as { __esModule?: unknown; default?: unknown } | null | undefined;
+  if (compiled?.__esModule === true && typeof compiled.default === 'function')
+    return compiled.default as Handler;
+  return undefined;
 }
 
 function resultSchema(job: string): z.ZodType | undefined {

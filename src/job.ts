@@ -32,12 +32,17 @@ export interface FinalizeContext {
   signal: AbortSignal;
 }
 
-/** What `defineJob` takes. Give exactly one of `worker` (a module run on a worker thread) or `handler` (inline). */
-export interface JobOptions<I = unknown, P = unknown, R = unknown, O = unknown> {
+/**
+ * What `defineJob` takes. Give exactly one of `worker` (a module run on a worker thread) or `handler` (inline).
+ * `I` is what `partition` receives: the `input` schema's output. `In` is what `submit` takes: the
+ * schema's input, which differs with `.default()`, `z.coerce` or `.transform()` (without a schema,
+ * both are `partition`'s parameter).
+ */
+export interface JobOptions<I = unknown, P = unknown, R = unknown, O = unknown, In = I> {
   /** Unique name, /^[a-z0-9][a-z0-9._-]*$/. */
   name: string;
-  /** Validates the input given to `submit`. Rejected input stores nothing. */
-  input?: z.ZodType<I>;
+  /** Validates the input given to `submit` (and parses it: `partition` gets what it outputs). Rejected input stores nothing. */
+  input?: z.ZodType<I, In>;
   /**
    * Splits the input into partitions. May return an Iterable (an array), an AsyncIterable (an
    * `async function*`), or a promise of an Iterable (an `async function` returning its array).
@@ -130,10 +135,10 @@ export interface RateLimit {
   perMs: number;
 }
 
-/** A validated job definition, as `createEngine({ jobs })` takes it. */
-export interface JobDefinition<I = unknown, P = unknown, R = unknown, O = unknown> {
+/** A validated job definition, as `createEngine({ jobs })` takes it. Its types as {@link JobOptions}'. */
+export interface JobDefinition<I = unknown, P = unknown, R = unknown, O = unknown, In = I> {
   readonly name: string;
-  readonly input: z.ZodType<I> | undefined;
+  readonly input: z.ZodType<I, In> | undefined;
   readonly partition: (
     input: I,
   ) => Iterable<Partition<P>> | AsyncIterable<Partition<P>> | PromiseLike<Iterable<Partition<P>>>;
@@ -280,9 +285,9 @@ const jobOptionsSchema = z
  * });
  * ```
  */
-export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown>(
-  options: JobOptions<I, P, R, O>,
-): JobDefinition<I, P, R, O> {
+export function defineJob<I = unknown, P = unknown, R = unknown, O = unknown, In = I>(
+  options: JobOptions<I, P, R, O, In>,
+): JobDefinition<I, P, R, O, In> {
   const o = parseOrThrow(jobOptionsSchema, options, `job definition${nameOf(options)}`);
   const worker = o.worker === undefined ? undefined : toFileUrl(o.worker);
   // A missing module (or a directory) would otherwise fail every partition, one by one, at run time.
@@ -356,6 +361,9 @@ function toFileUrl(worker: URL | string): string {
 // biome-ignore lint/suspicious/noExplicitAny: jobs of different types live in one list
 export type AnyJobDefinition = JobDefinition<any, any, any, any>;
 
-/** A job whose input type is `I`, whatever its other types (what `engine.submit` accepts). */
+/**
+ * A job that `submit` takes input `In` for (its `input` schema's input type), whatever its other
+ * types (what `engine.submit` and `engine.schedule` accept).
+ */
 // biome-ignore lint/suspicious/noExplicitAny: only the input type matters to submit()
-export type JobWithInput<I> = JobDefinition<I, any, any, any>;
+export type JobWithInput<In> = JobDefinition<any, any, any, any, In>;

@@ -126,10 +126,11 @@ export class StoreError extends PartitaError {
 export class SnapshotVersionError extends PartitaError {
   readonly found: unknown;
   readonly supported: number;
-  constructor(found: unknown, supported: number, what = 'record') {
+  /** `field`: which version the stored value carries (a machine snapshot's is `machineVersion`). */
+  constructor(found: unknown, supported: number, what = 'record', field = 'schemaVersion') {
     super(
       'SNAPSHOT_VERSION',
-      `Stored ${what} has schemaVersion ${String(found)}; this partita reads up to ${supported}`,
+      `Stored ${what} has ${field} ${String(found)}; this partita reads up to ${supported}`,
     );
     this.found = found;
     this.supported = supported;

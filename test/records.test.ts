@@ -149,6 +149,60 @@ describe('stored records are versioned and validated on load', () => {
     },
   );
 
+  it.each([
+    ['the JSON text null', "'null'", /stored state is corrupt \(null\)/],
+    [
+      'SQL NULL while its status is PROCESSING',
+      'NULL',
+      /stored state is missing \(its status is PROCESSING\)/,
+    ],
+  ])(
+    'an unfinished batch whose whole stored state is %s is reported (STORE), not shown QUEUED and never run',
+    async (name, value, message) => {
+      const path = join(dir, `no-state-${name.replaceAll(' ', '-')}.db`);
+      await threeUnfinished(path);
+      const db = new Database(path);
+      db.prepare(`update batches set state = ${value} where id = 'corrupt'`).run();
+      const before = db.prepare("select * from batches where id = 'corrupt'").get();
+      db.close();
+
+      const engine = engineOn(path);
+      await engine.start();
+      try {
+        await expect(engine.get('corrupt')).rejects.toMatchObject({ code: 'STORE', message });
+        await expect(engine.wait('corrupt')).rejects.toMatchObject({ code: 'STORE' });
+        const listed = (await engine.list()).find((b) => b.id === 'corrupt');
+        expect(listed?.error).toMatchObject({ code: 'STORE' });
+        expect((await engine.cancel('healthy')).status).toBe('CANCELLED');
+      } finally {
+        await engine.stop();
+      }
+      const after = new Database(path);
+      expect(after.prepare("select * from batches where id = 'corrupt'").get()).toEqual(before);
+      after.close();
+    },
+  );
+
+  it('a future machine snapshot names its machineVersion', () => {
+    const row = {
+      id: 'b',
+      job: 'j',
+      status: 'PROCESSING' as const,
+      priority: 0,
+      createdAt: '2026-01-01T00:00:00.000Z',
+      record: {},
+      state: {
+        schemaVersion: 1,
+        status: 'PROCESSING',
+        journalSeq: 0,
+        machineVersion: 99,
+        snapshot: {},
+        summary: {},
+      },
+    };
+    expect(() => parseState(row)).toThrow(/has machineVersion 99; this partita reads up to/);
+  });
+
   it('an unfinished batch of a job this engine does not know is reported and left for an engine that knows it', async () => {
     const path = join(dir, 'unknown-job.db');
     await threeUnfinished(path);

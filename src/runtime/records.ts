@@ -137,7 +137,20 @@ export function parseRecord(row: BatchRow): BatchRecord {
 }
 
 export function parseState(row: BatchRow): BatchState | undefined {
-  if (row.state === undefined || row.state === null) return undefined;
+  // No state yet: a batch not yet admitted. A status past QUEUED says one was written: lost since.
+  if (row.state === undefined) {
+    if (row.status === 'QUEUED') return undefined;
+    throw new StoreError(
+      `Batch "${row.id}": stored state is missing (its status is ${row.status})`,
+      undefined,
+      {
+        corrupt: true,
+      },
+    );
+  }
+  // SQL NULL is undefined above; a state that is JSON `null` was written by no partita.
+  if (row.state === null)
+    throw new StoreError(`Batch "${row.id}": stored state is corrupt (null)`, undefined, { corrupt: true });
   const value = upgrade(row.state, stateMigrations, 'state', row.id);
   const parsed = batchStateV1.safeParse(value);
   if (!parsed.success)
@@ -147,10 +160,11 @@ export function parseState(row: BatchRow): BatchState | undefined {
   const state = parsed.data as BatchState;
   const what = `batch machine snapshot of batch "${row.id}"`;
   if (state.machineVersion > BATCH_MACHINE_VERSION)
-    throw new SnapshotVersionError(state.machineVersion, BATCH_MACHINE_VERSION, what);
+    throw new SnapshotVersionError(state.machineVersion, BATCH_MACHINE_VERSION, what, 'machineVersion');
   while (state.machineVersion < BATCH_MACHINE_VERSION) {
     const step = snapshotMigrations[state.machineVersion];
-    if (!step) throw new SnapshotVersionError(state.machineVersion, BATCH_MACHINE_VERSION, what);
+    if (!step)
+      throw new SnapshotVersionError(state.machineVersion, BATCH_MACHINE_VERSION, what, 'machineVersion');
     state.snapshot = step(state.snapshot as PersistedMachine);
     state.machineVersion++;
   }

@@ -41,6 +41,7 @@ import { RunningBatches } from './runtime/running.js';
 import { Scheduler } from './runtime/scheduler.js';
 import { SharedStore } from './runtime/shared-store.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
+import { holdStore, releaseStore } from './runtime/store-holds.js';
 import { STOPPED_WHILE_STORING, submitBatch } from './runtime/submission.js';
 import { checkTriggers, fireTriggers } from './runtime/triggers.js';
 import { freshest, listByStatus, listedSummary, storedSummary, summaryFromRow } from './runtime/views.js';
@@ -113,6 +114,7 @@ const EXISTING_BATCH_WAIT_MS = 30_000;
 class PartitaEngine implements Engine {
   private state: EngineState = 'new';
   private booting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
   private store: Store | undefined;
   private pool: WorkerPool | undefined;
   private readonly runners = new Map<string, WorkRunner>();
@@ -168,8 +170,8 @@ class PartitaEngine implements Engine {
           `Invalid engine options: clusterMaxConcurrentBatches needs a store with acquireLeaseWithin (this ${store.kind} store has none)`,
           [{ path: 'clusterMaxConcurrentBatches', message: 'not supported by the store' }],
         );
+      await holdStore(store);
       this.store = store;
-      await store.open();
       this.startPool();
       const ownerId = this.options.ownerId ?? processScopedId(randomUUID().slice(0, 8));
       this.leases = new Leases(
@@ -291,12 +293,17 @@ class PartitaEngine implements Engine {
     }
   }
 
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     if (this.state === 'new' || this.state === 'stopped') {
       this.state = 'stopped';
-      return;
+      return Promise.resolve();
     }
-    if (this.state === 'stopping') return this.booting?.then(() => {});
+    // A second stop() meanwhile resolves when the first has stopped everything, not before.
+    this.stopping ??= this.halt();
+    return this.stopping;
+  }
+
+  private async halt(): Promise<void> {
     const wasBooting = this.state === 'starting';
     this.state = 'stopping';
     this.afterStart = []; // a start that will not finish: nothing to read for them
@@ -330,7 +337,10 @@ class PartitaEngine implements Engine {
     );
     this.offers?.stop();
     await this.pool?.destroy().catch((err) => this.log.error({ err }, 'worker pool did not stop cleanly'));
-    await this.store?.close().catch((err) => this.log.error({ err }, 'store did not close cleanly'));
+    const store = this.store;
+    this.store = undefined; // let go once, however often shutdown runs
+    if (store)
+      await releaseStore(store).catch((err) => this.log.error({ err }, 'store did not close cleanly'));
   }
 
   async submit<I>(
@@ -638,23 +648,27 @@ class PartitaEngine implements Engine {
 
   async schedules(): Promise<ScheduleInfo[]> {
     this.requireStore('schedules');
-    if (!this.scheduler)
-      throw new EngineStateError('schedules() needs a started engine; call engine.start() first');
+    if (!this.scheduler) throw this.notRunning('schedules');
     return this.scheduler.list();
   }
 
   // --- internals -----------------------------------------------------------------------------
 
   private requireRunning(what: string): void {
-    if (this.state !== 'running')
-      throw new EngineStateError(
-        `${what}() needs a started engine (it is ${this.state}); call engine.start() first`,
-      );
+    if (this.state !== 'running') throw this.notRunning(what);
   }
 
   private requireStore(what: string): void {
-    if (!this.store || this.state === 'stopped' || this.state === 'new')
-      throw new EngineStateError(`${what}() needs a started engine; call engine.start() first`);
+    if (!this.store || this.state === 'stopped' || this.state === 'new') throw this.notRunning(what);
+  }
+
+  /** What `what()` answers on an engine that is not running: how to get one that is. */
+  private notRunning(what: string): EngineStateError {
+    const how =
+      this.state === 'stopped' || this.state === 'stopping'
+        ? 'an engine does not start again once stopped: create a new one'
+        : 'call engine.start() first';
+    return new EngineStateError(`${what}() needs a started engine (it is ${this.state}); ${how}`);
   }
 
   /** The runtime of a batch this engine runs; undefined when another engine sharing the store runs it. */

@@ -1,4 +1,4 @@
-import { parseCell } from '../store/sql-rows.js';
+import { payloadCell } from '../store/sql-rows.js';
 import type { PartitionRow, Store } from '../store/store.js';
 
 /**
@@ -32,7 +32,7 @@ export class PartitionFeeder {
         this.rows.set(index, {
           index,
           key: p.key,
-          payload: parseCell(p.json ?? null, this.batchId, index),
+          payload: payloadCell(p.json ?? null, this.batchId, index),
           status: 'pending',
         });
       });

@@ -1,6 +1,7 @@
 import type { AnyActorRef } from 'xstate';
 import type { AnyJobDefinition } from '../job.js';
 import type { LaneEvent, LaneWork } from '../machines/partition.js';
+import { UnreadablePayload } from '../store/unreadable-payload.js';
 import { storedCopy } from '../values.js';
 import type { PartitionFeeder } from './feeder.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -185,7 +186,8 @@ export class LaneDriver {
    */
   private payloadOf(index: number): unknown {
     const payload = this.feeder.get(index).payload;
-    return this.job.handler ? storedCopy(payload) : payload;
+    // An unreadable payload is not copied: the runner answers it without running anything.
+    return this.job.handler && !(payload instanceof UnreadablePayload) ? storedCopy(payload) : payload;
   }
 
   /**

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { CancelledError, type SerializedError, serializeError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import type { LaneEvent, MemberAnswer } from '../machines/partition.js';
+import { UnreadablePayload } from '../store/unreadable-payload.js';
 import { isThenable } from '../values.js';
 import { returnedAnswer, thrownAnswer } from '../workers/answers.js';
 import type { WorkerPool } from '../workers/pool.js';
@@ -191,6 +192,15 @@ export class WorkRunner implements Runner {
       this.runInlineGroup(g, signal, report).then(answered, crashed);
       return;
     }
+    // Members whose payload is unreadable are answered here; the thread runs the others.
+    const members = g.members.some((m) => m.payload instanceof UnreadablePayload)
+      ? g.members.filter((m) => !(m.payload instanceof UnreadablePayload))
+      : g.members;
+    if (members.length === 0) {
+      started?.();
+      void Promise.resolve(withUnreadable(g.members, [])).then(answered);
+      return;
+    }
     const pool = this.pool!;
     const task = {
       taskId: pool.taskId(),
@@ -200,7 +210,7 @@ export class WorkRunner implements Runner {
       attempt: g.attempt,
       redelivered: g.redelivered,
       payload: undefined,
-      members: g.members,
+      members,
     };
     pool
       .run<GroupResult>(task, signal, (msg) => {
@@ -215,7 +225,8 @@ export class WorkRunner implements Runner {
           });
       })
       .then((res) => {
-        if ('group' in res) answered(res.group);
+        if ('group' in res)
+          answered(members === g.members ? res.group : withUnreadable(g.members, res.group));
         else if (!res.ok) failed({ error: res.error, retryable: res.retryable });
         else crashed(new Error('the worker answered a group with one result'));
       }, crashed);
@@ -251,6 +262,7 @@ export class WorkRunner implements Runner {
     signal: AbortSignal,
     report: (event: LaneEvent) => void,
   ): Promise<RunResult> {
+    if (a.payload instanceof UnreadablePayload) return unreadable(a.payload);
     const turn = currentTurn();
     const t0 = performance.now();
     let callMs = 0;
@@ -292,6 +304,7 @@ export class WorkRunner implements Runner {
     report: (event: LaneEvent) => void,
     started: (() => void) | undefined,
   ): Promise<RunResult> {
+    if (a.payload instanceof UnreadablePayload) return Promise.resolve(unreadable(a.payload));
     const pool = this.pool!;
     const task = {
       taskId: pool.taskId(),
@@ -314,4 +327,15 @@ export class WorkRunner implements Runner {
         });
     });
   }
+}
+
+/** A member or partition whose stored payload does not parse: failed with that error, not retried. */
+function unreadable(p: UnreadablePayload): RunResult & { ms: number } {
+  return { ok: false, error: serializeError(p.error), retryable: false, ms: 0 };
+}
+
+/** A group's answers in member order: the thread's for the readable members, failures for the others. */
+function withUnreadable(all: readonly { payload: unknown }[], ran: readonly MemberAnswer[]): MemberAnswer[] {
+  let next = 0;
+  return all.map((m) => (m.payload instanceof UnreadablePayload ? unreadable(m.payload) : ran[next++]!));
 }

@@ -2,7 +2,7 @@ import { LeaseLostError, StoreError } from '../errors.js';
 import { type BatchStatus, isFinalStatus } from '../summary.js';
 import { BaseStore } from './base.js';
 import { type CapturedPartition, capturePartition, checkLimit, duplicateKey } from './inputs.js';
-import { parseCell } from './sql-rows.js';
+import { payloadCell } from './sql-rows.js';
 import {
   type AcquiredLease,
   type BatchControl,
@@ -187,7 +187,7 @@ class MemoryStore extends BaseStore implements Store {
     for (let index = fromIndex; index < end; index++) {
       const p = b.partitions[index]!;
       const status = p.outcome?.status ?? 'pending';
-      const payload = status === 'pending' ? parseCell(p.json ?? null, batchId, index) : undefined;
+      const payload = status === 'pending' ? payloadCell(p.json ?? null, batchId, index) : undefined;
       out.push({ index, key: p.key, payload, status });
     }
     return out;

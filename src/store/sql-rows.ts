@@ -1,6 +1,7 @@
 import { PartitaError, StoreError, toError } from '../errors.js';
 import type { BatchStatus } from '../summary.js';
 import type { BatchRow, OutcomeRecord, PartitionRow, PartitionStatus, PartitionView } from './store.js';
+import { UnreadablePayload } from './unreadable-payload.js';
 
 /**
  * Rows as the SQL stores (SQLite, PostgreSQL) read them, and their conversion to the Store
@@ -52,7 +53,7 @@ export function toPartitionRow(r: PartDbRow, batchId: string): PartitionRow {
   return {
     index: r.idx,
     key: r.key,
-    payload: parseCell(r.payload ?? null, batchId, r.idx),
+    payload: payloadCell(r.payload ?? null, batchId, r.idx),
     status: r.status,
   };
 }
@@ -128,6 +129,16 @@ export function parseCell(text: string | null, batchId: string, index: number): 
     throw new StoreError(`partition ${index} of batch "${batchId}" holds invalid JSON`, err, {
       corrupt: true,
     });
+  }
+}
+
+/** A pending partition's payload from its stored JSON text: the value, or an {@link UnreadablePayload}. */
+export function payloadCell(text: string | null, batchId: string, index: number): unknown {
+  try {
+    return parseCell(text, batchId, index);
+  } catch (err) {
+    if (err instanceof StoreError) return new UnreadablePayload(err);
+    throw err;
   }
 }
 

@@ -1,7 +1,11 @@
 // What SQLite alone costs a one-partition batch on this machine: the rows partita's SQLite store
 // writes for it (the batch and its partition at submit, the lease at admission, the outcome and the
 // final state at the end), written straight through better-sqlite3 on a file the store created (its
-// schema, WAL, synchronous NORMAL), with no engine around them. Grouped as the engine's group commit
+// schema, WAL, synchronous NORMAL, and its checkpoints: a PASSIVE one every 100 ms on a thread of its
+// own, the writing connection's own only past 4,000 pages), with no engine around them. One row
+// more checkpoints inline instead, as SQLite does by default (every 1,000 pages, on the connection
+// whose commit crosses them): what this script measured before 2026-12-02, when it overstated the
+// floor under the engine (by 15–30 % on the slow AMD EPYC). Grouped as the engine's group commit
 // groups them: every write its own transaction, 1.5 transactions per batch (what one-partition
 // batches submitted one after another get), one per batch, and four batches per transaction (a
 // backlog with four running). The floor under `bench many` (docs/benchmarks.md, "Finalizing without
@@ -13,6 +17,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import { DIST_DIR, envInt, partita, printTable } from './lib/common.mjs';
 
 const require = createRequire(join(DIST_DIR, 'index.js'));
@@ -30,6 +35,22 @@ await store.close();
 const db = new Database(path);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = NORMAL');
+/** As the store (src/store/sqlite.ts): its checkpointer thread, and the writer's own past 4,000 pages. */
+const storeCheckpoints = async () => {
+  db.pragma('wal_autocheckpoint = 4000');
+  const thread = new Worker(join(DIST_DIR, 'store', 'sqlite-checkpointer.js'), {
+    workerData: { path, intervalMs: 100 },
+  });
+  await new Promise((resolve, reject) => {
+    thread.once('message', resolve);
+    thread.once('error', reject);
+  });
+  return async () => {
+    const exited = new Promise((resolve) => thread.once('exit', resolve));
+    thread.postMessage('close');
+    await exited;
+  };
+};
 
 const insertBatch = db.prepare(
   `INSERT INTO batches (id, job, status, priority, created_at, record, creating, creator)
@@ -80,6 +101,9 @@ const whole = (id) => {
   end(id);
 };
 
+const oneTransactionPerBatch = (b) => {
+  for (const id of b) tx(() => whole(id));
+};
 const patterns = [
   [
     'every write its own transaction',
@@ -106,13 +130,7 @@ const patterns = [
       }
     },
   ],
-  [
-    'one transaction per batch',
-    1,
-    (b) => {
-      for (const id of b) tx(() => whole(id));
-    },
-  ],
+  ['one transaction per batch', 1, oneTransactionPerBatch],
   [
     'four batches per transaction',
     0.25,
@@ -125,8 +143,8 @@ const patterns = [
   ],
 ];
 
-const rows = [];
-for (const [what, perBatch, run] of patterns) {
+const stopCheckpoints = await storeCheckpoints();
+const measure = (rows, what, perBatch, run, checkpoints) => {
   const us = [];
   for (let r = 0; r < rounds; r++) {
     const batch = ids();
@@ -138,16 +156,30 @@ for (const [what, perBatch, run] of patterns) {
   const median = us[Math.floor(us.length / 2)];
   rows.push({
     grouping: what,
+    checkpoints,
     'transactions/batch': perBatch,
     'µs/batch (median)': median.toFixed(1),
     'µs/batch (range)': `${us[0].toFixed(1)}–${us.at(-1).toFixed(1)}`,
     'batches/s, SQLite alone': Math.round(1e6 / median),
   });
-}
+};
+const rows = [];
+for (const [what, perBatch, run] of patterns) measure(rows, what, perBatch, run, 'on a thread (the store)');
+await stopCheckpoints();
+db.pragma('wal_checkpoint(TRUNCATE)');
+db.pragma('wal_autocheckpoint = 1000');
+measure(rows, 'one transaction per batch', 1, oneTransactionPerBatch, 'inline (SQLite default)');
 db.close();
 rmSync(dir, { recursive: true, force: true });
 printTable(
   `sqlite floor: the writes of a one-partition batch, no engine (${n} batches × ${rounds} rounds per row)`,
-  ['grouping', 'transactions/batch', 'µs/batch (median)', 'µs/batch (range)', 'batches/s, SQLite alone'],
+  [
+    'grouping',
+    'checkpoints',
+    'transactions/batch',
+    'µs/batch (median)',
+    'µs/batch (range)',
+    'batches/s, SQLite alone',
+  ],
   rows,
 );

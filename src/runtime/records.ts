@@ -140,17 +140,10 @@ export function parseState(row: BatchRow): BatchState | undefined {
   // No state yet: a batch not yet admitted. A status past QUEUED says one was written: lost since.
   if (row.state === undefined) {
     if (row.status === 'QUEUED') return undefined;
-    throw new StoreError(
-      `Batch "${row.id}": stored state is missing (its status is ${row.status})`,
-      undefined,
-      {
-        corrupt: true,
-      },
-    );
+    throw corrupt(row.id, `stored state is missing (its status is ${row.status})`);
   }
   // SQL NULL is undefined above; a state that is JSON `null` was written by no partita.
-  if (row.state === null)
-    throw new StoreError(`Batch "${row.id}": stored state is corrupt (null)`, undefined, { corrupt: true });
+  if (row.state === null) throw corrupt(row.id, 'stored state is corrupt (null)');
   const value = upgrade(row.state, stateMigrations, 'state', row.id);
   const parsed = batchStateV1.safeParse(value);
   if (!parsed.success)
@@ -181,6 +174,9 @@ export function parseState(row: BatchRow): BatchState | undefined {
     ascending((state.snapshot as PersistedMachine).context.settledAhead as number[]);
   return state;
 }
+
+const corrupt = (id: string, what: string) =>
+  new StoreError(`Batch "${id}": ${what}`, undefined, { corrupt: true });
 
 /** The batch machine's state names: a restored snapshot's `value` is one of them. */
 const STATE_NAMES = new Set(Object.keys(batchMachine.states));

@@ -102,10 +102,7 @@ function upgrade(
 ): Record<string, unknown> {
   const value = typeof raw === 'string' ? parseJson(raw, what, id) : raw;
   const head = version.safeParse(value);
-  if (!head.success)
-    throw new StoreError(`Batch "${id}": stored ${what} is corrupt (no schemaVersion)`, undefined, {
-      corrupt: true,
-    });
+  if (!head.success) throw corrupt(id, `stored ${what} is corrupt (no schemaVersion)`);
   let current = head.data as Record<string, unknown> & { schemaVersion: number };
   if (current.schemaVersion > SCHEMA_VERSION)
     throw new SnapshotVersionError(current.schemaVersion, SCHEMA_VERSION, `${what} of batch "${id}"`);
@@ -122,17 +119,14 @@ function parseJson(text: string, what: string, id: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new StoreError(`Batch "${id}": stored ${what} is not valid JSON`, err, { corrupt: true });
+    throw corrupt(id, `stored ${what} is not valid JSON`, err);
   }
 }
 
 export function parseRecord(row: BatchRow): BatchRecord {
   const value = upgrade(row.record, recordMigrations, 'record', row.id);
   const parsed = batchRecordV1.safeParse(value);
-  if (!parsed.success)
-    throw new StoreError(`Batch "${row.id}": stored record is invalid: ${parsed.error.message}`, undefined, {
-      corrupt: true,
-    });
+  if (!parsed.success) throw corrupt(row.id, `stored record is invalid: ${parsed.error.message}`);
   return parsed.data;
 }
 
@@ -146,10 +140,7 @@ export function parseState(row: BatchRow): BatchState | undefined {
   if (row.state === null) throw corrupt(row.id, 'stored state is corrupt (null)');
   const value = upgrade(row.state, stateMigrations, 'state', row.id);
   const parsed = batchStateV1.safeParse(value);
-  if (!parsed.success)
-    throw new StoreError(`Batch "${row.id}": stored state is invalid: ${parsed.error.message}`, undefined, {
-      corrupt: true,
-    });
+  if (!parsed.success) throw corrupt(row.id, `stored state is invalid: ${parsed.error.message}`);
   const state = parsed.data as BatchState;
   const what = `batch machine snapshot of batch "${row.id}"`;
   if (state.machineVersion > BATCH_MACHINE_VERSION)
@@ -164,10 +155,7 @@ export function parseState(row: BatchRow): BatchState | undefined {
   // A state that will be restored must be one the machine can run from; a final one is only read
   // (its summary), and a batch that crashed is stored FAILED with no snapshot.
   const fault = isFinalStatus(state.status) ? undefined : snapshotFault(state.snapshot);
-  if (fault)
-    throw new StoreError(`Batch "${row.id}": stored state is invalid: ${fault}`, undefined, {
-      corrupt: true,
-    });
+  if (fault) throw corrupt(row.id, `stored state is invalid: ${fault}`);
   // Dispatch reads `settledAhead` ascending; earlier builds kept a restart's replayed ones in the
   // journal's order.
   if (!isFinalStatus(state.status))
@@ -175,8 +163,9 @@ export function parseState(row: BatchRow): BatchState | undefined {
   return state;
 }
 
-const corrupt = (id: string, what: string) =>
-  new StoreError(`Batch "${id}": ${what}`, undefined, { corrupt: true });
+/** A stored row of batch `id` that is damaged: reported (STORE), left untouched. */
+const corrupt = (id: string, what: string, cause?: unknown) =>
+  new StoreError(`Batch "${id}": ${what}`, cause, { corrupt: true });
 
 /** The batch machine's state names: a restored snapshot's `value` is one of them. */
 const STATE_NAMES = new Set(Object.keys(batchMachine.states));

@@ -319,6 +319,29 @@ describe('sqliteStore', () => {
     expect((await store.readPartitions('c34', 9, 1))[0]).toMatchObject({ key: 'k9', status: 'pending' });
   });
 
+  it('starts the WAL over itself once it has copied it whole, so that no write of the store syncs a new WAL header', async () => {
+    const path = tempPath();
+    const store = await start(path);
+    /** The WAL's frames, and how many of them are in the database file (read without copying any). */
+    const wal = () =>
+      raw(path, (db) => {
+        const [r] = db.pragma('wal_checkpoint(NOOP)') as Array<{ log: number; checkpointed: number }>;
+        return { log: r!.log, checkpointed: r!.checkpointed };
+      });
+    for (const round of [1, 2]) {
+      await store.createBatch(record(`w${round}`, { total: 2 }), two);
+      expect(wal().log).toBeGreaterThan(1);
+      // Copied whole, then started over by the checkpointer's one-page write, which it leaves alone.
+      await vi.waitFor(() => expect(wal()).toEqual({ log: 1, checkpointed: 0 }), {
+        timeout: 20_000,
+        interval: 20,
+      });
+    }
+    // The page it wrote holds what it held: the header's user_version, unchanged.
+    expect(raw(path, (db) => db.pragma('user_version', { simple: true }))).toBe(0);
+    expect((await store.readPartitions('w2', 0, 2)).map((p) => p.key)).toEqual(['a', 'b']);
+  });
+
   describe('group commit: the writes of batches that arrive together share one transaction', () => {
     const done = (index: number, key: string) => ({
       index,

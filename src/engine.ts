@@ -371,7 +371,7 @@ class PartitaEngine implements Engine {
       throw err;
     });
     if (!submission.created)
-      return this.existing(submission.id).catch((err: unknown) => {
+      return this.existing(submission.id, () => this.submitHere(job, input, options)).catch((err: unknown) => {
         if (!this.stopBegun() || !(err instanceof EngineStateError)) throw err;
         throw new EngineStateError(
           `submit(): the engine stopped while it read batch "${submission.id}", which exists already`,
@@ -408,8 +408,11 @@ class PartitaEngine implements Engine {
    * The batch a submit found under its id. Another process may still be creating it (on SQLite its
    * row stays unreadable until its last partition is in): read again for a while rather than answer
    * NOT_FOUND for a batch that exists (outside probe: the same id submitted from several processes).
+   * When that creation is gone instead (it failed, was stopped, or its process was killed), the id is
+   * free: `again` submits once more (it waited 30 s, then answered NOT_FOUND: an outside probe).
    */
-  private async existing(id: string): Promise<BatchSummary> {
+  private async existing(id: string, again: () => Promise<BatchSummary>): Promise<BatchSummary> {
+    const store = this.store!;
     const deadline = Date.now() + EXISTING_BATCH_WAIT_MS;
     for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
       try {
@@ -418,6 +421,7 @@ class PartitaEngine implements Engine {
         const notYet = (err as { code?: unknown } | null)?.code === 'NOT_FOUND';
         if (!notYet || Date.now() >= deadline || this.state !== 'running') throw err;
       }
+      if (store.beingCreated && !(await store.beingCreated(id))) return again();
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }

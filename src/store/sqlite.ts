@@ -308,6 +308,14 @@ class SqliteStore extends SqlStore implements Store {
     return done;
   }
 
+  async beingCreated(id: string): Promise<boolean> {
+    const [row] = await this.select<{ creator: string | null }>(
+      'SELECT creator FROM batches WHERE id = ? AND creating = 1',
+      [id],
+    );
+    return row !== undefined && !creatorIsGone(row.creator);
+  }
+
   protected async select<R>(sql: string, params: readonly unknown[]): Promise<R[]> {
     return this.run((s) => s.statement(sql).all(...params) as R[]);
   }

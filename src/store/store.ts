@@ -30,6 +30,14 @@ export interface Store {
   /** The raw row of one batch, or undefined. Records are validated by the engine (see records.ts). */
   loadBatch(id: string): Promise<BatchRow | undefined>;
   /**
+   * Is a batch with this id still being created by a store that is open (SQLite streams a large
+   * batch's partitions while its row stays unreadable)? A submit that found its id taken reads the
+   * batch again while this is true, and submits again once it is not: that creation failed, was
+   * stopped, or its process died, and the id is free. Stores whose creations are never seen half
+   * done (PostgreSQL's one transaction, the memory store) leave it out.
+   */
+  beingCreated?(id: string): Promise<boolean>;
+  /**
    * Batches, newest first; `unfinished` lists those not in a final status, oldest first. A `limit`
    * that is not a finite number >= 0 is refused (VALIDATION); a fractional one counts its whole part.
    */

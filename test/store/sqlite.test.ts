@@ -7,6 +7,7 @@ import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ValidationError } from '../../src/errors.js';
+import { createEngine, defineJob } from '../../src/index.js';
 import { SQLITE_MIGRATIONS } from '../../src/store/migrations/sqlite.js';
 import { sqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/store.js';
@@ -685,6 +686,36 @@ describe('sqliteStore', () => {
       expect((await store.loadBatch('crashed'))?.record).toMatchObject({ total: 2 });
       expect(partitionRows(path, 'crashed').n).toBe(2);
     });
+
+    it('tells whether an id is being created by a live store: a submit of that id waits, then makes its own batch once the creator is killed', async () => {
+      const path = tempPath();
+      await (await start(path)).close();
+      const other = creator(path, 'contested', 2500);
+      expect(await other.next()).toBe('halfway');
+      await untilRows(path, 'contested', 2000);
+
+      const store = sqliteStore({ path });
+      const asked = vi.spyOn(store, 'beingCreated');
+      const job = defineJob({ name: 'job', partition: (n: number) => keysOf(n), handler: async () => 'ok' });
+      const engine = createEngine({ jobs: [job], store, logger: false });
+      await engine.start();
+      try {
+        expect(await store.beingCreated('contested')).toBe(true);
+        expect(await store.beingCreated('nobody')).toBe(false);
+        const submitted = engine.submit(job, 3, { id: 'contested' });
+        // The submit found the id taken by the live creation and reads again while it lasts.
+        await vi.waitFor(() => expect(asked.mock.calls.length).toBeGreaterThan(1), { timeout: 20_000 });
+        other.child.kill('SIGKILL');
+        await other.exited;
+        // It waited 30 s and answered NOT_FOUND: an outside probe.
+        expect(await submitted).toMatchObject({ id: 'contested', total: 3 });
+        expect((await engine.wait('contested')).status).toBe('COMPLETED');
+        expect(await store.beingCreated('contested')).toBe(false);
+        expect(partitionRows(path, 'contested').n).toBe(3);
+      } finally {
+        await engine.stop();
+      }
+    });
   });
 
   it('returns a record or state that does not parse as its raw text', async () => {
@@ -716,6 +747,8 @@ describe('sqliteStore', () => {
 });
 
 /** Run by a child `node` on the compiled sources: creates a batch whose source waits for stdin. */
+const keysOf = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i }));
+
 const CHILD_SCRIPT = `
 import { sqliteStore } from './src/store/sqlite.js';
 const [path, id, n] = process.argv.slice(2);

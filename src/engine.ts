@@ -206,8 +206,14 @@ class PartitaEngine implements Engine {
         admit: () => this.admit(),
         follow: (id) => this.follow?.follow(id),
         clusterCap: this.options.clusterMaxConcurrentBatches,
-        triggers: (job, final) =>
-          fireTriggers(job, final, (name, input, id) => this.submitHere(name, input, { id }), this.log),
+        triggers: (job, final, signal) =>
+          fireTriggers(
+            job,
+            final,
+            (name, input, id) => this.submitHere(name, input, { id }),
+            this.log,
+            signal,
+          ),
       });
       this.queue = new BatchQueue({
         store,
@@ -371,13 +377,15 @@ class PartitaEngine implements Engine {
       throw err;
     });
     if (!submission.created)
-      return this.existing(submission.id, () => this.submitHere(job, input, options)).catch((err: unknown) => {
-        if (!this.stopBegun() || !(err instanceof EngineStateError)) throw err;
-        throw new EngineStateError(
-          `submit(): the engine stopped while it read batch "${submission.id}", which exists already`,
-          { cause: err },
-        );
-      });
+      return this.existing(submission.id, () => this.submitHere(job, input, options)).catch(
+        (err: unknown) => {
+          if (!this.stopBegun() || !(err instanceof EngineStateError)) throw err;
+          throw new EngineStateError(
+            `submit(): the engine stopped while it read batch "${submission.id}", which exists already`,
+            { cause: err },
+          );
+        },
+      );
     const { record } = submission;
     try {
       await this.enqueue(record, false, undefined, submission.seed);

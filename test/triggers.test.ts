@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createEngine, defineJob, memoryStore, sqliteStore } from '../src/index.js';
 import { sqlitePath } from './support/stores.js';
 
@@ -390,4 +390,76 @@ describe('job triggers', () => {
       await second.stop();
     }
   }, 30_000);
+
+  describe('a cancel while a trigger computes its input (outside probe: it hung, or ended COMPLETED)', () => {
+    for (const kind of ['sqlite', 'memory'] as const) {
+      it(`${kind}: ends the batch CANCELLED; the triggers not yet submitted never are, even an input that never settles`, async () => {
+        const started: string[] = [];
+        let inputStarted!: () => void;
+        const inputRunning = new Promise<void>((resolve) => {
+          inputStarted = resolve;
+        });
+        let releaseSlow!: (n: number) => void;
+        const a = defineJob({
+          name: 'a',
+          partition: parts,
+          handler: (i: number) => i,
+          triggers: [
+            { job: 'b1', when: 'settled', input: () => 1 },
+            {
+              job: 'b2',
+              when: 'settled',
+              // Answers only when the test says so, after the cancel.
+              input: () =>
+                new Promise<number>((resolve) => {
+                  releaseSlow = resolve;
+                  inputStarted();
+                }),
+            },
+            { job: 'b3', when: 'settled', input: () => 3 },
+          ],
+        });
+        const never = defineJob({
+          name: 'never',
+          partition: parts,
+          handler: (i: number) => i,
+          triggers: [{ job: 'b1', when: 'settled', input: () => new Promise<number>(() => {}) }],
+        });
+        const bs = [1, 2, 3].map((n) =>
+          defineJob({
+            name: `b${n}`,
+            partition: parts,
+            handler: (i: number, ctx) => {
+              started.push(ctx.batchId);
+              return i;
+            },
+          }),
+        );
+        const store = kind === 'sqlite' ? sqliteStore({ path: sqlitePath() }) : memoryStore();
+        const engine = createEngine({ jobs: [a, never, ...bs], store, logger: false });
+        await engine.start();
+        try {
+          await engine.submit('a', 2, { id: 'p' });
+          await inputRunning;
+          expect((await engine.get('p')).status).toBe('FINALIZING');
+          const cancelled = await engine.cancel('p', 'changed my mind');
+          expect(cancelled).toMatchObject({ status: 'CANCELLED', succeeded: 2, failed: 0 });
+          releaseSlow(2);
+          // The first trigger had submitted before the cancel, and its batch runs; b2 and b3 never do.
+          expect((await engine.wait('p>b1')).status).toBe('COMPLETED');
+          await expect(engine.get('p>b2')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+          await expect(engine.get('p>b3')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+          expect((await engine.get('p')).status).toBe('CANCELLED');
+
+          await engine.submit('never', 1, { id: 'n' });
+          await vi.waitFor(async () => expect((await engine.get('n')).status).toBe('FINALIZING'));
+          expect(await engine.cancel('n')).toMatchObject({ status: 'CANCELLED', succeeded: 1 });
+          await expect(engine.get('n>b1')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+          expect(started.sort()).toEqual(['p>b1']);
+        } finally {
+          await engine.stop();
+        }
+      });
+    }
+  });
 });

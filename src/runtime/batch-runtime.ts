@@ -13,10 +13,10 @@ import {
   sizeOf,
 } from '../machines/batch.js';
 import type { BatchControl, BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
-import type { BatchStatus, BatchSummary } from '../summary.js';
+import { type BatchStatus, type BatchSummary, uncheckedOutcome } from '../summary.js';
 import { Durability } from './durability.js';
 import { PartitionFeeder, type Seed } from './feeder.js';
-import { Finalization } from './finalization.js';
+import { Finalization, type FinalizerEnd } from './finalization.js';
 import { LaneDriver, type LeaseCheck } from './lanes.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { EngineStats } from './stats.js';
@@ -58,7 +58,9 @@ export interface RuntimeDeps {
    * Submit the job's triggered batches for this final summary, before the final state is stored
    * (so a crash in between submits them again, idempotently). Returns what was submitted.
    */
-  triggers?: ((final: BatchSummary) => Promise<NonNullable<BatchSummary['triggered']>>) | undefined;
+  triggers?:
+    | ((final: BatchSummary, signal: AbortSignal) => Promise<NonNullable<BatchSummary['triggered']>>)
+    | undefined;
   /**
    * Runs once the final state is stored and before the end is announced (waiters, listeners):
    * withdrawing a distributed batch's ranges. A failure is logged; it does not change the end.
@@ -90,13 +92,6 @@ export class BatchRuntime {
   private readonly log: Logger;
   private readonly debug: boolean;
   private finalDurable = false;
-  /**
-   * Set while the final batch's triggers submit their batches: its final state is not stored before
-   * they are, neither by the journal nor by stop(). Every outcome is durable already (FINALIZING
-   * made it so), so a crash or a stop() meanwhile leaves the batch FINALIZING in the store; the next
-   * start finalizes it again, and each trigger's submit, idempotent, finds or makes its batch.
-   */
-  private triggering = false;
   private finishedAt: string | undefined;
   private halted = false;
   private cancelSent = false;
@@ -177,7 +172,7 @@ export class BatchRuntime {
     this.finalization = new Finalization({
       batchId: this.id,
       job,
-      triggers: deps.triggers !== undefined,
+      triggers: deps.triggers === undefined ? undefined : (end, signal) => this.fireTriggers(end, signal),
       log: this.log,
       untilDurable: (stop) => this.durability.untilDurable(stop),
       summary: () => this.summary(),
@@ -357,7 +352,7 @@ export class BatchRuntime {
 
   /** Make every outcome received so far durable (before reading partitions or counts back). */
   flush(): Promise<void> {
-    return this.finalDurable || this.halted || this.triggering ? Promise.resolve() : this.durability.flush();
+    return this.finalDurable || this.halted ? Promise.resolve() : this.durability.flush();
   }
 
   /**
@@ -369,7 +364,7 @@ export class BatchRuntime {
     this.halted = true;
     this.lanes.stop();
     try {
-      if (!this.finalDurable && !this.triggering) await this.durability.flush();
+      if (!this.finalDurable) await this.durability.flush();
     } finally {
       // The final state became durable while stopping (its write was in flight, or this flush
       // wrote it): the batch ended here, and persistFinal, which sees the runtime halted, leaves
@@ -483,12 +478,8 @@ export class BatchRuntime {
       if (snapshot.status !== 'done' && !this.quiet)
         this.emit({ type: 'status', status: this.summary().status });
       const ending = snapshot.status === 'done' && !this.finishedAt;
-      if (ending) {
-        this.finishedAt = new Date().toISOString();
-        // A cancelled batch fires no trigger, and did not pass FINALIZING: its state is written now.
-        this.triggering = this.deps.triggers !== undefined && !this.crash && status !== 'cancelled';
-      }
-      if (!this.halted && !this.triggering) this.durability.touch();
+      if (ending) this.finishedAt = new Date().toISOString();
+      if (!this.halted) this.durability.touch();
       // After the touch: persistFinal's flush writes the final state once. Touched after that
       // write had begun, the state would be written a second time for nothing (measured: two
       // commits per one-partition batch where one does).
@@ -498,19 +489,6 @@ export class BatchRuntime {
   }
 
   private async persistFinal(): Promise<void> {
-    if (this.triggering) {
-      const final = summaryOf(this.record, this.actor.getSnapshot(), true, this.finishedAt);
-      let triggered: NonNullable<BatchSummary['triggered']>;
-      try {
-        triggered = await this.deps.triggers!(final);
-      } catch {
-        // The engine stops (a refused submit is recorded, not thrown: triggers.ts). Nothing more is
-        // stored here: `triggering` stays set, so stop() leaves the batch FINALIZING in the store.
-        return;
-      }
-      this.triggering = false;
-      if (triggered.length > 0) this.triggered = triggered;
-    }
     try {
       await this.durability.untilDurable(() => this.halted);
     } catch {
@@ -525,6 +503,30 @@ export class BatchRuntime {
     // stop() may have said it meanwhile (the final state is stored).
     if (this.finalDurable) return;
     this.ended();
+  }
+
+  /**
+   * The job's triggers, for the batch about to end as `end` says: during its FINALIZING
+   * (finalization.ts), once every outcome is durable. A crash or a stop() meanwhile leaves the batch
+   * FINALIZING in the store; the next start finalizes it again, and each trigger's submit,
+   * idempotent, finds or makes its batch. A cancel meanwhile aborts `signal`: the batch ends
+   * CANCELLED, and no trigger submits after it (those submitted before stay).
+   */
+  private async fireTriggers(end: FinalizerEnd, signal: AbortSignal): Promise<void> {
+    const snapshot = this.actor.getSnapshot();
+    const c = snapshot.context;
+    const counts = { total: c.config.total, succeeded: c.succeeded, failed: c.failed };
+    // The summary the batch is about to end with (the machine's FINALIZED or FINALIZE.FAILED).
+    const final: BatchSummary = {
+      ...summaryOf(this.record, snapshot, true, undefined),
+      status: end.ok ? uncheckedOutcome(counts, c.config.failurePolicy) : 'FAILED',
+      running: 0,
+      finishedAt: new Date().toISOString(),
+    };
+    if (end.ok && end.output !== undefined) final.output = end.output;
+    if (!end.ok) final.error = serializeError(end.error);
+    const triggered = await this.deps.triggers!(final, signal);
+    if (triggered.length > 0) this.triggered = triggered;
   }
 
   /** The final state is durable: say so, once (the last change of this batch here). */

@@ -1,18 +1,27 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../backoff.js';
-import { ResultValidationError, TimeoutError, toError } from '../errors.js';
+import { EngineStateError, ResultValidationError, TimeoutError, toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import type { BatchEvent, FinalizeInput } from '../machines/batch.js';
 import type { BatchSummary } from '../summary.js';
 import { unstorable } from '../values.js';
 import { retryableOf } from '../workers/answers.js';
 
+/** How the job's finalizer ended: its output, or its error (after its retries). */
+export type FinalizerEnd = { ok: true; output: unknown } | { ok: false; error: unknown };
+
 export interface FinalizationDeps {
   batchId: string;
   job: AnyJobDefinition;
-  /** Does the job have triggers (which submit once every outcome is durable)? */
-  triggers: boolean;
+  /**
+   * Submit the job's triggered batches for the batch ending as the finalizer's end says, once every
+   * outcome is durable and before FINALIZING is left (so a crash or a stop in between submits them
+   * again, idempotently, and a cancel meanwhile ends the batch CANCELLED). Undefined when the job
+   * has no triggers. Rejects with `signal`'s reason once it aborts, and EngineStateError when the
+   * engine stops.
+   */
+  triggers?: ((end: FinalizerEnd, signal: AbortSignal) => Promise<void>) | undefined;
   log: Logger;
   /** Resolves once every outcome is durable, or as soon as `stop()` says to stop waiting. */
   untilDurable(stop: () => boolean): Promise<void>;
@@ -26,10 +35,11 @@ export interface FinalizationDeps {
 /**
  * A batch's FINALIZING (docs/architecture.md, "Finalizing without an actor"): the batch machine's
  * `startFinalize` action starts it, its `stopFinalize` action (and the batch stopping here)
- * abandons it. It makes the outcomes durable, runs the job's finalizer with its retries, and tells
- * the batch actor `FINALIZED { output }` or `FINALIZE.FAILED { error }`. An abandoned finalization
- * aborts the finalizer's signal, calls it no more (not for a retry, not when it was abandoned before
- * the outcomes were durable), and whatever it still answers is dropped.
+ * abandons it. It makes the outcomes durable, runs the job's finalizer with its retries, submits
+ * the job's triggered batches, and tells the batch actor `FINALIZED { output }` or
+ * `FINALIZE.FAILED { error }`. An abandoned finalization aborts the finalizer's and the triggers'
+ * signal, calls them no more (not for a retry, not when it was abandoned before the outcomes were
+ * durable), and whatever they still answer is dropped.
  */
 export class Finalization {
   /** The finalization under way: its number, so that an abandoned one's answer is dropped. */
@@ -59,7 +69,12 @@ export class Finalization {
     this.abort = controller;
     this.finalize(input, controller.signal).then(
       ({ output }) => answer({ type: 'FINALIZED', output }),
-      (error: unknown) => answer({ type: 'FINALIZE.FAILED', error }),
+      (error: unknown) => {
+        // The engine stops while the triggers submit: the batch stays FINALIZING, and the next
+        // start finalizes it again (a failure here would end it FAILED).
+        if (error instanceof EngineStateError) return;
+        answer({ type: 'FINALIZE.FAILED', error });
+      },
     );
   }
 
@@ -71,13 +86,34 @@ export class Finalization {
   }
 
   private async finalize(input: FinalizeInput, signal: AbortSignal): Promise<{ output: unknown }> {
-    const { job } = this.d;
     const abandoned = () => signal.aborted || this.d.halted();
     // The finalizer may read partitions from the store, and triggers submit before the final state
     // is stored (a crash then re-runs FINALIZING, not the partitions): every outcome durable first.
     await this.d.untilDurable(abandoned);
     // Abandoned meanwhile (cancel, stop): the finalizer is not called; the answer is dropped anyway.
     if (abandoned()) throw abandonedError();
+    let end: FinalizerEnd;
+    try {
+      end = { ok: true, output: (await this.finalizer(input, signal, abandoned)).output };
+    } catch (error) {
+      if (abandoned()) throw abandonedError();
+      end = { ok: false, error };
+    }
+    if (this.d.triggers) {
+      await this.d.triggers(end, signal);
+      if (abandoned()) throw abandonedError();
+    }
+    if (!end.ok) throw end.error;
+    return { output: end.output };
+  }
+
+  /** The job's finalizer, with its retries and timeout; `{ output: undefined }` when it has none. */
+  private async finalizer(
+    input: FinalizeInput,
+    signal: AbortSignal,
+    abandoned: () => boolean,
+  ): Promise<{ output: unknown }> {
+    const { job } = this.d;
     if (!job.finalize) return { output: undefined };
     // A copy of its own: a finalizer may sort or trim what it is given (the failure sample, meta).
     const summary = structuredClone({

@@ -36,7 +36,11 @@ export interface RunningDeps {
   stored: (id: string) => Promise<BatchSummary | undefined>;
   storeError: (err: Error, batchId: string) => void;
   /** Submit the triggered batches of a final batch (see BatchRuntime's `triggers`). */
-  triggers: (job: AnyJobDefinition, final: BatchSummary) => Promise<NonNullable<BatchSummary['triggered']>>;
+  triggers: (
+    job: AnyJobDefinition,
+    final: BatchSummary,
+    signal: AbortSignal,
+  ) => Promise<NonNullable<BatchSummary['triggered']>>;
   /** Something ended: admit what can run now. */
   admit: () => void;
   /** Follow a batch run elsewhere through the store for whoever listens here (RemoteFollow). */
@@ -154,7 +158,8 @@ export class RunningBatches {
           fresh: () => d.leases.fresh(record.id),
           confirm: (then) => d.leases.confirm(record.id, then),
         },
-        triggers: (job.triggers?.length ?? 0) > 0 ? (final) => d.triggers(job, final) : undefined,
+        triggers:
+          (job.triggers?.length ?? 0) > 0 ? (final, signal) => d.triggers(job, final, signal) : undefined,
         events: (r, event) => this.onEvent(r, event),
       },
       state,

@@ -8,28 +8,33 @@ import { bounded } from './finalization.js';
 type Triggered = NonNullable<BatchSummary['triggered']>;
 
 /**
- * A batch of `job` ended as `final`: submit each matching trigger's batch, id `${parent}>${job}`
- * (`#${run}` appended from a retried batch's second run on), idempotent: a second submit returns
- * the first. A trigger whose input throws or is refused is recorded, and nothing else is affected.
- * Rejects (EngineStateError) only when the engine stops before every trigger has submitted.
+ * A batch of `job` ends as `final` (its FINALIZING, src/runtime/finalization.ts): submit each
+ * matching trigger's batch, id `${parent}>${job}` (`#${run}` appended from a retried batch's second
+ * run on), idempotent: a second submit returns the first. A trigger whose input throws or is refused
+ * is recorded, and nothing else is affected. Rejects (EngineStateError) when the engine stops before
+ * every trigger has submitted, and with `signal`'s reason once it aborts (the batch was cancelled
+ * meanwhile): no trigger after that submits.
  */
 export async function fireTriggers(
   job: AnyJobDefinition,
   final: BatchSummary,
   submit: (job: string, input: unknown, id: string) => Promise<{ job: string }>,
   log: Logger,
+  signal?: AbortSignal,
 ): Promise<Triggered> {
   const out: Triggered = [];
   for (const t of job.triggers ?? []) {
     if (!triggerFires(t.when, final.status)) continue;
+    signal?.throwIfAborted();
     // One child per trigger and run: a retried parent (engine.retryFailed) may trigger again.
     const id = final.run ? `${final.id}>${t.job}#${final.run}` : `${final.id}>${t.job}`;
     try {
       // An async input is awaited: its promise is not the child's input. Bounded by the job's
       // finalizeTimeoutMs (the parent stays FINALIZING meanwhile); a timeout is recorded like a throw.
-      const input = await bounded(job.finalizeTimeoutMs, undefined, `trigger "${t.job}" input`, () =>
+      const input = await bounded(job.finalizeTimeoutMs, signal, `trigger "${t.job}" input`, () =>
         t.input(final),
       );
+      signal?.throwIfAborted();
       const child = await submit(t.job, input, id);
       // The id was taken by a batch of another job (a user's own id that looks like a child's):
       // that batch is not this trigger's child, and the child was not submitted.
@@ -43,6 +48,8 @@ export async function fireTriggers(
       // The engine stops: not the trigger's failure. Thrown, so that the parent's final state is not
       // stored with it; the next start finalizes the parent again and submits what is missing.
       if (err instanceof EngineStateError) throw err;
+      // Cancelled meanwhile: not the trigger's failure either, and nothing more submits.
+      if (signal?.aborted) throw signal.reason;
       log.error({ err, batchId: final.id, trigger: t.job }, 'trigger could not submit its batch');
       out.push({ job: t.job, id, error: serializeError(err) });
     }

@@ -700,8 +700,8 @@ describe('sqliteStore', () => {
       const engine = createEngine({ jobs: [job], store, logger: false });
       await engine.start();
       try {
-        expect(await store.beingCreated('contested')).toBe(true);
-        expect(await store.beingCreated('nobody')).toBe(false);
+        expect(await store.beingCreated!('contested')).toBe(true);
+        expect(await store.beingCreated!('nobody')).toBe(false);
         const submitted = engine.submit(job, 3, { id: 'contested' });
         // The submit found the id taken by the live creation and reads again while it lasts.
         await vi.waitFor(() => expect(asked.mock.calls.length).toBeGreaterThan(1), { timeout: 20_000 });
@@ -710,7 +710,7 @@ describe('sqliteStore', () => {
         // It waited 30 s and answered NOT_FOUND: an outside probe.
         expect(await submitted).toMatchObject({ id: 'contested', total: 3 });
         expect((await engine.wait('contested')).status).toBe('COMPLETED');
-        expect(await store.beingCreated('contested')).toBe(false);
+        expect(await store.beingCreated!('contested')).toBe(false);
         expect(partitionRows(path, 'contested').n).toBe(3);
       } finally {
         await engine.stop();

@@ -1,6 +1,6 @@
 import { checkLimit } from './inputs.js';
 import { BATCH_COLS } from './sql-rows.js';
-import { type BatchFilter, FINAL_STATUS_LIST } from './store.js';
+import { type BatchFilter, UNFINISHED_STATUS_LIST } from './store.js';
 
 /** How one SQL store names its tables and its parameters. */
 export interface SqlDialect {
@@ -54,7 +54,7 @@ export function listingQuery(
   const limit = checkLimit(filter.limit);
   const where = dialect.visible ? [dialect.visible] : [];
   const params = new Params(dialect);
-  if (filter.unfinished) where.push(`status NOT IN (${params.list(FINAL_STATUS_LIST)})`);
+  if (filter.unfinished) where.push(`status IN (${params.list(UNFINISHED_STATUS_LIST)})`);
   if (filter.status !== undefined) {
     const statuses = typeof filter.status === 'string' ? [filter.status] : [...filter.status];
     if (statuses.length === 0) return undefined;

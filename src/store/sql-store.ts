@@ -16,7 +16,7 @@ import {
   toView,
 } from './sql-rows.js';
 import type * as S from './store.js';
-import { FINAL_STATUS_LIST } from './store.js';
+import { FINAL_STATUS_LIST, UNFINISHED_STATUS_LIST } from './store.js';
 
 interface ScheduleDbRow {
   name: string;
@@ -89,7 +89,7 @@ export abstract class SqlStore extends ConnectedStore {
     const params = new Params(d);
     const sql = `WITH now AS (SELECT ${d.now(params)} AS ms)
       SELECT ${BATCH_COLS} FROM ${d.batches}, now
-      WHERE status NOT IN (${params.list(FINAL_STATUS_LIST)}) ${d.visible ? `AND ${d.visible}` : ''}
+      WHERE status IN (${params.list(UNFINISHED_STATUS_LIST)}) ${d.visible ? `AND ${d.visible}` : ''}
         AND (lease_owner IS NULL OR lease_expires_at <= now.ms)
       ORDER BY priority DESC, created_at, ${d.insertionOrder} LIMIT ${params.add(checkLimit(limit) ?? 0)}`;
     return (await this.select<BatchDbRow>(sql, params.values)).map(toBatchRow);
@@ -100,7 +100,7 @@ export abstract class SqlStore extends ConnectedStore {
     const params = new Params(d);
     const sql = `WITH now AS (SELECT ${d.now(params)} AS ms)
       SELECT min(lease_expires_at) - min(now.ms) AS wait FROM ${d.batches}, now
-      WHERE status NOT IN (${params.list(FINAL_STATUS_LIST)}) ${d.visible ? `AND ${d.visible}` : ''}
+      WHERE status IN (${params.list(UNFINISHED_STATUS_LIST)}) ${d.visible ? `AND ${d.visible}` : ''}
         AND lease_owner IS NOT NULL AND lease_owner <> ${params.add(owner)} AND lease_expires_at > now.ms`;
     const [row] = await this.select<{ wait: number | string | null }>(sql, params.values);
     return row?.wait === null || row?.wait === undefined ? undefined : Number(row.wait);
@@ -235,7 +235,7 @@ export abstract class SqlStore extends ConnectedStore {
   ): string {
     const { batches, visible, insertionOrder: ord } = this.dialect;
     const count = `(SELECT count(*) FROM ${batches} AS o
-             WHERE o.status NOT IN (${params.list(FINAL_STATUS_LIST)}) AND o.lease_owner IS NOT NULL
+             WHERE o.status IN (${params.list(UNFINISHED_STATUS_LIST)}) AND o.lease_owner IS NOT NULL
                AND o.lease_expires_at > now.ms AND o.id <> ${params.add(batchId)}) < ${params.add(cap)}`;
     if (competing.length === 0) return count;
     // The row being updated, by its table's name (PostgreSQL: the name without its schema).

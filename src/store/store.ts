@@ -1,5 +1,5 @@
 import type { SerializedError } from '../errors.js';
-import { type BatchStatus, FINAL_STATUSES } from '../summary.js';
+import { BATCH_STATUSES, type BatchStatus, FINAL_STATUSES } from '../summary.js';
 
 /**
  * The Store contract: the high-level operations the engine needs to make batches durable.
@@ -372,6 +372,16 @@ export interface AcquiredLease extends Lease {
 
 /** Is this batch's row final (no lease or work needed)? */
 export const FINAL_STATUS_LIST: readonly BatchStatus[] = FINAL_STATUSES;
+/**
+ * The statuses of a batch that is not final. A query for unfinished batches names these (`status IN`)
+ * rather than excluding the final ones (`status NOT IN`): the status index then reads only the
+ * unfinished rows, where `NOT IN` read the whole table, every finished batch ever stored, on every
+ * claim sweep of every engine, once a second (an outside probe: an idle engine on 30,000 finished
+ * batches held its event loop 87–156 ms a second on SQLite; two full scans a second on PostgreSQL).
+ */
+export const UNFINISHED_STATUS_LIST: readonly BatchStatus[] = BATCH_STATUSES.filter(
+  (s) => !FINAL_STATUSES.includes(s),
+);
 
 /**
  * Ranges of partitions that a batch's owner offers to the engines sharing the store (`distribute`).

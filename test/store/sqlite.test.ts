@@ -343,6 +343,41 @@ describe('sqliteStore', () => {
     expect((await store.readPartitions('w2', 0, 2)).map((p) => p.key)).toEqual(['a', 'b']);
   });
 
+  it('finds the unfinished batches through the status index, never by reading every finished batch', async () => {
+    const path = tempPath();
+    const store = await start(path);
+    // The SQL the store prepares, as it prepares it (a pass-through: every statement runs as usual).
+    const prepared: string[] = [];
+    const prepare = Database.prototype.prepare;
+    const spy = vi.spyOn(Database.prototype, 'prepare').mockImplementation(function (
+      this: Database.Database,
+      sql: string,
+    ) {
+      prepared.push(sql);
+      return prepare.call(this, sql);
+    });
+    try {
+      // What every engine's claim sweep runs once a second, and a listing of the unfinished ones.
+      await store.listUnowned(10);
+      await store.nextLeaseExpiry!('someone');
+      await store.listBatches({ unfinished: true });
+    } finally {
+      spy.mockRestore();
+    }
+    const queries = prepared.filter((q) => /FROM batches/.test(q));
+    expect(queries).toHaveLength(3);
+    for (const q of queries) {
+      const plan = raw(path, (db) => {
+        const stmt = db.prepare(`EXPLAIN QUERY PLAN ${q}`);
+        const unbound = (q.match(/\?/g) ?? []).map(() => null);
+        return (stmt.all(...unbound) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
+      });
+      // An outside probe: "SCAN batches" read 30,000 finished batches once a second on an idle engine.
+      expect(plan).toMatch(/SEARCH batches USING INDEX batches_status_created \(status=\?\)/);
+      expect(plan).not.toMatch(/SCAN batches/);
+    }
+  });
+
   describe('group commit: the writes of batches that arrive together share one transaction', () => {
     const done = (index: number, key: string) => ({
       index,

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createEngine, defineJob, memoryStore } from '../src/index.js';
 import { RateLimiter } from '../src/runtime/rate-limiter.js';
 
@@ -92,6 +92,35 @@ describe('rateLimit', () => {
       const cancelled = await engine.cancel(batch.id);
       expect(cancelled).toMatchObject({ status: 'CANCELLED', succeeded: 2 });
       expect(starts).toHaveLength(2);
+    } finally {
+      await engine.stop();
+    }
+  });
+
+  it('a batch paused while its starts wait for the window starts none of them: they wait for resume() (outside probe: they started while PAUSED)', async () => {
+    const starts: number[] = [];
+    const engine = createEngine({
+      jobs: [limitedJob(starts, { max: 2, perMs: 300 }, { concurrency: 4 })],
+      store: memoryStore(),
+      logger: false,
+    });
+    await engine.start();
+    try {
+      const batch = await engine.submit('limited', 6);
+      await new Promise<void>((resolve) => {
+        engine.subscribe(batch.id, (s) => s.succeeded === 2 && resolve());
+      });
+      expect(await engine.pause(batch.id)).toMatchObject({ status: 'PAUSED', succeeded: 2 });
+      // The two lanes still waiting for the window get their turn, and are held instead of started.
+      await vi.waitFor(
+        async () => expect(await engine.get(batch.id)).toMatchObject({ running: 0, pending: 4 }),
+        { timeout: 10_000, interval: 20 },
+      );
+      expect(starts).toHaveLength(2);
+      await engine.resume(batch.id);
+      expect(await engine.wait(batch.id)).toMatchObject({ status: 'COMPLETED', succeeded: 6 });
+      expect(starts).toHaveLength(6);
+      expect(busiestWindow(starts, 300)).toBeLessThanOrEqual(2);
     } finally {
       await engine.stop();
     }

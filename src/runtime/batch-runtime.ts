@@ -261,6 +261,8 @@ export class BatchRuntime {
   unpause(): void {
     if (this.halted) return;
     this.actor.send({ type: 'CONTINUE' });
+    // (Said by changed() already, when the batch left PAUSED: the held starts must not be held again.)
+    this.lanes.paused = false;
     this.lanes.startHeld();
   }
 
@@ -473,6 +475,7 @@ export class BatchRuntime {
       // Paused, an answer may send a lane into a retry's backoff, which no batch event tells: only
       // then is each answer followed (the hot path, outside `paused`, pays nothing for it).
       this.lanes.afterAnswer = status === 'paused' ? this.pausedAnswer : undefined;
+      this.lanes.paused = status === 'paused';
       this.log.info({ state: status }, 'batch state');
       // Quiet: a new batch's first state, QUEUED, which the engine announced when it queued it.
       if (snapshot.status !== 'done' && !this.quiet)

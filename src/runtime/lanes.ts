@@ -58,6 +58,8 @@ export class LaneDriver {
    */
   private readonly startsReported: boolean;
   private stopped = false;
+  /** The batch is paused (set by the batch runtime): a start that comes now is held instead. */
+  paused = false;
 
   constructor(
     private readonly batchId: string,
@@ -108,6 +110,7 @@ export class LaneDriver {
   start(lane: number, cur: LaneWork, self: AnyActorRef): void {
     if (this.stopped) return;
     const reported = this.reportsStart(cur.members);
+    const startedBefore = this.started[lane];
     if (!reported) this.started[lane] = { index: cur.index, attempt: cur.attempt };
     // One AbortController per lane, replaced only after it aborted: one per attempt showed in the
     // hot path's profile. Inline handlers hold on to ctx.signal (listeners), so each gets its own.
@@ -146,9 +149,20 @@ export class LaneDriver {
       this.afterAnswer?.();
     };
     const members = cur.members;
+    /**
+     * The batch was paused while this start waited (for a turn of the rate limit, or for a lease
+     * renewal): it is held like any start of a paused batch, and starts again at resume() (it
+     * started while the batch showed PAUSED: an outside probe). It has not begun.
+     */
+    const heldNow = () => {
+      if (!this.paused) return false;
+      if (!reported) this.started[lane] = startedBefore;
+      this.hold(lane, cur, self);
+      return true;
+    };
     const run = members
       ? () => {
-          if (this.stopped || signal.aborted) return;
+          if (this.stopped || signal.aborted || heldNow()) return;
           this.runner.startGroup(
             {
               batchId: this.batchId,
@@ -164,8 +178,8 @@ export class LaneDriver {
           );
         }
       : () => {
-          // A start that waited for the rate limit may have been cancelled or stopped meanwhile.
-          if (this.stopped || signal.aborted) return;
+          // A start that waited for the rate limit may have been cancelled, stopped or paused meanwhile.
+          if (this.stopped || signal.aborted || heldNow()) return;
           const payload = this.payloadOf(cur.index);
           this.runner.start({ batchId: this.batchId, ...cur, payload }, signal, report, begun);
         };

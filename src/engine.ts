@@ -545,6 +545,7 @@ class PartitaEngine implements Engine {
     const { record, summary } = await redrive(this.store!, this.jobs, id);
     this.log.info({ batchId: id, run: summary.run }, 'batch retried');
     await this.enqueue(record, true, summary);
+    this.queue!.parentRestarted(id);
     this.admit();
     return this.running!.get(id)?.summary() ?? this.queue!.summary(id) ?? summary;
   }

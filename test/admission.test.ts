@@ -104,4 +104,47 @@ describe('admission', () => {
     expect(bigNow.progress).toBeLessThan(0.5);
     expect((await engine.wait(big.id)).succeeded).toBe(20_000);
   });
+  it("a 'settled' dependent let go by its parent's end waits again while that parent runs again after retryFailed (outside probe: it was admitted meanwhile)", async () => {
+    // The parent fails its first run and succeeds its second, which waits for the test.
+    let runs = 0;
+    let releaseRetry!: () => void;
+    const retryGate = new Promise<void>((resolve) => {
+      releaseRetry = resolve;
+    });
+    const parentJob = defineJob({
+      name: 'parent',
+      partition: () => [{ key: 'only', payload: 1 }],
+      handler: async () => {
+        runs++;
+        if (runs === 1) throw new Error('first run fails');
+        await retryGate;
+        return 'ok';
+      },
+    });
+    const { job, started, releaseNext } = gatedJob();
+    const engine = await startEngine({ jobs: [parentJob, job], maxConcurrentBatches: 2 });
+    const parent = await engine.wait((await engine.submit('parent', 1, { id: 'p' })).id);
+    expect(parent.status).toBe('FAILED');
+    // Both slots taken; the dependent is ready (its parent ended) but waits for a slot.
+    const b1 = await engine.submit('gated', { tag: 'b1' });
+    const b2 = await engine.submit('gated', { tag: 'b2' });
+    const dep = await engine.submit('gated', { tag: 'dep' }, { after: ['p'], when: 'settled' });
+    await engine.retryFailed('p');
+    // The first slot freed goes to the parent (the oldest), the second would go to the dependent.
+    await until(() => started.length === 2);
+    releaseNext();
+    await engine.wait(b1.id);
+    await until(() => runs === 2);
+    releaseNext();
+    await engine.wait(b2.id);
+    expect((await engine.get(dep.id)).status).toBe('QUEUED');
+    releaseRetry();
+    const again = await engine.wait('p');
+    expect(again).toMatchObject({ status: 'COMPLETED', run: 2 });
+    await until(() => started.length === 3);
+    releaseNext();
+    const done = await engine.wait(dep.id);
+    expect(done.status).toBe('COMPLETED');
+    expect(done.startedAt! >= again.finishedAt!).toBe(true);
+  });
 });

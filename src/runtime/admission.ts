@@ -110,6 +110,27 @@ export class Admission {
     }
   }
 
+  /**
+   * A parent that had ended runs again (engine.retryFailed): the waiting batches its end had let go
+   * wait for it again, until it ends once more (a `when: 'settled'` dependent was admitted while
+   * its parent ran again: an outside probe). Scans the waiting batches: a retry is rare, and the
+   * batches that waited only for this parent are indexed nowhere once it ended.
+   */
+  parentRestarted(parent: string): void {
+    const waitsAlready = this.dependents.get(parent);
+    for (const c of this.waiting.values()) {
+      if (!c.after.includes(parent) || waitsAlready?.has(c.id)) continue;
+      this.pending.set(c.id, (this.pending.get(c.id) ?? 0) + 1);
+      let set = this.dependents.get(parent);
+      if (!set) {
+        set = new Set();
+        this.dependents.set(parent, set);
+      }
+      set.add(c.id);
+      // Still in the ready heap: skipped when it comes up while it waits (see run()).
+    }
+  }
+
   /** A batch already past QUEUED (resumed after a restart): it holds a slot. */
   holdSlot(id: string): void {
     this.active.add(id);

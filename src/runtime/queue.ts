@@ -161,6 +161,11 @@ export class BatchQueue {
     }
   }
 
+  /** A batch that had ended runs again (engine.retryFailed): its waiting dependents wait for it again. */
+  parentRestarted(id: string): void {
+    this.admission.parentRestarted(id);
+  }
+
   /** A parent run by another engine ended. */
   parentEnded(id: string, status: BatchStatus): void {
     this.finals.set(id, status);

@@ -814,7 +814,10 @@ class PartitaEngine implements Engine {
     shown?: BatchSummary,
     seed?: Seed,
   ): Promise<void> {
-    await this.queue!.add(record, hasState, shown, seed);
+    // Queued once: a claim sweep that met a batch this engine was submitting (or already runs)
+    // queues nothing, and says nothing (observe() heard QUEUED twice, once after PROCESSING, on
+    // PostgreSQL: an outside probe).
+    if (!(await this.queue!.add(record, hasState, shown, seed))) return;
     this.stats.batch(record.id, record.job, 'QUEUED');
     const summary = this.queue!.summary(record.id);
     if (summary && this.watchers.listening(record.id)) this.watchers.deliver(record.id, summary);

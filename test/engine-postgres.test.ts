@@ -64,4 +64,39 @@ describe.skipIf(unreachable !== undefined)('the engine on postgresStore', () => 
       await second.stop();
     }
   });
+  it('observe() hears each status of a batch once, in order, while the claim sweep meets batches being submitted (outside probe: QUEUED twice)', async () => {
+    const engine = createEngine({
+      jobs: [scriptedJob({ concurrency: 4 })],
+      store: postgresStore({ connectionString: URL, schema: SCHEMA }),
+      logger: false,
+      workers: { maxThreads: 2 },
+    });
+    const heard = new Map<string, string[]>();
+    engine.observe((e) => {
+      if (e.type !== 'batch') return;
+      const list = heard.get(e.batchId) ?? [];
+      list.push(e.status);
+      heard.set(e.batchId, list);
+    });
+    await engine.start();
+    try {
+      // Eight submitters at a time: the store's notice of each new batch reaches this engine's own
+      // claim sweep while the submit that made it is still queueing it (24 of 1,500 heard QUEUED twice).
+      const ids: string[] = [];
+      let next = 0;
+      const submitter = async () => {
+        while (next < 400) {
+          const n = next++;
+          const s = await engine.submit('scripted', { items: items('ok', 1 + (n % 3)) }, { id: `obs-${n}` });
+          ids.push(s.id);
+          await engine.wait(s.id);
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, submitter));
+      const odd = ids.filter((id) => heard.get(id)?.join('>') !== 'QUEUED>PROCESSING>FINALIZING>COMPLETED');
+      expect(odd.map((id) => `${id}: ${heard.get(id)?.join('>')}`)).toEqual([]);
+    } finally {
+      await engine.stop();
+    }
+  }, 120_000);
 });

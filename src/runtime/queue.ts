@@ -82,9 +82,9 @@ export class BatchQueue {
 
   /**
    * Queue a batch. Its parents' statuses are looked up once, now: in this engine, among the batches
-   * that ended here lately, or in the store.
+   * that ended here lately, or in the store. False when it is queued or running here already.
    */
-  async add(record: BatchRecord, hasState: boolean, shown?: BatchSummary, seed?: Seed): Promise<void> {
+  async add(record: BatchRecord, hasState: boolean, shown?: BatchSummary, seed?: Seed): Promise<boolean> {
     const stored = new Map<string, BatchStatus>();
     for (const parent of record.after) {
       if (this.localStatus(parent) !== undefined || this.entries.has(parent)) continue;
@@ -100,7 +100,7 @@ export class BatchQueue {
       when: record.when,
     };
     // Queued twice (a claim sweep met a batch this engine was submitting): the first stays.
-    if (this.has(record.id) || this.deps.runningStatus(record.id) !== undefined) return;
+    if (this.has(record.id) || this.deps.runningStatus(record.id) !== undefined) return false;
     this.entries.set(record.id, {
       record,
       hasState,
@@ -110,6 +110,7 @@ export class BatchQueue {
       seed: hasState ? undefined : seed,
     });
     this.admission.queue(candidate, (parent) => this.localStatus(parent) ?? stored.get(parent));
+    return true;
   }
 
   has(id: string): boolean {

@@ -72,7 +72,7 @@ export class Finalization {
       (error: unknown) => {
         // The engine stops while the triggers submit: the batch stays FINALIZING, and the next
         // start finalizes it again (a failure here would end it FAILED).
-        if (error instanceof EngineStateError) return;
+        if (error === ENGINE_STOPS) return;
         answer({ type: 'FINALIZE.FAILED', error });
       },
     );
@@ -100,7 +100,14 @@ export class Finalization {
       end = { ok: false, error };
     }
     if (this.d.triggers) {
-      await this.d.triggers(end, signal);
+      try {
+        await this.d.triggers(end, signal);
+      } catch (err) {
+        if (abandoned()) throw abandonedError();
+        // Only a trigger's submit refused because the engine stops rejects here (triggers.ts).
+        if (err instanceof EngineStateError) throw ENGINE_STOPS;
+        throw err;
+      }
       if (abandoned()) throw abandonedError();
     }
     if (!end.ok) throw end.error;
@@ -196,6 +203,12 @@ export async function bounded<T>(
     if (abort) signal?.removeEventListener('abort', abort);
   }
 }
+
+/**
+ * What a finalization rejects with when the engine stopped its triggers' submits: not the batch's
+ * failure (a finalizer's own EngineStateError is, as any error of its own).
+ */
+const ENGINE_STOPS = Symbol('the engine stops');
 
 /** What an abandoned finalization rejects with; never seen (its answer is dropped). */
 function abandonedError(): Error {

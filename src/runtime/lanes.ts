@@ -149,20 +149,10 @@ export class LaneDriver {
       this.afterAnswer?.();
     };
     const members = cur.members;
-    /**
-     * The batch was paused while this start waited (for a turn of the rate limit, or for a lease
-     * renewal): it is held like any start of a paused batch, and starts again at resume() (it
-     * started while the batch showed PAUSED: an outside probe). It has not begun.
-     */
-    const heldNow = () => {
-      if (!this.paused) return false;
-      if (!reported) this.started[lane] = startedBefore;
-      this.hold(lane, cur, self);
-      return true;
-    };
     const run = members
       ? () => {
-          if (this.stopped || signal.aborted || heldNow()) return;
+          if (this.stopped || signal.aborted) return;
+          if (this.paused) return this.holdAgain(lane, cur, self, reported, startedBefore);
           this.runner.startGroup(
             {
               batchId: this.batchId,
@@ -179,7 +169,8 @@ export class LaneDriver {
         }
       : () => {
           // A start that waited for the rate limit may have been cancelled, stopped or paused meanwhile.
-          if (this.stopped || signal.aborted || heldNow()) return;
+          if (this.stopped || signal.aborted) return;
+          if (this.paused) return this.holdAgain(lane, cur, self, reported, startedBefore);
           const payload = this.payloadOf(cur.index);
           this.runner.start({ batchId: this.batchId, ...cur, payload }, signal, report, begun);
         };
@@ -223,6 +214,23 @@ export class LaneDriver {
   /** Does the runner say when this attempt starts (a group's members, or none: one partition)? */
   private reportsStart(members: readonly unknown[] | undefined): boolean {
     return this.startsReported || (members !== undefined && !this.runner.remote);
+  }
+
+  /**
+   * The batch was paused while this start waited (for a turn of the rate limit, or for a lease
+   * renewal): it is held like any start of a paused batch, and starts again at resume() (it started
+   * while the batch showed PAUSED: an outside probe). It has not begun: `startedBefore` is what the
+   * lane had begun before it.
+   */
+  private holdAgain(
+    lane: number,
+    cur: LaneWork,
+    self: AnyActorRef,
+    reported: boolean,
+    startedBefore: { index: number; attempt: number } | undefined,
+  ): void {
+    if (!reported) this.started[lane] = startedBefore;
+    this.hold(lane, cur, self);
   }
 
   /** Hold the lane's attempt until {@link startHeld} (its batch is paused): nothing runs, no timer. */

@@ -206,13 +206,14 @@ class PartitaEngine implements Engine {
         admit: () => this.admit(),
         follow: (id) => this.follow?.follow(id),
         clusterCap: this.options.clusterMaxConcurrentBatches,
-        triggers: (job, final, signal) =>
+        triggers: (job, final, signal, out) =>
           fireTriggers(
             job,
             final,
             (name, input, id) => this.submitHere(name, input, { id }),
             this.log,
             signal,
+            out,
           ),
       });
       this.queue = new BatchQueue({

@@ -59,7 +59,11 @@ export interface RuntimeDeps {
    * (so a crash in between submits them again, idempotently). Returns what was submitted.
    */
   triggers?:
-    | ((final: BatchSummary, signal: AbortSignal) => Promise<NonNullable<BatchSummary['triggered']>>)
+    | ((
+        final: BatchSummary,
+        signal: AbortSignal,
+        out: NonNullable<BatchSummary['triggered']>,
+      ) => Promise<NonNullable<BatchSummary['triggered']>>)
     | undefined;
   /**
    * Runs once the final state is stored and before the end is announced (waiters, listeners):
@@ -305,7 +309,7 @@ export class BatchRuntime {
       summaryOf(this.record, snapshot, this.finalDurable, this.finishedAt),
       snapshot,
     );
-    if (this.triggered && this.finalDurable) summary.triggered = this.triggered;
+    if (this.triggered?.length && this.finalDurable) summary.triggered = this.triggered.slice();
     if (!this.crash) return summary;
     const status = this.finalDurable ? 'FAILED' : 'FINALIZING';
     return { ...summary, status, running: 0, error: serializeError(this.crash) };
@@ -314,7 +318,7 @@ export class BatchRuntime {
   /** The summary as stored: what the runtime knows beyond the machine. */
   private decorated(summary: BatchSummary, snapshot: SnapshotFrom<BatchMachine>): BatchSummary {
     const s = this.paused(summary, snapshot);
-    return this.triggered ? { ...s, triggered: this.triggered } : s;
+    return this.triggered?.length ? { ...s, triggered: this.triggered.slice() } : s;
   }
 
   /**
@@ -528,8 +532,10 @@ export class BatchRuntime {
     };
     if (end.ok && end.output !== undefined) final.output = end.output;
     if (!end.ok) final.error = serializeError(end.error);
-    const triggered = await this.deps.triggers!(final, signal);
-    if (triggered.length > 0) this.triggered = triggered;
+    // Filled as each trigger submits: cancelled meanwhile (its call then never answers), the batch
+    // still lists the children submitted before the cancel.
+    this.triggered = [];
+    await this.deps.triggers!(final, signal, this.triggered);
   }
 
   /** The final state is durable: say so, once (the last change of this batch here). */

@@ -40,6 +40,7 @@ export interface RunningDeps {
     job: AnyJobDefinition,
     final: BatchSummary,
     signal: AbortSignal,
+    out: NonNullable<BatchSummary['triggered']>,
   ) => Promise<NonNullable<BatchSummary['triggered']>>;
   /** Something ended: admit what can run now. */
   admit: () => void;
@@ -159,7 +160,9 @@ export class RunningBatches {
           confirm: (then) => d.leases.confirm(record.id, then),
         },
         triggers:
-          (job.triggers?.length ?? 0) > 0 ? (final, signal) => d.triggers(job, final, signal) : undefined,
+          (job.triggers?.length ?? 0) > 0
+            ? (final, signal, out) => d.triggers(job, final, signal, out)
+            : undefined,
         events: (r, event) => this.onEvent(r, event),
       },
       state,

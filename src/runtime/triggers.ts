@@ -21,8 +21,9 @@ export async function fireTriggers(
   submit: (job: string, input: unknown, id: string) => Promise<{ job: string }>,
   log: Logger,
   signal?: AbortSignal,
+  /** Where each trigger's entry goes as it is made: a caller whose call was aborted still has them. */
+  out: Triggered = [],
 ): Promise<Triggered> {
-  const out: Triggered = [];
   for (const t of job.triggers ?? []) {
     if (!triggerFires(t.when, final.status)) continue;
     signal?.throwIfAborted();

@@ -56,14 +56,14 @@ export interface RuntimeDeps {
   stats: EngineStats;
   /**
    * Submit the job's triggered batches for this final summary, before the final state is stored
-   * (so a crash in between submits them again, idempotently). Returns what was submitted.
+   * (so a crash in between submits them again, idempotently). Puts what it submits in `out` as it goes.
    */
   triggers?:
     | ((
         final: BatchSummary,
         signal: AbortSignal,
         out: NonNullable<BatchSummary['triggered']>,
-      ) => Promise<NonNullable<BatchSummary['triggered']>>)
+      ) => Promise<void>)
     | undefined;
   /**
    * Runs once the final state is stored and before the end is announced (waiters, listeners):

@@ -41,7 +41,7 @@ export interface RunningDeps {
     final: BatchSummary,
     signal: AbortSignal,
     out: NonNullable<BatchSummary['triggered']>,
-  ) => Promise<NonNullable<BatchSummary['triggered']>>;
+  ) => Promise<void>;
   /** Something ended: admit what can run now. */
   admit: () => void;
   /** Follow a batch run elsewhere through the store for whoever listens here (RemoteFollow). */

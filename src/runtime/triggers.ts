@@ -20,13 +20,13 @@ export async function fireTriggers(
   final: BatchSummary,
   submit: (job: string, input: unknown, id: string) => Promise<{ job: string }>,
   log: Logger,
-  signal?: AbortSignal,
+  signal: AbortSignal,
   /** Where each trigger's entry goes as it is made: a caller whose call was aborted still has them. */
-  out: Triggered = [],
-): Promise<Triggered> {
+  out: Triggered,
+): Promise<void> {
   for (const t of job.triggers ?? []) {
     if (!triggerFires(t.when, final.status)) continue;
-    signal?.throwIfAborted();
+    signal.throwIfAborted();
     // One child per trigger and run: a retried parent (engine.retryFailed) may trigger again.
     const id = final.run ? `${final.id}>${t.job}#${final.run}` : `${final.id}>${t.job}`;
     try {
@@ -35,7 +35,7 @@ export async function fireTriggers(
       const input = await bounded(job.finalizeTimeoutMs, signal, `trigger "${t.job}" input`, () =>
         t.input(final),
       );
-      signal?.throwIfAborted();
+      signal.throwIfAborted();
       const child = await submit(t.job, input, id);
       // The id was taken by a batch of another job (a user's own id that looks like a child's):
       // that batch is not this trigger's child, and the child was not submitted.
@@ -50,12 +50,11 @@ export async function fireTriggers(
       // stored with it; the next start finalizes the parent again and submits what is missing.
       if (err instanceof EngineStateError) throw err;
       // Cancelled meanwhile: not the trigger's failure either, and nothing more submits.
-      if (signal?.aborted) throw signal.reason;
+      if (signal.aborted) throw signal.reason;
       log.error({ err, batchId: final.id, trigger: t.job }, 'trigger could not submit its batch');
       out.push({ job: t.job, id, error: serializeError(err) });
     }
   }
-  return out;
 }
 
 function triggerFires(when: 'succeeded' | 'failed' | 'settled', status: BatchStatus): boolean {

@@ -165,3 +165,115 @@ describe('journal: the state at most every stateIntervalMs', () => {
     expect(calls.slice(5)).toEqual(['o1', 's4 PROCESSING']);
   });
 });
+
+describe('journal: a store behind the work', () => {
+  it('says so once MAX_BACKLOG outcomes wait behind the write in flight, and when they went into a write', async () => {
+    const real = memoryStore();
+    await real.open();
+    const total = 100;
+    await real.createBatch(
+      {
+        schemaVersion: SCHEMA_VERSION,
+        id: 'slow',
+        job: 'j',
+        total,
+        priority: 0,
+        after: [],
+        when: 'succeeded',
+        createdAt: new Date().toISOString(),
+      },
+      Array.from({ length: total }, (_, i) => ({ key: `p${i}`, payload: i })),
+    );
+    const lease = await real.acquireLease('slow', 'engine', 60_000);
+    // The real memory store, its writes of outcomes held until the test lets each one through.
+    const writes: Array<{ n: number; go: () => void }> = [];
+    const slow = new Proxy(real, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop === 'appendOutcomes')
+          return async (id: string, outcomes: readonly OutcomeRecord[], fence: Fence) => {
+            await new Promise<void>((go) => writes.push({ n: outcomes.length, go }));
+            return target.appendOutcomes(id, outcomes, fence);
+          };
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as Store;
+    const said: string[] = [];
+    let settled = 0;
+    const journal = new BatchJournal(
+      slow,
+      'slow',
+      { owner: lease!.owner, epoch: lease!.epoch },
+      () => ({
+        schemaVersion: 1,
+        machineVersion: 4,
+        status: 'PROCESSING',
+        journalSeq: settled,
+        snapshot: { settled },
+        summary: { status: 'PROCESSING' },
+      }),
+      {
+        flushDelayMs: 60_000,
+        maxGroup: 10,
+        maxBacklog: 30,
+        stateIntervalMs: 0,
+        onError: (err) => {
+          throw err;
+        },
+        onLeaseLost: () => {},
+        onBehind: () => said.push(`behind at ${settled}`),
+        onCaughtUp: () => said.push(`caught up at ${settled}`),
+      },
+    );
+    const settle = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        settled++;
+        journal.append({
+          index: settled - 1,
+          key: `p${settled - 1}`,
+          status: 'succeeded',
+          attempts: 1,
+          result: settled,
+          durationMs: 1,
+          seq: settled,
+          finishedAt: '',
+        });
+      }
+    };
+    const nextWrite = async () => {
+      while (writes.length === 0) await new Promise((r) => setImmediate(r));
+      return writes.shift()!;
+    };
+    try {
+      // A full group goes at once; while it is written, 29 more wait: not yet behind.
+      settle(10);
+      const first = await nextWrite();
+      expect(first.n).toBe(10);
+      settle(29);
+      expect(said).toEqual([]);
+      // The 30th waiting outcome: behind, said once however many more come.
+      settle(1);
+      settle(15);
+      expect(said).toEqual(['behind at 40']);
+      // The write in flight ends: what waited (45, a full group and more) is written at once, not
+      // after the timer, and the store is no longer behind.
+      first.go();
+      const second = await nextWrite();
+      expect(second.n).toBe(45);
+      expect(said).toEqual(['behind at 40', 'caught up at 55']);
+      // The second write takes long too: behind once more, then caught up once more.
+      settle(30);
+      expect(said.slice(2)).toEqual(['behind at 85']);
+      second.go();
+      const third = await nextWrite();
+      expect(third.n).toBe(30);
+      expect(said.slice(2)).toEqual(['behind at 85', 'caught up at 85']);
+      third.go();
+      await journal.flush();
+      expect((await real.loadBatch('slow'))?.state).toMatchObject({ journalSeq: 85 });
+    } finally {
+      journal.close();
+      await real.close();
+    }
+  });
+});

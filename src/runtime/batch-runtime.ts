@@ -172,6 +172,8 @@ export class BatchRuntime {
       onStoreError: (error) => this.emit({ type: 'store-error', error }),
       onLeaseLost: () => this.leaseLost(),
       onRecovered: () => this.log.info('store writes succeed again'),
+      onBehind: () => this.lanes.storeBehind(),
+      onCaughtUp: () => this.lanes.storeCaughtUp(),
     });
     this.finalization = new Finalization({
       batchId: this.id,

@@ -29,7 +29,13 @@ export interface DurabilityOptions {
   onStoreError: (err: Error) => void;
   onLeaseLost: () => void;
   onRecovered: () => void;
+  /** The store fell behind the work: start no more until `onCaughtUp` (see {@link MAX_BACKLOG}). */
+  onBehind: () => void;
+  onCaughtUp: () => void;
 }
+
+/** Outcomes of one batch that can wait behind its write in flight before its lanes wait too. */
+export const MAX_BACKLOG = 4000;
 
 /**
  * Makes one batch durable: outcomes through the journal's group commit, then the state that covers
@@ -43,6 +49,9 @@ export class Durability {
     this.journal = new BatchJournal(o.store, o.record.id, o.fence, () => this.capture(), {
       flushDelayMs: o.flushDelayMs,
       maxGroup: 1000,
+      maxBacklog: MAX_BACKLOG,
+      onBehind: o.onBehind,
+      onCaughtUp: o.onCaughtUp,
       stateIntervalMs: STATE_INTERVAL_MS,
       onError: o.onStoreError,
       onLeaseLost: o.onLeaseLost,

@@ -57,6 +57,10 @@ export class LaneDriver {
    * pool (one message for several partitions; src/workers/runner.ts).
    */
   private readonly startsReported: boolean;
+  /** Per lane: a start that waits for the store to catch up (see {@link storeBehind}). */
+  private readonly waitingForStore = new Map<number, () => void>();
+  /** The batch's outcomes wait for the store: starts wait until it caught up. */
+  private behind = false;
   private stopped = false;
   /** The batch is paused (set by the batch runtime): a start that comes now is held instead. */
   paused = false;
@@ -109,6 +113,11 @@ export class LaneDriver {
   /** Start the lane's current attempt; its answer comes back to `self` as a WORK.* event. */
   start(lane: number, cur: LaneWork, self: AnyActorRef): void {
     if (this.stopped) return;
+    if (this.behind) {
+      // Not begun: nothing recorded, no timer; it starts (or is held, paused) when the store caught up.
+      this.waitingForStore.set(lane, () => this.start(lane, cur, self));
+      return;
+    }
     const reported = this.reportsStart(cur.members);
     const startedBefore = this.started[lane];
     if (!reported) this.started[lane] = { index: cur.index, attempt: cur.attempt };
@@ -250,9 +259,28 @@ export class LaneDriver {
     for (const start of starts) start();
   }
 
+  /**
+   * The batch's outcomes wait for the store (its journal holds `MAX_BACKLOG` (durability.ts) behind the write
+   * in flight): the work they come from runs faster than they are written, so the work waits. What
+   * runs goes on; what would start waits for {@link storeCaughtUp}.
+   */
+  storeBehind(): void {
+    this.behind = true;
+  }
+
+  /** The store caught up: the starts that waited go. */
+  storeCaughtUp(): void {
+    this.behind = false;
+    if (this.waitingForStore.size === 0) return;
+    const starts = [...this.waitingForStore.values()];
+    this.waitingForStore.clear();
+    for (const start of starts) start();
+  }
+
   /** Abort the lane's running attempt (cancel, timeout). */
   abort(lane: number): void {
     this.held.delete(lane);
+    this.waitingForStore.delete(lane);
     clearTimeout(this.timers[lane]);
     this.controllers[lane]?.abort();
   }
@@ -263,6 +291,7 @@ export class LaneDriver {
     for (let lane = 0; lane < this.controllers.length; lane++) this.abort(lane);
     this.deferred.clear();
     this.held.clear();
+    this.waitingForStore.clear();
   }
 
   get isStopped(): boolean {

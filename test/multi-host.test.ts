@@ -187,6 +187,62 @@ async function frozenHost(makeStore: () => Store, args: string[]) {
   }
 }
 
+/**
+ * A host frozen (SIGSTOP) while tasks of its batch wait in its pool's queue: another engine takes
+ * the batch over and finishes it; woken, the host's thread answers the task it ran and takes the
+ * next from the queue, before the engine has heard that its lease is gone. That task must not run
+ * (an outside probe saw such tasks run after the other host had stored their outcomes).
+ */
+async function frozenPool(makeStore: () => Store, args: string[]) {
+  const script = fileURLToPath(new URL('./fixtures/pool-host.mjs', import.meta.url));
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const frozen = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('running 0')) resolve();
+    });
+    child.on('error', reject);
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await frozen;
+  const ran: number[] = [];
+  const b = createEngine({
+    jobs: [
+      defineJob({
+        name: 'pooled',
+        partition: parts,
+        handler: (i: number) => {
+          ran.push(i);
+          return i;
+        },
+        concurrency: 4,
+      }),
+    ],
+    store: makeStore(),
+    logger: false,
+    ownerId: 'pool-taker/1/b',
+    claimIntervalMs: 100,
+  });
+  await b.start();
+  try {
+    const final = await b.wait('z1');
+    // The host's first partition ran but was not stored: b ran it again, and the 7 others.
+    expect(final).toMatchObject({ status: 'COMPLETED', total: 8, succeeded: 8, failed: 0 });
+    expect([...ran].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    const before = out.length;
+    child.kill('SIGCONT');
+    expect(await exited).toBe(0);
+    // Woken, the host ran none of the tasks that waited in its pool's queue.
+    expect(out.slice(before)).not.toContain('running');
+    expect(out).toMatch(/wait: (COMPLETED|LEASE_LOST)/);
+    expect(await b.recount('z1')).toEqual({ total: 8, succeeded: 8, failed: 0 });
+  } finally {
+    child.kill('SIGKILL');
+    await b.stop();
+  }
+}
+
 /** cancel, pause and resume on A of batches that B runs, and cancel on B of a batch queued on A. */
 async function controlsFromAnyEngine(makeStore: () => Store) {
   let open!: () => void;
@@ -311,6 +367,11 @@ describe('several engines on one SQLite file', () => {
     await frozenHost(() => sqliteStore({ path }), [path]);
   });
 
+  it("a host frozen with tasks in its pool's queue runs none of them when woken after a takeover", async () => {
+    const path = sqlitePath();
+    await frozenPool(() => sqliteStore({ path }), [path]);
+  });
+
   it('a cancel left for a frozen owner that then dies is carried out by the next owner before any redelivery', async () => {
     const path = sqlitePath();
     await cancelLeftForDeadOwner(() => sqliteStore({ path }), [path]);
@@ -342,6 +403,11 @@ describe.skipIf(unreachable !== undefined)('several engines on one PostgreSQL sc
   it('a host SIGSTOPped past its lease: taken over and finished elsewhere; after SIGCONT none of its writes is accepted', async () => {
     const schema = pgSchema();
     await frozenHost(() => postgresStore({ connectionString: PG_URL, schema }), [PG_URL, schema]);
+  });
+
+  it("a host frozen with tasks in its pool's queue runs none of them when woken after a takeover", async () => {
+    const schema = pgSchema();
+    await frozenPool(() => postgresStore({ connectionString: PG_URL, schema }), [PG_URL, schema]);
   });
 
   it('a cancel left for a frozen owner that then dies is carried out by the next owner before any redelivery', async () => {

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineJob } from '../src/index.js';
-import type { LaneEvent } from '../src/machines/partition.js';
-import { WorkRunner } from '../src/runtime/work.js';
+import { type RunnerEvent, WorkRunner } from '../src/runtime/work.js';
 import { DEFAULT_LOAD_TIMEOUT_MS, WorkerPool } from '../src/workers/pool.js';
 import { collect, fixture, noopJob, startEngine } from './helpers.js';
 
@@ -109,7 +108,7 @@ describe('loading a worker module', () => {
 describe('loading a worker module of a job without timeoutMs', () => {
   /** One attempt through the pool, as the engine runs it; resolves with its WORK.DONE or WORK.FAILED. */
   const attempt = (runner: WorkRunner, key: string) =>
-    new Promise<LaneEvent>((resolve) => {
+    new Promise<RunnerEvent>((resolve) => {
       runner.start(
         { batchId: 'b', index: 0, key, attempt: 1, redelivered: false, payload: { ms: 0 } },
         new AbortController().signal,

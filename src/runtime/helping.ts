@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import { serializeError, TimeoutError, toError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
-import type { LaneEvent, MemberAnswer } from '../machines/partition.js';
+import type { MemberAnswer } from '../machines/partition.js';
 import type { ClaimedRange, PartitionRow, RangeStore, StagedAnswer, Store } from '../store/store.js';
-import type { WorkRunner } from './work.js';
+import type { RunnerEvent, WorkRunner } from './work.js';
 
 /** How often a holder looks for ranges to claim when no notification told it of one. */
 export const HELP_POLL_MS = 1_000;
@@ -245,7 +245,8 @@ export class Helping {
       controller.abort();
       finish(undefined);
     });
-    const report = (event: LaneEvent) => {
+    // Never WORK.STALE: a range's member is given no `freshUntil` (the range's hold is checked apart).
+    const report = (event: RunnerEvent) => {
       if (event.type === 'WORK.DONE')
         finish({ ok: true, result: event.result, ms: event.workMs ?? event.durationMs });
       else if (event.type === 'WORK.FAILED')

@@ -1,16 +1,18 @@
 import type { AnyActorRef } from 'xstate';
 import type { AnyJobDefinition } from '../job.js';
-import type { LaneEvent, LaneWork } from '../machines/partition.js';
+import type { LaneWork } from '../machines/partition.js';
 import { UnreadablePayload } from '../store/unreadable-payload.js';
 import { storedCopy } from '../values.js';
 import type { PartitionFeeder } from './feeder.js';
 import type { RateLimiter } from './rate-limiter.js';
-import type { Runner } from './work.js';
+import type { Runner, RunnerEvent } from './work.js';
 import type { Yielder } from './yielder.js';
 
 /** What a lane driver asks of its batch's lease (Leases.fresh / confirm, for one batch). */
 export interface LeaseCheck {
   fresh(): boolean;
+  /** `Date.now()` past which the lease may have been taken over; undefined: not held. */
+  freshUntil(): number | undefined;
   confirm(then: () => void): void;
 }
 
@@ -150,9 +152,16 @@ export class LaneDriver {
           arm?.();
         }
       : arm;
-    const report = (event: LaneEvent) => {
+    const report = (event: RunnerEvent) => {
       if (this.stopped || signal.aborted) return;
       if (event.type === 'WORK.PROGRESS') return void self.send(event);
+      // Nothing ran: a thread took the task after the lease could have expired (the process was
+      // stalled while it waited in the pool's queue). As a start after a stall: once a renewal says
+      // the batch is still this engine's; never, when it is not (the batch is then given up).
+      if (event.type === 'WORK.STALE') {
+        if (!reported) this.started[lane] = startedBefore;
+        return this.lease ? this.lease.confirm(run) : run();
+      }
       if (timer) clearTimeout(timer);
       self.send(event);
       this.afterAnswer?.();
@@ -170,6 +179,7 @@ export class LaneDriver {
               redelivered: cur.redelivered,
               members: members.map((m) => ({ key: m.key, payload: this.payloadOf(m.index) })),
               indexes: this.runner.remote ? members.map((m) => m.index) : undefined,
+              freshUntil: this.lease?.freshUntil(),
             },
             signal,
             report,
@@ -181,7 +191,12 @@ export class LaneDriver {
           if (this.stopped || signal.aborted) return;
           if (this.paused) return this.holdAgain(lane, cur, self, reported, startedBefore);
           const payload = this.payloadOf(cur.index);
-          this.runner.start({ batchId: this.batchId, ...cur, payload }, signal, report, begun);
+          this.runner.start(
+            { batchId: this.batchId, ...cur, payload, freshUntil: this.lease?.freshUntil() },
+            signal,
+            report,
+            begun,
+          );
         };
     // The time waited for the rate limit is not the attempt's: its timeout is armed when it starts.
     const go = this.limiter ? () => this.limiter!.acquire(run) : run;

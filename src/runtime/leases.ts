@@ -99,6 +99,15 @@ export class Leases {
   }
 
   /**
+   * `Date.now()` past which the batch's lease may have been taken over (its last renewal plus its
+   * time to live): a pool thread that takes one of its tasks later runs nothing (runner.ts).
+   */
+  freshUntil(batchId: string): number | undefined {
+    const held = this.held.get(batchId);
+    return held === undefined ? undefined : held.renewedAt + this.ttlMs;
+  }
+
+  /**
    * Renew the batch's lease now and call `then` once it is ours again. Never called when the lease
    * is lost (the batch is then given up) or released.
    */

@@ -157,6 +157,7 @@ export class RunningBatches {
         seed: first,
         lease: {
           fresh: () => d.leases.fresh(record.id),
+          freshUntil: () => d.leases.freshUntil(record.id),
           confirm: (then) => d.leases.confirm(record.id, then),
         },
         triggers:

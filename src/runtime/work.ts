@@ -7,7 +7,7 @@ import { UnreadablePayload } from '../store/unreadable-payload.js';
 import { isThenable } from '../values.js';
 import { returnedAnswer, thrownAnswer } from '../workers/answers.js';
 import type { WorkerPool } from '../workers/pool.js';
-import type { GroupResult, RunResult } from '../workers/protocol.js';
+import type { GroupResult, RunResult, StaleAnswer } from '../workers/protocol.js';
 import { currentTurn, turnPassed } from './turns.js';
 
 /** One attempt of one partition, as the lane's `startWork` action describes it. */
@@ -18,6 +18,8 @@ export interface Attempt {
   attempt: number;
   redelivered: boolean;
   payload: unknown;
+  /** On the pool: a thread that takes the task at this `Date.now()` or later runs nothing (protocol.ts). */
+  freshUntil?: number | undefined;
 }
 
 /** One attempt of a group of partitions (item batching): `index` is its first member's. */
@@ -29,7 +31,23 @@ export interface GroupAttempt {
   members: { key: string; payload: unknown }[];
   /** The members' partition indexes, in member order (a range offered to other engines names them). */
   indexes?: number[] | undefined;
+  /** As {@link Attempt.freshUntil}. */
+  freshUntil?: number | undefined;
 }
+
+/**
+ * Told to the lane driver, not to the lane: the attempt did not run, because a thread took it from
+ * the pool's queue after its batch's lease could have expired (protocol.ts, `StaleAnswer`). The
+ * driver renews the lease and starts it again, or the batch is given up.
+ */
+export interface WorkStale {
+  type: 'WORK.STALE';
+}
+
+/** What a runner reports: the lane's events, and {@link WorkStale}. */
+export type RunnerEvent = LaneEvent | WorkStale;
+
+const WORK_STALE: WorkStale = { type: 'WORK.STALE' };
 
 export type AnyJob = AnyJobDefinition;
 
@@ -51,11 +69,11 @@ export interface Runner {
   readonly maxLanes: number | undefined;
   /** Runs its attempts elsewhere: groups name their members' indexes. */
   readonly remote?: boolean;
-  start(a: Attempt, signal: AbortSignal, report: (event: LaneEvent) => void, started?: () => void): void;
+  start(a: Attempt, signal: AbortSignal, report: (event: RunnerEvent) => void, started?: () => void): void;
   startGroup(
     g: GroupAttempt,
     signal: AbortSignal,
-    report: (event: LaneEvent) => void,
+    report: (event: RunnerEvent) => void,
     started?: () => void,
   ): void;
 }
@@ -107,10 +125,11 @@ export class WorkRunner implements Runner {
    * loading within `timeoutMs` (jobs without one: the pool's `loadTimeoutMs`) fails the attempt with
    * WORKER_LOAD, shortly before the timeout would fire, and its thread is replaced.
    */
-  start(a: Attempt, signal: AbortSignal, report: (event: LaneEvent) => void, started?: () => void): void {
+  start(a: Attempt, signal: AbortSignal, report: (event: RunnerEvent) => void, started?: () => void): void {
     const t0 = performance.now();
-    const answer = (res: RunResult) => {
+    const answer = (res: RunResult | StaleAnswer) => {
       if (signal.aborted) return;
+      if ('stale' in res) return report(WORK_STALE);
       const durationMs = performance.now() - t0;
       // Results a worker could not check (schemas JSON Schema cannot express) are checked here.
       const checked =
@@ -164,7 +183,7 @@ export class WorkRunner implements Runner {
   startGroup(
     g: GroupAttempt,
     signal: AbortSignal,
-    report: (event: LaneEvent) => void,
+    report: (event: RunnerEvent) => void,
     started?: () => void,
   ): void {
     const t0 = performance.now();
@@ -211,9 +230,10 @@ export class WorkRunner implements Runner {
       redelivered: g.redelivered,
       payload: undefined,
       members,
+      freshUntil: g.freshUntil,
     };
     pool
-      .run<GroupResult>(task, signal, (msg) => {
+      .run<GroupResult | StaleAnswer>(task, signal, (msg) => {
         if (msg.started) started?.();
         else if (msg.done !== undefined)
           report({
@@ -225,7 +245,9 @@ export class WorkRunner implements Runner {
           });
       })
       .then((res) => {
-        if ('group' in res)
+        if (signal.aborted) return;
+        if ('stale' in res) report(WORK_STALE);
+        else if ('group' in res)
           answered(members === g.members ? res.group : withUnreadable(g.members, res.group));
         else if (!res.ok) failed({ error: res.error, retryable: res.retryable });
         else crashed(new Error('the worker answered a group with one result'));
@@ -235,7 +257,7 @@ export class WorkRunner implements Runner {
   private async runInlineGroup(
     g: GroupAttempt,
     signal: AbortSignal,
-    report: (event: LaneEvent) => void,
+    report: (event: RunnerEvent) => void,
   ): Promise<MemberAnswer[]> {
     const answers: MemberAnswer[] = [];
     for (const m of g.members) {
@@ -260,7 +282,7 @@ export class WorkRunner implements Runner {
   private async runInline(
     a: Attempt,
     signal: AbortSignal,
-    report: (event: LaneEvent) => void,
+    report: (event: RunnerEvent) => void,
   ): Promise<RunResult> {
     if (a.payload instanceof UnreadablePayload) return unreadable(a.payload);
     const turn = currentTurn();
@@ -301,9 +323,9 @@ export class WorkRunner implements Runner {
   private runOnPool(
     a: Attempt,
     signal: AbortSignal,
-    report: (event: LaneEvent) => void,
+    report: (event: RunnerEvent) => void,
     started: (() => void) | undefined,
-  ): Promise<RunResult> {
+  ): Promise<RunResult | StaleAnswer> {
     if (a.payload instanceof UnreadablePayload) return Promise.resolve(unreadable(a.payload));
     const pool = this.pool!;
     const task = {
@@ -314,6 +336,7 @@ export class WorkRunner implements Runner {
       attempt: a.attempt,
       redelivered: a.redelivered,
       payload: a.payload,
+      freshUntil: a.freshUntil,
     };
     return pool.run(task, signal, (msg) => {
       if (msg.started) started?.();

@@ -11,7 +11,14 @@ import { z } from 'zod';
 import { CancelledError, WorkerCrashedError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import { loadTimedOutAnswer } from './answers.js';
-import type { GroupResult, ProgressMessage, RunnerData, RunResult, RunTask } from './protocol.js';
+import type {
+  GroupResult,
+  ProgressMessage,
+  RunnerData,
+  RunResult,
+  RunTask,
+  StaleAnswer,
+} from './protocol.js';
 
 /**
  * How long a worker thread may take to import a job's module when the job has no `timeoutMs` (a job
@@ -175,7 +182,7 @@ export class WorkerPool {
    * when the thread died, or CancelledError when `signal` aborted it. `onProgress` gets progress
    * reports and (jobs with `timeoutMs`, and every group) the `started` report.
    */
-  run<T extends RunResult | GroupResult = RunResult>(
+  run<T extends RunResult | GroupResult | StaleAnswer = RunResult | StaleAnswer>(
     task: RunTask,
     signal: AbortSignal,
     onProgress?: (msg: ProgressMessage) => void,

@@ -29,6 +29,22 @@ export interface RunTask {
   payload: unknown;
   /** A group: its members, run one after the other (`key` and `payload` are then unused). */
   members?: { key: string; payload: unknown }[] | undefined;
+  /**
+   * `Date.now()` past which the batch's lease may have been taken over (its last renewal plus its
+   * time to live, when the task was handed to the pool): a thread that takes the task later runs
+   * nothing and answers {@link StaleAnswer}. Unset: no such check.
+   */
+  freshUntil?: number | undefined;
+}
+
+/**
+ * The task was taken by a thread after its batch's lease could have expired (the process was
+ * stalled, SIGSTOPped, while the task waited in the pool's queue): nothing ran. The engine renews
+ * the lease and hands the task again, or gives the batch up (an outside probe saw such tasks run
+ * on a host woken from SIGSTOP, after another host had stored their outcomes).
+ */
+export interface StaleAnswer {
+  stale: true;
 }
 
 /**

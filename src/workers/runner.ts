@@ -7,7 +7,14 @@ import { BroadcastChannel, workerData } from 'node:worker_threads';
 import { z } from 'zod';
 import { WorkerLoadError } from '../errors.js';
 import { loadFailedAnswer, returnedAnswer, thrownAnswer } from './answers.js';
-import type { GroupResult, ProgressMessage, RunnerData, RunResult, RunTask } from './protocol.js';
+import type {
+  GroupResult,
+  ProgressMessage,
+  RunnerData,
+  RunResult,
+  RunTask,
+  StaleAnswer,
+} from './protocol.js';
 
 type Handler = (payload: unknown, ctx: unknown) => unknown;
 
@@ -74,7 +81,11 @@ function post(msg: ProgressMessage): void {
 // In a worker thread the handler's signal never aborts: cancel and timeout terminate the thread.
 const neverAborted = new AbortController().signal;
 
-export default async function run(task: RunTask): Promise<RunResult | GroupResult> {
+const STALE: StaleAnswer = { stale: true };
+
+export default async function run(task: RunTask): Promise<RunResult | GroupResult | StaleAnswer> {
+  // Taken from the pool's queue after the batch's lease could have expired: nothing runs.
+  if (task.freshUntil !== undefined && Date.now() >= task.freshUntil) return STALE;
   // For jobs with a timeout: the clock starts when the task runs, not while it waits for a thread, and
   // it covers importing the module. The main thread bounds an import between `loading` and `loaded`
   // (pool.ts); nothing is posted for that once this thread has the module.

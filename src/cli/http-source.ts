@@ -1,6 +1,7 @@
 import type { PartitionView } from '../store/store.js';
 import type { BatchSummary } from '../summary.js';
 import { UsageError } from './args.js';
+import { redact } from './redact.js';
 import type { Service, Source } from './source.js';
 
 /** An error a service answered with (problem+json): its `code` and `detail`. */
@@ -23,7 +24,13 @@ export function httpSource(base: string, token = process.env.PARTITA_TOKEN): Sou
   const root = base.replace(/\/+$/, '');
   // A URL that does not parse is the caller's mistake (exit 2), not an unreachable service (exit 1).
   if (!URL.canParse(root) || !/^https?:$/.test(new URL(root).protocol))
-    throw new UsageError(`--url must be an http(s) URL, not "${base}"`);
+    throw new UsageError(`--url must be an http(s) URL, not "${URL.canParse(root) ? redact(base) : base}"`);
+  // fetch() refuses such a URL; its message would print the password (an outside probe).
+  const { username, password } = new URL(root);
+  if (username || password)
+    throw new UsageError(
+      `--url must not hold credentials (${redact(root)}): give a bearer token in PARTITA_TOKEN`,
+    );
   const headers: Record<string, string> = { accept: 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
 

@@ -16,8 +16,24 @@ export async function printJson(out: Out, value: unknown): Promise<void> {
   await out.write(`${JSON.stringify(value)}\n`);
 }
 
-/** Left-aligned columns, two spaces apart; the last column is not padded. */
-export function table(rows: string[][]): string {
+/**
+ * Control characters, and the bidirectional controls that reorder what follows them: shown as
+ * escapes (`\u001b`), never sent to the terminal. Ids, keys, meta and error messages are anyone's
+ * text (a submit over HTTP, an upstream error a handler rethrows): as they were, they could retitle
+ * or clear the operator's terminal, rewrite the line that shows a failure, or show `gnp.exe` as
+ * `exe.png` (an outside probe).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are what it finds.
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** `text` with every control character shown as an escape (see {@link UNSAFE}). */
+export function visible(text: string): string {
+  return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Left-aligned columns, two spaces apart; the last column is not padded. Every cell {@link visible}. */
+export function table(cells: string[][]): string {
+  const rows = cells.map((row) => row.map(visible));
   const widths: number[] = [];
   for (const row of rows)
     for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);

@@ -7,7 +7,7 @@ import { GLOBAL_OPTIONS, type OptionName, parse, UsageError } from './args.js';
 import { COMMANDS, type CommandContext, SERVICE_COMMANDS, sourceFor } from './commands.js';
 import { helpText } from './help.js';
 import { httpSource, ServiceError } from './http-source.js';
-import type { Out } from './output.js';
+import { type Out, visible } from './output.js';
 import type { Source } from './source.js';
 
 const EXIT_OK = 0;
@@ -75,5 +75,8 @@ export async function main(argv: readonly string[], out: Out, err: Out): Promise
 
 async function report(err: Out, json: boolean, code: string, message: string, usage: boolean): Promise<void> {
   if (json) await err.write(`${JSON.stringify({ error: { code, message } })}\n`);
-  else await err.write(`partita: ${message}${usage ? '\n(partita --help shows the usage)' : ''}\n`);
+  else
+    await err.write(
+      `partita: ${message.split('\n').map(visible).join('\n')}${usage ? '\n(partita --help shows the usage)' : ''}\n`,
+    );
 }

@@ -5,6 +5,7 @@ import { listedSummary, summaryFromRow } from '../runtime/views.js';
 import { postgresStore } from '../store/postgres.js';
 import { sqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/store.js';
+import { redact } from './redact.js';
 import type { Source } from './source.js';
 
 /**
@@ -104,16 +105,5 @@ async function requirePgSchema(url: string, schema: string): Promise<void> {
     throw new StoreError(`cannot read PostgreSQL at ${redact(url)}: ${toError(err).message}`, err);
   } finally {
     await client.end().catch(() => {});
-  }
-}
-
-/** The URL without its password, for messages. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'the given URL';
   }
 }

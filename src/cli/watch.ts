@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BatchSummary, isFinalStatus } from '../summary.js';
-import { type Out, percent, printJson } from './output.js';
+import { type Out, percent, printJson, visible } from './output.js';
 import type { Source } from './source.js';
 
 export interface WatchOptions {
@@ -37,7 +37,7 @@ export async function watch(
     }
     if (final) {
       if (options.tty && !options.json)
-        await out.write(`\n${summary.errorSummary ? `${summary.errorSummary}\n` : ''}`);
+        await out.write(`\n${summary.errorSummary ? `${visible(summary.errorSummary)}\n` : ''}`);
       return summary;
     }
     await sleep(options.intervalMs);
@@ -53,7 +53,7 @@ export function plainLine(s: BatchSummary): string {
 /** `batch-7 PROCESSING [█████░░░░░] 50% 50/100 ✗2`, the bar filling what the terminal's width leaves. */
 export function progressLine(s: BatchSummary, columns: number): string {
   const settled = s.succeeded + s.failed;
-  const head = `${s.id} ${s.status} `;
+  const head = `${visible(s.id)} ${s.status} `;
   const tail = ` ${percent(s).padStart(4)} ${settled}/${s.total}${s.failed > 0 ? ` ✗${s.failed}` : ''}`;
   // Stay one column short of the edge: writing the last column wraps the cursor on some terminals.
   const room = columns - 1 - head.length - tail.length - 2;

@@ -7,6 +7,7 @@ import { statechartMarkdown } from '../../src/cli/graph.js';
 import {
   type BatchSummary,
   createEngine,
+  defineJob,
   type Engine,
   postgresStore,
   type Store,
@@ -260,11 +261,18 @@ describe('the CLI, whatever the store', () => {
       ['watch', 'x', '--interval', 'soon'],
       ['graph', '--machine', 'lane'],
       ['list', '--url', 'not-a-url'],
+      // fetch() refuses credentials in a URL: a usage error, the password not shown.
+      ['list', '--url', 'http://admin:s3cretPW@127.0.0.1:9/p'],
     ]) {
       const run = await partita(args);
       expect({ args, code: run.code }).toEqual({ args, code: 2 });
       expect(run.stdout).toBe('');
+      expect(run.stderr).not.toContain('s3cretPW');
     }
+    const credentials = await partita(['list', '--url', 'http://admin:s3cretPW@127.0.0.1:9/p', '--json']);
+    expect(json(credentials.stderr)).toEqual({
+      error: { code: 'USAGE', message: expect.stringMatching(/admin:\*\*\*@.*PARTITA_TOKEN/) },
+    });
     const usage = await partita(['cancel', 'x', '--json']);
     expect(json(usage.stderr)).toEqual({ error: { code: 'USAGE', message: expect.stringMatching(/--url/) } });
     const help = await partita(['--help']);
@@ -272,6 +280,44 @@ describe('the CLI, whatever the store', () => {
     expect(help.stdout).toMatch(/^usage: partita <command>/);
     expect((await partita(['help', 'watch'])).stdout).toMatch(/^usage: partita watch <id>/);
     expect((await partita(['watch', '--help'])).code).toBe(0);
+  });
+});
+
+describe('the CLI shows what anyone could have stored', () => {
+  it('with control characters escaped: nothing reaches the terminal that could retitle, clear or reorder it', async () => {
+    const path = sqlitePath();
+    const hostile = '\x1b]0;PWNED\x07\x1b[2J\r\u202egnp.exe';
+    const engine = createEngine({
+      jobs: [
+        defineJob({
+          name: 'hostile',
+          partition: (keys: string[]) => keys.map((key) => ({ key, payload: key })),
+          handler: () => {
+            throw new Error(`failed ${hostile}`);
+          },
+        }),
+      ],
+      store: sqliteStore({ path }),
+      logger: false,
+    });
+    await engine.start();
+    const id = `b${hostile}`;
+    try {
+      await engine.wait((await engine.submit('hostile', [`k${hostile}`], { id, meta: { m: hostile } })).id);
+    } finally {
+      await engine.stop();
+    }
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: what must not be printed.
+    const unsafe = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/;
+    for (const args of [['list'], ['show', id], ['partitions', id], ['watch', id]]) {
+      const run = await partita([...args, '--db', path]);
+      expect({ args, code: run.code }).toEqual({ args, code: 0 });
+      expect({ args, unsafe: unsafe.test(run.stdout + run.stderr) }).toEqual({ args, unsafe: false });
+      if (args[0] !== 'watch') expect(run.stdout).toContain('\\u001b]0;PWNED\\u0007');
+    }
+    // JSON stays exact: the text as stored, escaped as JSON escapes it.
+    const exact = await partita(['show', id, '--json', '--db', path]);
+    expect(json<BatchSummary>(exact.stdout).id).toBe(id);
   });
 });
 

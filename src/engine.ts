@@ -38,7 +38,7 @@ import { Recovery } from './runtime/recovery.js';
 import { redrive } from './runtime/redrive.js';
 import { RemoteFollow } from './runtime/remote-follow.js';
 import { RunningBatches } from './runtime/running.js';
-import { Scheduler } from './runtime/scheduler.js';
+import { SCHEDULE_RESCAN_SWEEPS, Scheduler } from './runtime/scheduler.js';
 import { SharedStore } from './runtime/shared-store.js';
 import { type EngineEvent, EngineStats } from './runtime/stats.js';
 import { holdStore, releaseStore } from './runtime/store-holds.js';
@@ -259,6 +259,9 @@ class PartitaEngine implements Engine {
         log: this.log,
         jobs: this.jobs,
         submit: (job, input, opts) => this.submitHere(job, input, opts),
+        rescanMs: this.options.clock
+          ? undefined
+          : SCHEDULE_RESCAN_SWEEPS * (this.options.claimIntervalMs ?? CLAIM_SWEEP_MS),
         // A batch this engine cannot resume (its job is not among `jobs`, a newer partita wrote it)
         // still has a status: the stored one. get() rejects for it, and that stopped every
         // schedule from firing, and schedules() and schedule() from answering (outside probe).

@@ -294,6 +294,36 @@ describe('schedules', () => {
     expect(r.count(fire('n', T0 + HOUR))).toBe(1);
   });
 
+  it('a schedule another engine stored is fired by an engine that was running already, once that engine stops (real clock)', async () => {
+    // B knows of no schedule when A stores one: its timer has nothing to wait for. It used to fire
+    // nothing until it was restarted (an outside probe); it reads the stored schedules every
+    // SCHEDULE_RESCAN_SWEEPS claim sweeps (here 5 × 100 ms) as well.
+    const path = sqlitePath();
+    const r = reportJob();
+    const make = () =>
+      createEngine({ jobs: [r.job], store: sqliteStore({ path }), logger: false, claimIntervalMs: 100 });
+    const a = make();
+    const b = make();
+    engines.push(a, b);
+    await b.start();
+    await a.start();
+    await a.schedule({ name: 'every', cron: '* * * * * *', job: 'report', input: 1 });
+    await a.stop();
+    const stoppedAt = Date.now();
+    // A fire after A stopped can only be B's.
+    const later = await new Promise<string>((resolve) => {
+      const off = b.observe((e) => {
+        if (e.type !== 'batch' || !e.batchId.startsWith('every@')) return;
+        if (Date.parse(e.batchId.slice('every@'.length)) > stoppedAt) {
+          queueMicrotask(() => off());
+          resolve(e.batchId);
+        }
+      });
+    });
+    expect(await final(b, later)).toBe('COMPLETED');
+    expect(r.count(later)).toBe(1);
+  });
+
   it('a crash between a fire’s submit and its record: the next engine submits the same id again, and the batch runs once', async () => {
     const path = sqlitePath();
     const clock = new FakeClock(T0 + 60_000);

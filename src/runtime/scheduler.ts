@@ -31,7 +31,19 @@ export interface SchedulerDeps {
   status(id: string): Promise<BatchStatus | undefined>;
   /** Told about a failed pass (besides the log), as the engine's onError. */
   error(err: Error): void;
+  /**
+   * Real milliseconds between two reads of the stored schedules besides the timer's: a schedule
+   * another engine stored is fired here too even when this engine's timer has nothing to wait for.
+   * Undefined (a test's clock, whose timers the test runs): only the timer's wakes read them.
+   */
+  rescanMs: number | undefined;
 }
+
+/**
+ * The stored schedules are read again every this many claim sweeps (`claimIntervalMs`, default 1 s:
+ * every 5 s), besides the timer's wakes.
+ */
+export const SCHEDULE_RESCAN_SWEEPS = 5;
 
 /** A stored schedule as this engine last read it. */
 interface Known {
@@ -68,6 +80,7 @@ export class Scheduler {
   /** Schedules whose last fire failed: the timer backs off (retryMs) until none is left. */
   private readonly failing = new Set<string>();
   private timer: unknown;
+  private rescan: NodeJS.Timeout | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private loaded = false;
   private stopped = false;
@@ -75,9 +88,19 @@ export class Scheduler {
 
   constructor(private readonly deps: SchedulerDeps) {}
 
-  /** Read the stored schedules, make up for the fires missed while down (catchUp), arm the timer. */
-  start(): Promise<void> {
-    return this.wakeAndFire();
+  /**
+   * Read the stored schedules, make up for the fires missed while down (catchUp), arm the timer.
+   * Then re-read them every `rescanMs` as well: the timer waits only for the schedules this engine
+   * knows, so one that another engine stored (and that engine stopped, or died) was never fired
+   * here, however long this engine ran (an outside probe). The read does not keep the process alive.
+   */
+  async start(): Promise<void> {
+    await this.wakeAndFire();
+    if (this.stopped || this.deps.rescanMs === undefined) return;
+    this.rescan = setInterval(() => {
+      if (!this.stopped) void this.serial(() => this.wake());
+    }, this.deps.rescanMs);
+    this.rescan.unref();
   }
 
   /**
@@ -87,6 +110,7 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.stopped = true;
     this.clearTimer();
+    clearInterval(this.rescan);
     for (const abandon of [...this.inputsRunning]) abandon();
     await this.chain;
     await Promise.all(this.firing.values());

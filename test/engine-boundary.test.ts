@@ -105,11 +105,14 @@ describe.each(kinds)('the boundary on the %s store', (_kind, makeStore) => {
     }
   });
 
-  it('refuses an id with a NUL or a lone surrogate (VALIDATION); keeps unicode keys exactly', async () => {
+  it('refuses an id with a NUL or a lone surrogate, and the ids . and .. that no URL can name (VALIDATION); keeps unicode keys exactly', async () => {
     const engine = await engineOn(makeStore());
     try {
-      for (const id of ['x\u0000y', 'x\udc00'])
+      for (const id of ['x\u0000y', 'x\udc00', '.', '..'])
         await expect(engine.submit('echo', [], { id })).rejects.toMatchObject({ code: 'VALIDATION' });
+      expect(await engine.list()).toEqual([]);
+      // Dots within an id are kept: only a whole path segment of dots is what a URL drops.
+      expect((await engine.submit('echo', [], { id: '...' })).id).toBe('...');
       const batch = await engine.submit('echo', [{ key: 'clé 🔑 ключ', payload: { s: 'a\ud800' } }]);
       await engine.wait(batch.id);
       const views = [];

@@ -61,7 +61,12 @@ export function httpSource(base: string, token = process.env.PARTITA_TOKEN): Sou
     );
   }
 
-  const batch = (id: string) => `/batches/${encodeURIComponent(id)}`;
+  const batch = (id: string) => {
+    // A URL drops these segments (`/batches/..` is `/`): the service would answer another route.
+    if (id === '.' || id === '..')
+      throw new UsageError(`no URL can name the batch "${id}": use --db or --pg`);
+    return `/batches/${encodeURIComponent(id)}`;
+  };
 
   async function* pages<T>(
     path: string,

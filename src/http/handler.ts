@@ -25,6 +25,11 @@ const handlerOptionsSchema = z
     basePath: z
       .string()
       .refine((p) => p === '' || p.startsWith('/'), { message: "expected '' or a path starting with /" })
+      // As a request's URL carries it: `/é`, `/a b`, `/p/../x` or `/p?x` would match no request
+      // (an outside probe), so they are refused rather than answering 404 to everything.
+      .refine((p) => p === '' || !p.startsWith('/') || new URL(p, 'http://h').pathname === p, {
+        message: 'expected a path as a URL carries it (percent-encoded, no . or .. segment, no ? or #)',
+      })
       .optional(),
     authorize: fn.optional(),
     maxBodyBytes: whole(1),

@@ -66,6 +66,21 @@ const BATCH_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 2
  * ```
  */
 export function registerMetrics(engine: Engine, registry?: MetricsRegistry): () => void {
+  // Checked first, and as VALIDATION: a wrong argument threw a TypeError from inside (outside probe).
+  const e = engine as Partial<Engine> | null | undefined;
+  if (typeof e?.observe !== 'function' || typeof e.metrics !== 'function')
+    throw new ValidationError(
+      'registerMetrics: expected an engine from createEngine() as its first argument',
+      [{ path: 'engine', message: 'expected an engine from createEngine()' }],
+    );
+  const r = registry as { getSingleMetric?: unknown; registerMetric?: unknown } | null | undefined;
+  if (
+    registry !== undefined &&
+    (typeof r?.getSingleMetric !== 'function' || typeof r.registerMetric !== 'function')
+  )
+    throw new ValidationError('registerMetrics: expected a prom-client Registry as its second argument', [
+      { path: 'registry', message: 'expected a prom-client Registry' },
+    ]);
   const prom = loadPromClient();
   const registers = [(registry ?? prom.register) as InstanceType<typeof prom.Registry>];
   for (const name of METRIC_NAMES)

@@ -45,7 +45,7 @@ export async function submitBatch<I>(
   const job = registeredJob(jobRef, deps.jobs, 'submit');
   const opts = parseOptions(submitOptionsSchema, options ?? {}, 'submit options');
   if (opts.id !== undefined) {
-    const bad = badName(opts.id, MAX_ID_LENGTH);
+    const bad = badName(opts.id, MAX_ID_LENGTH) ?? dotSegment(opts.id);
     if (bad) throw new ValidationError(`Invalid submit options: id ${bad}`, [{ path: 'id', message: bad }]);
     const most = longestParentId(job, deps.jobs);
     if (opts.id.length > most) {
@@ -327,4 +327,13 @@ class CapturedPartition implements PartitionInput {
   get payload(): unknown {
     return this.json === undefined ? undefined : JSON.parse(this.json);
   }
+}
+
+/**
+ * `.` and `..` are refused as batch ids: a URL path cannot name them (`/batches/..` is `/`), so the
+ * HTTP API, the dashboard and `partita --url` could never reach such a batch, not even to cancel it
+ * (an outside probe). Stored ones, if any, stay readable through the engine and the CLI's store.
+ */
+function dotSegment(id: string): string | undefined {
+  return id === '.' || id === '..' ? `must not be "${id}" (no URL can name it)` : undefined;
 }

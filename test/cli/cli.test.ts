@@ -263,6 +263,9 @@ describe('the CLI, whatever the store', () => {
       ['list', '--url', 'not-a-url'],
       // fetch() refuses credentials in a URL: a usage error, the password not shown.
       ['list', '--url', 'http://admin:s3cretPW@127.0.0.1:9/p'],
+      // No URL names these batches (`/batches/.` is the list): refused before any request.
+      ['show', '.', '--url', 'http://127.0.0.1:9/p'],
+      ['watch', '..', '--url', 'http://127.0.0.1:9/p'],
     ]) {
       const run = await partita(args);
       expect({ args, code: run.code }).toEqual({ args, code: 2 });

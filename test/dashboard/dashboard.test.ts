@@ -206,4 +206,17 @@ describe.skipIf(missing !== undefined)('dashboard in headless Chromium', () => {
     expect(opened).toBeGreaterThanOrEqual(ids.length);
     await list.close();
   });
+
+  it('a batch URL that does not decode says the batch could not be loaded (it said "Loading…" for good)', async () => {
+    const bad = await browser.newPage();
+    bad.setDefaultTimeout(15_000);
+    const errors: string[] = [];
+    bad.on('pageerror', (err) => errors.push(err.message));
+    for (const segment of ['%E0%A4%A', '%']) {
+      await bad.goto(`${app.url}/ui/batch/${segment}`);
+      await bad.getByText(/Could not load batch/).waitFor();
+    }
+    expect(errors).toEqual([]);
+    await bad.close();
+  });
 });

@@ -90,6 +90,10 @@ describe('errors as problem details', () => {
   it('refuses bad options at once', () => {
     const engine = createEngine({ jobs: [echo], store: memoryStore(), logger: false });
     expect(() => createHandler(engine, { basePath: 'partita' })).toThrow(/basePath/);
+    // Paths no request's URL carries as given: they would match nothing (an outside probe).
+    for (const basePath of ['/é', '/ops console', '/p/../x', '/p?x=1', '/p#x', '/./p'])
+      expect(() => createHandler(engine, { basePath })).toThrow(/basePath/);
+    expect(() => createHandler(engine, { basePath: '/%C3%A9/ops%20console/' })).not.toThrow();
     expect(() => createHandler(engine, { maxBodyBytes: 0 })).toThrow(/maxBodyBytes/);
     expect(() => createHandler(engine, { retryAfterSeconds: 1.5 })).toThrow(/retryAfterSeconds/);
     // Each wrong type or unknown option is a VALIDATION error naming it, never a TypeError.

@@ -90,6 +90,16 @@ describe('registerMetrics', () => {
     const registry = new Registry();
     const unregister = registerMetrics(engine, registry);
     expect(() => registerMetrics(engine, registry)).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
+    // Arguments of the wrong kind: VALIDATION naming the argument (a TypeError from inside before).
+    for (const [args, path] of [
+      [[{}, registry], 'engine'],
+      [[undefined, registry], 'engine'],
+      [[engine, {}], 'registry'],
+      [[engine, null], 'registry'],
+    ] as const)
+      expect(() => registerMetrics(...(args as unknown as [typeof engine, Registry]))).toThrow(
+        expect.objectContaining({ code: 'VALIDATION', issues: [expect.objectContaining({ path })] }),
+      );
     const names = new Set(
       parseMetrics(await registry.metrics()).map((s) => s.name.replace(/_(bucket|sum|count)$/, '')),
     );

@@ -25,6 +25,20 @@ let shown = '';
 /** Counts routings: one that was overtaken while it waited draws nothing. */
 let routing = 0;
 
+/**
+ * A path segment decoded; as it is when it does not decode (`%E0%A4%A`, a lone `%`): the page then
+ * says the batch could not be loaded, where decoding threw and it said "Loading…" for good (an
+ * outside probe).
+ * @param {string} segment
+ */
+function decodedSegment(segment) {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 /** @param {boolean} moved focus the new page's heading (not on first load: the browser does that) */
 async function route(moved) {
   dispose?.();
@@ -34,7 +48,7 @@ async function route(moved) {
   const path = location.pathname.slice(base.length);
   const batch = /^\/ui\/batch\/([^/]+)\/?$/.exec(path);
   if (batch) {
-    dispose = batchPage({ base, api, root, id: decodeURIComponent(batch[1]), chart: statechart() });
+    dispose = batchPage({ base, api, root, id: decodedSegment(batch[1]), chart: statechart() });
   } else {
     // The status filter offers the statuses the machine has, in the order the machine has them.
     const statuses = await statechart().then(

@@ -173,7 +173,14 @@ export class BatchRuntime {
       onLeaseLost: () => this.leaseLost(),
       onRecovered: () => this.log.info('store writes succeed again'),
       onBehind: () => this.lanes.storeBehind(),
-      onCaughtUp: () => this.lanes.storeCaughtUp(),
+      onCaughtUp: () => {
+        // The starts held for the store go now; one that throws fails the batch, as in startWork.
+        try {
+          this.lanes.storeCaughtUp();
+        } catch (err) {
+          this.crashLater(err, 'startWork');
+        }
+      },
     });
     this.finalization = new Finalization({
       batchId: this.id,

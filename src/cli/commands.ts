@@ -237,7 +237,11 @@ export const COMMANDS: Record<string, Command> = {
       if (v.priority !== undefined)
         body.priority = intOption(v.priority, 'priority', 0, -1_000_000, 1_000_000);
       if (v.after?.length) body.after = v.after;
-      if (v.when !== undefined) body.when = v.when;
+      if (v.when !== undefined) {
+        if (v.when !== 'succeeded' && v.when !== 'settled')
+          throw new UsageError(`--when is succeeded or settled, not "${v.when}"`);
+        body.when = v.when;
+      }
       if (v.meta?.length)
         body.meta = Object.fromEntries(
           v.meta.map((kv) => {

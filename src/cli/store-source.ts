@@ -5,6 +5,7 @@ import { listedSummary, summaryFromRow } from '../runtime/views.js';
 import { postgresStore } from '../store/postgres.js';
 import { sqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/store.js';
+import { UsageError } from './args.js';
 import { redact } from './redact.js';
 import type { Source } from './source.js';
 
@@ -24,6 +25,11 @@ export async function openStoreSource(
   let store: Store;
   let name: string;
   if ('pg' in options) {
+    // pg reads a string that is no URL as a host name ("getaddrinfo ENOTFOUND base").
+    if (!URL.canParse(options.pg) || !/^(postgres(ql)?|socket):$/.test(new URL(options.pg).protocol))
+      throw new UsageError(
+        `--pg must be a postgres:// (or socket:) URL, not "${URL.canParse(options.pg) ? redact(options.pg) : options.pg}"`,
+      );
     await requirePgSchema(options.pg, options.schema);
     store = postgresStore({ connectionString: options.pg, schema: options.schema });
     name = `postgres schema ${options.schema}`;

@@ -266,6 +266,9 @@ describe('the CLI, whatever the store', () => {
       // No URL names these batches (`/batches/.` is the list): refused before any request.
       ['show', '.', '--url', 'http://127.0.0.1:9/p'],
       ['watch', '..', '--url', 'http://127.0.0.1:9/p'],
+      ['submit', 'echo', '--input', '{}', '--when', 'never', '--url', 'http://127.0.0.1:9/p'],
+      ['list', '--pg', 'not a url', '--schema', 's'],
+      ['list', '--pg', 'http://127.0.0.1:5432/test', '--schema', 's'],
     ]) {
       const run = await partita(args);
       expect({ args, code: run.code }).toEqual({ args, code: 2 });

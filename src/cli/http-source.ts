@@ -24,7 +24,7 @@ export function httpSource(base: string, token = process.env.PARTITA_TOKEN): Sou
   const root = base.replace(/\/+$/, '');
   // A URL that does not parse is the caller's mistake (exit 2), not an unreachable service (exit 1).
   if (!URL.canParse(root) || !/^https?:$/.test(new URL(root).protocol))
-    throw new UsageError(`--url must be an http(s) URL, not "${URL.canParse(root) ? redact(base) : base}"`);
+    throw new UsageError(`--url must be an http(s) URL, not "${redact(base)}"`);
   // fetch() refuses such a URL; its message would print the password (an outside probe).
   const { username, password } = new URL(root);
   if (username || password)

@@ -1,10 +1,15 @@
-/** A URL without its password, for messages; 'the given URL' when it does not parse. */
+/**
+ * A URL without its password, for messages. One without a host (`user:pw@host/p` parses as the
+ * scheme `user:`) or that does not parse has whatever comes before an `@` masked: it may be a
+ * password all the same.
+ */
 export function redact(url: string): string {
-  try {
+  if (URL.canParse(url)) {
     const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'the given URL';
+    if (u.host) {
+      if (u.password) u.password = '***';
+      return u.toString();
+    }
   }
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/]*@/i, '$1***@');
 }

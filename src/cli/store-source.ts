@@ -27,9 +27,7 @@ export async function openStoreSource(
   if ('pg' in options) {
     // pg reads a string that is no URL as a host name ("getaddrinfo ENOTFOUND base").
     if (!URL.canParse(options.pg) || !/^(postgres(ql)?|socket):$/.test(new URL(options.pg).protocol))
-      throw new UsageError(
-        `--pg must be a postgres:// (or socket:) URL, not "${URL.canParse(options.pg) ? redact(options.pg) : options.pg}"`,
-      );
+      throw new UsageError(`--pg must be a postgres:// (or socket:) URL, not "${redact(options.pg)}"`);
     await requirePgSchema(options.pg, options.schema);
     store = postgresStore({ connectionString: options.pg, schema: options.schema });
     name = `postgres schema ${options.schema}`;

@@ -43,6 +43,9 @@ export class Leases {
     | 'full'
     | undefined
   > {
+    // The lease counts from when it was asked for, not from when the answer was read: an answer
+    // read after a stall would otherwise make a lease look fresh that the store let expire.
+    const askedAt = Date.now();
     let lease =
       cap !== undefined && this.store.acquireLeaseWithin
         ? await this.store.acquireLeaseWithin(batchId, this.ownerId, this.ttlMs, cap, this.jobs)
@@ -54,7 +57,7 @@ export class Leases {
         lease = await this.store.acquireLease(batchId, this.ownerId, this.ttlMs, holder.owner);
     }
     if (!lease) return undefined;
-    this.held.set(batchId, { lease, renewedAt: Date.now() });
+    this.held.set(batchId, { lease, renewedAt: askedAt });
     return {
       fence: { owner: lease.owner, epoch: lease.epoch },
       status: lease.status,
@@ -122,7 +125,11 @@ export class Leases {
     const held = this.held.get(batchId);
     void (held ? this.renew(batchId, held) : Promise.resolve()).then(() => {
       this.confirming.delete(batchId);
-      if (this.fresh(batchId) && this.held.has(batchId)) for (const fn of list) fn();
+      if (!this.held.has(batchId)) return; // lost (the batch is given up) or released
+      // Renewed, but its answer took longer than the time to live (a stall while it was under way):
+      // not known to be ours until a renewal answers in time. Asked again.
+      if (!this.fresh(batchId)) for (const fn of list) this.confirm(batchId, fn);
+      else for (const fn of list) fn();
     });
   }
 
@@ -131,6 +138,12 @@ export class Leases {
   }
 
   private async renew(batchId: string, held: { lease: Lease; renewedAt: number }): Promise<void> {
+    // As in acquire: from when the renewal was sent. A renewal the store answered just before the
+    // process was stopped (SIGSTOP, a long pause) is read when it wakes, long after: counted from
+    // then, the lease looked fresh for another time to live, and starts went on while another
+    // engine had taken the batch over (an outside probe saw partitions start 34-104 ms after the
+    // wake whose outcome the other engine had stored seconds before).
+    const sentAt = Date.now();
     let renewed: boolean;
     try {
       renewed = await this.store.renewLease(batchId, held.lease, this.ttlMs);
@@ -141,7 +154,7 @@ export class Leases {
       if (renewed) return;
     }
     if (this.held.get(batchId) !== held) return; // released meanwhile
-    if (renewed) held.renewedAt = Date.now();
+    if (renewed) held.renewedAt = Math.max(held.renewedAt, sentAt);
     else {
       this.held.delete(batchId);
       this.events.lost(batchId);

@@ -263,6 +263,10 @@ describe('the CLI, whatever the store', () => {
       ['list', '--url', 'not-a-url'],
       // fetch() refuses credentials in a URL: a usage error, the password not shown.
       ['list', '--url', 'http://admin:s3cretPW@127.0.0.1:9/p'],
+      // URLs that do not parse: what comes before an `@` is masked all the same.
+      ['list', '--url', 'admin:s3cretPW@127.0.0.1:8080/p'],
+      ['list', '--url', 'http://admin:s3cretPW@[::1/p'],
+      ['list', '--pg', 'admin:s3cretPW@127.0.0.1:1/test', '--schema', 's'],
       // No URL names these batches (`/batches/.` is the list): refused before any request.
       ['show', '.', '--url', 'http://127.0.0.1:9/p'],
       ['watch', '..', '--url', 'http://127.0.0.1:9/p'],
@@ -292,7 +296,7 @@ describe('the CLI, whatever the store', () => {
 describe('the CLI shows what anyone could have stored', () => {
   it('with control characters escaped: nothing reaches the terminal that could retitle, clear or reorder it', async () => {
     const path = sqlitePath();
-    const hostile = '\x1b]0;PWNED\x07\x1b[2J\r\u202egnp.exe';
+    const hostile = '\x1b]0;PWNED\x07\x1b[2J\r\u202egnp.exe\u200b\x9b';
     const engine = createEngine({
       jobs: [
         defineJob({
@@ -314,7 +318,7 @@ describe('the CLI shows what anyone could have stored', () => {
       await engine.stop();
     }
     // biome-ignore lint/suspicious/noControlCharactersInRegex: what must not be printed.
-    const unsafe = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/;
+    const unsafe = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200b\u202e]/;
     for (const args of [['list'], ['show', id], ['partitions', id], ['watch', id]]) {
       const run = await partita([...args, '--db', path]);
       expect({ args, code: run.code }).toEqual({ args, code: 0 });

@@ -153,6 +153,14 @@ export function badName(text: unknown, maxLength: number): string | undefined {
   return undefined;
 }
 
+/**
+ * `.` and `..`: no URL path can name them (`/batches/..` is `/`), so they are refused as batch ids
+ * (the HTTP API, the dashboard and `partita --url` could never reach such a batch).
+ */
+export function isDotSegment(id: string): boolean {
+  return id === '.' || id === '..';
+}
+
 /** Whether `value` is a promise (or any thenable): what an `await` would wait for. */
 export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (

@@ -1,13 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BatchJournal } from '../src/runtime/journal.js';
 import { memoryStore } from '../src/store/memory.js';
-import {
-  type BatchState,
-  type Fence,
-  type OutcomeRecord,
-  SCHEMA_VERSION,
-  type Store,
-} from '../src/store/store.js';
+import type { BatchState, Fence, OutcomeRecord, Store } from '../src/store/store.js';
+import { batchRecord } from './store/contract.js';
 
 // The journal writes a running batch's state with a group of outcomes at most every
 // `stateIntervalMs`; the groups between carry their outcomes only (src/runtime/journal.ts). A status
@@ -79,16 +74,7 @@ describe('journal: the state at most every stateIntervalMs', () => {
     const real = memoryStore();
     await real.open();
     await real.createBatch(
-      {
-        schemaVersion: SCHEMA_VERSION,
-        id: 'b',
-        job: 'j',
-        total: N,
-        priority: 0,
-        after: [],
-        when: 'succeeded',
-        createdAt: new Date().toISOString(),
-      },
+      batchRecord('b', { job: 'j', total: N }),
       Array.from({ length: N }, (_, i) => ({ key: `p${i}`, payload: i })),
     );
     const lease = await real.acquireLease('b', 'engine', 60_000);
@@ -172,16 +158,7 @@ describe('journal: a store behind the work', () => {
     await real.open();
     const total = 100;
     await real.createBatch(
-      {
-        schemaVersion: SCHEMA_VERSION,
-        id: 'slow',
-        job: 'j',
-        total,
-        priority: 0,
-        after: [],
-        when: 'succeeded',
-        createdAt: new Date().toISOString(),
-      },
+      batchRecord('slow', { job: 'j', total: total }),
       Array.from({ length: total }, (_, i) => ({ key: `p${i}`, payload: i })),
     );
     const lease = await real.acquireLease('slow', 'engine', 60_000);

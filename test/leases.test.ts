@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Leases } from '../src/runtime/leases.js';
 import { memoryStore } from '../src/store/memory.js';
-import { SCHEMA_VERSION, type Store } from '../src/store/store.js';
+import type { Store } from '../src/store/store.js';
+import { batchRecord } from './store/contract.js';
 
 // A lease counts from when it was asked for (acquire) or its renewal sent, not from when the answer
 // was read: an answer read after a stall (SIGSTOP, a long pause) made a lease the store may have let
@@ -40,19 +41,7 @@ describe('leases', () => {
     vi.useFakeTimers({ toFake: ['Date'], now: Date.parse('2026-12-02T12:00:00Z') });
     const real = memoryStore();
     await real.open();
-    await real.createBatch(
-      {
-        schemaVersion: SCHEMA_VERSION,
-        id: 'b',
-        job: 'j',
-        total: 0,
-        priority: 0,
-        after: [],
-        when: 'succeeded',
-        createdAt: new Date().toISOString(),
-      },
-      [],
-    );
+    await real.createBatch(batchRecord('b', { job: 'j', total: 0 }), []);
     const { proxy, next } = heldRenewals(real);
     const leases = new Leases(proxy, 'me', TTL, { lost: () => {}, error: () => {} });
     try {

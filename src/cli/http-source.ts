@@ -1,5 +1,6 @@
 import type { PartitionView } from '../store/store.js';
 import type { BatchSummary } from '../summary.js';
+import { isDotSegment } from '../values.js';
 import { UsageError } from './args.js';
 import { redact } from './redact.js';
 import type { Service, Source } from './source.js';
@@ -63,8 +64,7 @@ export function httpSource(base: string, token = process.env.PARTITA_TOKEN): Sou
 
   const batch = (id: string) => {
     // A URL drops these segments (`/batches/..` is `/`): the service would answer another route.
-    if (id === '.' || id === '..')
-      throw new UsageError(`no URL can name the batch "${id}": use --db or --pg`);
+    if (isDotSegment(id)) throw new UsageError(`no URL can name the batch "${id}": use --db or --pg`);
     return `/batches/${encodeURIComponent(id)}`;
   };
 

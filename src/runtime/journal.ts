@@ -90,18 +90,7 @@ export class BatchJournal {
     }
     // Under load the event loop may not reach its timers for a few hundred milliseconds (the
     // worker pool's messages keep it busy), so a full group is written at once, not on the timer.
-    if (
-      this.pending.length >= this.options.maxGroup &&
-      !this.writing &&
-      this.failures === 0 &&
-      !this.closed
-    ) {
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = undefined;
-      // Failures are reported through onError and rescheduled inside writeOnce.
-      this.writeOnce().catch(() => {});
-      return;
-    }
+    if (!this.writing && this.writeFullGroup()) return;
     this.schedule();
   }
 
@@ -167,6 +156,18 @@ export class BatchJournal {
     }, delay);
   }
 
+  /**
+   * A full group waits (and nothing is being written): write it now, not on the timer. Says whether
+   * it did. Failures are reported through onError and rescheduled inside writeOnce.
+   */
+  private writeFullGroup(): boolean {
+    if (this.pending.length < this.options.maxGroup || this.failures > 0 || this.closed) return false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.writeOnce().catch(() => {});
+    return true;
+  }
+
   /** Tell the batch the store is no longer behind, once what waited went into a write. */
   private caughtUp(): void {
     if (!this.behind) return;
@@ -224,11 +225,7 @@ export class BatchJournal {
         this.writing = undefined;
         // A full group came in meanwhile: written at once, as append() would have (the timer only
         // made the outcomes that came in wait longer, and the lanes held behind them).
-        if (this.pending.length >= this.options.maxGroup && this.failures === 0 && !this.closed) {
-          if (this.timer) clearTimeout(this.timer);
-          this.timer = undefined;
-          this.writeOnce().catch(() => {});
-        } else if (this.pending.length > 0 || this.stateDirty) this.schedule();
+        if (!this.writeFullGroup() && (this.pending.length > 0 || this.stateDirty)) this.schedule();
         this.caughtUp();
       }
     })();

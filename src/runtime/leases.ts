@@ -97,8 +97,8 @@ export class Leases {
    * over, and nothing more should start until a renewal says it is still ours (`confirm`).
    */
   fresh(batchId: string): boolean {
-    const held = this.held.get(batchId);
-    return held === undefined || Date.now() - held.renewedAt < this.ttlMs;
+    const until = this.freshUntil(batchId);
+    return until === undefined || Date.now() < until;
   }
 
   /**

@@ -8,6 +8,7 @@ import { type BatchRecord, type PartitionInput, SCHEMA_VERSION, type Store } fro
 import { parseOptions, parseOrThrow } from '../validation.js';
 import {
   badName,
+  isDotSegment,
   isThenable,
   longestParentId,
   MAX_ID_LENGTH,
@@ -335,5 +336,5 @@ class CapturedPartition implements PartitionInput {
  * (an outside probe). Stored ones, if any, stay readable through the engine and the CLI's store.
  */
 function dotSegment(id: string): string | undefined {
-  return id === '.' || id === '..' ? `must not be "${id}" (no URL can name it)` : undefined;
+  return isDotSegment(id) ? `must not be "${id}" (no URL can name it)` : undefined;
 }

@@ -24,10 +24,13 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'INTERNAL';
 
-/** Base class of every error partita raises. */
-export class PartitaError extends Error {
-  readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+/**
+ * Base class of every error partita raises. Each subclass fixes its `code`: after
+ * `err instanceof NotFoundError`, `err.code` is typed `'NOT_FOUND'`.
+ */
+export class PartitaError<C extends ErrorCode = ErrorCode> extends Error {
+  readonly code: C;
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;
@@ -35,7 +38,7 @@ export class PartitaError extends Error {
 }
 
 /** Input, options or a job definition failed validation. `issues` lists each problem with its path. */
-export class ValidationError extends PartitaError {
+export class ValidationError extends PartitaError<'VALIDATION'> {
   readonly issues: ReadonlyArray<{ path: string; message: string }>;
   constructor(
     message: string,
@@ -48,7 +51,7 @@ export class ValidationError extends PartitaError {
 }
 
 /** `submit` named a job that the engine does not know. */
-export class UnknownJobError extends PartitaError {
+export class UnknownJobError extends PartitaError<'UNKNOWN_JOB'> {
   readonly job: string;
   /** `why`: said instead of the list of known jobs (a definition that is not the registered one). */
   constructor(job: string, known: readonly string[], why?: string) {
@@ -63,7 +66,7 @@ export class UnknownJobError extends PartitaError {
 }
 
 /** No batch with this id exists in the store. */
-export class NotFoundError extends PartitaError {
+export class NotFoundError extends PartitaError<'NOT_FOUND'> {
   readonly batchId: string;
   constructor(batchId: string) {
     super('NOT_FOUND', `Batch "${batchId}" not found`);
@@ -72,7 +75,7 @@ export class NotFoundError extends PartitaError {
 }
 
 /** A partition ran longer than the job's `timeoutMs`. */
-export class TimeoutError extends PartitaError {
+export class TimeoutError extends PartitaError<'TIMEOUT'> {
   readonly timeoutMs: number;
   constructor(timeoutMs: number, what = 'Partition') {
     super('TIMEOUT', `${what} timed out after ${timeoutMs} ms`);
@@ -81,35 +84,35 @@ export class TimeoutError extends PartitaError {
 }
 
 /** The batch or partition was cancelled. */
-export class CancelledError extends PartitaError {
+export class CancelledError extends PartitaError<'CANCELLED'> {
   constructor(reason = 'cancelled') {
     super('CANCELLED', reason);
   }
 }
 
 /** The worker thread running a partition died (uncaught error, `process.exit`, out of memory). */
-export class WorkerCrashedError extends PartitaError {
+export class WorkerCrashedError extends PartitaError<'WORKER_CRASHED'> {
   constructor(message: string, cause?: unknown) {
     super('WORKER_CRASHED', `Worker thread crashed: ${message}`, { cause });
   }
 }
 
 /** A job's worker module could not be loaded (missing default export, a throw or a hang at import). */
-export class WorkerLoadError extends PartitaError {
+export class WorkerLoadError extends PartitaError<'WORKER_LOAD'> {
   constructor(message: string, cause?: unknown) {
     super('WORKER_LOAD', message, { cause });
   }
 }
 
 /** A partition's result did not match the job's `result` schema. */
-export class ResultValidationError extends PartitaError {
+export class ResultValidationError extends PartitaError<'RESULT_INVALID'> {
   constructor(message: string) {
     super('RESULT_INVALID', message);
   }
 }
 
 /** The store could not read or write. The batch is left as it was durably recorded. */
-export class StoreError extends PartitaError {
+export class StoreError extends PartitaError<'STORE'> {
   /**
    * The store answered, but what it holds cannot be read (a stored record, state or value that is
    * not valid): retrying will not help, someone must look at it. Otherwise the store could not be
@@ -123,7 +126,7 @@ export class StoreError extends PartitaError {
 }
 
 /** A stored snapshot or record was written by a newer, unknown version of partita. */
-export class SnapshotVersionError extends PartitaError {
+export class SnapshotVersionError extends PartitaError<'SNAPSHOT_VERSION'> {
   readonly found: unknown;
   readonly supported: number;
   /** `field`: which version the stored value carries (a machine snapshot's is `machineVersion`). */
@@ -138,7 +141,7 @@ export class SnapshotVersionError extends PartitaError {
 }
 
 /** This engine no longer owns the batch's lease; its write was refused. */
-export class LeaseLostError extends PartitaError {
+export class LeaseLostError extends PartitaError<'LEASE_LOST'> {
   readonly batchId: string;
   constructor(batchId: string) {
     super('LEASE_LOST', `Lease on batch "${batchId}" was lost; write refused`);
@@ -147,14 +150,14 @@ export class LeaseLostError extends PartitaError {
 }
 
 /** The engine is not in a state that allows the call (e.g. `submit` before `start`). */
-export class EngineStateError extends PartitaError {
+export class EngineStateError extends PartitaError<'ENGINE_STATE'> {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ENGINE_STATE', message, options);
   }
 }
 
 /** The batch is in a state that does not allow the call (e.g. pausing a batch that is not PROCESSING). */
-export class ConflictError extends PartitaError {
+export class ConflictError extends PartitaError<'CONFLICT'> {
   readonly batchId: string;
   constructor(batchId: string, message: string) {
     super('CONFLICT', message);

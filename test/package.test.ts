@@ -159,9 +159,15 @@ const squares = defineJob({
   handler: async (i: number, ctx: PartitionContext) => square(i, ctx),
 });`;
 
-const TS_ESM = `import { type BatchSummary, createEngine, defineJob, memoryStore } from 'partita';
+const TS_ESM = `import { type BatchSummary, createEngine, defineJob, memoryStore, NotFoundError } from 'partita';
 import type { PartitionContext, PartitionHandler } from 'partita/worker';
 ${TS_JOB}
+// Each error class fixes its code: narrowed by instanceof, with its own fields.
+export function described(err: unknown): string {
+  if (!(err instanceof NotFoundError)) return String(err);
+  const code: 'NOT_FOUND' = err.code;
+  return \`\${code} \${err.batchId}\`;
+}
 const engine = createEngine({ jobs: [squares], store: memoryStore(), logger: false });
 await engine.start();
 const summary: BatchSummary = await engine.wait((await engine.submit(squares, 4)).id);

@@ -216,6 +216,17 @@ describe('bench smoke (tiny sizes)', () => {
       expect(stdout).toContain(grouping);
   });
 
+  it('pool-floor (outside the runner): exits 0 and prints a row per pool', { timeout: 60_000 }, async () => {
+    const { code, stdout, stderr } = await runNode([join(root, 'bench', 'pool-floor.mjs')], {
+      POOL_FLOOR_N: '40',
+      POOL_FLOOR_ROUNDS: '1',
+    });
+    expect(code, `pool-floor failed:\n${stderr}`).toBe(0);
+    expect(stdout).toContain('## pool floor: 40 no-op tasks, 8 in flight');
+    for (const config of ['raw Piscina ', 'raw Piscina, a signal per task', "partita's WorkerPool"])
+      expect(stdout).toContain(config);
+  });
+
   it('state-writes (outside the runner): exits 0 and counts the groups with and without the state', {
     timeout: 60_000,
   }, async () => {

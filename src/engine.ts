@@ -16,6 +16,7 @@ import {
   EngineStateError,
   NotFoundError,
   type PartitaError,
+  toError,
   ValidationError,
 } from './errors.js';
 import type { AnyJobDefinition, JobWithInput } from './job.js';
@@ -222,7 +223,7 @@ class PartitaEngine implements Engine {
         maxConcurrentBatches: this.options.maxConcurrentBatches ?? 4,
         runningStatus: (id) => this.running!.status(id),
         materialize: (record, state, seed, admitted) => this.running!.attach(record, state, seed, admitted),
-        cancel: (id, reason) => void this.cancel(id, reason),
+        cancel: (id, reason) => this.cancelDependent(id, reason),
         storeError: (err, id) => this.storeError(err, id),
         leftForElsewhere: () => this.parentWatch?.poke(),
       });
@@ -720,6 +721,21 @@ class PartitaEngine implements Engine {
    * A QUEUED batch that no engine holds, queued elsewhere: queue it here and take it, so that it is
    * cancelled through its statechart like one queued here. Undefined when another engine has taken it.
    */
+  /**
+   * A dependent whose parent ended without the status it waited for is cancelled. Nothing awaits
+   * that call: what refuses it (a stored record this version cannot read, written by a newer
+   * partita or damaged; the engine stopping) is reported and the batch left as stored, never thrown
+   * at the host's process (an outside probe: an unhandled SnapshotVersionError ended the process).
+   */
+  private cancelDependent(id: string, reason: string): void {
+    this.cancel(id, reason).catch((err: unknown) => {
+      if (this.state !== 'running') return; // stopping: the next start cancels it
+      const error = toError(err);
+      this.log.error({ err: error, batchId: id }, 'a dependent could not be cancelled; left as stored');
+      this.onError(error, id);
+    });
+  }
+
   private async claimToCancel(id: string): Promise<BatchRuntime | undefined> {
     if (!this.elsewhere || this.state !== 'running') return undefined;
     const row = await this.store!.loadBatch(id);

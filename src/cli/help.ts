@@ -18,8 +18,9 @@ export function helpText(command?: string): string {
   const lines = Object.entries(COMMANDS).map(([name, x]) => `  ${name.padEnd(width)}  ${x.summary}`);
   return `usage: partita <command> [arguments] [options]
 
-Reads batches straight from a store (no engine needs to run, and nothing is changed), or acts
-through a running service's HTTP API.
+Reads batches straight from a store (no engine needs to run, and no batch is changed; a store
+written by an older partita is upgraded first, as an engine would, and older builds then refuse it),
+or acts through a running service's HTTP API.
 
 commands:
 ${lines.join('\n')}

@@ -3,7 +3,7 @@
 // with `batching: false` runs them) against raw Piscina with the same tasks and the same number in
 // flight, with and without an AbortSignal per task (Piscina's abortable-task path). Rounds
 // alternate the three. No store, no actors: the floor under `batching: false` in the throughput
-// bench (docs/benchmarks.md, "The pool hands Piscina only what a thread can take").
+// bench (docs/benchmarks.md, "A queue of the pool's own: measured, not kept").
 //
 //   node bench/pool-floor.mjs      # POOL_FLOOR_N tasks per run (100000), POOL_FLOOR_ROUNDS (3),
 //                                  # POOL_FLOOR_INFLIGHT (8: a worker job's lanes on 2 threads), BENCH_THREADS (2)

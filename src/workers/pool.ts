@@ -102,11 +102,6 @@ export class WorkerPool {
   /** Job name → its module and how long its import may take. */
   private readonly modules = new Map<string, { module: string; loadTimeoutMs: number }>();
   private nextTaskId = 1;
-  /** Tasks handed to Piscina and not settled yet: at most {@link maxThreads} (see {@link run}). */
-  private handed = 0;
-  /** Tasks waiting for a thread, first come first handed (`waitingHead`: the next one's position). */
-  private waiting: (() => void)[] = [];
-  private waitingHead = 0;
 
   constructor(jobs: readonly AnyJobDefinition[], options: PoolOptions = {}) {
     const name = `partita-progress-${process.pid}-${++poolSeq}`;
@@ -193,90 +188,47 @@ export class WorkerPool {
     onProgress?: (msg: ProgressMessage) => void,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const hand = () => {
-        // Aborted while it waited for a thread: nothing ran.
-        if (signal.aborted) {
-          reject(new CancelledError('aborted'));
-          return this.handNext();
-        }
-        this.handed++;
-        const taskSignal = new TaskSignal(signal);
-        let loadTimer: NodeJS.Timeout | undefined;
-        const cleanup = () => {
-          clearTimeout(loadTimer);
-          this.progress.delete(task.taskId);
-        };
-        this.progress.set(task.taskId, (msg) => {
-          if (msg.loading) {
-            const spec = this.modules.get(task.job);
-            const ms = spec?.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
-            // Armed before `onProgress` hears `started` (and the engine arms `timeoutMs`): with the same
-            // duration this timer fires first, and its answer reaches the engine (which then clears its
-            // timer) before the engine's timer runs, so a module that did not load is WORKER_LOAD.
-            loadTimer = setTimeout(() => {
-              cleanup();
-              resolve(loadTimedOutAnswer(spec?.module ?? task.job, ms) as T);
-              taskSignal.abort(); // Piscina terminates the thread and starts another
-            }, ms);
-          } else if (msg.loaded) {
-            clearTimeout(loadTimer);
-            return;
-          }
-          if (onProgress && (msg.started || msg.done !== undefined)) onProgress(msg);
-        });
-        // After a load timeout, the task's rejection (aborted) finds the promise settled: a no-op.
-        this.piscina.run(task, { signal: taskSignal }).then(
-          (res) => {
-            this.handed--;
-            cleanup();
-            resolve(res as T);
-            this.handNext();
-          },
-          (err) => {
-            this.handed--;
-            cleanup();
-            reject(
-              signal.aborted ? new CancelledError('aborted') : new WorkerCrashedError(describe(err), err),
-            );
-            this.handNext();
-          },
-        );
+      const taskSignal = new TaskSignal(signal);
+      let loadTimer: NodeJS.Timeout | undefined;
+      const cleanup = () => {
+        clearTimeout(loadTimer);
+        this.progress.delete(task.taskId);
       };
-      if (this.handed < this.maxThreads && this.waitingHead === this.waiting.length) hand();
-      else this.waiting.push(hand);
+      this.progress.set(task.taskId, (msg) => {
+        if (msg.loading) {
+          const spec = this.modules.get(task.job);
+          const ms = spec?.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
+          // Armed before `onProgress` hears `started` (and the engine arms `timeoutMs`): with the same
+          // duration this timer fires first, and its answer reaches the engine (which then clears its
+          // timer) before the engine's timer runs, so a module that did not load is WORKER_LOAD.
+          loadTimer = setTimeout(() => {
+            cleanup();
+            resolve(loadTimedOutAnswer(spec?.module ?? task.job, ms) as T);
+            taskSignal.abort(); // Piscina terminates the thread and starts another
+          }, ms);
+        } else if (msg.loaded) {
+          clearTimeout(loadTimer);
+          return;
+        }
+        if (onProgress && (msg.started || msg.done !== undefined)) onProgress(msg);
+      });
+      // After a load timeout, the task's rejection (aborted) finds the promise settled: a no-op.
+      this.piscina.run(task, { signal: taskSignal }).then(
+        (res) => {
+          cleanup();
+          resolve(res as T);
+        },
+        (err) => {
+          cleanup();
+          reject(signal.aborted ? new CancelledError('aborted') : new WorkerCrashedError(describe(err), err));
+        },
+      );
     });
-  }
-
-  /**
-   * Hand the next waiting task to Piscina. Piscina gets a task only when a thread is free for it: an
-   * abortable task it cannot place at once costs it a balancing pass over every thread (an object of
-   * getters per thread) each time it tries, which showed in the hot path's profile with
-   * `batching: false` (docs/benchmarks.md).
-   */
-  private handNext(): void {
-    if (this.waitingHead === this.waiting.length || this.handed >= this.maxThreads) return;
-    const hand = this.waiting[this.waitingHead++]!;
-    if (this.waitingHead === this.waiting.length) {
-      this.waiting = [];
-      this.waitingHead = 0;
-    } else if (this.waitingHead >= 1024 && this.waitingHead * 2 >= this.waiting.length) {
-      this.waiting = this.waiting.slice(this.waitingHead);
-      this.waitingHead = 0;
-    }
-    hand();
   }
 
   async destroy(): Promise<void> {
     this.channel.close();
-    const destroyed = this.piscina.destroy();
-    // Tasks still waiting for a thread go to the pool being destroyed, which rejects them as it
-    // rejects its own queue (a cancelled one: CancelledError; any other: WorkerCrashedError).
-    const waiting = this.waiting.slice(this.waitingHead);
-    this.waiting = [];
-    this.waitingHead = 0;
-    this.handed = Number.NEGATIVE_INFINITY;
-    for (const hand of waiting) hand();
-    await destroyed;
+    await this.piscina.destroy();
   }
 }
 

@@ -718,10 +718,6 @@ class PartitaEngine implements Engine {
   }
 
   /**
-   * A QUEUED batch that no engine holds, queued elsewhere: queue it here and take it, so that it is
-   * cancelled through its statechart like one queued here. Undefined when another engine has taken it.
-   */
-  /**
    * A dependent whose parent ended without the status it waited for is cancelled. Nothing awaits
    * that call: what refuses it (a stored record this version cannot read, written by a newer
    * partita or damaged; the engine stopping) is reported and the batch left as stored, never thrown
@@ -736,6 +732,10 @@ class PartitaEngine implements Engine {
     });
   }
 
+  /**
+   * A QUEUED batch that no engine holds, queued elsewhere: queue it here and take it, so that it is
+   * cancelled through its statechart like one queued here. Undefined when another engine has taken it.
+   */
   private async claimToCancel(id: string): Promise<BatchRuntime | undefined> {
     if (!this.elsewhere || this.state !== 'running') return undefined;
     const row = await this.store!.loadBatch(id);

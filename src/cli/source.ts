@@ -3,7 +3,8 @@ import type { BatchStatus, BatchSummary } from '../summary.js';
 
 /**
  * Where the CLI reads batches from: a store opened directly (`--db`, `--pg`: no engine needed, and
- * no batch is changed; opening runs the store's migrations) or a running service's HTTP API (`--url`). Commands see only this.
+ * no batch is changed; opening runs the store's migrations) or a running service's HTTP API
+ * (`--url`). Commands see only this.
  */
 export interface Source {
   /** How it reads, for messages: `sqlite ./.partita/partita.db`, `http://host/partita`. */

@@ -14,6 +14,7 @@ import {
 import {
   ConflictError,
   EngineStateError,
+  LeaseLostError,
   NotFoundError,
   type PartitaError,
   toError,
@@ -446,8 +447,9 @@ class PartitaEngine implements Engine {
       if (rt.endingUnheard) {
         // The store may be ahead of this engine (another engine sharing it may have read the final
         // state there and said so): what the store holds is never older than what was heard here.
-        // A store that cannot answer now leaves the answer to this engine, as before.
-        const row = await this.store!.loadBatch(id).catch(() => undefined);
+        // A store that cannot answer now, or not within STORE_GLANCE_MS (a lock, an outage: its
+        // statement timeout is 30 s), leaves the answer to this engine, as before.
+        const row = await glance(this.store!.loadBatch(id));
         if (row && isFinalStatus(row.status)) return summaryFromRow(row);
       }
       return rt.summary();
@@ -856,10 +858,28 @@ class PartitaEngine implements Engine {
   }
 
   private storeError(err: Error, batchId: string | undefined): void {
-    this.stats.storeErrors++;
-    this.log.error({ err, batchId }, 'store error; data kept in memory and retried');
+    // A lost lease is logged where it is found ("lease lost"): nothing of it is kept or retried here.
+    if (!(err instanceof LeaseLostError)) {
+      this.stats.storeErrors++;
+      this.log.error({ err, batchId }, 'store error; data kept in memory and retried');
+    }
     this.onError(err, batchId);
   }
+}
+
+/**
+ * How long `get` of a batch running here waits for the store's view of it before it answers with
+ * its own (an outside probe: `get` took 20–30 s while a lock held PostgreSQL's table).
+ */
+const STORE_GLANCE_MS = 1_000;
+
+/** The value, or undefined if it fails or takes longer than {@link STORE_GLANCE_MS}. */
+function glance<T>(pending: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), STORE_GLANCE_MS);
+  });
+  return Promise.race([pending.catch(() => undefined), late]).finally(() => clearTimeout(timer));
 }
 
 async function defaultStore(): Promise<Store> {

@@ -117,6 +117,63 @@ describe('a lost lease', () => {
     }
   });
 
+  // A store outage longer than the lease (a database failover, a disk full): renewals fail with
+  // errors, not refusals. The lease is kept: nothing more starts until a renewal answers, and the
+  // store then says it is still this engine's. Before, the lease counted as lost at its time to
+  // live: the batch was given up, its outcomes in memory dropped, and the same engine took it over
+  // again and ran its partitions a second time (an outside probe: 3,700 re-runs after a 45 s lock).
+  it('renewals failing for longer than the lease: the lease is kept, nothing is given up or run twice', async () => {
+    const base = memoryStore();
+    const faulty = faultyStore(base);
+    const gate = latch();
+    const runs = new Map<string, number>();
+    const errors: Error[] = [];
+    let failedRenewals = 0;
+    let outageLong: () => void = () => {};
+    const longEnough = new Promise<void>((resolve) => {
+      outageLong = resolve;
+    });
+    const gated = defineJob({
+      name: 'gated',
+      partition: (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, payload: i })),
+      handler: async (i: number, ctx) => {
+        runs.set(ctx.key, (runs.get(ctx.key) ?? 0) + 1);
+        await gate.promise;
+        return i;
+      },
+      concurrency: 2,
+      batching: false,
+    });
+    const a = createEngine({
+      jobs: [gated],
+      store: faulty.store,
+      logger: false,
+      leaseTtlMs: 150,
+      onError: (err) => {
+        errors.push(err);
+        // Heartbeats every 50 ms: ten failed renewals span more than three times the lease.
+        if (err.message === 'store unreachable' && ++failedRenewals === 10) outageLong();
+      },
+    });
+    await a.start();
+    try {
+      const batch = await a.submit('gated', 6, { id: 'outage' });
+      await running(a, batch.id);
+      faulty.failNext('renewLease', Number.MAX_SAFE_INTEGER, () => new Error('store unreachable'));
+      await longEnough;
+      faulty.failNext('renewLease', 0);
+      gate.open();
+      const final = await a.wait(batch.id);
+      expect(final).toMatchObject({ status: 'COMPLETED', succeeded: 6, failed: 0 });
+      expect([...runs.values()]).toEqual(Array(6).fill(1));
+      expect(errors.filter((e) => (e as { code?: unknown }).code === 'LEASE_LOST')).toEqual([]);
+      expect(await a.recount(batch.id)).toEqual({ total: 6, succeeded: 6, failed: 0 });
+    } finally {
+      gate.open();
+      await a.stop();
+    }
+  });
+
   it('a renewal that fails with an error reaches onError', async () => {
     const base = memoryStore();
     const faulty = faultyStore(base);

@@ -12,8 +12,12 @@ export interface LeaseEvents {
 /**
  * The leases this engine holds (docs/recovery.md, "Leases"): taken when a batch is attached,
  * renewed by a heartbeat at a third of their time to live, released on stop. A renewal the store
- * refuses means another engine took the batch over; a renewal that fails with an error is reported
- * and the lease counted as lost once it would have expired.
+ * refuses means another engine took the batch over. A renewal that fails with an error is reported,
+ * and the lease is kept: past its time to live it is not fresh (nothing more starts, see `fresh`)
+ * until a renewal answers; the store then says whether it is still ours (its epoch unchanged) or
+ * another engine's. Every write is fenced by the epoch, so keeping it is safe, and a store outage
+ * longer than the time to live no longer throws away the outcomes held in memory (an outside probe:
+ * a 45 s lock on PostgreSQL re-ran 3,700 partitions that had succeeded).
  */
 export class Leases {
   private readonly held = new Map<string, { lease: Lease; renewedAt: number }>();
@@ -123,21 +127,35 @@ export class Leases {
     const list = [then];
     this.confirming.set(batchId, list);
     const held = this.held.get(batchId);
-    void (held ? this.renew(batchId, held) : Promise.resolve()).then(() => {
+    void (held ? this.renew(batchId, held) : Promise.resolve(true)).then((answered) => {
       this.confirming.delete(batchId);
       if (!this.held.has(batchId)) return; // lost (the batch is given up) or released
-      // Renewed, but its answer took longer than the time to live (a stall while it was under way):
-      // not known to be ours until a renewal answers in time. Asked again.
-      if (!this.fresh(batchId)) for (const fn of list) this.confirm(batchId, fn);
-      else for (const fn of list) fn();
+      if (this.fresh(batchId)) {
+        for (const fn of list) fn();
+        return;
+      }
+      // Not known to be ours yet. Renewed, but its answer took longer than the time to live (a
+      // stall while it was under way): asked again at once. The store failed (an outage): asked
+      // again after a pause, not in a loop of failing renewals.
+      const again = () => {
+        for (const fn of list) this.confirm(batchId, fn);
+      };
+      if (answered) again();
+      else setTimeout(again, this.retryMs).unref();
     });
+  }
+
+  /** How long a start waits before it asks again after a renewal failed with an error. */
+  private get retryMs(): number {
+    return Math.max(50, Math.min(1_000, Math.floor(this.ttlMs / 3)));
   }
 
   private async renewAll(): Promise<void> {
     for (const [batchId, held] of [...this.held]) await this.renew(batchId, held);
   }
 
-  private async renew(batchId: string, held: { lease: Lease; renewedAt: number }): Promise<void> {
+  /** Renew now. False when the store failed (the lease is kept, see the class comment). */
+  private async renew(batchId: string, held: { lease: Lease; renewedAt: number }): Promise<boolean> {
     // As in acquire: from when the renewal was sent. A renewal the store answered just before the
     // process was stopped (SIGSTOP, a long pause) is read when it wakes, long after: counted from
     // then, the lease looked fresh for another time to live, and starts went on while another
@@ -148,16 +166,17 @@ export class Leases {
     try {
       renewed = await this.store.renewLease(batchId, held.lease, this.ttlMs);
     } catch (err) {
+      // Unknown whether the store still has it for us: kept, and not fresh once its time to live
+      // has passed, until a renewal answers (nothing starts meanwhile; writes are fenced anyway).
       this.events.error(err as Error, batchId);
-      // Unknown whether the store still has it; past its time to live another engine may.
-      renewed = Date.now() - held.renewedAt < this.ttlMs;
-      if (renewed) return;
+      return false;
     }
-    if (this.held.get(batchId) !== held) return; // released meanwhile
+    if (this.held.get(batchId) !== held) return true; // released meanwhile
     if (renewed) held.renewedAt = Math.max(held.renewedAt, sentAt);
     else {
       this.held.delete(batchId);
       this.events.lost(batchId);
     }
+    return true;
   }
 }

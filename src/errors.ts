@@ -28,9 +28,9 @@ export type ErrorCode =
  * Base class of every error partita raises. Each subclass fixes its `code`: after
  * `err instanceof NotFoundError`, `err.code` is typed `'NOT_FOUND'`.
  */
-export class PartitaError<C extends ErrorCode = ErrorCode> extends Error {
-  readonly code: C;
-  constructor(code: C, message: string, options?: { cause?: unknown }) {
+export class PartitaError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;
@@ -38,7 +38,8 @@ export class PartitaError<C extends ErrorCode = ErrorCode> extends Error {
 }
 
 /** Input, options or a job definition failed validation. `issues` lists each problem with its path. */
-export class ValidationError extends PartitaError<'VALIDATION'> {
+export class ValidationError extends PartitaError {
+  declare readonly code: 'VALIDATION';
   readonly issues: ReadonlyArray<{ path: string; message: string }>;
   constructor(
     message: string,
@@ -51,7 +52,8 @@ export class ValidationError extends PartitaError<'VALIDATION'> {
 }
 
 /** `submit` named a job that the engine does not know. */
-export class UnknownJobError extends PartitaError<'UNKNOWN_JOB'> {
+export class UnknownJobError extends PartitaError {
+  declare readonly code: 'UNKNOWN_JOB';
   readonly job: string;
   /** `why`: said instead of the list of known jobs (a definition that is not the registered one). */
   constructor(job: string, known: readonly string[], why?: string) {
@@ -66,7 +68,8 @@ export class UnknownJobError extends PartitaError<'UNKNOWN_JOB'> {
 }
 
 /** No batch with this id exists in the store. */
-export class NotFoundError extends PartitaError<'NOT_FOUND'> {
+export class NotFoundError extends PartitaError {
+  declare readonly code: 'NOT_FOUND';
   readonly batchId: string;
   constructor(batchId: string) {
     super('NOT_FOUND', `Batch "${batchId}" not found`);
@@ -75,7 +78,8 @@ export class NotFoundError extends PartitaError<'NOT_FOUND'> {
 }
 
 /** A partition ran longer than the job's `timeoutMs`. */
-export class TimeoutError extends PartitaError<'TIMEOUT'> {
+export class TimeoutError extends PartitaError {
+  declare readonly code: 'TIMEOUT';
   readonly timeoutMs: number;
   constructor(timeoutMs: number, what = 'Partition') {
     super('TIMEOUT', `${what} timed out after ${timeoutMs} ms`);
@@ -84,35 +88,40 @@ export class TimeoutError extends PartitaError<'TIMEOUT'> {
 }
 
 /** The batch or partition was cancelled. */
-export class CancelledError extends PartitaError<'CANCELLED'> {
+export class CancelledError extends PartitaError {
+  declare readonly code: 'CANCELLED';
   constructor(reason = 'cancelled') {
     super('CANCELLED', reason);
   }
 }
 
 /** The worker thread running a partition died (uncaught error, `process.exit`, out of memory). */
-export class WorkerCrashedError extends PartitaError<'WORKER_CRASHED'> {
+export class WorkerCrashedError extends PartitaError {
+  declare readonly code: 'WORKER_CRASHED';
   constructor(message: string, cause?: unknown) {
     super('WORKER_CRASHED', `Worker thread crashed: ${message}`, { cause });
   }
 }
 
 /** A job's worker module could not be loaded (missing default export, a throw or a hang at import). */
-export class WorkerLoadError extends PartitaError<'WORKER_LOAD'> {
+export class WorkerLoadError extends PartitaError {
+  declare readonly code: 'WORKER_LOAD';
   constructor(message: string, cause?: unknown) {
     super('WORKER_LOAD', message, { cause });
   }
 }
 
 /** A partition's result did not match the job's `result` schema. */
-export class ResultValidationError extends PartitaError<'RESULT_INVALID'> {
+export class ResultValidationError extends PartitaError {
+  declare readonly code: 'RESULT_INVALID';
   constructor(message: string) {
     super('RESULT_INVALID', message);
   }
 }
 
 /** The store could not read or write. The batch is left as it was durably recorded. */
-export class StoreError extends PartitaError<'STORE'> {
+export class StoreError extends PartitaError {
+  declare readonly code: 'STORE';
   /**
    * The store answered, but what it holds cannot be read (a stored record, state or value that is
    * not valid): retrying will not help, someone must look at it. Otherwise the store could not be
@@ -126,7 +135,8 @@ export class StoreError extends PartitaError<'STORE'> {
 }
 
 /** A stored snapshot or record was written by a newer, unknown version of partita. */
-export class SnapshotVersionError extends PartitaError<'SNAPSHOT_VERSION'> {
+export class SnapshotVersionError extends PartitaError {
+  declare readonly code: 'SNAPSHOT_VERSION';
   readonly found: unknown;
   readonly supported: number;
   /** `field`: which version the stored value carries (a machine snapshot's is `machineVersion`). */
@@ -141,7 +151,8 @@ export class SnapshotVersionError extends PartitaError<'SNAPSHOT_VERSION'> {
 }
 
 /** This engine no longer owns the batch's lease; its write was refused. */
-export class LeaseLostError extends PartitaError<'LEASE_LOST'> {
+export class LeaseLostError extends PartitaError {
+  declare readonly code: 'LEASE_LOST';
   readonly batchId: string;
   constructor(batchId: string) {
     super('LEASE_LOST', `Lease on batch "${batchId}" was lost; write refused`);
@@ -150,14 +161,16 @@ export class LeaseLostError extends PartitaError<'LEASE_LOST'> {
 }
 
 /** The engine is not in a state that allows the call (e.g. `submit` before `start`). */
-export class EngineStateError extends PartitaError<'ENGINE_STATE'> {
+export class EngineStateError extends PartitaError {
+  declare readonly code: 'ENGINE_STATE';
   constructor(message: string, options?: { cause?: unknown }) {
     super('ENGINE_STATE', message, options);
   }
 }
 
 /** The batch is in a state that does not allow the call (e.g. pausing a batch that is not PROCESSING). */
-export class ConflictError extends PartitaError<'CONFLICT'> {
+export class ConflictError extends PartitaError {
+  declare readonly code: 'CONFLICT';
   readonly batchId: string;
   constructor(batchId: string, message: string) {
     super('CONFLICT', message);

@@ -159,7 +159,7 @@ const squares = defineJob({
   handler: async (i: number, ctx: PartitionContext) => square(i, ctx),
 });`;
 
-const TS_ESM = `import { type BatchSummary, createEngine, defineJob, memoryStore, NotFoundError } from 'partita';
+const TS_ESM = `import { type BatchSummary, createEngine, defineJob, type ErrorCode, memoryStore, NotFoundError, PartitaError } from 'partita';
 import type { PartitionContext, PartitionHandler } from 'partita/worker';
 ${TS_JOB}
 // Each error class fixes its code: narrowed by instanceof, with its own fields.
@@ -167,6 +167,14 @@ export function described(err: unknown): string {
   if (!(err instanceof NotFoundError)) return String(err);
   const code: 'NOT_FOUND' = err.code;
   return \`\${code} \${err.batchId}\`;
+}
+// The base class keeps the whole union (not any): a code it cannot have does not compile.
+export function codeOf(err: unknown): ErrorCode | undefined {
+  if (!(err instanceof PartitaError)) return undefined;
+  // @ts-expect-error: ErrorCode is not a number
+  const n: number = err.code;
+  void n;
+  return err.code;
 }
 const engine = createEngine({ jobs: [squares], store: memoryStore(), logger: false });
 await engine.start();

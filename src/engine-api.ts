@@ -1,4 +1,4 @@
-import type { ListFilter, SubmitOptions, WaitOptions } from './engine-options.js';
+import type { ListFilter, PruneOptions, PruneResult, SubmitOptions, WaitOptions } from './engine-options.js';
 import type { JobWithInput } from './job.js';
 import type { EngineEvent } from './runtime/stats.js';
 import type { ScheduleInfo, ScheduleOptions } from './schedule-options.js';
@@ -47,6 +47,13 @@ export interface Engine {
   partitions<R = unknown>(id: string, filter?: PartitionFilter): AsyncIterable<PartitionView<R>>;
   /** Called with the summary at every change, progress included. Returns the unsubscribe function. */
   subscribe(id: string, listener: (summary: BatchSummary) => void): () => void;
+  /**
+   * Delete ended batches (docs/guide.md, "Keeping the store small"): those that ended before
+   * `before`, each with its partitions, outcomes and history, oldest first. A batch that an
+   * unfinished batch waits for (`after`) is kept. Resolves with how many were deleted; a deleted
+   * batch is NOT_FOUND from then on. Needs a started engine.
+   */
+  prune(options: PruneOptions): Promise<PruneResult>;
   /** The counts recomputed from the stored outcomes. After recovery they equal the summary's. */
   recount(id: string): Promise<{ total: number; succeeded: number; failed: number }>;
   metrics(): EngineMetrics;

@@ -72,6 +72,24 @@ export interface ListFilter {
   limit?: number;
 }
 
+/** What `engine.prune` takes: which ended batches to delete. */
+export interface PruneOptions {
+  /** Batches that ended before this moment: a Date, or milliseconds since the epoch. Required. */
+  before: Date | number;
+  /** Only batches that ended so. Default: every final status (COMPLETED, PARTIAL, FAILED, CANCELLED). */
+  status?: BatchStatus | BatchStatus[];
+  /** Only batches of this job. */
+  job?: string;
+  /** Delete at most this many (1 to 1,000,000,000). Default: every batch selected. */
+  limit?: number;
+}
+
+/** What `engine.prune` resolves with. */
+export interface PruneResult {
+  /** How many batches were deleted, each with its partitions, outcomes and history. */
+  deleted: number;
+}
+
 /** The longest delay a Node.js timer takes; anything longer would fire after 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;
 
@@ -184,6 +202,23 @@ export const listFilterSchema = z
     status: z.union([statusSchema, z.array(statusSchema)]).optional(),
     job: z.string().optional(),
     limit: z.number().int().min(0).max(100_000).optional(),
+  })
+  .strict();
+
+const FINAL_STATUSES = ['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED'] as const;
+const finalStatusSchema = z.enum(FINAL_STATUSES, {
+  message: `only ended batches can be pruned: ${FINAL_STATUSES.join(', ')}`,
+});
+
+export const pruneOptionsSchema = z
+  .object({
+    before: z.union([
+      z.date().refine((d) => !Number.isNaN(d.getTime()), 'an invalid Date'),
+      z.number().finite().min(0).max(8.64e15),
+    ]),
+    status: z.union([finalStatusSchema, z.array(finalStatusSchema).min(1)]).optional(),
+    job: z.string().optional(),
+    limit: z.number().int().min(1).max(1_000_000_000).optional(),
   })
   .strict();
 

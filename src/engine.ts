@@ -6,7 +6,10 @@ import {
   engineOptionsSchema,
   type ListFilter,
   listFilterSchema,
+  type PruneOptions,
+  type PruneResult,
   partitionFilterSchema,
+  pruneOptionsSchema,
   type SubmitOptions,
   type WaitOptions,
   waitOptionsSchema,
@@ -32,6 +35,7 @@ import type { Seed } from './runtime/feeder.js';
 import { DEFAULT_HELP_CONCURRENCY, Helping } from './runtime/helping.js';
 import { Leases } from './runtime/leases.js';
 import { ParentWatch } from './runtime/parent-watch.js';
+import { pruneBatches } from './runtime/prune.js';
 import { BatchQueue } from './runtime/queue.js';
 import { RangeOffers } from './runtime/range-offers.js';
 import { RateLimiter } from './runtime/rate-limiter.js';
@@ -59,12 +63,19 @@ import type {
   PartitionView,
   Store,
 } from './store/store.js';
-import { type BatchStatus, type BatchSummary, isFinalStatus } from './summary.js';
+import { type BatchStatus, type BatchSummary, FINAL_STATUSES, isFinalStatus } from './summary.js';
 import { parseOptions, parseOrThrow, requireBatchId, requireReason } from './validation.js';
 import { resultJsonSchema, WorkerPool } from './workers/pool.js';
 
 export type { Engine, EngineMetrics } from './engine-api.js';
-export type { EngineOptions, ListFilter, SubmitOptions, WaitOptions } from './engine-options.js';
+export type {
+  EngineOptions,
+  ListFilter,
+  PruneOptions,
+  PruneResult,
+  SubmitOptions,
+  WaitOptions,
+} from './engine-options.js';
 export type { Clock } from './runtime/clock.js';
 export type { EngineEvent } from './runtime/stats.js';
 export type {
@@ -241,6 +252,10 @@ class PartitaEngine implements Engine {
         needed: () => this.queue!.remoteParents(),
         final: (id, status) => {
           this.queue!.parentEnded(id, status);
+          this.admit();
+        },
+        gone: (id) => {
+          this.queue!.parentGone(id);
           this.admit();
         },
       });
@@ -618,6 +633,19 @@ class PartitaEngine implements Engine {
       () => this.follow?.follow(id), // not stored yet: it may be submitted elsewhere
     );
     return off;
+  }
+
+  async prune(options: PruneOptions): Promise<PruneResult> {
+    const o = parseOrThrow(pruneOptionsSchema, options, 'prune options');
+    this.requireStore('prune');
+    const status =
+      o.status === undefined ? FINAL_STATUSES : typeof o.status === 'string' ? [o.status] : o.status;
+    const filter = { endedBefore: new Date(o.before).toISOString(), status, job: o.job };
+    const deleted = await pruneBatches(this.store!, filter, o.limit ?? Number.POSITIVE_INFINITY, (id) =>
+      Boolean(this.running?.get(id) || this.queue?.has(id)),
+    );
+    this.log.info({ deleted, before: filter.endedBefore }, 'ended batches pruned');
+    return { deleted };
   }
 
   async recount(id: string): Promise<{ total: number; succeeded: number; failed: number }> {

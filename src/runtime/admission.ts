@@ -89,13 +89,30 @@ export class Admission {
 
   /** A batch ended (here or on another engine): its dependents go on, or are cancelled. */
   parentEnded(parent: string, status: BatchStatus): void {
+    this.release(parent, (c) => parentBlocks(c, parent, status));
+  }
+
+  /**
+   * A parent's row is gone (engine.prune deleted it): it had ended, but how is not known any more.
+   * A `when: 'settled'` dependent goes on; one that needs it to have succeeded is cancelled.
+   */
+  parentGone(parent: string): void {
+    this.release(parent, (c) =>
+      c.when === 'settled'
+        ? undefined
+        : `parent batch "${parent}" no longer exists (it was pruned), so whether it succeeded is not known; this batch runs only after its parents succeed`,
+    );
+  }
+
+  /** A parent is out of the way: each dependent goes on, or is cancelled for the reason `blocks` gives. */
+  private release(parent: string, blocks: (c: Candidate) => string | undefined): void {
     const children = this.dependents.get(parent);
     if (!children) return;
     this.dependents.delete(parent);
     for (const id of children) {
       const c = this.waiting.get(id);
       if (!c) continue;
-      const reason = parentBlocks(c, parent, status);
+      const reason = blocks(c);
       if (reason) {
         this.remove(id);
         this.hooks.cancel(id, reason);

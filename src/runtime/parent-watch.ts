@@ -13,6 +13,8 @@ export interface ParentWatchDeps {
   needed: () => Set<string>;
   /** A needed parent is final. */
   final: (id: string, status: BatchStatus) => void;
+  /** A needed parent's row is gone (engine.prune deleted it). */
+  gone: (id: string) => void;
 }
 
 /**
@@ -52,7 +54,8 @@ export class ParentWatch {
       if (this.stopped) return;
       try {
         const row = await this.deps.store.loadBatch(id);
-        if (row && isFinalStatus(row.status)) this.deps.final(id, row.status);
+        if (!row) this.deps.gone(id);
+        else if (isFinalStatus(row.status)) this.deps.final(id, row.status);
       } catch (err) {
         this.deps.log.warn({ err: toError(err), batchId: id }, 'could not read a parent batch; trying again');
       }

@@ -86,10 +86,17 @@ export class BatchQueue {
    */
   async add(record: BatchRecord, hasState: boolean, shown?: BatchSummary, seed?: Seed): Promise<boolean> {
     const stored = new Map<string, BatchStatus>();
+    /** Parents whose rows the store no longer has (engine.prune deleted them). */
+    const gone: string[] = [];
     for (const parent of record.after) {
       if (this.localStatus(parent) !== undefined || this.entries.has(parent)) continue;
-      const row = await this.deps.store.loadBatch(parent).catch(() => undefined);
-      if (row && isFinalStatus(row.status)) stored.set(parent, row.status);
+      try {
+        const row = await this.deps.store.loadBatch(parent);
+        if (!row) gone.push(parent);
+        else if (isFinalStatus(row.status)) stored.set(parent, row.status);
+      } catch {
+        // Not known now: the parent watch reads it again.
+      }
     }
     const candidate: Candidate = {
       id: record.id,
@@ -110,6 +117,7 @@ export class BatchQueue {
       seed: hasState ? undefined : seed,
     });
     this.admission.queue(candidate, (parent) => this.localStatus(parent) ?? stored.get(parent));
+    for (const parent of gone) this.admission.parentGone(parent);
     return true;
   }
 
@@ -171,6 +179,11 @@ export class BatchQueue {
   parentEnded(id: string, status: BatchStatus): void {
     this.finals.set(id, status);
     this.admission.parentEnded(id, status);
+  }
+
+  /** A parent that queued batches wait for no longer exists (engine.prune deleted it). */
+  parentGone(id: string): void {
+    this.admission.parentGone(id);
   }
 
   /** Parents that queued batches wait for and that this engine does not run. */

@@ -19,6 +19,7 @@ import {
   type PartitionRun,
   type PartitionSource,
   type PartitionView,
+  type PruneFilter,
   type ScheduleRow,
   type Store,
 } from './store.js';
@@ -50,6 +51,18 @@ interface MemoryBatch {
  */
 export function memoryStore(): Store {
   return new MemoryStore();
+}
+
+/** The parents a stored batch names (`after`), from its record as stored. */
+function afterOf(row: BatchRow): readonly string[] {
+  const after = (row.record as { after?: unknown } | null)?.after;
+  return Array.isArray(after) ? after.filter((p): p is string => typeof p === 'string') : [];
+}
+
+/** When a stored batch ended, from its stored state's summary. */
+function endedAt(row: BatchRow): string | undefined {
+  const at = (row.state as { summary?: { finishedAt?: unknown } } | undefined)?.summary?.finishedAt;
+  return typeof at === 'string' ? at : undefined;
 }
 
 const notOpen = () => new StoreError('memory store is not open: call open() first');
@@ -387,6 +400,36 @@ class MemoryStore extends BaseStore implements Store {
     const row = this.schedules.get(name);
     if (row) row.definition = stored;
     else this.schedules.set(name, { name, definition: stored, createdAt: Math.round(createdAt) });
+  }
+
+  async prunable(filter: PruneFilter, limit: number): Promise<string[]> {
+    const keep = new Set<string>();
+    for (const b of this.batches.values())
+      if (!FINAL_STATUS_LIST.includes(b.row.status)) for (const parent of afterOf(b.row)) keep.add(parent);
+    const rows = [...this.batches.values()]
+      .map((b) => b.row)
+      .filter(
+        (r) =>
+          filter.status.includes(r.status) &&
+          FINAL_STATUS_LIST.includes(r.status) &&
+          (filter.job === undefined || r.job === filter.job) &&
+          r.createdAt < filter.endedBefore &&
+          (endedAt(r) ?? r.createdAt) < filter.endedBefore &&
+          !keep.has(r.id),
+      )
+      .sort((a, b) =>
+        a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : 1,
+      );
+    return rows.slice(0, limit).map((r) => r.id);
+  }
+
+  async deleteBatches(ids: readonly string[]): Promise<number> {
+    let deleted = 0;
+    for (const id of ids) {
+      const b = this.batches.get(id);
+      if (b && FINAL_STATUS_LIST.includes(b.row.status) && this.batches.delete(id)) deleted++;
+    }
+    return deleted;
   }
 
   async deleteSchedule(name: string): Promise<boolean> {

@@ -15,7 +15,8 @@ import {
   quoteIdentifier,
 } from './pg-types.js';
 import type { SqlDialect } from './sql-listing.js';
-import { redriveStatements } from './sql-redrive.js';
+import type { PruneDialect } from './sql-prune.js';
+import { redriveStatements, type Statement } from './sql-redrive.js';
 import { noop, outcomeValues, toStoreError } from './sql-rows.js';
 import { SqlStore } from './sql-store.js';
 import type { BatchRecord, BatchState, Fence, OutcomeRecord, PartitionSource, Store } from './store.js';
@@ -113,7 +114,7 @@ const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
 class PostgresStore extends SqlStore implements Store {
   readonly kind = 'postgres';
-  protected readonly dialect: SqlDialect;
+  protected readonly dialect: SqlDialect & PruneDialect;
   // Triggers notify every engine on the schema, this one included (migration 7).
   protected override readonly rangesEmitLocally = false;
   private pool: PgPool | undefined;
@@ -145,6 +146,9 @@ class PostgresStore extends SqlStore implements Store {
       insertionOrder: 'ord',
       placeholder: (n) => `$${n}`,
       now: () => NOW_MS,
+      endedAt: `(b.state::jsonb #>> '{summary,finishedAt}') COLLATE "C"`,
+      parentsOf: `jsonb_array_elements_text(d.record::jsonb -> 'after') AS a(value)`,
+      idList: (params, ids) => `SELECT jsonb_array_elements_text(${params.add(JSON.stringify(ids))}::jsonb)`,
     };
     this.queryTimeoutMs = timeouts.query;
     this.connectTimeoutMs = timeouts.connect;
@@ -462,6 +466,14 @@ class PostgresStore extends SqlStore implements Store {
         return { commit: false, value: false };
       for (const s of rest) await this.sql(client, s.sql, s.params);
       return { commit: true, value: true };
+    });
+  }
+
+  protected executeAll(statements: readonly Statement[]): Promise<number> {
+    return this.transaction<number>(async (client) => {
+      let changed = 0;
+      for (const s of statements) changed = (await this.sql(client, s.sql, s.params)).rowCount ?? 0;
+      return { commit: true, value: changed };
     });
   }
 

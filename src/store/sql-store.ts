@@ -2,7 +2,14 @@ import type { BatchStatus } from '../summary.js';
 import { ConnectedStore } from './base.js';
 import { checkLimit } from './inputs.js';
 import { listingQuery, Params, type SqlDialect } from './sql-listing.js';
+import {
+  deleteBatchesStatements,
+  neededParentsQuery,
+  type PruneDialect,
+  prunePageQuery,
+} from './sql-prune.js';
 import { SqlRanges } from './sql-ranges.js';
+import type { Statement } from './sql-redrive.js';
 import {
   BATCH_COLS,
   type BatchDbRow,
@@ -30,6 +37,8 @@ const SCHEDULE_COLS = 'name, definition, created_at, last_fire_at, last_batch_id
 
 /** Width of the iterators' windows (indexes or seqs); no cursor or statement is held across a `yield`. */
 const PAGE = 1000;
+/** Rows read per page of engine.prune's selection. */
+const PRUNE_PAGE = 1000;
 
 /**
  * The reads that SQLite and PostgreSQL answer with the same SQL, written once: each store says how
@@ -37,7 +46,7 @@ const PAGE = 1000;
  * visible (SQLite: still being created) has no partitions and no journal for these reads.
  */
 export abstract class SqlStore extends ConnectedStore {
-  protected abstract readonly dialect: SqlDialect;
+  protected abstract readonly dialect: SqlDialect & PruneDialect;
 
   /** Runs one statement that returns rows (a SELECT, or a write with RETURNING); driver errors reach the caller as StoreError. */
   protected abstract select<R>(sql: string, params: readonly unknown[]): Promise<R[]>;
@@ -50,6 +59,8 @@ export abstract class SqlStore extends ConnectedStore {
   }
   /** Runs one write and returns the number of rows it changed. */
   protected abstract execute(sql: string, params: readonly unknown[]): Promise<number>;
+  /** Runs the statements in one transaction and returns the number of rows the last one changed. */
+  protected abstract executeAll(statements: readonly Statement[]): Promise<number>;
   /** Ranges offered and answered are told to this store's own listeners (no notification does it). */
   protected readonly rangesEmitLocally: boolean = true;
   private rangeStore: SqlRanges | undefined;
@@ -360,6 +371,30 @@ export abstract class SqlStore extends ConnectedStore {
         params.values,
       )) > 0
     );
+  }
+
+  async prunable(filter: S.PruneFilter, limit: number): Promise<string[]> {
+    const d = this.dialect;
+    const needed = neededParentsQuery(d);
+    const keep = new Set(
+      (await this.select<{ value: string }>(needed.sql, needed.params)).map((r) => r.value),
+    );
+    const ids: string[] = [];
+    let from: { createdAt: string; id: string } | undefined;
+    while (ids.length < limit) {
+      const page = prunePageQuery(d, filter, from, PRUNE_PAGE);
+      const rows = await this.select<{ id: string; created_at: string }>(page.sql, page.params);
+      for (const row of rows) if (!keep.has(row.id) && ids.length < limit) ids.push(row.id);
+      const last = rows[rows.length - 1];
+      if (!last || rows.length < PRUNE_PAGE) break;
+      from = { createdAt: String(last.created_at), id: last.id };
+    }
+    return ids;
+  }
+
+  async deleteBatches(ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return this.executeAll(deleteBatchesStatements(this.dialect, ids));
   }
 
   /** One conditional UPDATE: of two engines recording fires, the later fire time wins whatever the order. */

@@ -26,7 +26,9 @@ export type SqliteWrite =
   /** A write; answers the number of rows it changed. */
   | { k: 'changes'; sql: string; params: readonly unknown[] }
   /** Statements of which the first must change exactly one row, or none of them is kept (redrive). */
-  | { k: 'allOrNothing'; statements: readonly Statement[] };
+  | { k: 'allOrNothing'; statements: readonly Statement[] }
+  /** Statements run in order (in the group's transaction): the rows the last one changed. */
+  | { k: 'all'; statements: readonly Statement[] };
 
 /**
  * An outcome as its partition row's values, made where the outcome was (the results are turned into
@@ -199,6 +201,11 @@ export function applyWrite(s: Statements, w: SqliteWrite): unknown {
       return s.statement(w.sql).all(...w.params);
     case 'changes':
       return s.statement(w.sql).run(...w.params).changes;
+    case 'all': {
+      let changes = 0;
+      for (const st of w.statements) changes = s.statement(st.sql).run(...st.params).changes;
+      return changes;
+    }
     case 'allOrNothing': {
       const [first, ...rest] = w.statements;
       if (!first || s.statement(first.sql).run(...first.params).changes !== 1) return false;

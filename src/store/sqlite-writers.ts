@@ -215,6 +215,8 @@ function toThread(group: readonly Waiting[]): boolean {
   for (const { write: w } of group) {
     if (w.k === 'append' || w.k === 'commit') weight += 1 + w.outcomes.length;
     else if (w.k === 'whole' || w.k === 'insertChunk' || w.k === 'finish') weight += 1 + w.chunk.length;
+    // engine.prune's deletes: whole batches, however many rows they hold, off the engine's thread.
+    else if (w.k === 'all') weight += THREAD_MIN_WEIGHT;
     else weight += 1;
     if ((w.k === 'commit' || w.k === 'save') && isFinalStatus(w.state.status as BatchStatus)) ends = true;
   }

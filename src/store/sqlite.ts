@@ -11,7 +11,7 @@ import { type CapturedPartition, capturePartition, closeSource } from './inputs.
 import { runMigrationsSync, type SyncMigrationSession } from './migrate.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite.js';
 import type { Params } from './sql-listing.js';
-import { redriveStatements } from './sql-redrive.js';
+import { redriveStatements, type Statement } from './sql-redrive.js';
 import { noop, toStoreError } from './sql-rows.js';
 import { SqlStore } from './sql-store.js';
 import {
@@ -115,6 +115,10 @@ class SqliteStore extends SqlStore implements Store {
     placeholder: () => '?',
     // Every process on a SQLite file runs on the same host, so the host's clock serves.
     now: (params: Params) => params.add(Date.now()),
+    endedAt: "json_extract(b.state, '$.summary.finishedAt')",
+    parentsOf: "json_each(d.record, '$.after')",
+    idList: (params: Params, ids: readonly string[]) =>
+      `SELECT value FROM json_each(${params.add(JSON.stringify(ids))})`,
   };
   private conn: Connection | undefined;
   constructor(
@@ -327,6 +331,10 @@ class SqliteStore extends SqlStore implements Store {
 
   protected async execute(sql: string, params: readonly unknown[]): Promise<number> {
     return (await this.write({ k: 'changes', sql, params })) as number;
+  }
+
+  protected async executeAll(statements: readonly Statement[]): Promise<number> {
+    return (await this.write({ k: 'all', statements })) as number;
   }
 
   /** Asks the writer for a write (src/store/sqlite-writers.ts); it settles once its group has committed. */

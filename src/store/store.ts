@@ -203,6 +203,29 @@ export interface Store {
    * False when nothing changed (an older or equal fire, or no such schedule).
    */
   recordFire(name: string, fireAt: number, batchId: string | undefined): Promise<boolean>;
+
+  /**
+   * Optional (engine.prune): the ids of at most `limit` ended batches that `filter` selects and that
+   * no unfinished batch names in its `after` (it may still wait for them), oldest first. Reads only:
+   * {@link Store.deleteBatches} deletes them.
+   */
+  prunable?(filter: PruneFilter, limit: number): Promise<string[]>;
+  /**
+   * Optional (engine.prune): delete these batches, each with everything stored of it (partitions,
+   * outcomes, ranges, lease history), in one transaction; a batch that is not (or no longer) in a
+   * final status is left as it is. Returns how many were deleted.
+   */
+  deleteBatches?(ids: readonly string[]): Promise<number>;
+}
+
+/** Which ended batches {@link Store.prunable} selects. */
+export interface PruneFilter {
+  /** Ended (and created) before this time (ISO 8601, UTC). */
+  endedBefore: string;
+  /** Among these final statuses. */
+  status: readonly BatchStatus[];
+  /** Of this job only. */
+  job?: string | undefined;
 }
 
 /** A stored schedule as {@link Store.listSchedules} returns it. */

@@ -689,6 +689,56 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       });
     });
 
+    describe('prunable and deleteBatches (optional: engine.prune)', () => {
+      const ended = (status: BatchStatus, finishedAt: string) =>
+        state(status, 2, { summary: { status, finishedAt } });
+      const end = async (batchId: string, status: BatchStatus, finishedAt: string, createdAt: string) => {
+        await create(batchId, 2, { createdAt });
+        const fence = await lease(batchId);
+        expect(await store.saveState(batchId, ended(status, finishedAt), fence)).toBe(true);
+      };
+
+      it('selects ended batches by end, status and job, oldest first, keeping what unfinished batches wait for', async (ctx) => {
+        if (!store.prunable || !store.deleteBatches) return ctx.skip();
+        await end(id('c2'), 'FAILED', '2026-01-03T00:00:00.000Z', '2026-01-02T00:00:00.000Z');
+        await end(id('c1'), 'COMPLETED', '2026-01-02T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+        await end(id('parent'), 'COMPLETED', '2026-01-02T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+        // Created before the cutoff, ended after it.
+        await end(id('late'), 'CANCELLED', '2026-02-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+        await create(id('waits'), 1, { after: [id('parent')], createdAt: '2026-01-01T00:00:00.000Z' });
+        const filter = { endedBefore: '2026-01-15T00:00:00.000Z', status: FINAL, job: job() };
+
+        expect(await store.prunable(filter, 10)).toEqual([id('c1'), id('c2')]);
+        expect(await store.prunable(filter, 1)).toEqual([id('c1')]);
+        expect(await store.prunable({ ...filter, status: ['FAILED'] }, 10)).toEqual([id('c2')]);
+        expect(await store.prunable({ ...filter, job: job('other') }, 10)).toEqual([]);
+        expect(await store.prunable({ ...filter, endedBefore: '2026-03-01T00:00:00.000Z' }, 10)).toEqual([
+          id('c1'),
+          id('late'),
+          id('c2'),
+        ]);
+      });
+
+      it('deletes an ended batch with its partitions and history; an unfinished one is left whole', async (ctx) => {
+        if (!store.prunable || !store.deleteBatches) return ctx.skip();
+        await end(id('done'), 'COMPLETED', '2026-01-02T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+        await create(id('open'), 2);
+        await lease(id('open'));
+
+        expect(await store.deleteBatches([id('done'), id('open'), id('never-was')])).toBe(1);
+        expect(await store.loadBatch(id('done'))).toBeUndefined();
+        expect(await store.readPartitions(id('done'), 0, 10)).toEqual([]);
+        expect(await store.countOutcomes(id('done'))).toEqual({ succeeded: 0, failed: 0 });
+        if (store.leaseHistory) expect(await store.leaseHistory(id('done'))).toEqual([]);
+        expect((await store.loadBatch(id('open')))?.status).toBe('QUEUED');
+        expect(await store.readPartitions(id('open'), 0, 10)).toHaveLength(2);
+        if (store.leaseHistory) expect(await store.leaseHistory(id('open'))).toHaveLength(1);
+        // The id is free again.
+        await create(id('done'), 1);
+        expect(await store.deleteBatches([])).toBe(0);
+      });
+    });
+
     describe('watch', () => {
       it('tells a watcher about every new status saved, until it unsubscribes', async (ctx) => {
         if (!store.watch) return ctx.skip();
@@ -980,6 +1030,8 @@ async function* asyncParts(n: number): AsyncGenerator<PartitionInput> {
 }
 
 /** A batch record of job `job` with two partitions, for the stores' own tests. */
+const FINAL: BatchStatus[] = ['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED'];
+
 export function batchRecord(id: string, over: Partial<BatchRecord> = {}): BatchRecord {
   return {
     schemaVersion: SCHEMA_VERSION,

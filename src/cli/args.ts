@@ -35,6 +35,8 @@ export const OPTIONS = {
   after: { type: 'string', multiple: true },
   when: { type: 'string' },
   meta: { type: 'string', multiple: true },
+  before: { type: 'string' },
+  'older-than': { type: 'string' },
 } as const satisfies Record<string, OptionSpec>;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -62,6 +64,8 @@ export interface Values {
   after?: string[];
   when?: string;
   meta?: string[];
+  before?: string;
+  'older-than'?: string;
 }
 
 export interface Parsed {

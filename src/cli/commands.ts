@@ -254,6 +254,32 @@ export const COMMANDS: Record<string, Command> = {
       return print(ctx, s, () => `${s.id} ${s.status}`);
     },
   },
+  prune: {
+    usage: 'prune (--older-than AGE | --before TIME) [--status S]... [--job J] [--limit N] --url URL',
+    summary: 'delete batches that ended before a time (through a running service)',
+    options: ['older-than', 'before', 'status', 'job', 'limit'],
+    async run(ctx) {
+      none(ctx);
+      const v = ctx.values;
+      if ((v.before === undefined) === (v['older-than'] === undefined))
+        throw new UsageError('give one of --older-than AGE (e.g. 14d, 12h) or --before TIME (ISO 8601)');
+      const before = v.before ?? new Date(Date.now() - ageMs(v['older-than']!)).toISOString();
+      const query = new URLSearchParams({ before });
+      const status = (v.status ?? []).flatMap((s) => s.split(',')).map((s) => s.trim().toUpperCase());
+      for (const s of status)
+        if (!FINAL.includes(s as BatchStatus))
+          throw new UsageError(`--status must be one of ${FINAL.join(', ')}, not "${s}"`);
+      if (status.length > 0) query.set('status', status.join(','));
+      if (v.job !== undefined) query.set('job', v.job);
+      if (v.limit !== undefined) query.set('limit', String(intOption(v.limit, 'limit', 0, 1, 1_000_000_000)));
+      const result = await ctx.service().prune(query);
+      return print(
+        ctx,
+        result,
+        () => `${result.deleted} ${result.deleted === 1 ? 'batch' : 'batches'} deleted`,
+      );
+    },
+  },
   cancel: serviceAction('cancel', 'cancel a batch (through a running service)'),
   pause: serviceAction('pause', 'pause a batch (through a running service whose engine can)'),
   resume: serviceAction('resume', 'resume a paused batch (likewise)'),
@@ -264,7 +290,19 @@ export const COMMANDS: Record<string, Command> = {
 };
 
 /** Commands that need a running service; the others read a store (or a service, with --url). */
-export const SERVICE_COMMANDS = new Set(['submit', 'cancel', 'pause', 'resume', 'retry-failed']);
+export const SERVICE_COMMANDS = new Set(['submit', 'cancel', 'pause', 'resume', 'retry-failed', 'prune']);
+
+const FINAL = STATUSES.filter(isFinalStatus);
+const AGE_UNITS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `--older-than`: a whole number of minutes, hours, days or weeks (`30m`, `12h`, `14d`, `2w`). */
+function ageMs(age: string): number {
+  const m = /^([0-9]+)([mhdw])$/.exec(age.trim());
+  const ms = m ? Number(m[1]) * AGE_UNITS[m[2]!]! : Number.NaN;
+  if (!Number.isFinite(ms) || ms > 8.64e15)
+    throw new UsageError(`--older-than takes a number and a unit (30m, 12h, 14d, 2w), not "${age}"`);
+  return ms;
+}
 
 /** Where a command reads from, from the global options. */
 export function sourceFor(parsed: Parsed): () => Promise<Source> {

@@ -104,6 +104,7 @@ export function httpSource(base: string, token = process.env.PARTITA_TOKEN): Sou
     },
     submit: (body) => call<BatchSummary>('POST', '/batches', body),
     act: (id, action, body) => call<BatchSummary>('POST', `${batch(id)}/${action}`, body ?? {}),
+    prune: (query) => call<{ deleted: number }>('DELETE', `/batches?${query}`),
     close: async () => {},
   };
 }

@@ -22,4 +22,6 @@ export interface Service {
   submit(body: Record<string, unknown>): Promise<BatchSummary>;
   /** `cancel`, `pause`, `resume`, `retry-failed`. */
   act(id: string, action: string, body?: Record<string, unknown>): Promise<BatchSummary>;
+  /** `prune`: the query of `DELETE /batches` (before, status, job, limit). */
+  prune(query: URLSearchParams): Promise<{ deleted: number }>;
 }

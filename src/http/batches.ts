@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { SubmitOptions } from '../engine.js';
+import type { PruneOptions, SubmitOptions } from '../engine.js';
 import { NotFoundError } from '../errors.js';
 import { type BatchStatus, type BatchSummary, isFinalStatus } from '../summary.js';
 import { parseOrThrow } from '../validation.js';
@@ -7,7 +7,7 @@ import { readJson } from './body.js';
 import type { RouteContext } from './context.js';
 import { decodeListCursor, encodeListCursor } from './cursor.js';
 import { HttpProblem } from './problem.js';
-import { includes, limitParam, listParam } from './query.js';
+import { includes, invalid, limitParam, listParam } from './query.js';
 import { batchPath, json } from './respond.js';
 import type { OptionalOperations, Page } from './types.js';
 import { listView } from './views.js';
@@ -108,6 +108,38 @@ export async function list(ctx: RouteContext): Promise<Response> {
   const last = items.at(-1);
   if (last && rows.length > start + limit) page.nextCursor = encodeListCursor(start + limit, last.id);
   return json(200, page);
+}
+
+const PRUNE_PARAMS = new Set(['before', 'status', 'job', 'limit']);
+
+/**
+ * `DELETE /batches?before=&status=&job=&limit=`: engine.prune, 200 `{ deleted }`. `before` (required)
+ * is an ISO 8601 time or milliseconds since the epoch; `status` may repeat or be comma-separated.
+ * The engine checks the rest (a status that is not final is 400).
+ */
+export async function prune(ctx: RouteContext): Promise<Response> {
+  const params = ctx.url.searchParams;
+  for (const name of params.keys()) if (!PRUNE_PARAMS.has(name)) throw invalid(name, 'unknown parameter');
+  const options: PruneOptions = { before: timeParam(params.get('before')) };
+  const status = listParam(params, 'status') as BatchStatus[];
+  if (status.length > 0) options.status = status;
+  const job = params.get('job');
+  if (job !== null) options.job = job;
+  if (params.has('limit')) options.limit = limitParam(params, 0, 1_000_000_000);
+  return json(200, await ctx.engine.prune(options));
+}
+
+/** `?before=`: an ISO 8601 date or time (`2026-11-01`, `2026-11-01T00:00:00Z`), or epoch milliseconds. */
+function timeParam(raw: string | null): number {
+  if (raw === null || raw === '') throw invalid('before', 'required: an ISO 8601 time or epoch milliseconds');
+  const ms = /^[0-9]+$/.test(raw)
+    ? Number(raw)
+    : /^\d{4}-\d{2}-\d{2}/.test(raw)
+      ? Date.parse(raw)
+      : Number.NaN;
+  if (!Number.isFinite(ms) || ms > 8.64e15)
+    throw invalid('before', 'expected an ISO 8601 time (2026-11-01T00:00:00Z) or epoch milliseconds');
+  return ms;
 }
 
 /**

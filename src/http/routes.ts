@@ -1,4 +1,4 @@
-import { cancel, list, operation, read, submit } from './batches.js';
+import { cancel, list, operation, prune, read, submit } from './batches.js';
 import type { RouteContext } from './context.js';
 import { events } from './events.js';
 import { partitions } from './partitions.js';
@@ -40,7 +40,11 @@ export function matchRoute(path: string, engine: HandledEngine): Match | undefin
   if (segments.length === 1)
     return {
       id: '',
-      methods: { GET: { action: 'list', run: list }, POST: { action: 'submit', run: submit } },
+      methods: {
+        GET: { action: 'list', run: list },
+        POST: { action: 'submit', run: submit },
+        ...(typeof engine.prune === 'function' ? { DELETE: { action: 'prune', run: prune } } : {}),
+      },
     };
   let id: string;
   try {

@@ -2,7 +2,17 @@ import type { Engine } from '../engine.js';
 import type { BatchSummary } from '../summary.js';
 
 /** What a request asks to do; `authorize` decides per action. */
-export type Action = 'submit' | 'list' | 'read' | 'cancel' | 'pause' | 'resume' | 'retry' | 'metrics' | 'ui';
+export type Action =
+  | 'submit'
+  | 'list'
+  | 'read'
+  | 'cancel'
+  | 'pause'
+  | 'resume'
+  | 'retry'
+  | 'prune'
+  | 'metrics'
+  | 'ui';
 
 /** What `authorize` learns besides the request: the batch a route names, when it names one. */
 export interface AuthorizeContext {

@@ -68,6 +68,50 @@ describe('the CLI through a running service (--url)', () => {
     expect((await partita(['recount', 's1', '--url', base])).code).toBe(2);
   });
 
+  it('prunes ended batches (--older-than, --before, --status, --job, --limit); usage errors exit 2', async () => {
+    const engine = await engineFor();
+    const { base } = await serve(engine);
+    for (const id of ['p1', 'p2', 'p3']) await engine.wait((await engine.submit('echo', ['a'], { id })).id);
+    await engine.wait((await engine.submit('echo', ['fail'], { id: 'pf' })).id);
+    const later = new Date(Date.now() + 60_000).toISOString();
+
+    expect(await partita(['prune', '--older-than', '1d', '--url', base])).toMatchObject({
+      code: 0,
+      stdout: '0 batches deleted\n',
+    });
+    expect(await partita(['prune', '--before', later, '--status', 'failed', '--url', base])).toMatchObject({
+      code: 0,
+      stdout: '1 batch deleted\n',
+    });
+    const limited = await partita([
+      'prune',
+      '--before',
+      later,
+      '--job',
+      'echo',
+      '--limit',
+      '2',
+      '--url',
+      base,
+      '--json',
+    ]);
+    expect(json(limited.stdout)).toEqual({ deleted: 2 });
+    expect((await engine.list()).map((s) => s.id)).toEqual(['p3']);
+
+    for (const args of [
+      ['prune', '--url', base],
+      ['prune', '--older-than', '1d', '--before', later, '--url', base],
+      ['prune', '--older-than', '3 days', '--url', base],
+      ['prune', '--older-than', '1d', '--status', 'QUEUED', '--url', base],
+      ['prune', '--older-than', '1d'],
+    ])
+      expect((await partita(args)).code).toBe(2);
+    const bad = await partita(['prune', '--before', 'yesterday', '--url', base, '--json']);
+    expect(bad.code).toBe(1);
+    expect(json(bad.stderr)).toMatchObject({ error: { code: 'VALIDATION' } });
+    expect((await engine.list()).map((s) => s.id)).toEqual(['p3']);
+  });
+
   it('sends PARTITA_TOKEN as a bearer token, and reports an unreachable service', async () => {
     const engine = await engineFor();
     const { base } = await serve(engine, {

@@ -341,3 +341,52 @@ describe('pause, resume and retry-failed', () => {
     expect((await fetch(`${newer.base}/batches/r1/pause`)).status).toBe(405);
   });
 });
+
+describe('DELETE /batches (engine.prune)', () => {
+  it('deletes the batches that ended before `before`, by status, job and limit; 400 for a bad parameter', async () => {
+    const engine = await engineFor();
+    const seen: string[] = [];
+    const { base } = await serve(engine, {
+      authorize: (_req, action) => {
+        seen.push(action);
+        return true;
+      },
+    });
+    for (const id of ['e1', 'e2', 'e3']) await engine.wait((await engine.submit('echo', ['a'], { id })).id);
+    await engine.wait((await engine.submit('echo', ['fail'], { id: 'f1' })).id);
+    const before = new Date(Date.now() + 1).toISOString();
+    while (Date.now() <= Date.parse(before)) await new Promise((resolve) => setImmediate(resolve));
+    const { latch, input } = gatedInput(1);
+    await engine.submit('gated', input, { id: 'running' });
+
+    const prune = (query: string) => fetch(`${base}/batches?${query}`, { method: 'DELETE' });
+    for (const [query, param] of [
+      ['', 'before'],
+      ['before=yesterday', 'before'],
+      ['before=1e3', 'before'],
+      [`before=${before}&limit=0`, 'limit'],
+      [`before=${before}&olderThan=3`, 'olderThan'],
+    ] as const)
+      expect(await problem(await prune(query))).toMatchObject({
+        status: 400,
+        code: 'VALIDATION',
+        issues: [{ path: param }],
+      });
+    expect(await problem(await prune(`before=${before}&status=QUEUED`))).toMatchObject({
+      status: 400,
+      code: 'VALIDATION',
+    });
+
+    const failedOnly = await prune(`before=${encodeURIComponent(before)}&status=PARTIAL,FAILED`);
+    expect(failedOnly.status).toBe(200);
+    expect(await failedOnly.json()).toEqual({ deleted: 1 });
+    expect(await (await prune(`before=${Date.parse(before)}&job=echo&limit=2`)).json()).toEqual({
+      deleted: 2,
+    });
+    expect(await (await prune(`before=2020-01-01`)).json()).toEqual({ deleted: 0 });
+    expect((await engine.list()).map((s) => s.id).sort()).toEqual(['e3', 'running']);
+    expect(seen.filter((a) => a === 'prune')).toHaveLength(9);
+    latch.open();
+    await engine.wait('running');
+  });
+});

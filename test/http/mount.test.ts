@@ -25,7 +25,7 @@ async function roundTrip(engine: Engine, base: string): Promise<void> {
   expect((await fetch(`${base}/batches/mounted`)).status).toBe(200);
   const tooBig = await postJson(`${base}/batches`, { job: 'echo', input: ['x'.repeat(4096)] });
   expect(tooBig.status).toBe(413);
-  expect((await fetch(`${base}/batches`, { method: 'DELETE' })).status).toBe(405);
+  expect((await fetch(`${base}/batches`, { method: 'PUT' })).status).toBe(405);
   await engine.wait('mounted');
 }
 

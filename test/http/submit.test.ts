@@ -144,7 +144,7 @@ describe('POST /batches', () => {
     const { base } = await serve(await engineFor());
     const res = await fetch(`${base}/batches`, { method: 'PUT', body: '{}' });
     expect(await problem(res)).toMatchObject({ status: 405, code: 'METHOD_NOT_ALLOWED' });
-    expect(res.headers.get('allow')).toBe('GET, POST, HEAD');
+    expect(res.headers.get('allow')).toBe('GET, POST, DELETE, HEAD');
     const del = await fetch(`${base}/batches/x`, { method: 'DELETE' });
     expect(del.status).toBe(405);
     expect(del.headers.get('allow')).toBe('GET, HEAD');

@@ -212,10 +212,13 @@ const finalStatusSchema = z.enum(FINAL_STATUSES, {
 
 export const pruneOptionsSchema = z
   .object({
-    before: z.union([
-      z.date().refine((d) => !Number.isNaN(d.getTime()), 'an invalid Date'),
-      z.number().finite().min(0).max(8.64e15),
-    ]),
+    before: z.union(
+      [
+        z.date().refine((d) => !Number.isNaN(d.getTime()), 'an invalid Date'),
+        z.number().finite().min(0).max(8.64e15),
+      ],
+      { message: 'expected a Date or milliseconds since the epoch' },
+    ),
     status: z.union([finalStatusSchema, z.array(finalStatusSchema).min(1)]).optional(),
     job: z.string().optional(),
     limit: z.number().int().min(1).max(1_000_000_000).optional(),

@@ -156,6 +156,9 @@ describe.each(kinds)('engine.prune on %s', (_kind, makeStore) => {
         { before: later, unknown: 1 },
       ])
         await expect(engine.prune(bad as never)).rejects.toMatchObject({ code: 'VALIDATION' });
+      await expect(engine.prune({ before: '2026-01-01' } as never)).rejects.toThrow(
+        /before: expected a Date or milliseconds since the epoch/,
+      );
       expect((await engine.get('kept')).status).toBe('COMPLETED');
     } finally {
       await engine.stop();

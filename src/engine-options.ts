@@ -5,7 +5,7 @@ import type { AnyJobDefinition, JobDefinition } from './job.js';
 import { isDefinedJob } from './job-mark.js';
 import type { Clock } from './runtime/clock.js';
 import type { Store } from './store/store.js';
-import { BATCH_STATUSES, type BatchStatus } from './summary.js';
+import { BATCH_STATUSES, type BatchStatus, FINAL_STATUSES } from './summary.js';
 import type { PoolOptions } from './workers/pool.js';
 
 /** What `createEngine` takes. */
@@ -205,8 +205,7 @@ export const listFilterSchema = z
   })
   .strict();
 
-const FINAL_STATUSES = ['COMPLETED', 'PARTIAL', 'FAILED', 'CANCELLED'] as const;
-const finalStatusSchema = z.enum(FINAL_STATUSES, {
+const finalStatusSchema = z.enum(FINAL_STATUSES as [BatchStatus, ...BatchStatus[]], {
   message: `only ended batches can be pruned: ${FINAL_STATUSES.join(', ')}`,
 });
 

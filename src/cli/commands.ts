@@ -1,4 +1,4 @@
-import { BATCH_STATUSES, type BatchStatus, isFinalStatus } from '../summary.js';
+import { BATCH_STATUSES, type BatchStatus, FINAL_STATUSES, isFinalStatus } from '../summary.js';
 import { intOption, type OptionName, type Parsed, UsageError, type Values } from './args.js';
 import { batchMermaid, partitionMermaid, statechartMarkdown } from './graph.js';
 import { httpSource } from './http-source.js';
@@ -267,8 +267,8 @@ export const COMMANDS: Record<string, Command> = {
       const query = new URLSearchParams({ before });
       const status = (v.status ?? []).flatMap((s) => s.split(',')).map((s) => s.trim().toUpperCase());
       for (const s of status)
-        if (!FINAL.includes(s as BatchStatus))
-          throw new UsageError(`--status must be one of ${FINAL.join(', ')}, not "${s}"`);
+        if (!FINAL_STATUSES.includes(s as BatchStatus))
+          throw new UsageError(`--status must be one of ${FINAL_STATUSES.join(', ')}, not "${s}"`);
       if (status.length > 0) query.set('status', status.join(','));
       if (v.job !== undefined) query.set('job', v.job);
       if (v.limit !== undefined) query.set('limit', String(intOption(v.limit, 'limit', 0, 1, 1_000_000_000)));
@@ -292,7 +292,6 @@ export const COMMANDS: Record<string, Command> = {
 /** Commands that need a running service; the others read a store (or a service, with --url). */
 export const SERVICE_COMMANDS = new Set(['submit', 'cancel', 'pause', 'resume', 'retry-failed', 'prune']);
 
-const FINAL = STATUSES.filter(isFinalStatus);
 const AGE_UNITS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /** `--older-than`: a whole number of minutes, hours, days or weeks (`30m`, `12h`, `14d`, `2w`). */

@@ -75,9 +75,6 @@ export function deleteBatchesStatements(d: SqlDialect & PruneDialect, ids: reado
     statement((p) => `DELETE FROM ${d.ranges} WHERE batch_id IN (${ended(p)})`),
     statement((p) => `DELETE FROM ${d.leaseHistory} WHERE batch_id IN (${ended(p)})`),
     statement((p) => `DELETE FROM ${d.partitions} WHERE batch_id IN (${ended(p)})`),
-    statement(
-      (p) =>
-        `DELETE FROM ${d.batches} WHERE id IN (${d.idList(p, ids)}) AND status IN (${p.list(FINAL_STATUS_LIST)})`,
-    ),
+    statement((p) => `DELETE FROM ${d.batches} WHERE id IN (${ended(p)})`),
   ];
 }

@@ -14,9 +14,15 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 
-const { path, intervalMs } = workerData as { path: string; intervalMs: number };
+const { path, intervalMs, walSizeLimit } = workerData as {
+  path: string;
+  intervalMs: number;
+  walSizeLimit: number;
+};
 const { default: Database } = await import('better-sqlite3');
 const db = new Database(path, { timeout: 0 });
+// Its start-over write cuts a WAL that a burst grew back to this size (src/store/sqlite.ts, WAL_SIZE_LIMIT).
+db.pragma(`journal_size_limit = ${walSizeLimit}`);
 let timer: NodeJS.Timeout | undefined;
 interface CheckpointResult {
   busy: number;

@@ -12,12 +12,14 @@ import { commitGroup } from './sqlite-group.js';
 import { prepare, type SqliteDb, type SqliteWrite } from './sqlite-statements.js';
 import { toWire } from './sqlite-wire.js';
 
-interface WriterData {
+export interface WriterData {
   path: string;
   creator: string;
   synchronous: 'NORMAL' | 'FULL';
   busyTimeoutMs: number;
   walAutocheckpoint: number | undefined;
+  /** `journal_size_limit`: the WAL is cut back to this when this connection starts it over. */
+  walSizeLimit: number;
 }
 
 /** A group to commit. `live`: the ids live in the engine's process (a thread has its own registry). */
@@ -33,6 +35,7 @@ try {
   const db = new Database(data.path, { timeout: data.busyTimeoutMs });
   db.pragma(`synchronous = ${data.synchronous}`);
   db.pragma(`busy_timeout = ${data.busyTimeoutMs}`);
+  db.pragma(`journal_size_limit = ${data.walSizeLimit}`);
   if (data.walAutocheckpoint !== undefined) db.pragma(`wal_autocheckpoint = ${data.walAutocheckpoint}`);
   let live = new Set<string>();
   const s = prepare(db as unknown as SqliteDb, data.creator, (creator) => creatorIsGone(creator, live));

@@ -5,7 +5,7 @@ import { type BatchStatus, isFinalStatus } from '../summary.js';
 import { commitGroup, MAX_GROUP, type Settled } from './sqlite-group.js';
 import type { SqliteWrite, Statements } from './sqlite-statements.js';
 import { fromWire, type WireSettled } from './sqlite-wire.js';
-import type { WriterRequest } from './sqlite-writer.js';
+import type { WriterData, WriterRequest } from './sqlite-writer.js';
 import { compiledThreadFile, endThread } from './store-threads.js';
 
 interface Waiting extends Settler {
@@ -229,13 +229,7 @@ function toThread(group: readonly Waiting[]): boolean {
  * cannot start (its compiled file is not found, or it failed to open): the engine's thread then
  * writes every group itself.
  */
-export async function startWriterThread(data: {
-  path: string;
-  creator: string;
-  synchronous: 'NORMAL' | 'FULL';
-  busyTimeoutMs: number;
-  walAutocheckpoint: number | undefined;
-}): Promise<Worker | undefined> {
+export async function startWriterThread(data: WriterData): Promise<Worker | undefined> {
   const file = compiledThreadFile('sqlite-writer');
   if (!file) return undefined;
   const worker = new Worker(file, { workerData: data });

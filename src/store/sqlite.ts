@@ -85,6 +85,13 @@ const CHECKPOINT_INTERVAL_MS = 100;
  * 1,000): the checkpointer thread does it long before, unless it could not start or falls behind.
  */
 const WAL_AUTOCHECKPOINT = 4000;
+/**
+ * The size the WAL file is cut back to when it starts over (`journal_size_limit`, 32 MiB): SQLite
+ * otherwise keeps the file at its largest, so one burst (a batch of a million partitions created
+ * while a long read held the checkpoint back) would leave hundreds of MB on disk for good. Twice
+ * what 4,000 pages hold, so the WAL of steady work (100 ms of writes) is never cut and grown again.
+ */
+export const WAL_SIZE_LIMIT = 32 * 1024 * 1024;
 
 interface Connection {
   /** The engine's thread's connection: reads (and writes, when no writer thread runs). */
@@ -146,6 +153,7 @@ class SqliteStore extends SqlStore implements Store {
       await untilNotBusy(() => conn.pragma('journal_mode = WAL'), this.busyTimeoutMs);
       db.pragma(`synchronous = ${this.synchronous}`);
       db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+      db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
       runMigrationsSync(migrationSession(db), SQLITE_MIGRATIONS);
       creator = newCreator();
       // The driver's generic transaction type is wider than SqliteDb says; what prepare() uses matches.
@@ -163,6 +171,7 @@ class SqliteStore extends SqlStore implements Store {
               synchronous: this.synchronous,
               busyTimeoutMs: this.busyTimeoutMs,
               walAutocheckpoint: checkpointer ? WAL_AUTOCHECKPOINT : undefined,
+              walSizeLimit: WAL_SIZE_LIMIT,
             });
       // While the writer thread runs, the engine's thread never waits for a lock (see Writer): its
       // reads do not need one (WAL), and a group it cannot commit at once goes to the thread.
@@ -364,7 +373,9 @@ class SqliteStore extends SqlStore implements Store {
 function startCheckpointer(path: string): Worker | undefined {
   const file = compiledThreadFile('sqlite-checkpointer');
   if (!file) return undefined;
-  const worker = new Worker(file, { workerData: { path, intervalMs: CHECKPOINT_INTERVAL_MS } });
+  const worker = new Worker(file, {
+    workerData: { path, intervalMs: CHECKPOINT_INTERVAL_MS, walSizeLimit: WAL_SIZE_LIMIT },
+  });
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   checkpointerExits.set(worker, exited);
   // A checkpointer that fails only leaves checkpoints to the engine's connection.

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { ValidationError } from '../../src/errors.js';
 import { createEngine, defineJob } from '../../src/index.js';
 import { SQLITE_MIGRATIONS } from '../../src/store/migrations/sqlite.js';
-import { sqliteStore } from '../../src/store/sqlite.js';
+import { sqliteStore, WAL_SIZE_LIMIT } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/store.js';
 import { buildSourceForChild } from './child-build.js';
 import { batchRecord, gatedSource, state, storeContract } from './contract.js';
@@ -341,6 +341,33 @@ describe('sqliteStore', () => {
     // The page it wrote holds what it held: the header's user_version, unchanged.
     expect(raw(path, (db) => db.pragma('user_version', { simple: true }))).toBe(0);
     expect((await store.readPartitions('w2', 0, 2)).map((p) => p.key)).toEqual(['a', 'b']);
+  });
+
+  it('cuts a WAL file that a burst grew back to WAL_SIZE_LIMIT when it starts over, instead of keeping it at its largest', async () => {
+    const path = tempPath();
+    const store = await start(path);
+    const walSize = () => statSync(`${path}-wal`).size;
+    // A long read holds every checkpoint back, so the burst's pages pile up in the WAL.
+    const reader = new Database(path);
+    try {
+      reader.prepare('BEGIN').run();
+      reader.prepare('SELECT count(*) FROM batches').get();
+      // 4,000 pages of 9 KB partitions: about 40 MB of WAL, past the 32 MiB limit.
+      const wide = Array.from({ length: 4000 }, (_, k) => ({ key: `k${k}`, payload: 'x'.repeat(9000) }));
+      await store.createBatch(record('burst', { total: wide.length }), wide);
+      expect(walSize()).toBeGreaterThan(WAL_SIZE_LIMIT);
+      reader.prepare('COMMIT').run();
+    } finally {
+      reader.close();
+    }
+    // Copied whole, then started over by the checkpointer, which cuts the file back.
+    await vi.waitFor(() => expect(walSize()).toBeLessThanOrEqual(WAL_SIZE_LIMIT), {
+      timeout: 20_000,
+      interval: 20,
+    });
+    expect((await store.readPartitions('burst', 3999, 1))[0]).toMatchObject({ key: 'k3999' });
+    await store.createBatch(record('after', { total: 2 }), two);
+    expect((await store.readPartitions('after', 0, 2)).map((p) => p.key)).toEqual(['a', 'b']);
   });
 
   it('finds the unfinished batches through the status index, never by reading every finished batch', async () => {

@@ -52,7 +52,11 @@ export interface BatchSummary {
   failed: number;
   running: number;
   pending: number;
-  /** (succeeded + failed) / total, 1 for an empty batch that has finished. Never decreases. */
+  /**
+   * (succeeded + failed) / total, 1 for an empty batch that has finished; while it runs, plus the
+   * fraction each running partition reported with `ctx.progress(done, total)` (on the engine that
+   * runs it; not stored). Never decreases while the batch runs.
+   */
   progress: number;
   /** The first 100 failed partitions. The full list: `engine.partitions(id, { status: 'failed' })`. */
   failures: PartitionFailure[];

@@ -21,7 +21,10 @@ export interface PartitionContext {
   idempotencyKey: string;
   /** Aborted on cancel and timeout (inline handlers). A worker thread is terminated instead. */
   signal: AbortSignal;
-  /** Report progress within this partition (throttled). */
+  /**
+   * Report progress within this partition (throttled on a worker thread): `done / total` of it
+   * counts in its batch's `progress` while it runs.
+   */
   progress(done: number, total?: number): void;
 }
 

@@ -13,7 +13,7 @@ import {
   sizeOf,
 } from '../machines/batch.js';
 import type { BatchControl, BatchRecord, BatchState, Fence, OutcomeRecord, Store } from '../store/store.js';
-import { type BatchStatus, type BatchSummary, uncheckedOutcome } from '../summary.js';
+import { type BatchStatus, type BatchSummary, isFinalStatus, uncheckedOutcome } from '../summary.js';
 import { Durability } from './durability.js';
 import { PartitionFeeder, type Seed } from './feeder.js';
 import { Finalization, type FinalizerEnd } from './finalization.js';
@@ -38,6 +38,9 @@ export type RuntimeEvent =
   | { type: 'store-error'; error: Error }
   /** Another engine holds the batch now: this runtime has stopped without writing anything more. */
   | { type: 'lease-lost' };
+
+/** The least time between two changes told for progress reports alone (see BatchRuntime.progressed). */
+const PROGRESS_MS = 100;
 
 export interface RuntimeDeps {
   store: Store;
@@ -107,6 +110,10 @@ export class BatchRuntime {
   private triggered: BatchSummary['triggered'];
   /** Set when a provided action or actor threw: the batch ends FAILED with this error. */
   private crash: PartitaError | undefined;
+  /** The highest progress a summary of this run showed while it ran (see summary()). */
+  private progressHigh = 0;
+  /** Armed by a progress report: listeners hear of it once, up to PROGRESS_MS later. */
+  private progressTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly deps: RuntimeDeps,
@@ -126,6 +133,7 @@ export class BatchRuntime {
       deps.limiter,
       deps.lease,
     );
+    this.lanes.onProgress = () => this.progressed();
     this.machine = wiredBatchMachine;
     const job = deps.job;
     // A restored actor takes everything from its snapshot; `input` is then unused.
@@ -319,6 +327,16 @@ export class BatchRuntime {
       snapshot,
     );
     if (this.triggered?.length && this.finalDurable) summary.triggered = this.triggered.slice();
+    // What the running attempts said of themselves (ctx.progress) counts too, here (where they
+    // run), and progress never goes back while the batch runs: an attempt that reported half of its
+    // work and then failed leaves the batch where it was until the rest catches up.
+    if (summary.total > 0 && !isFinalStatus(summary.status)) {
+      const running = this.lanes.inFlightProgress;
+      if (running > 0)
+        summary.progress = Math.min(1, (summary.succeeded + summary.failed + running) / summary.total);
+      if (summary.progress > this.progressHigh) this.progressHigh = summary.progress;
+      else summary.progress = this.progressHigh;
+    }
     if (!this.crash) return summary;
     const status = this.finalDurable ? 'FAILED' : 'FINALIZING';
     return { ...summary, status, running: 0, error: serializeError(this.crash) };
@@ -390,7 +408,21 @@ export class BatchRuntime {
     }
   }
 
+  /**
+   * A running attempt reported its progress: the summary changed, though the batch machine did not.
+   * Said once for the reports of PROGRESS_MS (handlers may report at every item they process).
+   */
+  private progressed(): void {
+    if (this.progressTimer || this.quiet || this.halted) return;
+    this.progressTimer = setTimeout(() => {
+      this.progressTimer = undefined;
+      if (!this.halted && !this.finalDurable) this.emit({ type: 'changed' });
+    }, PROGRESS_MS);
+    this.progressTimer.unref();
+  }
+
   private release(): void {
+    clearTimeout(this.progressTimer);
     this.finalization.stop();
     this.durability.close();
     this.actor.stop();

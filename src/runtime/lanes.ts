@@ -36,6 +36,14 @@ export type { LaneWork } from '../machines/partition.js';
 export class LaneDriver {
   /** Called after each answer (WORK.*, not progress, and a timeout) reaches its lane. */
   afterAnswer: (() => void) | undefined;
+  /** Called when a running attempt reported its progress (`ctx.progress(done, total)`). */
+  onProgress: (() => void) | undefined;
+  /**
+   * Per lane: the fraction (`done / total`, 0 to 1) its running attempt last reported, until it
+   * answers, is aborted or the lane starts another: the batch's progress counts it (see
+   * {@link inFlightProgress}).
+   */
+  private readonly fractions = new Map<number, number>();
   /** Per lane: aborts the lane's running attempt (cancel, timeout, stop). */
   private readonly controllers: (AbortController | undefined)[] = [];
   /** Per lane: the running attempt's timeout. */
@@ -120,6 +128,7 @@ export class LaneDriver {
       this.waitingForStore.set(lane, () => this.start(lane, cur, self));
       return;
     }
+    if (this.fractions.size > 0) this.fractions.delete(lane);
     const reported = this.reportsStart(cur.members);
     const startedBefore = this.started[lane];
     if (!reported) this.started[lane] = { index: cur.index, attempt: cur.attempt };
@@ -139,6 +148,7 @@ export class LaneDriver {
         : () => {
             timer = setTimeout(() => {
               if (signal.aborted || this.stopped) return;
+              if (this.fractions.size > 0) this.fractions.delete(lane);
               self.send({ type: 'WORK.TIMEOUT', index: cur.index, attempt: cur.attempt });
               this.afterAnswer?.();
             }, timeoutMs);
@@ -154,7 +164,11 @@ export class LaneDriver {
       : arm;
     const report = (event: RunnerEvent) => {
       if (this.stopped || signal.aborted) return;
-      if (event.type === 'WORK.PROGRESS') return void self.send(event);
+      if (event.type === 'WORK.PROGRESS') {
+        this.progressed(lane, event.done, event.total);
+        return void self.send(event);
+      }
+      if (this.fractions.size > 0) this.fractions.delete(lane);
       // Nothing ran: a thread took the task after the lease could have expired (the process was
       // stalled while it waited in the pool's queue). As a start after a stall: once a renewal says
       // the batch is still this engine's; never, when it is not (the batch is then given up).
@@ -235,6 +249,23 @@ export class LaneDriver {
     return h?.reported && handedHere ? Math.max(0, dispatched - 1) : dispatched;
   }
 
+  /**
+   * What the running attempts have done, in partitions: the sum of the fractions they last reported
+   * (0 when none did). A batch's `progress` adds it to its settled partitions.
+   */
+  get inFlightProgress(): number {
+    let sum = 0;
+    for (const f of this.fractions.values()) sum += f;
+    return sum;
+  }
+
+  /** A running attempt said how far it is: only a fraction that makes sense (a total above 0) counts. */
+  private progressed(lane: number, done: unknown, total: unknown): void {
+    if (typeof done !== 'number' || typeof total !== 'number' || !(total > 0) || Number.isNaN(done)) return;
+    this.fractions.set(lane, Math.min(1, Math.max(0, done / total)));
+    this.onProgress?.();
+  }
+
   /** Does the runner say when this attempt starts (a group's members, or none: one partition)? */
   private reportsStart(members: readonly unknown[] | undefined): boolean {
     return this.startsReported || (members !== undefined && !this.runner.remote);
@@ -294,6 +325,7 @@ export class LaneDriver {
 
   /** Abort the lane's running attempt (cancel, timeout). */
   abort(lane: number): void {
+    this.fractions.delete(lane);
     this.held.delete(lane);
     this.waitingForStore.delete(lane);
     clearTimeout(this.timers[lane]);
@@ -307,6 +339,7 @@ export class LaneDriver {
     this.deferred.clear();
     this.held.clear();
     this.waitingForStore.clear();
+    this.fractions.clear();
   }
 
   get isStopped(): boolean {

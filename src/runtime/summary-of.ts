@@ -79,5 +79,5 @@ export function detached(summary: BatchSummary): BatchSummary {
 
 /** What makes a summary news for a listener: the same key twice in a row is one change. */
 export function changeKey(summary: BatchSummary): string {
-  return `${summary.status}/${summary.succeeded}/${summary.failed}/${summary.running}/${summary.run ?? 1}/${summary.error?.code ?? ''}`;
+  return `${summary.status}/${summary.succeeded}/${summary.failed}/${summary.running}/${summary.run ?? 1}/${summary.error?.code ?? ''}/${summary.progress}`;
 }

@@ -31,6 +31,23 @@ describe('worker failures fail only their partition', () => {
     expect(summary.failures.map((f) => f.key).sort()).toEqual(['exit-0', 'oom-0', 'throw-outside-0']);
   });
 
+  it('threads that cannot even start (resourceLimits too small) fail every partition with WORKER_CRASHED instead of leaving the batch PROCESSING for ever', async () => {
+    // An outside probe: with 1 to 4 MB the first partition failed and the others waited for a
+    // thread that never came (Piscina starts none once one died before taking a task).
+    const engine = await startEngine({
+      jobs: [scriptedJob({ concurrency: 3, batching: false, retry: { attempts: 2, backoffMs: 1 } })],
+      workers: { maxThreads: 1, resourceLimits: { maxOldGenerationSizeMb: 2 } },
+    });
+    const batch = await engine.submit('scripted', { items: items('ok', 3) });
+    const summary = await engine.wait(batch.id);
+    expect(summary).toMatchObject({ status: 'FAILED', succeeded: 0, failed: 3 });
+    for (const f of summary.failures)
+      expect(f).toMatchObject({
+        attempts: 2,
+        error: { code: 'WORKER_CRASHED', message: expect.stringMatching(/memory/) },
+      });
+  });
+
   it('retries with backoff until a later attempt succeeds, and records the attempt count', async () => {
     const engine = await startEngine({ jobs: [scriptedJob({ retry: { attempts: 3, backoffMs: 10 } })] });
     const batch = await engine.submit('scripted', { items: [{ key: 'flaky', mode: 'flaky', succeedOn: 3 }] });

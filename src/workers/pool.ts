@@ -98,7 +98,12 @@ interface ZodDefLike {
 export class WorkerPool {
   private readonly piscina: Piscina;
   private readonly channel: BroadcastChannel;
-  private readonly progress = new Map<number, (msg: ProgressMessage) => void>();
+  /**
+   * Tasks not answered yet, by task id: each hears its thread's reports, or the error it fails
+   * with while it waits for a thread that cannot start (see {@link threadDiedIdle}).
+   */
+  private readonly progress = new Map<number, (msg: ProgressMessage | WorkerCrashedError) => void>();
+  private destroyed = false;
   /** Job name → its module and how long its import may take. */
   private readonly modules = new Map<string, { module: string; loadTimeoutMs: number }>();
   private nextTaskId = 1;
@@ -134,12 +139,27 @@ export class WorkerPool {
         resourceLimits: options.resourceLimits,
       }),
     });
-    // A crashing thread is reported through the task's rejection; without a listener the
-    // pool's 'error' event would be thrown.
-    this.piscina.on('error', () => {});
+    // A thread that crashes running a task is reported through the task's rejection; Piscina emits
+    // 'error' for one that died holding none (without a listener, the event would be thrown).
+    this.piscina.on('error', (err: unknown) => setImmediate(() => this.threadDiedIdle(err)));
     this.channel = new BroadcastChannel(name);
     this.channel.onmessage = (event) => this.deliver((event as unknown as { data: ProgressMessage }).data);
     this.channel.unref();
+  }
+
+  /**
+   * A thread died holding no task: most often one that could not even start (`resourceLimits` too
+   * small for the runner to load). Piscina then starts no other for the tasks waiting in its queue,
+   * and a thread it starts for a new task dies the same way before it takes it: those tasks would
+   * wait for ever, their batch stuck in PROCESSING with no error (an outside probe: 1 to 4 MB of
+   * `maxOldGenerationSizeMb`). When no thread is left, each waiting task fails as a crash: its
+   * partition is retried (a thread is started for the retry) and fails with the cause once its
+   * attempts are spent. A pool that still has a thread leaves them to it.
+   */
+  private threadDiedIdle(err: unknown): void {
+    if (this.destroyed || this.piscina.threads.length > 0 || this.progress.size === 0) return;
+    const error = new WorkerCrashedError(`no worker thread could start: ${describe(err)}`, err);
+    for (const fail of [...this.progress.values()]) fail(error);
   }
 
   private deliver(msg: ProgressMessage): void {
@@ -195,6 +215,12 @@ export class WorkerPool {
         this.progress.delete(task.taskId);
       };
       this.progress.set(task.taskId, (msg) => {
+        if (msg instanceof WorkerCrashedError) {
+          cleanup();
+          reject(msg);
+          taskSignal.abort(); // out of Piscina's queue
+          return;
+        }
         if (msg.loading) {
           const spec = this.modules.get(task.job);
           const ms = spec?.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
@@ -227,6 +253,7 @@ export class WorkerPool {
   }
 
   async destroy(): Promise<void> {
+    this.destroyed = true;
     this.channel.close();
     await this.piscina.destroy();
   }

@@ -22,6 +22,8 @@ export interface Script {
     | 'progress'
     | 'ctx'
     | 'sleep'
+    | 'leak-rejection'
+    | 'reject-while-running'
     | 'bigint'
     | 'function';
   succeedOn?: number;

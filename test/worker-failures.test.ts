@@ -48,6 +48,30 @@ describe('worker failures fail only their partition', () => {
       });
   });
 
+  it('a rejection a handler left behind after it answered fails nothing; one while it runs fails that partition alone', async () => {
+    // An outside probe: the leaked rejection killed the thread after its partition had succeeded,
+    // and the partition the pool had just handed that thread failed WORKER_CRASHED in its place.
+    const engine = await startEngine({
+      jobs: [scriptedJob({ concurrency: 1, batching: false, retry: { attempts: 1 } })],
+      workers: { maxThreads: 1 },
+    });
+    const sleeps = Array.from({ length: 3 }, (_, i) => ({ key: `sleep-${i}`, mode: 'sleep', ms: 30 }));
+    const batch = await engine.submit('scripted', {
+      items: [
+        ...items('leak-rejection', 1),
+        ...sleeps,
+        ...items('reject-while-running', 1),
+        ...sleeps.map((s) => ({ ...s, key: `${s.key}-after` })),
+      ],
+    });
+    const summary = await engine.wait(batch.id);
+    expect(summary).toMatchObject({ status: 'PARTIAL', succeeded: 7, failed: 1 });
+    expect(summary.failures[0]).toMatchObject({
+      key: 'reject-while-running-0',
+      error: { code: 'WORKER_CRASHED', message: expect.stringMatching(/rejected while running/) },
+    });
+  });
+
   it('retries with backoff until a later attempt succeeds, and records the attempt count', async () => {
     const engine = await startEngine({ jobs: [scriptedJob({ retry: { attempts: 3, backoffMs: 10 } })] });
     const batch = await engine.submit('scripted', { items: [{ key: 'flaky', mode: 'flaky', succeedOn: 3 }] });

@@ -2,6 +2,7 @@
  * The worker-thread entry (Piscina `filename`). It imports the job's module, fixed by `defineJob`
  * and passed in `workerData`, never a path from batch input, and calls its default export.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { BroadcastChannel, workerData } from 'node:worker_threads';
 import { z } from 'zod';
@@ -83,7 +84,53 @@ const neverAborted = new AbortController().signal;
 
 const STALE: StaleAnswer = { stale: true };
 
-export default async function run(task: RunTask): Promise<RunResult | GroupResult | StaleAnswer> {
+/** The task this thread runs now (one at a time). */
+let current: RunTask | undefined;
+/** The task whose code created a promise (Node runs `unhandledRejection` in the promise's context). */
+const owner = new AsyncLocalStorage<RunTask>();
+
+/**
+ * A rejection no code handled. One that the running task's code created is that task's: the thread
+ * dies with it, as Node's default has it, and the partition fails WORKER_CRASHED (docs/guide.md,
+ * "When a partition goes wrong"). One that an earlier task left behind (a promise started and never
+ * awaited, rejecting after its handler answered; Piscina's threads run no event loop between tasks,
+ * so it surfaces during the next) is not the running task's: letting the thread die would fail a
+ * partition that did nothing (an outside probe). That one is warned of, naming the partition that
+ * left it, and nothing fails.
+ */
+process.on('unhandledRejection', (reason) => {
+  const from = owner.getStore();
+  if (from !== undefined && from === current) throw reason;
+  const after = from
+    ? ` left by partition "${from.members ? `${from.members[0]!.key}" (a group of ${from.members.length})` : `${from.key}"`} of batch "${from.batchId}" (job "${from.job}") after it answered`
+    : '';
+  process.emitWarning(
+    `a promise rejected with nobody to handle it${after}; no partition fails for it: ${describeReason(reason)}`,
+    { type: 'PartitaWarning', code: 'PARTITA_UNHANDLED_REJECTION' },
+  );
+});
+
+function describeReason(reason: unknown): string {
+  if (reason instanceof Error) return reason.stack ?? `${reason.name}: ${reason.message}`;
+  try {
+    return typeof reason === 'string' ? reason : (JSON.stringify(reason) ?? String(reason));
+  } catch {
+    return String(reason);
+  }
+}
+
+export default function run(task: RunTask): Promise<RunResult | GroupResult | StaleAnswer> {
+  return owner.run(task, async () => {
+    current = task;
+    try {
+      return await runTask(task);
+    } finally {
+      if (current === task) current = undefined;
+    }
+  });
+}
+
+async function runTask(task: RunTask): Promise<RunResult | GroupResult | StaleAnswer> {
   // Taken from the pool's queue after the batch's lease could have expired: nothing runs.
   if (task.freshUntil !== undefined && Date.now() >= task.freshUntil) return STALE;
   // For jobs with a timeout: the clock starts when the task runs, not while it waits for a thread, and

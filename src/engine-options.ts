@@ -131,7 +131,16 @@ export const engineOptionsSchema = z
         maxThreads: z.number().int().min(1).optional(),
         minThreads: z.number().int().min(0).optional(),
         idleTimeout: z.number().int().min(0).optional(),
-        resourceLimits: z.record(z.string(), z.number()).optional(),
+        // Node's ResourceLimits, strictly: a misspelt limit would silently be no limit at all.
+        resourceLimits: z
+          .object({
+            maxOldGenerationSizeMb: z.number().positive().optional(),
+            maxYoungGenerationSizeMb: z.number().positive().optional(),
+            codeRangeSizeMb: z.number().positive().optional(),
+            stackSizeMb: z.number().positive().optional(),
+          })
+          .strict()
+          .optional(),
         loadTimeoutMs: z.number().int().positive().max(MAX_TIMER_MS).optional(),
       })
       .strict()

@@ -108,7 +108,7 @@ function walk(
     const proto = Object.getPrototypeOf(object);
     if (proto !== Object.prototype && proto !== null) {
       const kind = (object as { constructor?: { name?: string } }).constructor?.name || 'object';
-      return `${path} is ${/^[AEIOU]/.test(kind) ? 'an' : 'a'} ${kind}, not a plain object (JSON would store it as ${describeJson(object)})`;
+      return `${path} is ${/^[AEIOU]/.test(kind) && !/^U(int|RL)/.test(kind) ? 'an' : 'a'} ${kind}, not a plain object (JSON would store it as ${describeJson(object)})`;
     }
     for (const key of Object.keys(object)) {
       const member = (object as Record<string, unknown>)[key];

@@ -166,6 +166,7 @@ describe('a finalizer output that cannot be stored as JSON', () => {
     ['a BigInt', 10n, /\(root\) is a BigInt/],
     ['a circular object', cycle, /\(root\)\.self is a circular reference/],
     ['a Map', new Map([['a', 1]]), /\(root\) is a Map, not a plain object/],
+    ['a Uint8Array', new Uint8Array(2), /\(root\) is a Uint8Array, not a plain object/],
     ['NaN', Number.NaN, /\(root\) is NaN/],
     ['a function', () => 1, /\(root\) is a function/],
   ];

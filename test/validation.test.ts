@@ -125,6 +125,17 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     expect(
       await codeOf(() => createEngine({ jobs: [noopJob()], workers: { minThreads: 4, maxThreads: 1 } })),
     ).toBe('VALIDATION');
+    // A misspelt limit would be no limit at all (an outside probe: `maxOldGenSizeMb` was accepted).
+    expect(
+      await codeOf(() =>
+        createEngine({ jobs: [noopJob()], workers: { resourceLimits: { maxOldGenSizeMb: 10 } as never } }),
+      ),
+    ).toBe('VALIDATION');
+    expect(
+      await codeOf(() =>
+        createEngine({ jobs: [noopJob()], workers: { resourceLimits: { maxOldGenerationSizeMb: -1 } } }),
+      ),
+    ).toBe('VALIDATION');
     expect(await codeOf(() => createEngine({ jobs: [noopJob()], maxConcurrentBatches: 0 }))).toBe(
       'VALIDATION',
     );

@@ -204,15 +204,26 @@ export function toError(value: unknown): Error {
       if (typeof name === 'string') err.name = name;
       if (typeof code === 'string' || typeof code === 'number') (err as { code?: unknown }).code = code;
       if (typeof stack === 'string') err.stack = stack;
+      else stackless.add(err);
       return err;
     }
-    return new Error(typeof value === 'string' ? value : describeThrown(value));
+    return stackFree(new Error(typeof value === 'string' ? value : describeThrown(value)));
   } catch (err) {
-    return new Error(
-      `Thrown value could not be read: ${safeString((err as { message?: unknown })?.message)}`,
+    return stackFree(
+      new Error(`Thrown value could not be read: ${safeString((err as { message?: unknown })?.message)}`),
     );
   }
 }
+
+/**
+ * Errors toError made for a thrown value that had no stack of its own: their stack is partita's
+ * (`at toError …`), which says nothing of where the value was thrown, so none is stored.
+ */
+const stackless = new WeakSet<Error>();
+const stackFree = (err: Error): Error => {
+  stackless.add(err);
+  return err;
+};
 
 /** What a thrown non-Error was, readable and never throwing. */
 function describeThrown(value: unknown): string {
@@ -261,7 +272,8 @@ function serializeOnce(value: unknown, depth: number): SerializedError {
     name: cut(safeString(err.name), 200),
     message: cut(safeString(err.message), MAX_ERROR_MESSAGE),
   };
-  if (typeof err.stack === 'string' && err.stack) out.stack = cut(err.stack, MAX_ERROR_STACK);
+  if (typeof err.stack === 'string' && err.stack && !stackless.has(err))
+    out.stack = cut(err.stack, MAX_ERROR_STACK);
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' || typeof code === 'number') out.code = cut(String(code), 200);
   if (err.cause !== undefined && depth < MAX_CAUSE_DEPTH) out.cause = serializeError(err.cause, depth + 1);

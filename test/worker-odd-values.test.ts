@@ -101,16 +101,24 @@ describe.each(['worker', 'inline'] as const)('%s handlers', (where) => {
 
   it('odd thrown values fail their partition described, never WORKER_CRASHED', async () => {
     const kinds = Object.keys(THROWN);
-    const { summary, failures } = await run(
+    const { engine, batch, summary, failures } = await run(
       where,
       kinds.map((kind) => ({ key: kind, throws: kind })),
     );
     expect(summary).toMatchObject({ status: 'FAILED', failed: kinds.length });
+    const stacks = new Map(
+      (await collect(engine.partitions(batch.id, { status: 'failed' }))).map((p) => [p.key, p.error?.stack]),
+    );
     for (const kind of kinds) {
       const f = failures.get(kind)!;
       expect(f, kind).toBeDefined();
       expect(f.error.code, kind).not.toBe('WORKER_CRASHED');
       expect(f.error.message, kind).toMatch(THROWN[kind]!);
+      // A stack only where the thrown value had one: not partita's own (`at toError`), where it
+      // was turned into an Error (an outside probe found that stored for a thrown string).
+      const stored = stacks.get(kind);
+      if (kind === 'retryable-getter') expect(stored, kind).toMatch(/odd-values/);
+      else expect(stored, kind).toBeUndefined();
       // Thrown values are retried like any error (the job allows 3 attempts).
       expect(f.attempts, kind).toBe(3);
     }

@@ -67,25 +67,47 @@ export class RemoteFollow {
   /** Read one batch and tell its followers. */
   async refresh(id: string): Promise<void> {
     if (this.stopped || this.deps.runsHere(id)) return;
-    let summary: BatchSummary;
     let row: BatchRow | undefined;
     try {
       row = await this.deps.store.loadBatch(id);
-      if (!row) return;
+    } catch (err) {
+      this.unread(id, err, undefined);
+      return;
+    }
+    if (row) this.take(id, row);
+  }
+
+  /**
+   * Read several batches at once (where the store can: one statement for hundreds) and tell their
+   * followers: the backstop's read of everything followed here, which batch by batch cost a store
+   * read per batch per second (an outside probe: 1,000 subscriptions on PostgreSQL, 1,181
+   * transactions a second).
+   */
+  private async refreshAll(ids: readonly string[]): Promise<void> {
+    const store = this.deps.store;
+    if (!store.loadBatches || ids.length < 2) {
+      for (const id of ids) await this.refresh(id);
+      return;
+    }
+    let rows: BatchRow[];
+    try {
+      rows = await store.loadBatches(ids);
+    } catch {
+      // Each is read alone: what cannot be read is then said batch by batch, as refresh() says it.
+      for (const id of ids) await this.refresh(id);
+      return;
+    }
+    for (const row of rows) if (!this.stopped && !this.deps.runsHere(row.id)) this.take(row.id, row);
+  }
+
+  /** A batch's stored row, read: tell its followers what it says. */
+  private take(id: string, row: BatchRow): void {
+    let summary: BatchSummary;
+    try {
       summary = summaryFromRow(row);
       this.unreadable.delete(id);
     } catch (err) {
-      // Said once per batch, not at every read (a corrupt row stays corrupt until someone mends it).
-      if (!this.unreadable.has(id))
-        this.deps.log.warn(
-          { err: toError(err), batchId: id },
-          'could not read a batch run elsewhere; trying again',
-        );
-      this.unreadable.add(id);
-      // A row that is there but cannot be read (corrupt, or from a newer partita): its listeners
-      // hear what list() shows of it, with the error, rather than nothing at all.
-      if (row && isUnreadableRow(err) && !this.stopped && !this.deps.runsHere(id))
-        this.tell(id, listedSummary(row, asPartitaError(err)));
+      this.unread(id, err, row);
       return;
     }
     if (this.stopped || this.deps.runsHere(id)) return;
@@ -99,6 +121,21 @@ export class RemoteFollow {
       return;
     }
     this.tell(id, summary);
+  }
+
+  /** A batch could not be read (the store failed), or its row could not be (`row` given). */
+  private unread(id: string, err: unknown, row: BatchRow | undefined): void {
+    // Said once per batch, not at every read (a corrupt row stays corrupt until someone mends it).
+    if (!this.unreadable.has(id))
+      this.deps.log.warn(
+        { err: toError(err), batchId: id },
+        'could not read a batch run elsewhere; trying again',
+      );
+    this.unreadable.add(id);
+    // A row that is there but cannot be read (corrupt, or from a newer partita): its listeners
+    // hear what list() shows of it, with the error, rather than nothing at all.
+    if (row && isUnreadableRow(err) && !this.stopped && !this.deps.runsHere(id))
+      this.tell(id, listedSummary(row, asPartitaError(err)));
   }
 
   /** Deliver a summary to the batch's listeners, when it says something new. */
@@ -128,10 +165,9 @@ export class RemoteFollow {
     for (const id of this.heard.keys()) if (!ids.has(id)) this.heard.delete(id);
     for (const id of this.unreadable) if (!ids.has(id)) this.unreadable.delete(id);
     const queued: string[] = [];
-    for (const id of ids) {
-      if (this.deps.queuedHere(id)) queued.push(id);
-      else await this.refresh(id);
-    }
+    const elsewhere: string[] = [];
+    for (const id of ids) (this.deps.queuedHere(id) ? queued : elsewhere).push(id);
+    await this.refreshAll(elsewhere);
     // Queued here: read only to learn whether another engine claimed them, a few per tick.
     const start = queued.length > 0 ? this.rotation % queued.length : 0;
     for (let i = 0; i < Math.min(QUEUED_PER_TICK, queued.length); i++)

@@ -127,6 +127,15 @@ class MemoryStore extends BaseStore implements Store {
     return b ? clone(b.row) : undefined;
   }
 
+  async loadBatches(ids: readonly string[]): Promise<BatchRow[]> {
+    const rows: BatchRow[] = [];
+    for (const id of new Set(ids)) {
+      const b = this.batches.get(id);
+      if (b) rows.push(clone(b.row));
+    }
+    return rows;
+  }
+
   async listBatches(filter: BatchFilter = {}): Promise<BatchRow[]> {
     const limit = checkLimit(filter.limit);
     const statuses = toStatusSet(filter.status);

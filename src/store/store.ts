@@ -30,6 +30,12 @@ export interface Store {
   /** The raw row of one batch, or undefined. Records are validated by the engine (see records.ts). */
   loadBatch(id: string): Promise<BatchRow | undefined>;
   /**
+   * The raw rows of the batches among `ids` that exist, in any order: one read for many, where an
+   * engine follows batches that other engines run (src/runtime/remote-follow.ts). Optional: without
+   * it, each is read with loadBatch.
+   */
+  loadBatches?(ids: readonly string[]): Promise<BatchRow[]>;
+  /**
    * Is a batch with this id still being created by a store that is open (SQLite streams a large
    * batch's partitions while its row stays unreadable)? A submit that found its id taken reads the
    * batch again while this is true, and submits again once it is not: that creation failed, was

@@ -147,6 +147,21 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       });
     });
 
+    describe('loadBatches', () => {
+      it('reads the rows of the ids that exist, each once, as loadBatch reads them; more than one statement’s worth too', async () => {
+        await create(id('l1'), 1);
+        await create(id('l2'), 2);
+        const ids = [id('l2'), id('missing'), id('l1'), id('l2')];
+        const rows = await store.loadBatches!(ids);
+        expect(rows.map((r) => r.id).sort()).toEqual([id('l1'), id('l2')].sort());
+        for (const row of rows) expect(row).toEqual(await store.loadBatch(row.id));
+        expect(await store.loadBatches!([])).toEqual([]);
+        // Past one statement's 500 ids.
+        const many = [...Array.from({ length: 1200 }, (_, i) => id(`none-${i}`)), id('l1')];
+        expect((await store.loadBatches!(many)).map((r) => r.id)).toEqual([id('l1')]);
+      });
+    });
+
     describe('createBatch', () => {
       it('stores the batch row and its partitions, all pending', async () => {
         const rec = record(id('a'), { total: 3, priority: 5, meta: { team: 'pay' } });

@@ -23,6 +23,7 @@ export interface Script {
     | 'ctx'
     | 'sleep'
     | 'leak-rejection'
+    | 'progress-odd'
     | 'reject-while-running'
     | 'bigint'
     | 'function';

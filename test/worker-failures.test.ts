@@ -72,6 +72,15 @@ describe('worker failures fail only their partition', () => {
     });
   });
 
+  it('ctx.progress with values that cannot cross threads is ignored, not thrown into the handler', async () => {
+    // An outside probe: a symbol, a function, an object threw DataCloneError (inline, ignored).
+    const engine = await startEngine({ jobs: [scriptedJob({ retry: { attempts: 1 } })] });
+    const summary = await engine.wait(
+      (await engine.submit('scripted', { items: items('progress-odd', 2) })).id,
+    );
+    expect(summary).toMatchObject({ status: 'COMPLETED', succeeded: 2 });
+  });
+
   it('retries with backoff until a later attempt succeeds, and records the attempt count', async () => {
     const engine = await startEngine({ jobs: [scriptedJob({ retry: { attempts: 3, backoffMs: 10 } })] });
     const batch = await engine.submit('scripted', { items: [{ key: 'flaky', mode: 'flaky', succeedOn: 3 }] });

@@ -28,7 +28,8 @@ export async function watch(
   for (;;) {
     const summary = await source.get(id);
     const final = isFinalStatus(summary.status);
-    const key = `${summary.status} ${summary.succeeded} ${summary.failed} ${summary.running}`;
+    // The whole percent shown: running partitions' ctx.progress moves it between counts.
+    const key = `${summary.status} ${summary.succeeded} ${summary.failed} ${summary.running} ${percent(summary)}`;
     if (key !== shown) {
       shown = key;
       if (options.json) await printJson(out, summary);

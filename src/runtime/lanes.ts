@@ -142,12 +142,15 @@ export class LaneDriver {
     const signal = controller.signal;
     const timeoutMs = this.job.timeoutMs;
     let timer: NodeJS.Timeout | undefined;
+    /** This attempt answered (or timed out): a report its handler makes later counts for nothing. */
+    let answered = false;
     const arm =
       timeoutMs === undefined
         ? undefined
         : () => {
             timer = setTimeout(() => {
               if (signal.aborted || this.stopped) return;
+              answered = true;
               if (this.fractions.size > 0) this.fractions.delete(lane);
               self.send({ type: 'WORK.TIMEOUT', index: cur.index, attempt: cur.attempt });
               this.afterAnswer?.();
@@ -165,9 +168,12 @@ export class LaneDriver {
     const report = (event: RunnerEvent) => {
       if (this.stopped || signal.aborted) return;
       if (event.type === 'WORK.PROGRESS') {
-        this.progressed(lane, event.done, event.total);
+        // An inline handler keeps its ctx: one that reports after it answered (a timer it left, a
+        // failed attempt's leftovers while its retry runs) must not count (an outside probe).
+        if (!answered) this.progressed(lane, event.done, event.total);
         return void self.send(event);
       }
+      if (event.type !== 'WORK.STALE') answered = true;
       if (this.fractions.size > 0) this.fractions.delete(lane);
       // Nothing ran: a thread took the task after the lease could have expired (the process was
       // stalled while it waited in the pool's queue). As a start after a stall: once a renewal says

@@ -7,6 +7,7 @@ import { UnreadablePayload } from '../store/unreadable-payload.js';
 import { isThenable } from '../values.js';
 import { returnedAnswer, thrownAnswer } from '../workers/answers.js';
 import type { WorkerPool } from '../workers/pool.js';
+import { throttledProgress } from '../workers/progress-throttle.js';
 import type { GroupResult, RunResult, StaleAnswer } from '../workers/protocol.js';
 import { currentTurn, turnPassed } from './turns.js';
 
@@ -299,8 +300,9 @@ export class WorkRunner implements Runner {
         redelivered: a.redelivered,
         idempotencyKey: `${a.batchId}:${a.key}`,
         signal,
-        progress: (done, total) =>
+        progress: throttledProgress((done, total) =>
           report({ type: 'WORK.PROGRESS', index: a.index, attempt: a.attempt, done, total }),
+        ),
       });
       callMs = performance.now() - t0 || Number.MIN_VALUE;
       // A result returned as it is (no promise) is copied now: the handlers of other lanes started

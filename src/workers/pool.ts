@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { CancelledError, WorkerCrashedError } from '../errors.js';
 import type { AnyJobDefinition } from '../job.js';
 import { loadTimedOutAnswer } from './answers.js';
+import { PROGRESS_INTERVAL_MS } from './progress-throttle.js';
 import type {
   GroupResult,
   ProgressMessage,
@@ -110,7 +111,7 @@ export class WorkerPool {
 
   constructor(jobs: readonly AnyJobDefinition[], options: PoolOptions = {}) {
     const name = `partita-progress-${process.pid}-${++poolSeq}`;
-    const data: RunnerData = { jobs: {}, progressChannel: name, progressIntervalMs: 100 };
+    const data: RunnerData = { jobs: {}, progressChannel: name, progressIntervalMs: PROGRESS_INTERVAL_MS };
     for (const job of jobs) {
       if (job.workerUrl) {
         data.jobs[job.name] = {

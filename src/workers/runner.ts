@@ -8,6 +8,7 @@ import { BroadcastChannel, workerData } from 'node:worker_threads';
 import { z } from 'zod';
 import { WorkerLoadError } from '../errors.js';
 import { loadFailedAnswer, returnedAnswer, thrownAnswer } from './answers.js';
+import { throttledProgress } from './progress-throttle.js';
 import type {
   GroupResult,
   ProgressMessage,
@@ -65,13 +66,7 @@ function resultSchema(job: string): z.ZodType | undefined {
 
 /** Throttled progress: at most one message per interval per task, and always the final one. */
 function progressReporter(taskId: number): (done: number, total?: number) => void {
-  let last = 0;
-  return (done, total) => {
-    const now = Date.now();
-    if (now - last < data.progressIntervalMs && done !== total) return;
-    last = now;
-    post({ taskId, done, total });
-  };
+  return throttledProgress((done, total) => post({ taskId, done, total }), data.progressIntervalMs);
 }
 
 function post(msg: ProgressMessage): void {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { plainLine, progressLine } from '../../src/cli/watch.js';
+import type { Source } from '../../src/cli/source.js';
+import { plainLine, progressLine, watch } from '../../src/cli/watch.js';
 import type { BatchSummary } from '../../src/index.js';
 
 const summary = (over: Partial<BatchSummary> = {}): BatchSummary => ({
@@ -38,5 +39,22 @@ describe('watch lines', () => {
     expect(
       plainLine(summary({ status: 'PARTIAL', succeeded: 197, running: 0, pending: 0, progress: 1 })),
     ).toBe('PARTIAL 200/200 100% succeeded 197 failed 3 running 0');
+  });
+});
+
+describe('watch', () => {
+  it('shows a change of the whole percent alone (running partitions report ctx.progress), not the same line twice', async () => {
+    // An outside probe: the bar stood still between counts while the SSE stream moved.
+    const reads = [
+      summary({ succeeded: 0, failed: 0, progress: 0.1 }),
+      summary({ succeeded: 0, failed: 0, progress: 0.104 }),
+      summary({ succeeded: 0, failed: 0, progress: 0.35 }),
+      summary({ status: 'COMPLETED', succeeded: 200, failed: 0, running: 0, pending: 0, progress: 1 }),
+    ];
+    const source = { get: async () => reads.shift()! } as unknown as Source;
+    const lines: string[] = [];
+    const options = { intervalMs: 0, json: false, tty: false, columns: () => 80 };
+    await watch(source, 'b-42', { write: (t) => void lines.push(t) }, options);
+    expect(lines.map((l) => / (\d+)% /.exec(l)?.[1])).toEqual(['10', '35', '100']);
   });
 });

@@ -413,12 +413,15 @@ export class BatchRuntime {
    * Said once for the reports of PROGRESS_MS (handlers may report at every item they process).
    */
   private progressed(): void {
-    if (this.progressTimer || this.quiet || this.halted) return;
+    // Not held back while the actor starts (quiet): a handler called as its batch starts may report
+    // at once, and said later, that report reaches the listeners all the same.
+    if (this.progressTimer || this.halted) return;
     this.progressTimer = setTimeout(() => {
       this.progressTimer = undefined;
       if (!this.halted && !this.finalDurable) this.emit({ type: 'changed' });
     }, PROGRESS_MS);
-    this.progressTimer.unref();
+    // Not unref'd: a listener waiting for this progress is work the program still expects (a
+    // handler that waits for the program itself would otherwise see the process exit under it).
   }
 
   private release(): void {

@@ -204,7 +204,7 @@ export function toError(value: unknown): Error {
       if (typeof name === 'string') err.name = name;
       if (typeof code === 'string' || typeof code === 'number') (err as { code?: unknown }).code = code;
       if (typeof stack === 'string') err.stack = stack;
-      else stackless.add(err);
+      else stackFree(err);
       return err;
     }
     return stackFree(new Error(typeof value === 'string' ? value : describeThrown(value)));

@@ -329,7 +329,10 @@ export class BatchRuntime {
     if (this.triggered?.length && this.finalDurable) summary.triggered = this.triggered.slice();
     // What the running attempts said of themselves (ctx.progress) counts too, here (where they
     // run), and progress never goes back while the batch runs: an attempt that reported half of its
-    // work and then failed leaves the batch where it was until the rest catches up.
+    // work and then failed leaves the batch where it was until the rest catches up. The mark is
+    // kept here, where a summary is made, on purpose: what must never go back is what was shown,
+    // and every value shown passes through here (a mark kept where fractions change would miss
+    // the peaks made by settled counts between two reports).
     if (summary.total > 0 && !isFinalStatus(summary.status)) {
       const running = this.lanes.inFlightProgress;
       if (running > 0)

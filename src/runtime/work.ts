@@ -292,6 +292,7 @@ export class WorkRunner implements Runner {
     // How long the work took (`ms`, the batch sizes its groups from it): the call itself when the
     // promise settled in the same turn (it awaited no I/O, see turns.ts), else the whole wait.
     const took = () => (turnPassed(turn) || callMs === 0 ? performance.now() - t0 : callMs);
+    let progress: ((done: number, total?: number) => void) | undefined;
     try {
       const pending = this.job.handler!(a.payload as never, {
         batchId: a.batchId,
@@ -300,9 +301,13 @@ export class WorkRunner implements Runner {
         redelivered: a.redelivered,
         idempotencyKey: `${a.batchId}:${a.key}`,
         signal,
-        progress: throttledProgress((done, total) =>
-          report({ type: 'WORK.PROGRESS', index: a.index, attempt: a.attempt, done, total }),
-        ),
+        // The throttle is built at the first report: most handlers never make one.
+        progress: (done, total) => {
+          progress ??= throttledProgress((d, t) =>
+            report({ type: 'WORK.PROGRESS', index: a.index, attempt: a.attempt, done: d, total: t }),
+          );
+          progress(done, total);
+        },
       });
       callMs = performance.now() - t0 || Number.MIN_VALUE;
       // A result returned as it is (no promise) is copied now: the handlers of other lanes started

@@ -64,7 +64,42 @@ export const MAX_DEPTH = 200;
  */
 export function unstorable(value: unknown, options: { crossesThreads?: boolean } = {}): string | undefined {
   if (value === undefined) return undefined;
-  return walk(value, '(root)', new Set(), 0, options.crossesThreads === true);
+  const crossesThreads = options.crossesThreads === true;
+  // Most values pass: check them without building a path or a set of the objects on the way, and
+  // walk again, naming the path, only a value that fails. `storable` accepts no more than `walk`.
+  if (storable(value, 0, crossesThreads)) return undefined;
+  return walk(value, '(root)', new Set(), 0, crossesThreads);
+}
+
+/**
+ * `walk`'s rules with no path and no `seen` set: whether `value` can be stored. A cycle is not told
+ * apart: it nests deeper than MAX_DEPTH, and `walk` then names it.
+ */
+function storable(value: unknown, depth: number, crossesThreads: boolean): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= MAX_DEPTH || (crossesThreads && types.isProxy(value))) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!storable(value[i], depth + 1, crossesThreads)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key of Object.keys(value)) {
+    const member = (value as Record<string, unknown>)[key];
+    if (member !== undefined && !storable(member, depth + 1, crossesThreads)) return false;
+  }
+  return Object.getOwnPropertySymbols(value).length === 0;
 }
 
 function walk(

@@ -15,9 +15,16 @@ const rounds = envInt('VALUES_ROUNDS', 5);
 const shapes = {
   'a number': 42,
   '{ ok: true }': { ok: true },
-  'a user-day payload (4 members, an array of 3)': { i: 5, user: 'user-1', day: '2026-01-01', totals: [1, 2, 3] },
+  'a user-day payload (4 members, an array of 3)': {
+    i: 5,
+    user: 'user-1',
+    day: '2026-01-01',
+    totals: [1, 2, 3],
+  },
   'nested (4 levels)': { a: { b: { c: [1, { d: 'e' }] } } },
-  'a row of 20 members': Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`col${i}`, i % 2 ? `v${i}` : i])),
+  'a row of 20 members': Object.fromEntries(
+    Array.from({ length: 20 }, (_, i) => [`col${i}`, i % 2 ? `v${i}` : i]),
+  ),
 };
 
 function nsPerCall(fn, value) {

@@ -1,3 +1,5 @@
+import { visible } from './text.js';
+
 /**
  * Every error partita raises is a {@link PartitaError} with a stable string `code`.
  * Codes are part of the public contract; messages are for humans and may change.
@@ -31,7 +33,10 @@ export type ErrorCode =
 export class PartitaError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    // Messages name ids, keys and upstream errors, anyone's text: its control characters are shown
+    // as escapes (text.ts), so a log line or a terminal shows what partita said, as it said it.
+    // The structured fields (`batchId`, `issues`, …) keep the text exactly.
+    super(visible(message), options);
     this.code = code;
     this.name = new.target.name;
   }

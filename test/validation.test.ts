@@ -4,9 +4,11 @@ import {
   createEngine,
   defineJob,
   memoryStore,
+  NotFoundError,
   PartitaError,
   postgresStore,
   sqliteStore,
+  type ValidationError,
 } from '../src/index.js';
 import { items, noopJob, scriptedJob, startEngine } from './helpers.js';
 import { sqlitePath } from './support/stores.js';
@@ -337,6 +339,20 @@ describe('bad input is refused with a code and leaves nothing behind', () => {
     const engine = await startEngine({ jobs: [noopJob()] });
     expect(await codeOf(engine.submit('noop', { n: 1 }, { after: ['ghost'] }))).toBe('VALIDATION');
     expect(await codeOf(engine.submit('noop', { n: 1 }, { id: 'self', after: ['self'] }))).toBe('VALIDATION');
+  });
+
+  it("messages show anyone's control characters as escapes; the structured fields keep them exactly", async () => {
+    const engine = await startEngine({ jobs: [noopJob()] });
+    const id = 'report\u001b]0;pwned\u0007\u202egpj.exe';
+    const missing = (await engine.get(id).catch((err: unknown) => err)) as NotFoundError;
+    expect(missing).toBeInstanceOf(NotFoundError);
+    expect(missing.message).toBe('Batch "report\\u001b]0;pwned\\u0007\\u202egpj.exe" not found');
+    expect(missing.batchId).toBe(id);
+    const after = (await engine
+      .submit('noop', { n: 1 }, { after: [id] })
+      .catch((err: unknown) => err)) as ValidationError;
+    expect(after.message).toContain('report\\u001b]0;pwned\\u0007\\u202egpj.exe');
+    expect(after.issues[0]?.message).toContain(id);
   });
 
   it('get/wait/cancel of an unknown batch: NOT_FOUND; submit before start: ENGINE_STATE', async () => {

@@ -1,5 +1,8 @@
 import type { PartitionView } from '../store/store.js';
 import { type BatchSummary, isFinalStatus } from '../summary.js';
+import { visible } from '../text.js';
+
+export { visible };
 
 /**
  * What the CLI prints. Human output is columns and `key value` lines; `--json` output is stable:
@@ -14,22 +17,6 @@ export interface Out {
 
 export async function printJson(out: Out, value: unknown): Promise<void> {
   await out.write(`${JSON.stringify(value)}\n`);
-}
-
-/**
- * Control characters, the bidirectional controls that reorder what follows them, and the zero-width
- * characters that make two ids look alike: shown as
- * escapes (`\u001b`), never sent to the terminal. Ids, keys, meta and error messages are anyone's
- * text (a submit over HTTP, an upstream error a handler rethrows): as they were, they could retitle
- * or clear the operator's terminal, rewrite the line that shows a failure, or show `gnp.exe` as
- * `exe.png` (an outside probe).
- */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: these are what it finds.
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]/g;
-
-/** `text` with every control character shown as an escape (see {@link UNSAFE}). */
-export function visible(text: string): string {
-  return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Left-aligned columns, two spaces apart; the last column is not padded. Every cell {@link visible}. */

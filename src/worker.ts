@@ -22,7 +22,8 @@ export interface PartitionContext {
   /** Aborted on cancel and timeout (inline handlers). A worker thread is terminated instead. */
   signal: AbortSignal;
   /**
-   * Report progress within this partition (throttled on a worker thread): `done / total` of it
+   * Report progress within this partition (numbers only; at most one report per 100 ms reaches the
+   * engine, the last one, `done === total`, always): `done / total` of it
    * counts in its batch's `progress` while it runs.
    */
   progress(done: number, total?: number): void;
